@@ -1,0 +1,2312 @@
+/*
+ * drgn-ptwalk reference-vmcore guest workload.
+ *
+ * Usage:
+ *   workload run OUTDIR            start all scenarios, stop them, capture truth
+ *   workload capture OUTDIR name=pid...   capture truth for given processes
+ *   workload b64                   base64-encode stdin to stdout
+ *   workload pagesize              print the page size
+ *
+ * Environment:
+ *   PTWALK_NO_SYSFS=1   do not write sysfs (ksm), do not mount, no hwpoison
+ *                       (for testing on a development host)
+ *   PTWALK_WORKDIR=DIR  where scenario files are created (default /tmp)
+ *   PTWALK_TIMEOUT=SEC  per-scenario readiness timeout (default 120)
+ *   PTWALK_ONLY=a,b     run only these scenarios
+ *
+ * Every scenario runs in its own forked process (setsid, named with
+ * PR_SET_NAME), records each step in OUTDIR/steps.log as
+ * "<scenario> <step> ok" or "<scenario> <step> refused <reason>", writes
+ * OUTDIR/<pid>/scenario.json, reports "READY name pid" on a pipe and pauses.
+ *
+ * Compiles warning-free with gcc -static -O2 -Wall on x86_64 and aarch64
+ * against Debian 12 headers; newer constants are defined here.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON 100
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE 15
+#endif
+#ifndef MADV_MERGEABLE
+#define MADV_MERGEABLE 12
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+
+#define MPOL_DEFAULT_ 0
+#define MPOL_PREFERRED_ 1
+#define MPOL_BIND_ 2
+#define MPOL_INTERLEAVE_ 3
+#define MPOL_LOCAL_ 4
+#define MPOL_PREFERRED_MANY_ 5
+#define MPOL_WEIGHTED_INTERLEAVE_ 6
+#define MPOL_F_STATIC_NODES_ (1 << 15)
+#define MPOL_F_RELATIVE_NODES_ (1 << 14)
+#define MPOL_MF_MOVE_ (1 << 1)
+
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFDIO_REGISTER_MODE_WP
+#define UFFDIO_REGISTER_MODE_WP ((__u64)1 << 1)
+#endif
+#ifndef UFFDIO_WRITEPROTECT_MODE_WP
+#define UFFDIO_WRITEPROTECT_MODE_WP ((__u64)1 << 0)
+#endif
+
+#define THP_SYS "/sys/kernel/mm/transparent_hugepage"
+#define HUGETLB_SYS "/sys/kernel/mm/hugepages"
+#define KSM_SYS "/sys/kernel/mm/ksm"
+
+static const char *g_out = "/tmp/truth";
+static const char *g_workdir = "/tmp";
+static int g_steps_fd = -1;
+static int g_ready_fd = -1;
+static long g_ps;
+static int g_no_sysfs;
+static const char *g_scen = "main";
+
+/* ------------------------------------------------------------------ */
+/* small utilities                                                      */
+
+static void out_write(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t r = write(fd, buf, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += r;
+		len -= (size_t)r;
+	}
+}
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), "[workload] ");
+	va_list ap;
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 2, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	out_write(1, buf, (size_t)n);
+}
+
+static const char *errname(int err)
+{
+	const char *s = strerrorname_np(err);
+	static char num[32];
+	if (s)
+		return s;
+	snprintf(num, sizeof(num), "errno%d", err);
+	return num;
+}
+
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\t')
+			*s = ' ';
+}
+
+/* step result: err == 0 -> ok; err > 0 -> errno; reason overrides */
+static void step_line(const char *scen, const char *stepname, int err,
+		      const char *reason)
+{
+	char buf[512];
+	int n;
+	if (err == 0 && !reason)
+		n = snprintf(buf, sizeof(buf), "%s %s ok", scen, stepname);
+	else
+		n = snprintf(buf, sizeof(buf), "%s %s refused %s", scen,
+			     stepname, reason ? reason : errname(err));
+	if (n >= (int)sizeof(buf) - 1)
+		n = (int)sizeof(buf) - 2;
+	buf[n] = 0;
+	sanitize(buf);
+	buf[n++] = '\n';
+	if (g_steps_fd >= 0)
+		out_write(g_steps_fd, buf, (size_t)n);
+	buf[n - 1] = 0;
+	logmsg("%s", buf);
+}
+
+static void STEP_OK(const char *s) { step_line(g_scen, s, 0, NULL); }
+static void STEP_ERR(const char *s, int err) { step_line(g_scen, s, err ? err : EINVAL, NULL); }
+static void STEP_REF(const char *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void STEP_REF(const char *s, const char *fmt, ...)
+{
+	char r[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r, sizeof(r), fmt, ap);
+	va_end(ap);
+	step_line(g_scen, s, EINVAL, r);
+}
+/* record result of a syscall returning -1/errno */
+static int STEP_RC(const char *s, int rc)
+{
+	if (rc == 0) {
+		STEP_OK(s);
+		return 0;
+	}
+	int e = errno;
+	STEP_ERR(s, e);
+	errno = e;
+	return -1;
+}
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t tot = 0;
+	while ((size_t)tot < len - 1) {
+		ssize_t r = read(fd, buf + tot, len - 1 - (size_t)tot);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		tot += r;
+	}
+	buf[tot] = 0;
+	close(fd);
+	return (int)tot;
+}
+
+static long read_long(const char *path, long dflt)
+{
+	char buf[64];
+	if (read_str(path, buf, sizeof(buf)) <= 0)
+		return dflt;
+	char *end;
+	long v = strtol(buf, &end, 10);
+	if (end == buf)
+		return dflt;
+	return v;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	ssize_t r = write(fd, s, strlen(s));
+	int e = r < 0 ? errno : 0;
+	close(fd);
+	return e;
+}
+
+static int write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+	out_write(fd, buf, len);
+	close(fd);
+	return 0;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	return x;
+}
+
+static void fill_random(void *p, size_t len)
+{
+	uint64_t *q = p;
+	for (size_t i = 0; i < len / 8; i++)
+		q[i] = rnd() | 1;
+}
+
+static void fill_pattern(void *p, size_t len, unsigned char seed)
+{
+	unsigned char *c = p;
+	for (size_t i = 0; i < len; i += (size_t)g_ps) {
+		size_t n = len - i < (size_t)g_ps ? len - i : (size_t)g_ps;
+		memset(c + i, seed, n);
+		/* make each page distinct */
+		*(uint64_t *)(c + i) = (uint64_t)(i / (size_t)g_ps) * 0x10001u + seed + 1;
+	}
+}
+
+static volatile unsigned long g_sink;
+static void read_pages(const void *p, size_t len)
+{
+	const volatile unsigned char *c = p;
+	for (size_t i = 0; i < len; i += (size_t)g_ps)
+		g_sink += c[i];
+}
+
+static void write_pages(void *p, size_t len, unsigned char v)
+{
+	volatile unsigned char *c = p;
+	for (size_t i = 0; i < len; i += (size_t)g_ps)
+		c[i] = v + (unsigned char)(i / (size_t)g_ps) + 1;
+}
+
+static int ilog2ul(unsigned long v)
+{
+	int r = -1;
+	while (v) {
+		v >>= 1;
+		r++;
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* regions (scenario.json)                                              */
+
+struct region {
+	char label[48];
+	unsigned long start, end;
+	char expect[64];
+	char note[200];
+};
+#define MAX_REGIONS 96
+static struct region g_regions[MAX_REGIONS];
+static int g_nregions;
+static char g_info[2048];
+
+static void add_region(const char *label, const void *start, size_t len,
+		       const char *expect, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void add_region(const char *label, const void *start, size_t len,
+		       const char *expect, const char *fmt, ...)
+{
+	if (g_nregions >= MAX_REGIONS)
+		return;
+	struct region *r = &g_regions[g_nregions++];
+	snprintf(r->label, sizeof(r->label), "%s", label);
+	r->start = (unsigned long)start;
+	r->end = (unsigned long)start + len;
+	snprintf(r->expect, sizeof(r->expect), "%s", expect);
+	r->note[0] = 0;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(r->note, sizeof(r->note), fmt, ap);
+		va_end(ap);
+	}
+}
+
+static void add_info(const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void add_info(const char *key, const char *fmt, ...)
+{
+	size_t n = strlen(g_info);
+	char val[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	snprintf(g_info + n, sizeof(g_info) - n, "%s\"%s\": \"%s\"",
+		 n ? ", " : "", key, val);
+}
+
+static size_t json_esc(char *dst, size_t cap, const char *s)
+{
+	size_t n = 0;
+	for (; *s && n + 8 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			dst[n++] = '\\';
+			dst[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(dst + n, cap - n, "\\u%04x", c);
+		} else {
+			dst[n++] = (char)c;
+		}
+	}
+	dst[n] = 0;
+	return n;
+}
+
+/* no malloc here: may run after clear_refs */
+static char g_jsonbuf[96 * 1024];
+static void write_scenario_json(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	snprintf(dir, sizeof(dir), "%s/%d", g_out, getpid());
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/scenario.json", dir);
+	size_t n = 0, cap = sizeof(g_jsonbuf);
+	char e1[128], e2[128], e3[512];
+	n += (size_t)snprintf(g_jsonbuf + n, cap - n,
+			      "{\"name\": \"%s\", \"pid\": %d, \"page_size\": %ld, \"info\": {%s}, \"regions\": [",
+			      g_scen, getpid(), g_ps, g_info);
+	for (int i = 0; i < g_nregions && n < cap - 1024; i++) {
+		struct region *r = &g_regions[i];
+		json_esc(e1, sizeof(e1), r->label);
+		json_esc(e2, sizeof(e2), r->expect);
+		json_esc(e3, sizeof(e3), r->note);
+		n += (size_t)snprintf(g_jsonbuf + n, cap - n,
+				      "%s\n  {\"label\": \"%s\", \"start\": \"0x%lx\", \"end\": \"0x%lx\", \"expect\": \"%s\", \"note\": \"%s\"}",
+				      i ? "," : "", e1, r->start, r->end, e2, e3);
+	}
+	n += (size_t)snprintf(g_jsonbuf + n, cap - n, "\n]}\n");
+	write_file(path, g_jsonbuf, n);
+}
+
+/* report readiness of this process; top == 1: also "DONE" for scenario */
+static void report_ready(int top)
+{
+	char buf[128];
+	write_scenario_json();
+	int n = snprintf(buf, sizeof(buf), "READY %s %d\n", g_scen, getpid());
+	out_write(g_ready_fd, buf, (size_t)n);
+	if (top)
+		out_write(g_ready_fd, "DONE\n", 5);
+}
+
+static void __attribute__((noreturn)) pause_forever(void)
+{
+	for (;;)
+		pause();
+}
+
+/* ------------------------------------------------------------------ */
+/* mapping helpers                                                      */
+
+static void *map_anon(size_t len, int extra_flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void *map_anon_nohuge(size_t len)
+{
+	void *p = map_anon(len, 0);
+	if (p)
+		madvise(p, len, MADV_NOHUGEPAGE);
+	return p;
+}
+
+/*
+ * Map len bytes at an address aligned to align: reserve a PROT_NONE area,
+ * then MAP_FIXED the real mapping (file offset 0 stays aligned) and trim.
+ */
+static void *map_aligned(size_t len, size_t align, int prot, int flags, int fd)
+{
+	size_t rlen = len + align;
+	char *r = mmap(NULL, rlen, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return NULL;
+	uintptr_t a = ((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1);
+	char *p = mmap((void *)a, len, prot, flags | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		munmap(r, rlen);
+		errno = e;
+		return NULL;
+	}
+	if ((char *)a > r)
+		munmap(r, (size_t)((char *)a - r));
+	if ((char *)a + len < r + rlen)
+		munmap((char *)a + len, (size_t)(r + rlen - ((char *)a + len)));
+	return p;
+}
+
+/* value (kB) of a field in /proc/self/smaps for the VMA containing addr */
+static long smaps_kb(const void *addr, const char *field)
+{
+	static char *buf;
+	static size_t cap;
+	int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = 0;
+	for (;;) {
+		if (n + 65536 + 1 > cap) {
+			size_t nc = cap ? cap * 2 : 1 << 20;
+			char *nb = realloc(buf, nc);
+			if (!nb) {
+				close(fd);
+				return -1;
+			}
+			buf = nb;
+			cap = nc;
+		}
+		ssize_t r = read(fd, buf + n, 65536);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = 0;
+	unsigned long a = (unsigned long)addr;
+	size_t flen = strlen(field);
+	char *line = buf;
+	int in = 0;
+	while (line && *line) {
+		char *nl = strchr(line, '\n');
+		unsigned long s, e;
+		char c;
+		if (sscanf(line, "%lx-%lx%c", &s, &e, &c) == 3 && c == ' ') {
+			if (in)
+				return -1;
+			in = (a >= s && a < e);
+		} else if (in && strncmp(line, field, flen) == 0) {
+			return strtol(line + flen, NULL, 10);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -1;
+}
+
+static size_t thp_pmd_size(void)
+{
+	long v = read_long(THP_SYS "/hpage_pmd_size", 0);
+	if (v > 0)
+		return (size_t)v;
+	if (g_ps == 4096)
+		return 2UL << 20;
+	if (g_ps == 16384)
+		return 32UL << 20;
+	return 512UL << 20;
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: anon (+ special PFNMAP)                                    */
+
+static void try_pfnmap(void)
+{
+	int fd = open("/dev/mem", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		STEP_ERR("pfnmap-open-devmem", errno);
+		return;
+	}
+#if defined(__x86_64__)
+	static const unsigned long cand[] = { 0xf0000, 0xc0000, 0xa0000 };
+#elif defined(__aarch64__)
+	/* QEMU virt: flash at 0, PL031 RTC, PL011 UART (never touched) */
+	static const unsigned long cand[] = { 0x0, 0x09010000, 0x09000000 };
+#else
+	static const unsigned long cand[] = { 0x0 };
+#endif
+	int last = 0;
+	for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		void *p = mmap(NULL, (size_t)g_ps, PROT_READ, MAP_SHARED, fd,
+			       (off_t)cand[i]);
+		if (p != MAP_FAILED) {
+			add_region("pfnmap_devmem", p, (size_t)g_ps, "pfnmap",
+				   "/dev/mem offset 0x%lx, not touched", cand[i]);
+			STEP_OK("pfnmap-devmem");
+			close(fd);
+			return;
+		}
+		last = errno;
+	}
+	close(fd);
+	STEP_ERR("pfnmap-devmem", last);
+}
+
+static void scen_anon(void)
+{
+	size_t ps = (size_t)g_ps;
+	char *p;
+
+	/* sparse: every 7th page of 4 MiB */
+	size_t sz = 4UL << 20;
+	if ((p = map_anon_nohuge(sz))) {
+		for (size_t i = 0; i < sz / ps; i += 7)
+			p[i * ps] = (char)(i + 1);
+		add_region("anon_sparse", p, sz, "every-7th-page-present", NULL);
+		STEP_OK("sparse");
+	} else
+		STEP_ERR("sparse", errno);
+
+	/* dense: 2 MiB fully written, 4K PTEs */
+	sz = 2UL << 20;
+	if ((p = map_anon_nohuge(sz))) {
+		fill_pattern(p, sz, 0x5a);
+		add_region("anon_dense", p, sz, "all-present", NULL);
+		STEP_OK("dense");
+	} else
+		STEP_ERR("dense", errno);
+
+	/* MADV_POPULATE_WRITE */
+	sz = 64 * ps;
+	if ((p = map_anon_nohuge(sz))) {
+		if (STEP_RC("populate-write", madvise(p, sz, MADV_POPULATE_WRITE)) == 0)
+			add_region("anon_populated", p, sz, "all-present", "MADV_POPULATE_WRITE, zero-filled");
+	}
+
+	/* zero page: read-only touch */
+	sz = 1UL << 20;
+	if ((p = map_anon_nohuge(sz))) {
+		read_pages(p, sz);
+		add_region("anon_zeropage", p, sz, "zero-page", "read faults only");
+		STEP_OK("zeropage");
+	} else
+		STEP_ERR("zeropage", errno);
+
+	/* lazyfree */
+	sz = 1UL << 20;
+	if ((p = map_anon_nohuge(sz))) {
+		fill_pattern(p, sz, 0x11);
+		if (STEP_RC("madv-free", madvise(p + sz / 2, sz / 2, MADV_FREE)) == 0)
+			add_region("anon_lazyfree", p, sz, "second-half-lazyfree", NULL);
+		else
+			add_region("anon_lazyfree", p, sz, "all-present", "MADV_FREE refused");
+	}
+
+	/* mlock */
+	sz = 16 * ps;
+	if ((p = map_anon_nohuge(sz))) {
+		fill_pattern(p, sz, 0x22);
+		if (STEP_RC("mlock", mlock(p, sz)) == 0)
+			add_region("anon_mlocked", p, sz, "locked", NULL);
+	}
+
+	/* written then PROT_NONE */
+	sz = 16 * ps;
+	if ((p = map_anon_nohuge(sz))) {
+		fill_pattern(p, sz, 0x33);
+		if (STEP_RC("protnone", mprotect(p, sz, PROT_NONE)) == 0)
+			add_region("anon_protnone", p, sz, "present-protnone", NULL);
+	}
+	/* PROT_NONE never touched */
+	p = mmap(NULL, 16 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED)
+		add_region("anon_protnone_empty", p, 16 * ps, "none", NULL);
+
+	/* VM_PFNMAP via /dev/mem (special) */
+	try_pfnmap();
+
+	/* soft-dirty: write all, clear_refs 4, re-dirty even pages */
+	sz = 32 * ps;
+	char *sd = map_anon_nohuge(sz);
+	if (sd)
+		fill_pattern(sd, sz, 0x44);
+	else
+		STEP_ERR("softdirty-map", errno);
+	/* smaps_kb may allocate: warm it up before clear_refs */
+	(void)smaps_kb(sd, "Rss:");
+	if (sd) {
+		add_region("anon_softdirty", sd, sz, "even-pages-soft-dirty",
+			   "clear_refs=4 after writing all; even pages re-written (x86 only)");
+	}
+	int e = write_str("/proc/self/clear_refs", "4");
+	if (e)
+		STEP_ERR("clear-refs-4", e);
+	else
+		STEP_OK("clear-refs-4");
+	if (sd)
+		for (size_t i = 0; i < sz / ps; i += 2)
+			sd[i * ps] = (char)(0x55 + i);
+
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: file                                                       */
+
+static int make_file(const char *path, size_t len, unsigned char seed)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	char *buf = malloc((size_t)g_ps);
+	if (!buf) {
+		close(fd);
+		return -1;
+	}
+	for (size_t off = 0; off < len; off += (size_t)g_ps) {
+		memset(buf, seed, (size_t)g_ps);
+		snprintf(buf, 64, "page %zu of %s", off / (size_t)g_ps, path);
+		if (pwrite(fd, buf, (size_t)g_ps, (off_t)off) != g_ps) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			errno = e ? e : EIO;
+			return -1;
+		}
+	}
+	free(buf);
+	return fd;
+}
+
+static void file_maps(const char *tag, const char *path)
+{
+	size_t ps = (size_t)g_ps, sz = 64 * ps;
+	char stepname[64], label[64];
+	snprintf(stepname, sizeof(stepname), "%s-create", tag);
+	int fd = make_file(path, sz, 0x61);
+	if (fd < 0) {
+		STEP_ERR(stepname, errno);
+		return;
+	}
+	STEP_OK(stepname);
+
+	char *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	snprintf(stepname, sizeof(stepname), "%s-private", tag);
+	if (p != MAP_FAILED) {
+		read_pages(p, 16 * ps);
+		write_pages(p + 16 * ps, 16 * ps, 0x70);
+		snprintf(label, sizeof(label), "%s_private", tag);
+		add_region(label, p, sz, "read:0-15,cow-anon:16-31,none:32-63", "%s", path);
+		STEP_OK(stepname);
+	} else
+		STEP_ERR(stepname, errno);
+
+	p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	snprintf(stepname, sizeof(stepname), "%s-shared", tag);
+	if (p != MAP_FAILED) {
+		read_pages(p, 16 * ps);
+		write_pages(p + 16 * ps, 16 * ps, 0x71);
+		snprintf(label, sizeof(label), "%s_shared", tag);
+		add_region(label, p, sz, "read:0-15,written:16-31,none:32-63", "%s", path);
+		STEP_OK(stepname);
+	} else
+		STEP_ERR(stepname, errno);
+	close(fd);
+}
+
+static void scen_file(void)
+{
+	size_t ps = (size_t)g_ps, sz = 64 * ps;
+	char path[PATH_MAX + 64], dir[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/ptwalk-tmpfs.dat", g_workdir);
+	file_maps("tmpfs", path);
+
+	/* ramfs: page cache, not shmem */
+	snprintf(dir, sizeof(dir), "%s/ptwalk-ramfs", g_workdir);
+	mkdir(dir, 0755);
+	if (g_no_sysfs)
+		STEP_REF("ramfs-mount", "PTWALK_NO_SYSFS");
+	else
+		STEP_RC("ramfs-mount", mount("ramfs", dir, "ramfs", 0, NULL));
+	snprintf(path, sizeof(path), "%s/file.dat", dir);
+	file_maps("ramfs", path);
+
+	/* unlinked but mapped */
+	snprintf(path, sizeof(path), "%s/ptwalk-deleted.dat", g_workdir);
+	int fd = make_file(path, sz, 0x62);
+	if (fd >= 0) {
+		char *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			write_pages(p, sz / 2, 0x72);
+			unlink(path);
+			add_region("file_deleted", p, sz, "written:0-31,none:32-63", "%s (deleted)", path);
+			STEP_OK("deleted");
+		} else
+			STEP_ERR("deleted", errno);
+		close(fd);
+	} else
+		STEP_ERR("deleted", errno);
+
+	/* memfd */
+	fd = (int)syscall(SYS_memfd_create, "ptwalk-memfd", 0);
+	if (fd >= 0 && ftruncate(fd, (off_t)sz) == 0) {
+		char *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			write_pages(p, sz / 2, 0x73);
+			read_pages(p + sz / 2, 8 * ps);
+			add_region("memfd", p, sz, "written:0-31,read:32-39", "/memfd:ptwalk-memfd (deleted)");
+			STEP_OK("memfd");
+		} else
+			STEP_ERR("memfd", errno);
+	} else
+		STEP_ERR("memfd", errno);
+	if (fd >= 0)
+		close(fd);
+
+	/* odd names for escaping rules */
+	static const char *odd[] = { "with space=eq", "tab\there" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", g_workdir, odd[i]);
+		char sn[32];
+		snprintf(sn, sizeof(sn), "oddname%d", i);
+		fd = make_file(path, 8 * ps, 0x63);
+		if (fd < 0) {
+			STEP_ERR(sn, errno);
+			continue;
+		}
+		char *p = mmap(NULL, 8 * ps, PROT_READ, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			read_pages(p, 8 * ps);
+			add_region(i ? "file_tabname" : "file_spacename", p, 8 * ps, "read:all", "%s", path);
+			STEP_OK(sn);
+		} else
+			STEP_ERR(sn, errno);
+		close(fd);
+	}
+
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: cow_parent / cow_child                                     */
+
+static int wait_byte(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int r = poll(&pfd, 1, timeout_ms);
+	if (r <= 0)
+		return -1;
+	char c;
+	return read(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+static void scen_cow(void)
+{
+	size_t ps = (size_t)g_ps, sz = 64 * ps;
+	char *priv = map_anon_nohuge(sz);
+	char *shr = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shr == MAP_FAILED)
+		shr = NULL;
+	if (priv)
+		fill_pattern(priv, sz, 0x31);
+	if (shr)
+		fill_pattern(shr, sz / 2, 0x32);
+	if (!priv || !shr)
+		STEP_ERR("map", errno);
+	else
+		STEP_OK("map");
+
+	size_t pmd = thp_pmd_size();
+	char *thp = map_aligned(pmd, pmd, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (thp) {
+		madvise(thp, pmd, MADV_HUGEPAGE);
+		fill_pattern(thp, pmd, 0x34);
+		long ahp = smaps_kb(thp, "AnonHugePages:");
+		if (ahp > 0)
+			STEP_OK("thp-before-fork");
+		else
+			STEP_REF("thp-before-fork", "AnonHugePages=%ld", ahp);
+	} else
+		STEP_ERR("thp-before-fork", errno);
+
+	int cp[2];
+	if (pipe2(cp, O_CLOEXEC) < 0) {
+		STEP_ERR("pipe", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	pid_t child = fork();
+	if (child < 0) {
+		STEP_ERR("fork", errno);
+	} else if (child == 0) {
+		prctl(PR_SET_NAME, "cow_child", 0, 0, 0);
+		g_scen = "cow_child";
+		g_nregions = 0;
+		g_info[0] = 0;
+		close(cp[0]);
+		if (priv) {
+			write_pages(priv, 16 * ps, 0x41);
+			read_pages(priv + 16 * ps, 16 * ps);
+			add_region("cow_private", priv, sz, "cow-broken:0-15,shared-with-parent:16-63", NULL);
+		}
+		if (shr) {
+			write_pages(shr + 32 * ps, 16 * ps, 0x42);
+			read_pages(shr + 48 * ps, 8 * ps);
+			read_pages(shr, 8 * ps);
+			add_region("cow_shmem", shr, sz, "mapped:0-7,32-55", "MAP_SHARED|MAP_ANONYMOUS");
+		}
+		if (thp) {
+			thp[3 * ps] = 0x43;
+			add_region("cow_thp", thp, pmd, "pte-mapped-shared-large-folio",
+				   "child wrote page 3 -> PMD split in child, page 3 copied");
+		}
+		STEP_OK("child-writes");
+		report_ready(0);
+		out_write(cp[1], "x", 1);
+		pause_forever();
+	}
+	close(cp[1]);
+	if (child > 0) {
+		if (wait_byte(cp[0], 60000) < 0) {
+			STEP_REF("child-ready", "timeout");
+			kill(child, SIGKILL);
+		} else
+			STEP_OK("child-ready");
+	}
+	if (priv)
+		add_region("cow_private", priv, sz, "all-present;0-15-exclusive,16-63-shared", NULL);
+	if (shr)
+		add_region("cow_shmem", shr, sz, "written:0-31(parent),32-47(child)", "MAP_SHARED|MAP_ANONYMOUS");
+	if (thp)
+		add_region("cow_thp", thp, pmd, "pmd", "PMD-mapped THP shared with child");
+	add_info("child_pid", "%d", (int)child);
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: thp                                                        */
+
+static long mthp_stat(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/stats/anon_fault_alloc", dir);
+	return read_long(path, -1);
+}
+
+static void scen_thp(void)
+{
+	size_t ps = (size_t)g_ps, pmd = thp_pmd_size();
+	char buf[256];
+	add_info("pmd_size", "%zu", pmd);
+	if (read_str(THP_SYS "/enabled", buf, sizeof(buf)) > 0) {
+		sanitize(buf);
+		add_info("enabled", "%s", buf);
+	}
+
+	/* A: 2 PMD-mapped THPs */
+	char *a = map_aligned(2 * pmd, pmd, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (a) {
+		madvise(a, 2 * pmd, MADV_HUGEPAGE);
+		fill_pattern(a, 2 * pmd, 0x81);
+		long ahp = smaps_kb(a, "AnonHugePages:");
+		add_region("thp_pmd", a, 2 * pmd, "pmd", "AnonHugePages=%ld kB", ahp);
+		if (ahp >= (long)(2 * pmd / 1024))
+			STEP_OK("pmd");
+		else
+			STEP_REF("pmd", "AnonHugePages=%ld", ahp);
+	} else
+		STEP_ERR("pmd", errno);
+
+	/* B: THP split into PTEs by mprotect of one page */
+	char *b = map_aligned(pmd, pmd, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (b) {
+		madvise(b, pmd, MADV_HUGEPAGE);
+		fill_pattern(b, pmd, 0x82);
+		long ahp = smaps_kb(b, "AnonHugePages:");
+		int rc = mprotect(b + ps, ps, PROT_READ);
+		if (rc == 0 && ahp >= (long)(pmd / 1024))
+			STEP_OK("split-pmd");
+		else if (rc)
+			STEP_ERR("split-pmd", errno);
+		else
+			STEP_REF("split-pmd", "AnonHugePages-before=%ld", ahp);
+		add_region("thp_split", b, pmd, "pte-mapped-large-folio",
+			   "page 1 mprotect(PROT_READ); AnonHugePages before=%ld", ahp);
+	} else
+		STEP_ERR("split-pmd", errno);
+
+	/* C: THP partially unmapped (deferred split candidate) */
+	char *c = map_aligned(pmd, pmd, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (c) {
+		madvise(c, pmd, MADV_HUGEPAGE);
+		fill_pattern(c, pmd, 0x83);
+		long ahp = smaps_kb(c, "AnonHugePages:");
+		if (STEP_RC("partial-unmap", munmap(c + pmd / 2, pmd / 2)) == 0)
+			add_region("thp_partial", c, pmd / 2, "pte-mapped-partial-large-folio",
+				   "second half unmapped; AnonHugePages before=%ld", ahp);
+	} else
+		STEP_ERR("partial-unmap", errno);
+
+	/* huge zero page */
+	char *z = map_aligned(2 * pmd, pmd, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (z) {
+		madvise(z, 2 * pmd, MADV_HUGEPAGE);
+		g_sink += ((volatile char *)z)[0];
+		g_sink += ((volatile char *)z)[pmd + 5 * ps];
+		long uz = read_long(THP_SYS "/use_zero_page", -1);
+		add_region("thp_zero", z, 2 * pmd, "huge-zero-page", "read faults; use_zero_page=%ld", uz);
+		STEP_OK("huge-zero-page");
+	} else
+		STEP_ERR("huge-zero-page", errno);
+
+	/* mTHP: every enabled size smaller than PMD */
+	DIR *d = opendir(THP_SYS);
+	int found = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned long kb;
+		if (sscanf(de->d_name, "hugepages-%lukB", &kb) != 1)
+			continue;
+		size_t msz = kb * 1024;
+		if (msz >= pmd || msz <= ps)
+			continue;
+		char dir[PATH_MAX], path[PATH_MAX + 16], sn[64];
+		snprintf(dir, sizeof(dir), "%s/%s", THP_SYS, de->d_name);
+		snprintf(path, sizeof(path), "%s/enabled", dir);
+		if (read_str(path, buf, sizeof(buf)) <= 0)
+			continue;
+		if (!strstr(buf, "[always]") && !strstr(buf, "[madvise]"))
+			continue;
+		found++;
+		snprintf(sn, sizeof(sn), "mthp-%lukB", kb);
+		size_t n = 4;
+		while (n > 1 && n * msz >= pmd)
+			n--;
+		/* PROT_NONE guards around so the VMA cannot merge */
+		char *m = map_aligned((n + 2) * msz, msz, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1);
+		if (!m) {
+			STEP_ERR(sn, errno);
+			continue;
+		}
+		mprotect(m, msz, PROT_NONE);
+		mprotect(m + (n + 1) * msz, msz, PROT_NONE);
+		m += msz;
+		madvise(m, n * msz, MADV_HUGEPAGE);
+		long before = mthp_stat(dir);
+		fill_pattern(m, n * msz, 0x84);
+		long after = mthp_stat(dir);
+		char label[64];
+		snprintf(label, sizeof(label), "mthp_%lukB", kb);
+		add_region(label, m, n * msz, label,
+			   "anon_fault_alloc delta=%ld (-1: no stats)",
+			   before >= 0 && after >= 0 ? after - before : -1);
+		if (before < 0 || after - before >= (long)n)
+			STEP_OK(sn);
+		else
+			STEP_REF(sn, "anon_fault_alloc-delta=%ld", after - before);
+	}
+	if (d)
+		closedir(d);
+	if (!found)
+		STEP_REF("mthp", "no-enabled-mthp-size");
+
+	/* shmem THP */
+	buf[0] = 0;
+	read_str(THP_SYS "/shmem_enabled", buf, sizeof(buf));
+	sanitize(buf);
+	add_info("shmem_enabled", "%s", buf);
+	char *s = map_aligned(2 * pmd, pmd, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1);
+	if (s) {
+		madvise(s, 2 * pmd, MADV_HUGEPAGE);
+		fill_pattern(s, 2 * pmd, 0x85);
+		long spm = smaps_kb(s, "ShmemPmdMapped:");
+		add_region("thp_shmem", s, 2 * pmd, spm > 0 ? "pmd" : "pte",
+			   "MAP_SHARED|MAP_ANONYMOUS MADV_HUGEPAGE; ShmemPmdMapped=%ld kB; shmem_enabled=%s", spm, buf);
+		if (spm > 0)
+			STEP_OK("shmem-pmd");
+		else
+			STEP_REF("shmem-pmd", "ShmemPmdMapped=%ld", spm);
+	} else
+		STEP_ERR("shmem-pmd", errno);
+
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: hugetlb / hugetlb_peer                                     */
+
+struct hsize {
+	unsigned long kb;
+	long free;
+};
+
+static int hsize_cmp(const void *a, const void *b)
+{
+	const struct hsize *x = a, *y = b;
+	return x->kb < y->kb ? -1 : x->kb > y->kb;
+}
+
+static int find_hugetlbfs_mount(unsigned long kb, char *out, size_t outlen)
+{
+	char cand[64];
+	snprintf(cand, sizeof(cand), "/dev/hugepages-%lukB", kb);
+	struct stat st;
+	if (stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* make sure it is a mount */
+		char mounts[32768];
+		if (read_str("/proc/mounts", mounts, sizeof(mounts)) > 0 &&
+		    strstr(mounts, cand)) {
+			snprintf(out, outlen, "%s", cand);
+			return 0;
+		}
+	}
+	char mounts[32768];
+	if (read_str("/proc/mounts", mounts, sizeof(mounts)) <= 0)
+		return -1;
+	char *save, *line = strtok_r(mounts, "\n", &save);
+	for (; line; line = strtok_r(NULL, "\n", &save)) {
+		char dev[256], mp[512], type[64], opts[512];
+		if (sscanf(line, "%255s %511s %63s %511s", dev, mp, type, opts) != 4)
+			continue;
+		if (strcmp(type, "hugetlbfs"))
+			continue;
+		char want[64];
+		if (kb >= 1024 * 1024)
+			snprintf(want, sizeof(want), "pagesize=%luG", kb / 1024 / 1024);
+		else if (kb >= 1024)
+			snprintf(want, sizeof(want), "pagesize=%luM", kb / 1024);
+		else
+			snprintf(want, sizeof(want), "pagesize=%luK", kb);
+		if (strstr(opts, want)) {
+			snprintf(out, outlen, "%s", mp);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void scen_hugetlb(void)
+{
+	size_t ps = (size_t)g_ps;
+	struct hsize hs[16];
+	int nh = 0;
+	DIR *d = opendir(HUGETLB_SYS);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && nh < 16) {
+		unsigned long kb;
+		if (sscanf(de->d_name, "hugepages-%lukB", &kb) != 1)
+			continue;
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s/free_hugepages", HUGETLB_SYS, de->d_name);
+		hs[nh].kb = kb;
+		hs[nh].free = read_long(path, 0);
+		nh++;
+	}
+	if (d)
+		closedir(d);
+	qsort(hs, (size_t)nh, sizeof(hs[0]), hsize_cmp);
+	char infob[256] = "";
+	for (int i = 0; i < nh; i++)
+		snprintf(infob + strlen(infob), sizeof(infob) - strlen(infob),
+			 "%s%lukB:%ld", i ? "," : "", hs[i].kb, hs[i].free);
+	add_info("free_before", "%s", infob);
+	if (nh == 0)
+		STEP_REF("sizes", "no-hugepage-sizes");
+
+	/* shared: 2 MiB file in hugetlbfs, mapped by hugetlb and hugetlb_peer */
+	int si = -1;
+	for (int i = 0; i < nh; i++)
+		if (hs[i].kb == 2048)
+			si = i;
+	pid_t peer = -1;
+	int cp[2] = { -1, -1 };
+	if (si >= 0 && hs[si].free >= 2) {
+		size_t hsz = 2UL << 20, len = 2 * hsz;
+		char mp[PATH_MAX], path[PATH_MAX + 32];
+		int fd = -1;
+		if (find_hugetlbfs_mount(2048, mp, sizeof(mp)) == 0) {
+			snprintf(path, sizeof(path), "%s/ptwalk-shared", mp);
+			fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			if (fd < 0)
+				STEP_ERR("shared-open", errno);
+		} else {
+			STEP_REF("shared-hugetlbfs-mount", "no-2M-hugetlbfs-mount-using-memfd");
+			snprintf(path, sizeof(path), "/memfd:ptwalk-hugetlb (deleted)");
+			fd = (int)syscall(SYS_memfd_create, "ptwalk-hugetlb",
+					  MFD_HUGETLB | (21U << MAP_HUGE_SHIFT));
+			if (fd < 0)
+				STEP_ERR("shared-memfd", errno);
+		}
+		char *p = MAP_FAILED;
+		if (fd >= 0) {
+			if (ftruncate(fd, (off_t)len) < 0)
+				STEP_ERR("shared-ftruncate", errno);
+			p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED)
+				STEP_ERR("shared-mmap", errno);
+			close(fd);
+		}
+		if (p != MAP_FAILED) {
+			write_pages(p, 4 * ps, 0x91);
+			write_pages(p + hsz, 4 * ps, 0x92);
+			hs[si].free -= 2;
+			add_region("hugetlb_shared", p, len, "hugetlb-shared-both-present", "%s", path);
+			STEP_OK("shared");
+			if (pipe2(cp, O_CLOEXEC) == 0) {
+				peer = fork();
+				if (peer == 0) {
+					prctl(PR_SET_NAME, "hugetlb_peer", 0, 0, 0);
+					g_scen = "hugetlb_peer";
+					g_nregions = 0;
+					g_info[0] = 0;
+					close(cp[0]);
+					write_pages(p + 8 * ps, 4 * ps, 0x93);
+					write_pages(p + hsz + 8 * ps, 4 * ps, 0x94);
+					long sh = smaps_kb(p, "Shared_Hugetlb:");
+					add_region("hugetlb_shared", p, len, "hugetlb-shared-both-present",
+						   "%s; Shared_Hugetlb=%ld kB", path, sh);
+					if (sh > 0)
+						STEP_OK("peer-write");
+					else
+						STEP_REF("peer-write", "Shared_Hugetlb=%ld", sh);
+					report_ready(0);
+					out_write(cp[1], "x", 1);
+					pause_forever();
+				}
+				if (peer < 0)
+					STEP_ERR("peer-fork", errno);
+				close(cp[1]);
+				if (peer > 0 && wait_byte(cp[0], 60000) < 0) {
+					STEP_REF("peer-ready", "timeout");
+					kill(peer, SIGKILL);
+				}
+				close(cp[0]);
+			} else
+				STEP_ERR("peer-pipe", errno);
+		}
+	} else
+		STEP_REF("shared", "no-free-2M-hugepages");
+
+	/* private mappings of every size */
+	for (int i = 0; i < nh; i++) {
+		char sn[64], label[64];
+		unsigned long kb = hs[i].kb;
+		size_t hsz = kb * 1024;
+		snprintf(sn, sizeof(sn), "private-%lukB", kb);
+		snprintf(label, sizeof(label), "hugetlb_%lukB", kb);
+		long n = hs[i].free;
+		if (hsz >= (1UL << 30))
+			n = n >= 1 ? 1 : 0;
+		else if (n > 3)
+			n = 3;
+		if (n <= 0) {
+			STEP_REF(sn, "no-free-pages");
+			continue;
+		}
+		long faulted = n == 3 ? 2 : n;
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			    (ilog2ul(hsz) << MAP_HUGE_SHIFT);
+		char *p = mmap(NULL, (size_t)n * hsz, PROT_READ | PROT_WRITE, flags, -1, 0);
+		if (p == MAP_FAILED) {
+			STEP_ERR(sn, errno);
+			continue;
+		}
+		for (long j = 0; j < faulted; j++) {
+			char *h = p + (size_t)j * hsz;
+			h[0] = (char)(0xa0 + j);
+			/* a few more base pages, staying cheap for 1G */
+			for (size_t k = 1; k < 4 && k * ps < hsz; k++)
+				h[k * ps] = (char)(0xb0 + k);
+			h[hsz - 1] = 0x5c;
+		}
+		long ph = smaps_kb(p, "Private_Hugetlb:");
+		add_region(label, p, (size_t)n * hsz, "hugetlb-private",
+			   "%ld of %ld huge pages faulted; Private_Hugetlb=%ld kB",
+			   faulted, n, ph);
+		if (ph > 0)
+			STEP_OK(sn);
+		else
+			STEP_REF(sn, "Private_Hugetlb=%ld", ph);
+	}
+	add_info("peer_pid", "%d", (int)peer);
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: swap                                                       */
+
+static void scen_swap(void)
+{
+	size_t ps = (size_t)g_ps, sz = 8UL << 20, np = sz / ps;
+	char swaps[4096];
+	int active = read_str("/proc/swaps", swaps, sizeof(swaps)) > 0 &&
+		     strchr(swaps, '\n') && strchr(swaps, '\n')[1];
+	if (active)
+		STEP_OK("swap-active");
+	else
+		STEP_REF("swap-active", "no-swap-device");
+
+	/* keep everything on one CPU so lru_add_drain() catches all pages */
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+
+	char *p = map_anon_nohuge(sz);
+	if (!p) {
+		STEP_ERR("map", errno);
+	} else {
+		rng_state = 0x1234567887654321ull;
+		fill_random(p, sz);
+		long sw = 0;
+		int rc = 0;
+		for (int tries = 0; tries < 4; tries++) {
+			rc = madvise(p, sz, MADV_PAGEOUT);
+			if (rc)
+				break;
+			sw = smaps_kb(p, "Swap:");
+			if (sw >= (long)(sz / 1024))
+				break;
+			usleep(100000);
+		}
+		if (rc)
+			STEP_ERR("pageout", errno);
+		else if (sw > 0)
+			STEP_OK("pageout");
+		else
+			STEP_REF("pageout", "Swap=%ld", sw);
+		/* swap cache: WILLNEED reads into swap cache, read-fault maps */
+		size_t a_end = np / 8, b_end = np / 4;
+		int w1 = madvise(p, a_end * ps, MADV_WILLNEED);
+		read_pages(p, a_end * ps);
+		int w2 = madvise(p + a_end * ps, (b_end - a_end) * ps, MADV_WILLNEED);
+		if (w1 || w2)
+			STEP_ERR("willneed", errno);
+		else
+			STEP_OK("willneed");
+		usleep(200000);
+		long sw2 = smaps_kb(p, "Swap:");
+		long rss = smaps_kb(p, "Rss:");
+		add_region("swap_anon", p, sz, "swapcache-mapped:0-n/8,swapcache-unmapped:n/8-n/4,swapped:rest",
+			   "Swap after pageout=%ld kB, after readback Swap=%ld Rss=%ld", sw, sw2, rss);
+		if (sw2 > 0 && rss > 0)
+			STEP_OK("swapcache-readback");
+		else
+			STEP_REF("swapcache-readback", "Swap=%ld,Rss=%ld", sw2, rss);
+	}
+
+	/* shmem paged out */
+	size_t ssz = 2UL << 20;
+	char *s = mmap(NULL, ssz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s == MAP_FAILED) {
+		STEP_ERR("shmem-map", errno);
+	} else {
+		madvise(s, ssz, MADV_NOHUGEPAGE);
+		fill_random(s, ssz);
+		long sw = 0;
+		int rc = 0;
+		for (int tries = 0; tries < 4; tries++) {
+			rc = madvise(s, ssz, MADV_PAGEOUT);
+			if (rc)
+				break;
+			sw = smaps_kb(s, "Swap:");
+			if (sw >= (long)(ssz / 1024))
+				break;
+			usleep(100000);
+		}
+		/* bring a few back in */
+		read_pages(s, 8 * ps);
+		long sw2 = smaps_kb(s, "Swap:");
+		add_region("swap_shmem", s, ssz, "shmem-swapped:8-end,present:0-7",
+			   "Swap after pageout=%ld kB, after readback=%ld", sw, sw2);
+		if (rc)
+			STEP_ERR("shmem-pageout", errno);
+		else if (sw > 0)
+			STEP_OK("shmem-pageout");
+		else
+			STEP_REF("shmem-pageout", "Swap=%ld", sw);
+	}
+
+	/* zero-filled anon paged out (zram same-filled pages) */
+	size_t zsz = 32 * ps;
+	char *z = map_anon_nohuge(zsz);
+	if (z) {
+		for (size_t i = 0; i < zsz; i += ps)
+			memset(z + i, 0x5a, ps);
+		if (madvise(z, zsz, MADV_PAGEOUT) == 0) {
+			long sw = smaps_kb(z, "Swap:");
+			add_region("swap_samefilled", z, zsz, "swapped", "same-filled 0x5a pages; Swap=%ld kB", sw);
+			if (sw > 0)
+				STEP_OK("samefilled-pageout");
+			else
+				STEP_REF("samefilled-pageout", "Swap=%ld", sw);
+		} else
+			STEP_ERR("samefilled-pageout", errno);
+	}
+
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: hwpoison                                                   */
+
+static sigjmp_buf g_bus_jmp;
+static void bus_handler(int sig)
+{
+	(void)sig;
+	siglongjmp(g_bus_jmp, 1);
+}
+
+static void scen_hwpoison(void)
+{
+	size_t ps = (size_t)g_ps, sz = 16 * ps;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = bus_handler;
+	sigaction(SIGBUS, &sa, NULL);
+	char *p = map_anon_nohuge(sz);
+	if (!p) {
+		STEP_ERR("map", errno);
+	} else {
+		fill_pattern(p, sz, 0xc1);
+		if (g_no_sysfs) {
+			STEP_REF("madv-hwpoison", "PTWALK_NO_SYSFS");
+			add_region("hwpoison", p, sz, "all-present", "hwpoison skipped");
+		} else if (sigsetjmp(g_bus_jmp, 1) == 0) {
+			int rc = madvise(p + 4 * ps, ps, MADV_HWPOISON);
+			if (rc == 0) {
+				STEP_OK("madv-hwpoison");
+				add_region("hwpoison", p, sz, "hwpoison:4,present:others", NULL);
+			} else {
+				STEP_ERR("madv-hwpoison", errno);
+				add_region("hwpoison", p, sz, "all-present", "MADV_HWPOISON refused");
+			}
+		} else {
+			STEP_REF("madv-hwpoison", "SIGBUS");
+			add_region("hwpoison", p, sz, "hwpoison:4,present:others", "got SIGBUS during madvise");
+		}
+	}
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: uffd                                                       */
+
+static int uffd_open(uint64_t want, uint64_t *got)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	*got = api.features;
+	return fd;
+}
+
+static void uffd_wp_region(int fd, const char *tag, char *p, size_t len)
+{
+	char sn[64];
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	snprintf(sn, sizeof(sn), "%s-register-wp", tag);
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		STEP_ERR(sn, errno);
+		return;
+	}
+	STEP_OK(sn);
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (unsigned long)p, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	snprintf(sn, sizeof(sn), "%s-writeprotect", tag);
+	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0)
+		STEP_ERR(sn, errno);
+	else
+		STEP_OK(sn);
+}
+
+static void scen_uffd(void)
+{
+	size_t ps = (size_t)g_ps, sz = 64 * ps;
+	uint64_t supported = 0, got = 0;
+	int fd = uffd_open(0, &supported);
+	if (fd < 0) {
+		STEP_ERR("userfaultfd", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	close(fd);
+	uint64_t want = (UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED) & supported;
+	fd = uffd_open(want, &got);
+	if (fd < 0) {
+		STEP_ERR("uffdio-api", errno);
+		fd = uffd_open(0, &got);
+		want = 0;
+	}
+	if (fd < 0) {
+		STEP_ERR("uffdio-api-nofeatures", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	add_info("features_supported", "0x%llx", (unsigned long long)supported);
+	add_info("features_requested", "0x%llx", (unsigned long long)want);
+	STEP_OK("uffdio-api");
+	if (!(want & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+		STEP_REF("feature-wp-shmem", "unsupported");
+	if (!(want & UFFD_FEATURE_WP_UNPOPULATED))
+		STEP_REF("feature-wp-unpopulated", "unsupported");
+
+	char *s = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s != MAP_FAILED) {
+		madvise(s, sz, MADV_NOHUGEPAGE);
+		write_pages(s, 16 * ps, 0xd1);
+		read_pages(s + 16 * ps, 8 * ps);
+		uffd_wp_region(fd, "shmem", s, sz);
+		add_region("uffd_shmem", s, sz, "uffd-wp:0-23,marker:24-63",
+			   "written 0-15, read 16-23, untouched 24-63");
+	} else
+		STEP_ERR("shmem-map", errno);
+
+	char *a = map_anon_nohuge(sz);
+	if (a) {
+		write_pages(a, 16 * ps, 0xd2);
+		uffd_wp_region(fd, "anon", a, sz);
+		add_region("uffd_anon", a, sz,
+			   (want & UFFD_FEATURE_WP_UNPOPULATED) ? "uffd-wp:0-15,marker:16-63" : "uffd-wp:0-15,none:16-63",
+			   "written 0-15");
+	} else
+		STEP_ERR("anon-map", errno);
+	/* fd intentionally kept open */
+	add_info("uffd_fd", "%d", fd);
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: guard                                                      */
+
+static void scen_guard(void)
+{
+	size_t ps = (size_t)g_ps, sz = 32 * ps;
+	char *p = map_anon_nohuge(sz);
+	if (p) {
+		fill_pattern(p, sz, 0xe1);
+		if (STEP_RC("guard-populated", madvise(p + 8 * ps, 4 * ps, MADV_GUARD_INSTALL)) == 0)
+			add_region("guard_populated", p, sz, "guard:8-11,present:others", NULL);
+		else
+			add_region("guard_populated", p, sz, "all-present", "guard refused");
+	} else
+		STEP_ERR("map", errno);
+	char *q = map_anon_nohuge(sz);
+	if (q) {
+		write_pages(q, 4 * ps, 0xe2);
+		if (STEP_RC("guard-unpopulated", madvise(q + 8 * ps, 4 * ps, MADV_GUARD_INSTALL)) == 0)
+			add_region("guard_unpopulated", q, sz, "present:0-3,guard:8-11,none:others", NULL);
+		else
+			add_region("guard_unpopulated", q, sz, "present:0-3,none:others", "guard refused");
+	}
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: ksm                                                        */
+
+static void scen_ksm(void)
+{
+	size_t ps = (size_t)g_ps, nid = 64, nuniq = 16, sz = (nid + nuniq) * ps;
+	char *p = map_anon_nohuge(sz);
+	if (!p) {
+		STEP_ERR("map", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	for (size_t i = 0; i < nid; i++)
+		memset(p + i * ps, 0xa5, ps);
+	rng_state = 0xabcdef0123456789ull;
+	fill_random(p + nid * ps, nuniq * ps);
+	if (STEP_RC("madv-mergeable", madvise(p, sz, MADV_MERGEABLE)) != 0) {
+		add_region("ksm", p, sz, "all-present-unmerged", "MADV_MERGEABLE refused");
+		report_ready(1);
+		pause_forever();
+	}
+	long shared = -1, sharing = -1, mine = -1;
+	if (g_no_sysfs) {
+		STEP_REF("ksmd-run", "PTWALK_NO_SYSFS");
+	} else {
+		write_str(KSM_SYS "/sleep_millisecs", "10");
+		write_str(KSM_SYS "/pages_to_scan", "1000");
+		int e = write_str(KSM_SYS "/run", "1");
+		if (e) {
+			STEP_ERR("ksmd-run", e);
+		} else {
+			STEP_OK("ksmd-run");
+			for (int i = 0; i < 900; i++) { /* up to ~90 s */
+				shared = read_long(KSM_SYS "/pages_shared", -1);
+				sharing = read_long(KSM_SYS "/pages_sharing", -1);
+				if (shared > 0 && sharing >= (long)nid - 1)
+					break;
+				usleep(100000);
+			}
+			e = write_str(KSM_SYS "/run", "0");
+			if (e)
+				STEP_ERR("ksmd-stop", e);
+			else
+				STEP_OK("ksmd-stop");
+			shared = read_long(KSM_SYS "/pages_shared", -1);
+			sharing = read_long(KSM_SYS "/pages_sharing", -1);
+			mine = read_long("/proc/self/ksm_merging_pages", -1);
+			if (shared > 0)
+				STEP_OK("merged");
+			else
+				STEP_REF("merged", "pages_shared=%ld", shared);
+		}
+	}
+	add_info("pages_shared", "%ld", shared);
+	add_info("pages_sharing", "%ld", sharing);
+	add_info("ksm_merging_pages", "%ld", mine);
+	add_region("ksm_identical", p, nid * ps, shared > 0 ? "ksm-merged" : "present",
+		   "64 identical 0xa5 pages; pages_shared=%ld pages_sharing=%ld", shared, sharing);
+	add_region("ksm_unique", p + nid * ps, nuniq * ps, "present", "unique random pages");
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: numa                                                       */
+
+static void scen_numa(void)
+{
+	size_t ps = (size_t)g_ps, sz = 16 * ps;
+	struct stat st;
+	int two = stat("/sys/devices/system/node/node1", &st) == 0;
+	unsigned long m01 = two ? 3 : 1, m1 = two ? 2 : 1;
+	if (!two)
+		STEP_REF("two-nodes", "single-node");
+	unsigned long mask = m01;
+	STEP_RC("set-mempolicy-interleave",
+		(int)syscall(SYS_set_mempolicy, MPOL_INTERLEAVE_, &mask, 64UL));
+
+	struct {
+		const char *label;
+		int mode;
+		unsigned long mask;
+		int shared;
+	} pol[] = {
+		{ "numa_bind1", MPOL_BIND_, m1, 0 },
+		{ "numa_interleave", MPOL_INTERLEAVE_, m01, 0 },
+		{ "numa_prefer1", MPOL_PREFERRED_, m1, 0 },
+		{ "numa_weighted", MPOL_WEIGHTED_INTERLEAVE_, m01, 0 },
+		{ "numa_local", MPOL_LOCAL_, 0, 0 },
+		{ "numa_static", MPOL_INTERLEAVE_ | MPOL_F_STATIC_NODES_, m01, 0 },
+		{ "numa_relative", MPOL_BIND_ | MPOL_F_RELATIVE_NODES_, m1, 0 },
+		{ "numa_prefmany", MPOL_PREFERRED_MANY_, m01, 0 },
+		{ "numa_default", MPOL_DEFAULT_, 0, 0 },
+		{ "numa_shmem_bind1", MPOL_BIND_, m1, 1 },
+	};
+	for (size_t i = 0; i < sizeof(pol) / sizeof(pol[0]); i++) {
+		char *p;
+		if (pol[i].shared) {
+			p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED)
+				p = NULL;
+			else
+				madvise(p, sz, MADV_NOHUGEPAGE);
+		} else
+			p = map_anon_nohuge(sz);
+		if (!p) {
+			STEP_ERR(pol[i].label, errno);
+			continue;
+		}
+		unsigned long m = pol[i].mask;
+		int rc = (int)syscall(SYS_mbind, p, sz, pol[i].mode,
+				      m ? &m : NULL, m ? 64UL : 0UL, 0U);
+		int e = errno;
+		fill_pattern(p, sz, 0xf1);
+		if (rc == 0) {
+			STEP_OK(pol[i].label);
+			add_region(pol[i].label, p, sz, "all-present", "mode=%d mask=0x%lx",
+				   pol[i].mode, pol[i].mask);
+		} else {
+			STEP_ERR(pol[i].label, e);
+			add_region(pol[i].label, p, sz, "all-present",
+				   "mbind refused (%s); process policy applies", errname(e));
+		}
+	}
+
+	/* process policy + move_pages */
+	char *p = map_anon_nohuge(sz);
+	if (p) {
+		fill_pattern(p, sz, 0xf2);
+		void *pages[4];
+		int nodes[4], status[4];
+		for (int i = 0; i < 4; i++) {
+			pages[i] = p + (size_t)i * ps;
+			nodes[i] = two ? 1 : 0;
+			status[i] = -1;
+		}
+		long rc = syscall(SYS_move_pages, 0, 4UL, pages, nodes, status, MPOL_MF_MOVE_);
+		if (rc < 0)
+			STEP_ERR("move-pages", errno);
+		else if (status[0] < 0)
+			STEP_ERR("move-pages", -status[0]);
+		else
+			STEP_OK("move-pages");
+		add_region("numa_procpolicy", p, sz, "all-present",
+			   "process interleave policy; pages 0-3 moved to node %d (status0=%d)",
+			   two ? 1 : 0, status[0]);
+	}
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* scenario: manyvmas                                                   */
+
+static void scen_manyvmas(void)
+{
+	size_t ps = (size_t)g_ps, np = 3000, sz = np * ps;
+	char *p = map_anon_nohuge(sz);
+	if (!p) {
+		STEP_ERR("map", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	for (size_t i = 0; i < np; i += 3)
+		p[i * ps] = (char)(i | 1);
+	int fails = 0, first = 0;
+	for (size_t i = 1; i < np; i += 2)
+		if (mprotect(p + i * ps, ps, PROT_READ) < 0) {
+			if (!fails++)
+				first = errno;
+		}
+	for (size_t i = 0; i < np; i += 5)
+		g_sink += ((volatile char *)p)[i * ps];
+	if (fails)
+		STEP_ERR("mprotect", first);
+	else
+		STEP_OK("mprotect");
+	add_region("manyvmas", p, sz, "alternating-rw-ro-1page-vmas",
+		   "written every 3rd page, read every 5th page; odd pages PROT_READ");
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
+/* capture                                                              */
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static int buf_reserve(struct buf *b, size_t more)
+{
+	if (b->n + more <= b->cap)
+		return 0;
+	size_t nc = b->cap ? b->cap : 65536;
+	while (nc < b->n + more)
+		nc *= 2;
+	char *np = realloc(b->p, nc);
+	if (!np)
+		return -1;
+	b->p = np;
+	b->cap = nc;
+	return 0;
+}
+
+static int buf_add(struct buf *b, const void *d, size_t n)
+{
+	if (buf_reserve(b, n))
+		return -1;
+	memcpy(b->p + b->n, d, n);
+	b->n += n;
+	return 0;
+}
+
+/* read whole file; returns 0 or errno (buffer holds what was read) */
+static int slurp(const char *path, struct buf *b)
+{
+	b->n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	for (;;) {
+		if (buf_reserve(b, 65536)) {
+			close(fd);
+			return ENOMEM;
+		}
+		ssize_t r = read(fd, b->p + b->n, 65536);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			return e;
+		}
+		if (r == 0)
+			break;
+		b->n += (size_t)r;
+	}
+	close(fd);
+	return 0;
+}
+
+static void capture_log(const char *what, int err)
+{
+	char r[64];
+	if (err) {
+		snprintf(r, sizeof(r), "%s", errname(err));
+		step_line("capture", what, err, r);
+	}
+}
+
+/* copy; the destination is only created if something could be read */
+static int copy_file(const char *src, const char *dst, const char *what)
+{
+	static struct buf b;
+	int e = slurp(src, &b);
+	if (e == 0 || b.n > 0)
+		write_file(dst, b.p ? b.p : "", b.n);
+	if (what)
+		capture_log(what, e);
+	return e;
+}
+
+static void write_pagemap_bin(pid_t pid, const struct buf *maps, const char *dst)
+{
+	static struct buf out;
+	char path[64];
+	out.n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char what[64];
+	snprintf(what, sizeof(what), "%d/pagemap", pid);
+	if (fd < 0)
+		capture_log(what, errno);
+	size_t i = 0;
+	int err_logged = 0;
+	while (i < maps->n) {
+		const char *line = maps->p + i;
+		const char *nl = memchr(line, '\n', maps->n - i);
+		size_t llen = nl ? (size_t)(nl - line) : maps->n - i;
+		i += llen + 1;
+		char tmp[64];
+		size_t cl = llen < 63 ? llen : 63;
+		memcpy(tmp, line, cl);
+		tmp[cl] = 0;
+		unsigned long long start, end;
+		if (sscanf(tmp, "%llx-%llx", &start, &end) != 2)
+			continue;
+		uint64_t hdr[3] = { start, end, 0 };
+		size_t hoff = out.n;
+		if (buf_add(&out, hdr, sizeof(hdr)))
+			break;
+		uint64_t first = start / (uint64_t)g_ps;
+		uint64_t count = (end - start) / (uint64_t)g_ps, got = 0;
+		while (fd >= 0 && got < count) {
+			uint64_t want = count - got;
+			if (want > 8192)
+				want = 8192;
+			if (buf_reserve(&out, want * 8))
+				break;
+			ssize_t r = pread(fd, out.p + out.n, want * 8, (off_t)((first + got) * 8));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && !err_logged) {
+				char w2[96];
+				snprintf(w2, sizeof(w2), "%d/pagemap@0x%llx", pid, start);
+				capture_log(w2, errno);
+				err_logged = 1;
+			}
+			if (r <= 0)
+				break;
+			r -= r % 8;
+			out.n += (size_t)r;
+			got += (uint64_t)r / 8;
+			if ((uint64_t)r < want * 8)
+				break;
+		}
+		memcpy(out.p + hoff + 16, &got, 8);
+	}
+	if (fd >= 0)
+		close(fd);
+	write_file(dst, out.p ? out.p : "", out.n);
+}
+
+static void capture_pid(pid_t pid)
+{
+	static struct buf maps;
+	char dir[PATH_MAX], src[64], dst[PATH_MAX + 32], what[64];
+	snprintf(dir, sizeof(dir), "%s/%d", g_out, pid);
+	mkdir(dir, 0755);
+	/* maps first, pagemap from the same maps contents */
+	snprintf(src, sizeof(src), "/proc/%d/maps", pid);
+	snprintf(what, sizeof(what), "%d/maps", pid);
+	int e = slurp(src, &maps);
+	capture_log(what, e);
+	snprintf(dst, sizeof(dst), "%s/maps", dir);
+	if (e == 0 || maps.n)
+		write_file(dst, maps.p ? maps.p : "", maps.n);
+	static const char *files[] = { "smaps", "smaps_rollup", "numa_maps", "status" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(src, sizeof(src), "/proc/%d/%s", pid, files[i]);
+		snprintf(dst, sizeof(dst), "%s/%s", dir, files[i]);
+		snprintf(what, sizeof(what), "%d/%s", pid, files[i]);
+		copy_file(src, dst, what);
+	}
+	snprintf(dst, sizeof(dst), "%s/pagemap.bin", dir);
+	write_pagemap_bin(pid, &maps, dst);
+}
+
+static void copy_tree(const char *src, const char *dst, int depth)
+{
+	DIR *d = opendir(src);
+	if (!d)
+		return;
+	mkdir(dst, 0755);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char s[PATH_MAX], t[PATH_MAX];
+		snprintf(s, sizeof(s), "%s/%s", src, de->d_name);
+		snprintf(t, sizeof(t), "%s/%s", dst, de->d_name);
+		struct stat st;
+		if (lstat(s, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth > 0)
+				copy_tree(s, t, depth - 1);
+		} else if (S_ISREG(st.st_mode) && (st.st_mode & 0444)) {
+			copy_file(s, t, NULL);
+		}
+	}
+	closedir(d);
+}
+
+static void capture_global(void)
+{
+	char g[PATH_MAX], t[PATH_MAX + 64];
+	snprintf(g, sizeof(g), "%s/global", g_out);
+	mkdir(g, 0755);
+	static const char *pf[][2] = {
+		{ "/proc/meminfo", "meminfo" }, { "/proc/vmstat", "vmstat" },
+		{ "/proc/cmdline", "cmdline" }, { "/proc/swaps", "swaps" },
+		{ "/proc/zoneinfo", "zoneinfo" }, { "/proc/buddyinfo", "buddyinfo" },
+	};
+	for (size_t i = 0; i < sizeof(pf) / sizeof(pf[0]); i++) {
+		snprintf(t, sizeof(t), "%s/%s", g, pf[i][1]);
+		copy_file(pf[i][0], t, pf[i][1]);
+	}
+	struct utsname u;
+	if (uname(&u) == 0) {
+		char s[1024];
+		int n = snprintf(s, sizeof(s), "%s %s %s %s %s GNU/Linux\n", u.sysname,
+				 u.nodename, u.release, u.version, u.machine);
+		snprintf(t, sizeof(t), "%s/uname", g);
+		write_file(t, s, (size_t)n);
+	}
+	char s[64];
+	int n = snprintf(s, sizeof(s), "%ld\n", g_ps);
+	snprintf(t, sizeof(t), "%s/page_size", g);
+	write_file(t, s, (size_t)n);
+
+	snprintf(t, sizeof(t), "%s/thp", g);
+	copy_tree(THP_SYS, t, 3);
+	snprintf(t, sizeof(t), "%s/ksm", g);
+	copy_tree(KSM_SYS, t, 0);
+	snprintf(t, sizeof(t), "%s/hugepages", g);
+	copy_tree(HUGETLB_SYS, t, 1);
+
+	/* concatenated node meminfo (lines are prefixed with "Node N") */
+	struct buf all = { 0 }, one = { 0 };
+	for (int node = 0; node < 64; node++) {
+		char p[96];
+		snprintf(p, sizeof(p), "/sys/devices/system/node/node%d/meminfo", node);
+		if (slurp(p, &one) == 0)
+			buf_add(&all, one.p, one.n);
+	}
+	snprintf(t, sizeof(t), "%s/numa_node_meminfo", g);
+	write_file(t, all.p ? all.p : "", all.n);
+	free(all.p);
+	free(one.p);
+}
+
+struct proc {
+	char name[16];
+	pid_t pid;
+};
+#define MAX_PROCS 64
+static struct proc g_procs[MAX_PROCS];
+static int g_nprocs;
+
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_str(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	char *rp = strrchr(buf, ')');
+	if (!rp || !rp[1] || !rp[2])
+		return 0;
+	return rp[2];
+}
+
+static void write_pids_json(void)
+{
+	char buf[4096], path[PATH_MAX];
+	size_t n = 0;
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "{");
+	for (int i = 0; i < g_nprocs; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\"%s\": %d",
+				      i ? ", " : "", g_procs[i].name, g_procs[i].pid);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "}\n");
+	snprintf(path, sizeof(path), "%s/pids.json", g_out);
+	write_file(path, buf, n);
+}
+
+static void capture_all(void)
+{
+	logmsg("capturing %d processes", g_nprocs);
+	for (int i = 0; i < g_nprocs; i++)
+		capture_pid(g_procs[i].pid);
+	capture_global();
+	write_pids_json();
+	logmsg("capture done");
+}
+
+/* ------------------------------------------------------------------ */
+/* run                                                                  */
+
+struct scenario {
+	const char *name;
+	void (*fn)(void);
+};
+
+static const struct scenario g_scenarios[] = {
+	{ "anon", scen_anon },	     { "file", scen_file },
+	{ "cow_parent", scen_cow },  { "thp", scen_thp },
+	{ "hugetlb", scen_hugetlb }, { "swap", scen_swap },
+	{ "hwpoison", scen_hwpoison }, { "uffd", scen_uffd },
+	{ "guard", scen_guard },     { "ksm", scen_ksm },
+	{ "numa", scen_numa },	     { "manyvmas", scen_manyvmas },
+};
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int selected(const char *name)
+{
+	const char *only = getenv("PTWALK_ONLY");
+	if (!only || !*only)
+		return 1;
+	size_t l = strlen(name);
+	for (const char *p = only; *p;) {
+		const char *c = strchr(p, ',');
+		size_t n = c ? (size_t)(c - p) : strlen(p);
+		if (n == l && !strncmp(p, name, l))
+			return 1;
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	return 0;
+}
+
+static void run_scenario(const struct scenario *sc, int timeout_s)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		step_line(sc->name, "start", errno, NULL);
+		return;
+	}
+	logmsg("starting %s", sc->name);
+	pid_t pid = fork();
+	if (pid < 0) {
+		step_line(sc->name, "start", errno, NULL);
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		signal(SIGPIPE, SIG_IGN);
+		prctl(PR_SET_NAME, sc->name, 0, 0, 0);
+		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+		g_scen = sc->name;
+		g_ready_fd = p[1];
+		g_nregions = 0;
+		g_info[0] = 0;
+		sc->fn();
+		_exit(0);
+	}
+	close(p[1]);
+	struct proc got[8];
+	int ngot = 0, done = 0, eof = 0;
+	char lb[1024];
+	size_t ln = 0;
+	double deadline = now() + timeout_s;
+	while (!done && !eof && now() < deadline) {
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		int r = poll(&pfd, 1, 1000);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0) {
+			ssize_t k = read(p[0], lb + ln, sizeof(lb) - 1 - ln);
+			if (k <= 0) {
+				eof = 1;
+			} else {
+				ln += (size_t)k;
+				lb[ln] = 0;
+				char *nl;
+				while ((nl = strchr(lb, '\n'))) {
+					*nl = 0;
+					char nm[16];
+					int cp;
+					if (!strcmp(lb, "DONE"))
+						done = 1;
+					else if (sscanf(lb, "READY %15s %d", nm, &cp) == 2 && ngot < 8) {
+						snprintf(got[ngot].name, sizeof(got[ngot].name), "%s", nm);
+						got[ngot].pid = cp;
+						ngot++;
+						logmsg("%s ready (pid %d)", nm, cp);
+					}
+					size_t rest = ln - (size_t)(nl + 1 - lb);
+					memmove(lb, nl + 1, rest);
+					ln = rest;
+					lb[ln] = 0;
+				}
+			}
+		}
+		int st;
+		if (!done && waitpid(pid, &st, WNOHANG) == pid) {
+			/* drain whatever remains, then give up */
+			eof = 1;
+		}
+	}
+	close(p[0]);
+	if (!done) {
+		const char *why = eof ? "died" : "timeout";
+		step_line(sc->name, "ready", EINVAL, why);
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		for (int i = 0; i < ngot; i++)
+			kill(got[i].pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	step_line(sc->name, "ready", 0, NULL);
+	for (int i = 0; i < ngot && g_nprocs < MAX_PROCS; i++)
+		g_procs[g_nprocs++] = got[i];
+}
+
+static int cmd_run(void)
+{
+	int timeout_s = (int)strtol(getenv("PTWALK_TIMEOUT") ? getenv("PTWALK_TIMEOUT") : "120", NULL, 10);
+	if (timeout_s <= 0)
+		timeout_s = 120;
+	signal(SIGPIPE, SIG_IGN);
+	double t0 = now();
+	for (size_t i = 0; i < sizeof(g_scenarios) / sizeof(g_scenarios[0]); i++) {
+		if (!selected(g_scenarios[i].name))
+			continue;
+		double t = now();
+		run_scenario(&g_scenarios[i], timeout_s);
+		logmsg("%s took %.1f s", g_scenarios[i].name, now() - t);
+	}
+	logmsg("all scenarios started in %.1f s; stopping", now() - t0);
+
+	/* stop all, wait for 'T' */
+	for (int i = 0; i < g_nprocs; i++)
+		kill(g_procs[i].pid, SIGSTOP);
+	int keep = 0;
+	for (int i = 0; i < g_nprocs; i++) {
+		char s = 0;
+		for (int k = 0; k < 200; k++) {
+			s = proc_state(g_procs[i].pid);
+			if (s == 'T' || s == 0 || s == 'Z' || s == 'X')
+				break;
+			usleep(25000);
+		}
+		if (s == 'T') {
+			g_procs[keep++] = g_procs[i];
+			step_line(g_procs[i].name, "stopped", 0, NULL);
+		} else {
+			char r[32];
+			snprintf(r, sizeof(r), "state-%c", s ? s : '?');
+			step_line(g_procs[i].name, "stopped", EINVAL, r);
+		}
+	}
+	g_nprocs = keep;
+
+	/* kthreadd */
+	char comm[64] = "";
+	read_str("/proc/2/comm", comm, sizeof(comm));
+	if (!strncmp(comm, "kthreadd", 8)) {
+		snprintf(g_procs[g_nprocs].name, sizeof(g_procs[0].name), "kthread");
+		g_procs[g_nprocs++].pid = 2;
+		step_line("kthread", "found", 0, NULL);
+	} else {
+		step_line("kthread", "found", EINVAL, "pid2-not-kthreadd");
+	}
+	capture_all();
+	logmsg("run finished in %.1f s", now() - t0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* base64                                                               */
+
+static int cmd_b64(void)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static unsigned char in[57 * 1024];
+	static char outb[77 * 1024 + 16];
+	size_t have = 0;
+	int eof = 0;
+	while (!eof || have) {
+		while (!eof && have < sizeof(in)) {
+			ssize_t r = read(0, in + have, sizeof(in) - have);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				eof = 1;
+				break;
+			}
+			have += (size_t)r;
+		}
+		size_t use = eof ? have : have - have % 57;
+		size_t o = 0;
+		for (size_t i = 0; i < use; i += 57) {
+			size_t l = use - i < 57 ? use - i : 57;
+			for (size_t j = 0; j < l; j += 3) {
+				unsigned v = (unsigned)in[i + j] << 16;
+				if (j + 1 < l)
+					v |= (unsigned)in[i + j + 1] << 8;
+				if (j + 2 < l)
+					v |= in[i + j + 2];
+				outb[o++] = tbl[(v >> 18) & 63];
+				outb[o++] = tbl[(v >> 12) & 63];
+				outb[o++] = j + 1 < l ? tbl[(v >> 6) & 63] : '=';
+				outb[o++] = j + 2 < l ? tbl[v & 63] : '=';
+			}
+			outb[o++] = '\n';
+		}
+		out_write(1, outb, o);
+		memmove(in, in + use, have - use);
+		have -= use;
+		if (eof)
+			break;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: workload run OUTDIR | capture OUTDIR name=pid... | b64 | pagesize\n");
+}
+
+static void open_out(const char *dir)
+{
+	char path[PATH_MAX];
+	g_out = dir;
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/steps.log", dir);
+	g_steps_fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (g_steps_fd < 0)
+		logmsg("cannot open %s: %s", path, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	g_ps = getpagesize();
+	g_no_sysfs = getenv("PTWALK_NO_SYSFS") && !strcmp(getenv("PTWALK_NO_SYSFS"), "1");
+	if (getenv("PTWALK_WORKDIR"))
+		g_workdir = getenv("PTWALK_WORKDIR");
+	if (argc >= 2 && !strcmp(argv[1], "b64"))
+		return cmd_b64();
+	if (argc >= 2 && !strcmp(argv[1], "pagesize")) {
+		printf("%ld\n", g_ps);
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[1], "run")) {
+		open_out(argv[2]);
+		return cmd_run();
+	}
+	if (argc >= 3 && !strcmp(argv[1], "capture")) {
+		open_out(argv[2]);
+		for (int i = 3; i < argc && g_nprocs < MAX_PROCS; i++) {
+			char *eq = strchr(argv[i], '=');
+			if (!eq)
+				continue;
+			*eq = 0;
+			snprintf(g_procs[g_nprocs].name, sizeof(g_procs[0].name), "%s", argv[i]);
+			g_procs[g_nprocs++].pid = atoi(eq + 1);
+		}
+		capture_all();
+		return 0;
+	}
+	usage();
+	return 2;
+}
