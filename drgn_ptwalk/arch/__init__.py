@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Architecture decoders: everything that knows bit positions.
+
+:func:`get_decoder` returns the :class:`ArchDecoder` for a program (chosen by
+``prog.platform.arch``, built once and cached in ``prog.cache``). The walker
+(:mod:`drgn_ptwalk.walk`) only calls the methods below; it never looks at a
+bit itself.
+"""
+
+import struct
+from typing import Dict, Optional, Tuple
+
+from drgn import Architecture, Object, Program
+
+from drgn_ptwalk.entry import PtLevel
+
+__all__ = (
+    "ArchDecoder",
+    "BAD",
+    "LEAF",
+    "NONE",
+    "SWAP",
+    "TABLE",
+    "get_decoder",
+)
+
+# Entry kinds returned by ArchDecoder.kind().
+NONE = 0  # pte_none() & co.
+TABLE = 1  # points to a lower-level table
+LEAF = 2  # present leaf (page, block or PROT_NONE/present-invalid)
+SWAP = 3  # non-present, swap format (swap, migration, marker, ...)
+BAD = 4  # makes no sense at this level
+
+
+class ArchDecoder:
+    """
+    Base class of the per-architecture entry decoders.
+
+    :ivar prog: the program
+    :ivar page_shift: ``PAGE_SHIFT``
+    :ivar levels: ``((PtLevel, shift, nr_entries), ...)`` as used at run
+        time, root table first (folded levels are left out)
+    :ivar va_bits: size of the user (and kernel) address space in bits
+    :ivar none_masks: per level (root first): an entry is none iff
+        ``value & mask == 0``
+    :ivar special_mask: bit(s) of ``pte_special()``
+    :ivar cont_mask: the contiguous bit (0 if the arch has none)
+    :ivar swap_step: difference between the raw values of two swap entries
+        with consecutive offsets
+    """
+
+    prog: Program
+    page_shift: int
+    levels: Tuple[Tuple[PtLevel, int, int], ...]
+    va_bits: int
+    none_masks: Tuple[int, ...]
+    special_mask: int = 0
+    cont_mask: int = 0
+    swap_step: int = 0
+    # Number of slots in a contiguous block, by level (arm64 only).
+    cont_slots: Dict[PtLevel, int] = {}
+    # Bits kept when a PFN is taken out of a swap offset (SWP_PFN_MASK).
+    swp_pfn_mask: int = (1 << 40) - 1
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self._structs: Dict[int, struct.Struct] = {}
+
+    # Geometry.
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_shift
+
+    def level_shift(self, level: PtLevel) -> int:
+        """Address shift of one slot at *level*."""
+        for lvl, shift, _ in self.levels:
+            if lvl == level:
+                return shift
+        raise ValueError(f"no {level.name} level")
+
+    def unpacker(self, nr: int) -> struct.Struct:
+        """A ``struct.Struct`` decoding *nr* little-endian u64 entries."""
+        try:
+            return self._structs[nr]
+        except KeyError:
+            s = self._structs[nr] = struct.Struct(f"<{nr}Q")
+            return s
+
+    def user_range(self) -> Tuple[int, int]:
+        """``[start, end)`` of user addresses."""
+        return 0, 1 << self.va_bits
+
+    def kernel_range(self) -> Tuple[int, int]:
+        """``[start, end)`` of kernel addresses."""
+        return (1 << 64) - (1 << self.va_bits), 1 << 64
+
+    def root(self, mm: Object) -> Tuple[int, bool]:
+        """
+        Address of the root table of *mm* and whether it is physical.
+
+        :param mm: ``struct mm_struct *``
+        """
+        return mm.pgd.value_(), False
+
+    # Decoding; overridden by the architectures.
+    def kind(self, value: int, depth: int) -> int:
+        """Classify *value* found in a table at index *depth* of levels."""
+        raise NotImplementedError
+
+    def table_addr(self, value: int) -> int:
+        """Physical address of the table a ``TABLE`` entry points to."""
+        raise NotImplementedError
+
+    def leaf_pfn(self, value: int, shift: int) -> int:
+        """PFN of the first page of a ``LEAF`` entry mapping ``1 << shift``."""
+        raise NotImplementedError
+
+    def leaf_step(self, value: int) -> int:
+        """Raw value difference between leaves of consecutive pages."""
+        raise NotImplementedError
+
+    def swp(self, value: int) -> Tuple[int, int]:
+        """``(swap type, swap offset)`` of a ``SWAP`` entry."""
+        raise NotImplementedError
+
+    def leaf_flags(self, value: int, level: PtLevel) -> int:
+        """:class:`~drgn_ptwalk.entry.PtFlag` bits of a ``LEAF`` entry."""
+        raise NotImplementedError
+
+    def swap_flags(self, value: int, level: PtLevel) -> int:
+        """:class:`~drgn_ptwalk.entry.PtFlag` bits of a ``SWAP`` entry."""
+        raise NotImplementedError
+
+    def cont_valid(self, value: int) -> bool:
+        """Whether *value* is a valid entry with the contiguous bit."""
+        return False
+
+    def cont_merge(self, values: Tuple[int, ...]) -> Tuple[int, ...]:
+        """
+        The values of one contiguous block as the kernel's getters return
+        them: each with young/dirty ORed over the whole block.
+        """
+        return values
+
+
+def get_decoder(prog: Program) -> ArchDecoder:
+    """
+    Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
+
+    :raises NotImplementedError: for architectures other than x86-64 and
+        AArch64
+    """
+    try:
+        return prog.cache["ptwalk_decoder"]
+    except KeyError:
+        pass
+    arch = prog.platform.arch if prog.platform else None
+    dec: Optional[ArchDecoder]
+    if arch == Architecture.X86_64:
+        from drgn_ptwalk.arch.x86_64 import X86_64Decoder
+
+        dec = X86_64Decoder.from_program(prog)
+    elif arch == Architecture.AARCH64:
+        from drgn_ptwalk.arch.aarch64 import AArch64Decoder
+
+        dec = AArch64Decoder.from_program(prog)
+    else:
+        raise NotImplementedError(f"page-table walking is not supported on {arch}")
+    prog.cache["ptwalk_decoder"] = dec
+    return dec

@@ -1,0 +1,103 @@
+"""Fixtures handing tests real reference vmcores, built on demand (cached) by ``vmcores``.
+
+Tests are parametrised over the kernel matrix (vmcores/kernels.toml) and each entry's dump kinds.  A dump
+that cannot be built makes its tests *fail* with the builder's message (what to install, the guest's serial
+log) — never skip.  PTWALK_KERNELS=id1,id2 narrows the matrix for a quick local run.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vmcores import build as vbuild  # noqa: E402
+from vmcores.fetch import FetchError  # noqa: E402
+from vmcores.qemu import GuestError  # noqa: E402
+from vmcores.truth import pids as truth_pids  # noqa: E402
+
+
+def _matrix() -> List[str]:
+    wanted = [w for w in os.environ.get("PTWALK_KERNELS", "").split(",") if w]
+    names = []
+    for k in vbuild.manifest():
+        if wanted and k["id"] not in wanted:
+            continue
+        names += [f"{k['id']}:{kind}" for kind in k["dumps"]]
+    unknown = set(wanted) - {k["id"] for k in vbuild.manifest()}
+    if unknown:
+        raise pytest.UsageError(f"PTWALK_KERNELS names unknown kernels: {', '.join(sorted(unknown))}")
+    return names
+
+
+class Vmcore:
+    """One built dump: the fields of ``python -m vmcores list --json`` plus a cached drgn program."""
+
+    def __init__(self, desc: Dict[str, Any]) -> None:
+        self.__dict__.update(desc)
+        self.truth = Path(desc["truth"])
+        self._prog = None
+
+    def prog(self):
+        if self._prog is None:
+            import drgn
+
+            if self.dump == "qemu-kdump":
+                # QEMU's kdump header names no architecture; the manifest knows it.
+                arch = {"x86_64": drgn.Architecture.X86_64, "aarch64": drgn.Architecture.AARCH64}[self.arch]
+                prog = drgn.Program(drgn.Platform(arch, drgn.PlatformFlags.IS_64_BIT
+                                                  | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+            else:
+                prog = drgn.Program()
+            prog.set_core_dump(self.core)
+            prog.load_debug_info([self.vmlinux])
+            self._prog = prog
+        return self._prog
+
+    def pid_dir(self, pid: int) -> Path:
+        return self.truth / str(pid)
+
+    def __repr__(self) -> str:
+        return f"<Vmcore {self.name}>"
+
+
+_built: Dict[str, Any] = {}
+
+
+def get_vmcore(name: str) -> Vmcore:
+    kid, kind = name.split(":")
+    if kid not in _built:
+        try:
+            vbuild.build(kid, log=lambda m: print(m, file=sys.stderr))
+            _built[kid] = None
+        except (FetchError, GuestError) as e:
+            _built[kid] = f"cannot build reference vmcore {kid}: {e}"
+    if _built[kid]:
+        pytest.fail(_built[kid], pytrace=False)
+    for d in vbuild.built():
+        if d["name"] == name:
+            v = _cache.setdefault(name, Vmcore(d))
+            return v
+    pytest.fail(f"{name} was built but is not listed by `python -m vmcores list`", pytrace=False)
+
+
+_cache: Dict[str, Vmcore] = {}
+
+
+def pytest_generate_tests(metafunc):
+    if "vmcore" in metafunc.fixturenames:
+        metafunc.parametrize("vmcore", _matrix(), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def vmcore(request) -> Vmcore:
+    return get_vmcore(request.param)
+
+
+@pytest.fixture(scope="session")
+def workload_pids():
+    return truth_pids

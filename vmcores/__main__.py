@@ -1,0 +1,85 @@
+"""python -m vmcores {build,list,live,kernels}: reference vmcores of real Debian kernels under QEMU."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from . import build as b
+from .fetch import FetchError
+from .qemu import GuestError
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vmcores", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pb = sub.add_parser("build", help="build reference vmcores (default: the whole matrix)")
+    pb.add_argument("ids", nargs="*", help="kernel ids (see `kernels`); 'default' is the README's one")
+    pb.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    pb.add_argument("--keep-going", action="store_true", help="build the other kernels when one fails")
+    pl = sub.add_parser("list", help="list built dumps")
+    pl.add_argument("--json", action="store_true")
+    sub.add_parser("kernels", help="list the kernel matrix")
+    pv = sub.add_parser("live", help="boot a guest and keep it running for drgn --qemu")
+    pv.add_argument("id", nargs="?", default="default")
+    pv.add_argument("--detach", action="store_true",
+                    help="print the guest's JSON description and return, leaving QEMU running")
+    args = p.parse_args(argv)
+
+    try:
+        if args.cmd == "kernels":
+            for k in b.manifest():
+                print(f"{k['id']:22} {k['suite']:9} {k['arch']:6} {k['flavour']:12} {k['machine']:20} {k['cpu']}")
+            return 0
+        if args.cmd == "list":
+            dumps = b.built()
+            if args.json:
+                print(json.dumps(dumps, indent=1))
+            else:
+                for d in dumps:
+                    print(f"{d['name']:32} {d['release']:32} {d['core']}")
+            return 0
+        if args.cmd == "build":
+            ids = [b.default_id() if i == "default" else i for i in args.ids] or [k["id"] for k in b.manifest()]
+            for i in ids:
+                b.entry(i)  # fail on a typo before building anything
+            failed = []
+            for i in ids:
+                try:
+                    b.build(i, force=args.force, log=lambda m: print(m, file=sys.stderr, flush=True))
+                except (FetchError, GuestError) as e:
+                    if not args.keep_going:
+                        raise
+                    print(f"[vmcores] {i}: FAILED: {e}", file=sys.stderr)
+                    failed.append(i)
+            return 1 if failed else 0
+        if args.cmd == "live":
+            kid = b.default_id() if args.id == "default" else args.id
+            g = b.live(kid, log=lambda m: print(m, file=sys.stderr))
+            desc = {"id": kid, "qmp": str(g.qmp_path), "qemu_pid": g.proc.pid,
+                    "truth": str(g.workdir / "truth"), "vmlinux": str(g.kernel_dir / "vmlinux"),
+                    "arch": b.DRGN_ARCH[b.entry(kid)["arch"]],
+                    "pids": json.loads((g.workdir / "truth" / "pids.json").read_text())}
+            print(json.dumps(desc), flush=True)
+            if args.detach:
+                return 0
+            signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+            try:
+                while g.proc.poll() is None:
+                    time.sleep(1)
+            finally:
+                g.kill()
+            return 0
+    except KeyError as e:
+        print(f"vmcores: {e.args[0]}", file=sys.stderr)
+        return 2
+    except (FetchError, GuestError) as e:
+        print(f"vmcores: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Build reference vmcores: fetch, boot, capture the truth, dump; and list what was built."""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from . import fetch, guest, qemu
+from .fetch import cache_dir
+
+MANIFEST = Path(__file__).resolve().parent / "kernels.toml"
+DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+DUMP_FILES = {"elf": ("vmcore.elf", None), "qemu-kdump": ("vmcore.kdump", "kdump-zlib")}
+# TCG is slow and arm64 TCG slower still; the workload itself waits for KSM and swap.
+READY_TIMEOUT = float(os.environ.get("DRGN_PTWALK_GUEST_TIMEOUT", "900"))
+
+
+def manifest() -> List[Dict[str, Any]]:
+    with open(MANIFEST, "rb") as f:
+        kernels = tomllib.load(f)["kernel"]
+    ids = [k["id"] for k in kernels]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate ids in {MANIFEST}")
+    return kernels
+
+
+def entry(kernel_id: str) -> Dict[str, Any]:
+    for k in manifest():
+        if k["id"] == kernel_id:
+            return k
+    raise KeyError(f"no kernel {kernel_id!r} in {MANIFEST.name}; known: {', '.join(k['id'] for k in manifest())}")
+
+
+def default_id() -> str:
+    return next((k["id"] for k in manifest() if k.get("default")), manifest()[0]["id"])
+
+
+def out_dir(kernel_id: str) -> Path:
+    return cache_dir() / "vmcores" / kernel_id
+
+
+def page_size_of(e: Dict[str, Any]) -> int:
+    return 16384 if "16k" in e["flavour"] else 4096
+
+
+def _prepare(e: Dict[str, Any], apt: fetch.Apt, work: Path):
+    kdir = fetch.fetch_kernel(apt, e["suite"], e["arch"], e["flavour"])
+    kinfo = json.loads((kdir / "kernel.json").read_text())
+    busybox = fetch.fetch_busybox(apt, e["arch"])
+    workload = guest.build_workload(e["arch"])
+    initramfs = guest.build_initramfs(kdir, e["arch"], busybox, workload, kinfo["release"],
+                                      work / "initramfs.cpio.gz")
+    return kdir, kinfo, initramfs
+
+
+def _inputs_digest(e: Dict[str, Any], kinfo: Dict[str, Any]) -> str:
+    h = hashlib.sha256(json.dumps([e, kinfo["release"], kinfo["version"]], sort_keys=True).encode())
+    h.update(guest.sources_digest().encode())
+    h.update(Path(qemu.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build(kernel_id: str, force: bool = False, log=print) -> Dict[str, Any]:
+    """Build one reference vmcore (all its dump kinds) unless an up-to-date one exists."""
+    e = entry(kernel_id)
+    out = out_dir(kernel_id)
+    out.mkdir(parents=True, exist_ok=True)
+    apt = fetch.Apt()
+    apt.update()
+    info = fetch.resolve_kernel(apt, e["suite"], e["arch"], e["flavour"])
+    meta_path = out / "meta.json"
+    digest = _inputs_digest(e, info)
+    if meta_path.is_file() and not force:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("digest") == digest and all(Path(p).is_file() for p in meta["dumps"].values()):
+            log(f"[vmcores] {kernel_id}: up to date ({meta['release']})")
+            return meta
+    meta_path.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    kdir, kinfo, initramfs = _prepare(e, apt, out)
+    t_prep = time.monotonic() - t0
+    log(f"[vmcores] {kernel_id}: booting {kinfo['release']} ({kinfo['version']}) on {e['cpu']}")
+    g = qemu.Guest(e, kdir, initramfs, out, page_size_of(e))
+    dumps: Dict[str, str] = {}
+    try:
+        g.start()
+        g.wait_ready(READY_TIMEOUT)
+        t_ready = time.monotonic() - t0
+        g.extract_truth(out / "truth")
+        for kind in e["dumps"]:
+            fname, fmt = DUMP_FILES[kind]
+            g.dump(out / fname, fmt or "elf")
+            dumps[kind] = str(out / fname)
+    finally:
+        g.kill()
+    pids = json.loads((out / "truth" / "pids.json").read_text())
+    meta = {
+        "id": kernel_id,
+        "digest": digest,
+        "suite": e["suite"],
+        "debian_arch": e["arch"],
+        "arch": DRGN_ARCH[e["arch"]],
+        "flavour": e["flavour"],
+        "release": kinfo["release"],
+        "version": kinfo["version"],
+        "machine": e["machine"],
+        "cpu": e["cpu"],
+        "page_size": page_size_of(e),
+        "cmdline": g.cmdline,
+        "qemu": subprocess.run([g.argv[0], "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+        "vmlinux": str(kdir / "vmlinux"),
+        "truth": str(out / "truth"),
+        "pids": pids,
+        "dumps": dumps,
+        "seconds": {"prepare": round(t_prep, 1), "ready": round(t_ready, 1),
+                    "total": round(time.monotonic() - t0, 1)},
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+    }
+    tmp = meta_path.with_name("meta.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, meta_path)
+    log(f"[vmcores] {kernel_id}: done in {meta['seconds']['total']} s: {', '.join(dumps)}")
+    return meta
+
+
+def built() -> List[Dict[str, Any]]:
+    """One object per built dump (a kernel dumped two ways gives two objects sharing one truth)."""
+    result = []
+    for e in manifest():
+        meta_path = out_dir(e["id"]) / "meta.json"
+        if not meta_path.is_file():
+            continue
+        meta = json.loads(meta_path.read_text())
+        for kind, core in meta["dumps"].items():
+            if not Path(core).is_file():
+                continue
+            result.append({
+                "id": meta["id"], "name": f"{meta['id']}:{kind}", "arch": meta["arch"],
+                "release": meta["release"], "version": meta["version"], "suite": meta["suite"],
+                "flavour": meta["flavour"], "cpu": meta["cpu"], "page_size": meta["page_size"],
+                "dump": kind, "core": core, "vmlinux": meta["vmlinux"], "truth": meta["truth"],
+                "pids": meta["pids"],
+            })
+    return result
+
+
+def live(kernel_id: str, log=print) -> qemu.Guest:
+    """Boot a guest with the workload and leave it running for ``drgn --qemu``; returns the Guest."""
+    e = entry(kernel_id)
+    work = cache_dir() / "live" / f"{kernel_id}-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    apt = fetch.Apt()
+    apt.update()
+    kdir, kinfo, initramfs = _prepare(e, apt, work)
+    g = qemu.Guest(e, kdir, initramfs, work, page_size_of(e))
+    g.start()
+    try:
+        g.wait_ready(READY_TIMEOUT)
+        g.extract_truth(work / "truth")
+    except BaseException:
+        g.kill()
+        raise
+    g.kernel_dir = kdir  # type: ignore[attr-defined]
+    return g

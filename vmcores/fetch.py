@@ -1,0 +1,293 @@
+"""Fetch Debian kernels, their debug vmlinux and busybox from the archive this machine's apt already uses.
+
+apt runs with a private configuration under the cache directory, so the packages are verified the way apt
+verifies everything: the suite's InRelease is checked against Debian's archive keyring and each .deb against
+the hashes of the signed index.  The archive address is read from the machine's apt sources, never written
+here.  Everything lands in the cache atomically (temporary name, then rename), so a failed download or
+check leaves no partial entry, and a second build downloads nothing.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+SUITES = ("bookworm", "trixie", "sid")
+ARCHES = ("amd64", "arm64")
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.
+LISTS_MAX_AGE = 24 * 3600
+
+
+class FetchError(Exception):
+    pass
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("DRGN_PTWALK_CACHE", "~/.cache/drgn-ptwalk")).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def archive_uri() -> str:
+    """The Debian archive URI named by this machine's apt sources (deb822 or one-line format)."""
+    candidates: List[str] = []
+    src = Path("/etc/apt/sources.list.d")
+    for f in sorted(src.glob("*.sources")) if src.is_dir() else []:
+        for stanza in f.read_text().split("\n\n"):
+            fields = dict(
+                (m.group(1).lower(), m.group(2).strip())
+                for m in re.finditer(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M)
+            )
+            if fields.get("enabled", "yes") == "no" or "deb" not in fields.get("types", "").split():
+                continue
+            suites = fields.get("suites", "").split()
+            if any(not s.endswith("-security") for s in suites):
+                candidates.extend(fields.get("uris", "").split())
+    for f in [Path("/etc/apt/sources.list"), *sorted(src.glob("*.list"))]:
+        if not f.is_file():
+            continue
+        for line in f.read_text().splitlines():
+            m = re.match(r"\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and not m.group(3).endswith("-security"):
+                candidates.append(m.group(2))
+    for uri in candidates:
+        if "security" not in uri:
+            return uri.rstrip("/")
+    raise FetchError(
+        "no Debian archive found in /etc/apt/sources.list{,.d}; add one (e.g. the main archive of your mirror)"
+    )
+
+
+class Apt:
+    """apt-get/apt-cache with a private state for all suites and both architectures."""
+
+    def __init__(self) -> None:
+        self.root = cache_dir() / "apt"
+        self.conf = self.root / "apt.conf"
+        self._madison: Dict[str, str] = {}
+
+    def _setup(self) -> None:
+        for d in ("etc/preferences.d", "state/lists/partial", "cache/archives/partial"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        uri = archive_uri()
+        sources = "".join(
+            f"deb [arch={','.join(ARCHES)} signed-by={KEYRING}] {uri} {suite} main\n" for suite in SUITES
+        )
+        (self.root / "etc/sources.list").write_text(sources)
+        self.conf.write_text(
+            f'Dir::State "{self.root}/state";\n'
+            f'Dir::Cache "{self.root}/cache";\n'
+            f'Dir::Etc::SourceList "{self.root}/etc/sources.list";\n'
+            'Dir::Etc::SourceParts "/nonexistent";\n'
+            f'Dir::Etc::Preferences "{self.root}/etc/preferences";\n'
+            f'Dir::Etc::PreferencesParts "{self.root}/etc/preferences.d";\n'
+            'Dir::Etc::Trusted "/nonexistent"; Dir::Etc::TrustedParts "/nonexistent";\n'
+            "APT::Architectures { " + " ".join(f'"{a}";' for a in ARCHES) + " };\n"
+            'Acquire::Languages "none";\n'
+            'APT::Sandbox::User "root";\n'
+        )
+
+    def run(self, *args: str, cwd: Optional[Path] = None) -> str:
+        env = dict(os.environ, APT_CONFIG=str(self.conf), LC_ALL="C")
+        p = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise FetchError(f"{' '.join(args)} failed: {p.stderr.strip()[-2000:]}")
+        return p.stdout
+
+    def update(self) -> None:
+        if shutil.which("apt-get") is None:
+            raise FetchError("apt-get not found: this builder needs a Debian machine (package apt)")
+        if not Path(KEYRING).is_file():
+            raise FetchError(f"{KEYRING} missing: apt-get install debian-archive-keyring")
+        self._setup()
+        stamp = self.root / "state/updated"
+        fresh = stamp.is_file() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE
+        if fresh and not os.environ.get("DRGN_PTWALK_REFRESH"):
+            return
+        out = self.run("apt-get", "update", "-q")
+        if re.search(r"^(W|E): ", out, re.M):
+            raise FetchError(f"apt-get update reported problems:\n{out}")
+        stamp.touch()
+
+    def versions(self, pkg: str, arch: str) -> Dict[str, str]:
+        """suite -> version of ``pkg`` for ``arch``."""
+        out = self.run("apt-cache", "madison", f"{pkg}:{arch}")
+        result: Dict[str, str] = {}
+        for line in out.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) < 3:
+                continue
+            m = re.search(r"\s(\w+)/main\s+(\S+)\s+Packages", parts[2])
+            if m and m.group(2) == arch:
+                result.setdefault(m.group(1), parts[1])
+        return result
+
+    def depends(self, pkg: str, arch: str, version: str) -> List[str]:
+        out = self.run("apt-cache", "show", f"{pkg}:{arch}={version}")
+        m = re.search(r"^Depends: (.*)$", out, re.M)
+        if not m:
+            return []
+        return [d.strip().split()[0] for d in m.group(1).split(",")]
+
+    def download(self, pkg: str, arch: str, version: str) -> Path:
+        """Download one verified .deb into the cache (once) and return its path."""
+        debs = cache_dir() / "debs"
+        debs.mkdir(exist_ok=True)
+        name = f"{pkg}_{version.replace(':', '%3a')}_{arch}.deb"
+        dest = debs / name
+        if dest.is_file():
+            return dest
+        with tempfile.TemporaryDirectory(dir=debs, prefix=".dl-") as tmp:
+            print(f"[fetch] downloading {pkg}:{arch}={version}", flush=True)
+            self.run("apt-get", "download", "-q", f"{pkg}:{arch}={version}", cwd=Path(tmp))
+            got = list(Path(tmp).glob("*.deb"))
+            if len(got) != 1:
+                raise FetchError(f"apt-get download {pkg} produced {got}")
+            os.replace(got[0], dest)
+        return dest
+
+
+def _deb_members(deb: Path, want) -> Dict[str, bytes]:
+    """Stream a .deb's data tarball and return the members for which ``want(name)`` is true."""
+    p = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    found: Dict[str, bytes] = {}
+    assert p.stdout is not None
+    with tarfile.open(fileobj=p.stdout, mode="r|") as tf:
+        for m in tf:
+            if m.isfile() and want(m.name):
+                f = tf.extractfile(m)
+                assert f is not None
+                found[m.name] = f.read()
+    p.stdout.close()
+    if p.wait() != 0:
+        raise FetchError(f"dpkg-deb --fsys-tarfile {deb} failed")
+    return found
+
+
+def _extract_to(deb: Path, want, dest_of) -> List[Path]:
+    out = []
+    for name, data in _deb_members(deb, want).items():
+        dest = dest_of(name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        out.append(dest)
+    return out
+
+
+def resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, str]:
+    """Find the newest kernel of a flavour in a suite: its release, version and packages.
+
+    apt-cache takes seconds per call on three suites' lists, so answers are remembered until the lists
+    are next refreshed.
+    """
+    memo_path = apt.root / "state" / "resolved.json"
+    stamp = apt.root / "state" / "updated"
+    key = f"{suite}/{arch}/{flavour}@{stamp.stat().st_mtime if stamp.exists() else 0}"
+    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    if key not in memo:
+        memo[key] = _resolve_kernel(apt, suite, arch, flavour)
+        tmp = memo_path.with_name(".resolved.tmp")
+        tmp.write_text(json.dumps(memo, indent=1))
+        os.replace(tmp, memo_path)
+    return memo[key]
+
+
+def _resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, str]:
+    meta = f"linux-image-{flavour}"
+    vers = apt.versions(meta, arch)
+    if suite not in vers:
+        raise FetchError(f"{meta}:{arch} not in {suite} (have: {vers})")
+    version = vers[suite]
+    image = next(
+        (d for d in apt.depends(meta, arch, version) if d.startswith("linux-image-") and d != meta), None
+    )
+    if image is None:
+        raise FetchError(f"cannot find the versioned image package {meta}={version} depends on")
+    release = image[len("linux-image-"):]
+    # 7.x splits the image into linux-binary-* (vmlinuz) and linux-modules-*; earlier ones ship both in
+    # linux-image-*.
+    parts = [d for d in apt.depends(image, arch, version) if d in (f"linux-binary-{release}", f"linux-modules-{release}")]
+    return {
+        "release": release,
+        "version": version,
+        "packages": parts or [image],
+        "dbg": f"linux-image-{release}-dbg",
+    }
+
+
+def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
+    """Kernel image, all modules (decompressed) and the debug vmlinux in one cache directory.
+
+    The directory holds ``vmlinuz``, ``vmlinux``, ``modules/<path>.ko`` and ``kernel.json``.
+    """
+    info = resolve_kernel(apt, suite, arch, flavour)
+    kdir = cache_dir() / "kernels" / f"{arch}-{info['release']}-{info['version']}"
+    if (kdir / "kernel.json").is_file():
+        return kdir
+    kdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=kdir.parent, prefix=".x-"))
+    try:
+        for pkg in info["packages"]:
+            deb = apt.download(pkg, arch, info["version"])
+
+            def want(n: str) -> bool:
+                base = n.rsplit("/", 1)[-1]
+                return re.search(r"/modules/[^/]+/kernel/.*\.ko(\.xz|\.zst|\.gz)?$", n) is not None or (
+                    base.startswith("vmlinuz")
+                )
+
+            def dest_of(n: str) -> Path:
+                if n.rsplit("/", 1)[-1].startswith("vmlinuz"):
+                    return tmp / "vmlinuz"
+                return tmp / "modules" / n.split("/kernel/", 1)[1]
+
+            _extract_to(deb, want, dest_of)
+        deb = apt.download(info["dbg"], arch, info["version"])
+        got = _extract_to(
+            deb,
+            lambda n: re.search(r"/usr/lib/debug/(boot/vmlinux-|lib/modules/[^/]+/vmlinux$)", n) is not None,
+            lambda n: tmp / "vmlinux",
+        )
+        if not (tmp / "vmlinuz").is_file() or not got:
+            raise FetchError(f"kernel packages for {info['release']} lack vmlinuz or the debug vmlinux")
+        for ko in (tmp / "modules").rglob("*.ko.*"):
+            _decompress(ko)
+        (tmp / "kernel.json").write_text(json.dumps(dict(info, suite=suite, arch=arch, flavour=flavour), indent=1))
+        os.replace(tmp, kdir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return kdir
+
+
+def _decompress(ko: Path) -> None:
+    tool = {".xz": ["xz", "-d"], ".zst": ["zstd", "-q", "-d", "--rm"], ".gz": ["gzip", "-d"]}[ko.suffix]
+    if shutil.which(tool[0]) is None:
+        raise FetchError(f"{tool[0]} not found: apt-get install {'xz-utils' if tool[0] == 'xz' else tool[0]}")
+    subprocess.run([*tool, str(ko)], check=True)
+
+
+def fetch_busybox(apt: Apt, arch: str) -> Path:
+    """A static busybox for ``arch`` (Debian bookworm's busybox-static)."""
+    dest = cache_dir() / "busybox" / arch / "busybox"
+    if dest.is_file():
+        return dest
+    vers = apt.versions("busybox-static", arch)
+    if "bookworm" not in vers:
+        raise FetchError(f"busybox-static:{arch} not found in bookworm ({vers})")
+    deb = apt.download("busybox-static", arch, vers["bookworm"])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(".busybox.tmp")
+    data = _deb_members(deb, lambda n: n.endswith("/bin/busybox"))
+    if not data:
+        raise FetchError(f"{deb} has no bin/busybox")
+    tmp.write_bytes(next(iter(data.values())))
+    tmp.chmod(0o755)
+    os.replace(tmp, dest)
+    return dest

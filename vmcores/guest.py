@@ -1,0 +1,130 @@
+"""Build the guest: the static workload and an initramfs around busybox, the modules and the init script."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Dict, List
+
+from .fetch import FetchError, cache_dir
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD_SRC = HERE / "workload.c"
+INIT_SRC = HERE / "guest" / "init"
+
+# Modules the guest loads (with their dependencies): fw_cfg for QEMU's -device vmcoreinfo, zram for swap.
+WANTED_MODULES = ("qemu_fw_cfg", "zram")
+
+CC = {
+    "amd64": ("gcc", "gcc"),
+    "arm64": ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"),
+}
+
+
+def _need(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise FetchError(f"{tool} not found: apt-get install {package}")
+    return path
+
+
+def sources_digest() -> str:
+    """A digest of everything that goes into a guest, so a changed workload rebuilds the dumps."""
+    h = hashlib.sha256()
+    for f in (WORKLOAD_SRC, INIT_SRC, Path(__file__)):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_workload(arch: str) -> Path:
+    if not WORKLOAD_SRC.is_file():
+        raise FetchError(f"{WORKLOAD_SRC} missing")
+    digest = hashlib.sha256(WORKLOAD_SRC.read_bytes()).hexdigest()[:16]
+    out = cache_dir() / "workload" / f"workload-{arch}-{digest}"
+    if out.is_file():
+        return out
+    cc = _need(*CC[arch])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    p = subprocess.run(
+        [cc, "-static", "-O2", "-Wall", "-o", str(tmp), str(WORKLOAD_SRC)], capture_output=True, text=True
+    )
+    if p.returncode != 0:
+        raise FetchError(f"compiling {WORKLOAD_SRC.name} for {arch} failed:\n{p.stderr}")
+    os.replace(tmp, out)
+    return out
+
+
+def module_load_order(modules_dir: Path, wanted=WANTED_MODULES) -> List[Path]:
+    """The .ko files of ``wanted`` and their dependencies, dependencies first.
+
+    Read from each module's own ``depends`` field (modinfo) because 7.x packages ship no modules.dep.
+    A wanted module that is not a file is built in and needs nothing.
+    """
+    modinfo = _need("modinfo", "kmod")
+    by_name: Dict[str, Path] = {}
+    for ko in modules_dir.rglob("*.ko"):
+        by_name[ko.stem.replace("-", "_")] = ko
+    order: List[Path] = []
+    seen = set()
+
+    def visit(name: str) -> None:
+        name = name.replace("-", "_")
+        if name in seen or name not in by_name:
+            return
+        seen.add(name)
+        ko = by_name[name]
+        deps = subprocess.run([modinfo, "-F", "depends", str(ko)], capture_output=True, text=True).stdout
+        for dep in filter(None, deps.strip().split(",")):
+            visit(dep)
+        order.append(ko)
+
+    for name in wanted:
+        visit(name)
+    return order
+
+
+def build_initramfs(kernel_dir: Path, arch: str, busybox: Path, workload: Path, release: str, out: Path) -> Path:
+    """A gzip'ed newc cpio with /init, busybox, the workload and the modules it needs."""
+    _need("cpio", "cpio")
+    if not INIT_SRC.is_file():
+        raise FetchError(f"{INIT_SRC} missing")
+    with tempfile.TemporaryDirectory(prefix="ptwalk-initramfs-") as tmp:
+        root = Path(tmp)
+        for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc", "lib/modules", "mnt"):
+            (root / d).mkdir(parents=True)
+        shutil.copy(busybox, root / "bin/busybox")
+        shutil.copy(INIT_SRC, root / "init")
+        shutil.copy(workload, root / "workload")
+        for f in ("bin/busybox", "init", "workload"):
+            (root / f).chmod(0o755)
+        load = []
+        for ko in module_load_order(kernel_dir / "modules"):
+            shutil.copy(ko, root / "lib/modules" / ko.name)
+            load.append(f"/lib/modules/{ko.name}\n")
+        (root / "lib/modules/load.list").write_text("".join(load))
+        (root / "etc/kernel-release").write_text(release + "\n")
+        # The kernel opens /dev/console before devtmpfs is mounted.
+        subprocess.run(["mknod", str(root / "dev/console"), "c", "5", "1"], check=True)
+        files = subprocess.run(
+            ["find", ".", "-mindepth", "1"], cwd=root, capture_output=True, check=True
+        ).stdout
+        tmp_out = out.with_name(out.name + ".tmp")
+        with open(tmp_out, "wb") as f:
+            cpio = subprocess.Popen(
+                ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+                cwd=root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=f)
+            assert cpio.stdin is not None and cpio.stdout is not None
+            cpio.stdout.close()
+            cpio.stdin.write(files)
+            cpio.stdin.close()
+            if cpio.wait() != 0 or gz.wait() != 0:
+                raise FetchError("building the initramfs failed")
+        os.replace(tmp_out, out)
+    return out

@@ -1,0 +1,215 @@
+"""Boot a guest under QEMU TCG, collect the truth it prints on its console, and dump it over QMP."""
+
+import base64
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .fetch import FetchError
+
+QEMU = {
+    "amd64": ("qemu-system-x86_64", "qemu-system-x86"),
+    "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
+}
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free gigabyte for a 1 GiB page
+
+BEGIN, END = "=====TRUTH-BEGIN=====", "=====TRUTH-END====="
+READY, FAILED = "=====READY-FOR-DUMP=====", "=====GUEST-FAILED====="
+
+
+class GuestError(Exception):
+    pass
+
+
+def hugetlb_cmdline(arch: str, page_size: int) -> str:
+    """Boot-time hugetlb pools of every size the architecture supports."""
+    if arch == "amd64":
+        sizes = [("1G", 1), ("2M", 16)]
+    elif page_size == 16384:
+        # 2M is cont-PTE, 32M a PMD, 1G cont-PMD with 16K pages.
+        sizes = [("1G", 1), ("32M", 2), ("2M", 8)]
+    else:
+        # 64K cont-PTE, 2M PMD, 32M cont-PMD, 1G PUD with 4K pages.
+        sizes = [("1G", 1), ("32M", 2), ("2M", 8), ("64K", 32)]
+    return " ".join(f"hugepagesz={s} hugepages={n}" for s, n in sizes)
+
+
+def _unpack_zboot(vmlinuz: Path, out: Path) -> Path:
+    """arm64 EFI zboot images wrap a compressed Image that QEMU's -kernel cannot boot: unwrap it."""
+    data = vmlinuz.read_bytes()
+    if data[4:8] != b"zimg":
+        return vmlinuz
+    offset = int.from_bytes(data[8:12], "little")
+    size = int.from_bytes(data[12:16], "little")
+    comp = data[24:56].split(b"\0")[0].decode()
+    payload = data[offset : offset + size]
+    tool = {"gzip": ["gzip", "-dc"], "zstd": ["zstd", "-dc"], "xzkern": ["xz", "-dc"], "lzma": ["xz", "-dc"]}
+    if comp not in tool:
+        raise GuestError(f"unknown zboot compression {comp!r} in {vmlinuz}")
+    p = subprocess.run(tool[comp], input=payload, capture_output=True)
+    if p.returncode != 0 and not p.stdout:
+        raise GuestError(f"cannot unpack {vmlinuz}: {p.stderr.decode()[-500:]}")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(p.stdout)
+    os.replace(tmp, out)
+    return out
+
+
+class Guest:
+    """One QEMU process: started, waited on, dumped, stopped."""
+
+    def __init__(self, entry: Dict[str, Any], kernel_dir: Path, initramfs: Path, workdir: Path,
+                 page_size: int) -> None:
+        self.entry = entry
+        self.arch = entry["arch"]
+        self.workdir = workdir
+        self.serial = workdir / "serial.log"
+        self.qmp_path = workdir / "qmp.sock"
+        self.proc: Optional[subprocess.Popen] = None
+        self._qmp: Optional[socket.socket] = None
+        self._buf = b""
+        binary = shutil.which(QEMU[self.arch][0])
+        if binary is None:
+            raise FetchError(f"{QEMU[self.arch][0]} not found: apt-get install {QEMU[self.arch][1]}")
+        kernel = kernel_dir / "vmlinuz"
+        if self.arch == "arm64":
+            kernel = _unpack_zboot(kernel, workdir / "Image")
+        cmdline = (
+            f"console={CONSOLE[self.arch]} panic=-1 loglevel=4 numa_balancing=disable "
+            f"{hugetlb_cmdline(self.arch, page_size)} {entry.get('append', '')}"
+        ).strip()
+        half = MEMORY_GIB // 2
+        self.argv: List[str] = [
+            binary, "-accel", "tcg,thread=multi", "-M", entry["machine"], "-cpu", entry["cpu"],
+            "-smp", "2", "-m", f"{MEMORY_GIB}G",
+            "-object", f"memory-backend-ram,id=m0,size={half}G",
+            "-object", f"memory-backend-ram,id=m1,size={half}G",
+            "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
+            "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
+            "-device", "vmcoreinfo", "-display", "none", "-monitor", "none",
+            "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-no-reboot", "-net", "none",
+        ]
+        self.cmdline = cmdline
+
+    def start(self) -> None:
+        for f in (self.serial, self.qmp_path):
+            f.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def serial_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.serial.read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            return "(no serial output)"
+        # Do not show pages of base64.
+        if BEGIN in text:
+            text = text.split(BEGIN)[0] + BEGIN + " ...\n" + text.split(END)[-1]
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the guest has printed its truth and is ready to be dumped."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
+            if READY in text:
+                return
+            if FAILED in text:
+                self.kill()
+                line = text[text.index(FAILED):].splitlines()[0]
+                raise GuestError(f"guest failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+                raise GuestError(f"QEMU exited with {self.proc.returncode}: {out.strip()[-2000:]}\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise GuestError(f"guest not ready within {timeout:.0f} s; killed it\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+            time.sleep(0.5)
+
+    def extract_truth(self, dest: Path) -> None:
+        text = self.serial.read_bytes().decode(errors="replace")
+        if BEGIN not in text or END not in text:
+            raise GuestError("guest said ready but printed no truth")
+        body = text.split(BEGIN, 1)[1].split(END, 1)[0]
+        data = base64.b64decode("".join(body.split()))
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+            tf.extractall(tmp, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+
+    # QMP: one JSON object per line; events are skipped.
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        if self._qmp is None:
+            s = socket.socket(socket.AF_UNIX)
+            for _ in range(100):
+                try:
+                    s.connect(str(self.qmp_path))
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise GuestError(f"cannot connect to QMP at {self.qmp_path}")
+            self._qmp = s
+            self._read_msg()  # greeting
+            self.qmp("qmp_capabilities")
+        msg: Dict[str, Any] = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        self._qmp.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            reply = self._read_msg()
+            if "return" in reply:
+                return reply["return"]
+            if "error" in reply:
+                raise GuestError(f"QMP {command}: {reply['error'].get('desc')}")
+
+    def _read_msg(self) -> Dict[str, Any]:
+        assert self._qmp is not None
+        while b"\n" not in self._buf:
+            chunk = self._qmp.recv(65536)
+            if not chunk:
+                raise GuestError("QMP connection closed")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def dump(self, path: Path, fmt: str) -> None:
+        """Dump guest memory (the guest is paused first) to ``path`` atomically."""
+        self.qmp("stop")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        args: Dict[str, Any] = {"paging": False, "protocol": f"file:{tmp}"}
+        if fmt != "elf":
+            args["format"] = fmt
+        self.qmp("dump-guest-memory", **args)
+        if fmt == "elf" and shutil.which("fallocate"):
+            # An idle 6 GiB guest is mostly zero pages: keep them as holes (drgn reads sparse files).
+            subprocess.run(["fallocate", "--dig-holes", str(tmp)], check=False)
+        os.replace(tmp, path)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
