@@ -1,0 +1,541 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+pt_range_walk: what the page tables of an mm really hold over a range.
+
+A Python take on the kernel RFC "Implement a new generic pagewalk API"
+(linux-mm, April 2026): walk ``[start, end)`` of a ``struct mm_struct *`` and
+yield :class:`~drgn_ptwalk.entry.PtEntry` objects in address order, covering
+the range without gaps or overlaps, typed NONE / FOLIO / MARKER / PFN / SWAP
+/ MIGRATION / DEVICE / HWPOISON (and ERROR for tables that cannot be read).
+
+Design:
+
+* The range is cut at VMA boundaries first; every entry lies in one VMA (or
+  in a gap between VMAs, ``vma=None``). Gaps are walked too, so stray
+  entries outside any VMA are seen; normally they are one NONE entry each.
+  ``init_mm`` has no VMAs: kernel ranges come back with ``vma=None``.
+* Holes (``pte_none()``, empty or missing tables) are coalesced into one NONE
+  entry per hole per VMA.
+* Each table page is read with one ``prog.read()`` and decoded with
+  ``struct``; the last table of each level is cached, so neighbouring VMAs
+  do not read it again. Bit positions live in :mod:`drgn_ptwalk.arch`.
+* Batching (``batch=True``): consecutive PTEs whose raw values differ only by
+  consecutive PFNs (or swap offsets) form one entry, split where the folio
+  changes (as ``folio_pte_batch()``); identical markers form one entry. All
+  other bits must be equal, so every page of an entry has the same state.
+  arm64 contiguous blocks are read as the kernel's ``ptep_get()`` /
+  ``huge_ptep_get()`` read them (young/dirty ORed over the block) and a whole
+  contiguous PMD block is one entry (``folio_pmd_batch()``).
+* The walk is bounded by the table structure: every step advances through a
+  table slot, so it always ends.
+"""
+
+from typing import Iterable, Iterator, List, Optional, Tuple
+
+from drgn import FaultError, Object, Program
+
+from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder, get_decoder
+from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+from drgn_ptwalk.page import folio_runs, highest_memmap_pfn, huge_zero_pfn
+from drgn_ptwalk.swapinfo import SwapTypes, classify_swp, swap_types
+
+__all__ = (
+    "PtEntry",
+    "PtFlag",
+    "PtLevel",
+    "PtType",
+    "mm_segments",
+    "pt_range_walk",
+    "walk_tables",
+)
+
+# Types whose runs are split at folio boundaries.
+_FOLIO_TYPES = (PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE)
+
+
+class _Walker:
+    """State of one walk: the table cache, the pending hole, the output."""
+
+    def __init__(
+        self,
+        dec: ArchDecoder,
+        read_table,
+        st: Optional[SwapTypes],
+        highest_pfn: int,
+        zero_pmd_pfn: Optional[int],
+        folio_runs_fn,
+        include_none: bool,
+        batch: bool,
+    ) -> None:
+        self.dec = dec
+        self.read = read_table
+        self.st = st
+        self.highest = highest_pfn
+        self.zero_pmd_pfn = zero_pmd_pfn
+        self.folio_runs = folio_runs_fn
+        self.include_none = include_none
+        self.batch = batch
+        self.levels = dec.levels
+        self.pte_depth = len(dec.levels) - 1
+        self.ps = dec.page_shift
+        self.cache: List[Optional[Tuple[int, Tuple[int, ...]]]] = [None] * len(dec.levels)
+        self.out: List[PtEntry] = []
+        self.vma: Optional[int] = None
+        self.hole_start = -1
+        self.hole_end = -1
+        self.hole_level = PtLevel.PTE
+
+    # Holes.
+    def hole(self, a: int, b: int, level: PtLevel) -> None:
+        if a == self.hole_end:
+            self.hole_end = b
+        else:
+            if self.hole_start >= 0:
+                self.flush_hole()
+            self.hole_start = a
+            self.hole_end = b
+            self.hole_level = level
+
+    def flush_hole(self) -> None:
+        if self.hole_start >= 0:
+            if self.include_none:
+                self.out.append(
+                    PtEntry(
+                        PtType.NONE,
+                        self.hole_level,
+                        self.hole_start,
+                        self.hole_end,
+                        vma=self.vma,
+                        dec=self.dec,
+                    )
+                )
+            self.hole_start = self.hole_end = -1
+
+    def error(self, level: PtLevel, a: int, b: int, table: Optional[int], reason: str, raw: int = 0) -> None:
+        self.flush_hole()
+        e = PtEntry(PtType.ERROR, level, a, b, raw=raw, vma=self.vma, dec=self.dec)
+        e.table = table
+        e.reason = reason
+        self.out.append(e)
+
+    # Tables.
+    def table(self, addr: int, physical: bool, depth: int, a: int, b: int) -> Optional[Tuple[int, ...]]:
+        c = self.cache[depth]
+        if c is not None and c[0] == addr:
+            return c[1]
+        level, _, n = self.levels[depth]
+        try:
+            tbl = self.read(addr, n, physical)
+        except FaultError as e:
+            self.error(level, a, b, addr, f"cannot read {level.name} table: {e}")
+            return None
+        self.cache[depth] = (addr, tbl)
+        return tbl
+
+    def classify_leaf(self, v: int, pfn: int, level: PtLevel) -> PtType:
+        # vm_normal_page(): special entries (zero page, PFNMAP, devmap) and
+        # PFNs without a struct page have no folio; likewise the huge zero
+        # PMD (is_huge_zero_pmd() / 7.x pmd_special()).
+        if v & self.dec.special_mask or pfn > self.highest:
+            return PtType.PFN
+        if level != PtLevel.PTE and pfn == self.zero_pmd_pfn:
+            return PtType.PFN
+        return PtType.FOLIO
+
+    def classify_swp(self, v: int) -> Tuple[PtType, Optional[str], Optional[int], int, int]:
+        t, off = self.dec.swp(v)
+        if self.st is None:
+            return PtType.SWAP, None, None, t, off
+        typ, kind, pfn = classify_swp(self.st, t, off, self.dec.swp_pfn_mask)
+        return typ, kind, pfn, t, off
+
+    # The walk.
+    def walk(self, addr: int, physical: bool, depth: int, a: int, b: int) -> Iterator[None]:
+        """Walk the table at *addr* for ``[a, b)``; yields when output is ready."""
+        tbl = self.table(addr, physical, depth, a, b)
+        if tbl is None:
+            return
+        if depth == self.pte_depth:
+            self.pte_table(tbl, a, b)
+            yield None
+            return
+        dec = self.dec
+        level, shift, n = self.levels[depth]
+        size = 1 << shift
+        mask = n - 1
+        i = (a >> shift) & mask
+        s0 = a & ~(size - 1)
+        while s0 < b:
+            v = tbl[i]
+            sa = a if a > s0 else s0
+            se = s0 + size
+            sb = b if b < se else se
+            k = dec.kind(v, depth)
+            if k == NONE:
+                self.hole(sa, sb, level)
+            elif k == TABLE:
+                yield from self.walk(dec.table_addr(v), True, depth + 1, sa, sb)
+            elif k == LEAF:
+                nxt = self.upper_leaf(tbl, i, depth, s0, a, b)
+                s0 += (nxt - i) * size
+                i = nxt
+                continue
+            elif k == SWAP:
+                self.upper_swap(v, level, s0, sa, sb, tbl, i)
+            else:
+                self.error(level, sa, sb, None, f"bad {level.name} entry {v:#x}", v)
+            i += 1
+            s0 = se
+        if self.out:
+            yield None
+
+    def upper_leaf(self, tbl: Tuple[int, ...], i: int, depth: int, s0: int, a: int, b: int) -> int:
+        """A PMD/PUD leaf (or a contiguous block of them); returns next index."""
+        dec = self.dec
+        level, shift, n = self.levels[depth]
+        size = 1 << shift
+        ps = self.ps
+        v = tbl[i]
+        j = i + 1  # exclusive end index of this entry
+        cont = False
+        nc = dec.cont_slots.get(level, 0)
+        if nc and dec.cont_valid(v):
+            cont = True
+            blk = i - i % nc
+            block = tuple(tbl[blk : blk + nc])
+            merged = dec.cont_merge(block)
+            v = merged[i - blk]
+            if self.batch and len(block) == nc:
+                # folio_pmd_batch(): the whole block maps one folio when all
+                # slots are valid+cont with consecutive PFNs.
+                first = dec.leaf_pfn(merged[0], shift)
+                step = size >> ps
+                if all(
+                    dec.cont_valid(x) and dec.leaf_pfn(x, shift) == first + k * step
+                    for k, x in enumerate(merged)
+                ):
+                    last = blk + nc
+                    # Stop at the end of the walked range.
+                    end_slot = s0 + (last - i) * size
+                    if end_slot > b:
+                        last = i + (b - s0 + size - 1) // size
+                    j = last
+        sa = a if a > s0 else s0
+        se = s0 + (j - i) * size
+        sb = b if b < se else se
+        pfn = dec.leaf_pfn(v, shift) + ((sa - s0) >> ps)
+        typ = self.classify_leaf(v, pfn, level)
+        self.flush_hole()
+        self.out.append(
+            PtEntry(typ, level, sa, sb, raw=v, pfn=pfn, cont=cont, vma=self.vma, dec=dec, tbl=tbl, idx=i)
+        )
+        return j
+
+    def upper_swap(self, v: int, level: PtLevel, s0: int, sa: int, sb: int, tbl, i: int) -> None:
+        typ, kind, pfn, t, off = self.classify_swp(v)
+        delta = (sa - s0) >> self.ps
+        if pfn is not None:
+            pfn += delta
+            off += delta
+        elif typ == PtType.SWAP:
+            off += delta
+        self.flush_hole()
+        e = PtEntry(
+            typ, level, sa, sb, raw=v, pfn=pfn, vma=self.vma, dec=self.dec, tbl=tbl, idx=i,
+            swap_type=t, swap_offset=off, kind=kind,
+        )
+        if typ == PtType.ERROR:
+            e.reason = kind
+            e.kind = None
+        self.out.append(e)
+
+    def pte_table(self, tbl: Tuple[int, ...], a: int, b: int) -> None:
+        """Decode the PTE table *tbl* for ``[a, b)``: the hot path."""
+        dec = self.dec
+        ps = self.ps
+        n = len(tbl)
+        i0 = (a >> ps) & (n - 1)
+        i1 = i0 + ((b - a) >> ps)
+        base = a - (i0 << ps)
+        depth = self.pte_depth
+        none_mask = dec.none_masks[depth]
+        vals = tbl
+        cm = dec.cont_mask
+        if cm and any(v & cm for v in tbl[i0:i1]):
+            vals = self._merge_cont(tbl, i0, i1)
+        if none_mask == 0xFFFFFFFFFFFFFFFF:
+            nz = [i for i, v in enumerate(vals[i0:i1], i0) if v]
+        else:
+            nz = [i for i, v in enumerate(vals[i0:i1], i0) if v & none_mask]
+        batch = self.batch
+        special = dec.special_mask
+        highest = self.highest
+        out = self.out
+        vma = self.vma
+        kind_of = dec.kind
+        pos = i0
+        k = 0
+        L = len(nz)
+        while k < L:
+            i = nz[k]
+            if i > pos:
+                self.hole(base + (pos << ps), base + (i << ps), PtLevel.PTE)
+            v = vals[i]
+            kd = kind_of(v, depth)
+            swap_type = swap_offset = kind = None
+            if kd == LEAF:
+                pfn = dec.leaf_pfn(v, ps)
+                typ = PtType.PFN if (v & special or pfn > highest) else PtType.FOLIO
+                step: Optional[int] = dec.leaf_step(v)
+            elif kd == SWAP:
+                typ, kind, pfn, swap_type, swap_offset = self.classify_swp(v)
+                if typ == PtType.MARKER:
+                    step = 0
+                elif typ == PtType.HWPOISON or typ == PtType.ERROR:
+                    step = None
+                else:
+                    step = dec.swap_step
+            else:
+                self.error(PtLevel.PTE, base + (i << ps), base + ((i + 1) << ps), None, f"bad PTE {v:#x}", v)
+                pos = i + 1
+                k += 1
+                continue
+            j = i + 1
+            if batch and step is not None and j < i1:
+                nv = v + step
+                if vals[j] == nv:
+                    m = i1 - i
+                    if step and vals[i:i1] == tuple(range(v, v + step * m, step)):
+                        j = i1
+                    else:
+                        while j < i1 and vals[j] == nv:
+                            j += 1
+                            nv += step
+            if self.hole_start >= 0:
+                self.flush_hole()
+            cont = bool(cm and dec.cont_valid(v))
+            if j - i > 1 and typ in _FOLIO_TYPES:
+                runs = self.folio_runs(pfn, j - i)
+            else:
+                runs = (j - i,)
+            s = i
+            for r in runs:
+                e = PtEntry(
+                    typ, PtLevel.PTE, base + (s << ps), base + ((s + r) << ps),
+                    raw=vals[s], pfn=pfn, cont=cont, vma=vma, dec=dec, tbl=tbl, idx=s,
+                    swap_type=swap_type, swap_offset=swap_offset, kind=kind,
+                )
+                if typ == PtType.ERROR:
+                    e.reason = kind
+                    e.kind = None
+                out.append(e)
+                s += r
+                if pfn is not None:
+                    pfn += r
+                if swap_offset is not None:
+                    swap_offset += r
+            pos = j
+            k += j - i
+        if pos < i1:
+            self.hole(base + (pos << ps), base + (i1 << ps), PtLevel.PTE)
+
+    def _merge_cont(self, tbl: Tuple[int, ...], i0: int, i1: int) -> List[int]:
+        # ptep_get() on a valid+cont PTE ORs young/dirty over its block.
+        dec = self.dec
+        nc = dec.cont_slots[PtLevel.PTE]
+        vals = list(tbl)
+        blk = i0 - i0 % nc
+        while blk < i1:
+            block = tbl[blk : blk + nc]
+            if any(dec.cont_valid(x) for x in block):
+                merged = dec.cont_merge(block)
+                for k, x in enumerate(block):
+                    if dec.cont_valid(x):
+                        vals[blk + k] = merged[k]
+            blk += nc
+        return vals
+
+
+def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Optional[int]]]:
+    """
+    Cut ``[start, end)`` at the VMA boundaries of *mm*.
+
+    :param mm: ``struct mm_struct *``
+    :return: ``[(start, end, vma address or None), ...]`` covering the range
+    """
+    from drgn.helpers.linux.mm import for_each_vma
+
+    segs: List[Tuple[int, int, Optional[int]]] = []
+    pos = start
+    for vma in for_each_vma(mm):
+        vs = vma.vm_start.value_()
+        ve = vma.vm_end.value_()
+        if ve <= start:
+            continue
+        if vs >= end:
+            break
+        vs = max(vs, start)
+        ve = min(ve, end)
+        if vs > pos:
+            segs.append((pos, vs, None))
+        segs.append((vs, ve, vma.value_()))
+        pos = ve
+    if pos < end:
+        segs.append((pos, end, None))
+    return segs
+
+
+def _make_reader(prog: Program, dec: ArchDecoder):
+    read = prog.read
+
+    def read_table(addr: int, n: int, physical: bool) -> Tuple[int, ...]:
+        return dec.unpacker(n).unpack(read(addr, n * 8, physical))
+
+    return read_table
+
+
+def walk_tables(
+    dec: ArchDecoder,
+    read_table,
+    root: int,
+    root_physical: bool,
+    segments: Iterable[Tuple[int, int, Optional[int]]],
+    *,
+    swap_types: Optional[SwapTypes] = None,
+    highest_pfn: int = (1 << 64) - 1,
+    zero_pmd_pfn: Optional[int] = None,
+    folio_runs_fn=None,
+    include_none: bool = True,
+    batch: bool = True,
+) -> Iterator[PtEntry]:
+    """
+    The walker proper, independent of drgn objects (unit tests feed it
+    synthetic tables).
+
+    :param read_table: ``read_table(addr, nr_entries, physical)`` returning a
+        tuple of entry values; raises :class:`drgn.FaultError` if unreadable
+    :param segments: ``(start, end, vma)`` ranges in address order
+    :param folio_runs_fn: ``f(pfn, n)`` splitting a PFN run by folio
+        (default: no splitting)
+    """
+    if folio_runs_fn is None:
+        folio_runs_fn = lambda pfn, n: (n,)  # noqa: E731
+    w = _Walker(dec, read_table, swap_types, highest_pfn, zero_pmd_pfn, folio_runs_fn, include_none, batch)
+    for s, e, vma in segments:
+        w.vma = vma
+        for _ in w.walk(root, root_physical, 0, s, e):
+            if w.out:
+                yield from w.out
+                w.out = []
+        w.flush_hole()
+        if w.out:
+            yield from w.out
+            w.out = []
+
+
+def _check_range(dec: ArchDecoder, start: int, end: int) -> None:
+    ps = dec.page_size
+    if start % ps:
+        raise ValueError(f"start {start:#x} is not page aligned ({ps:#x})")
+    if end % ps:
+        raise ValueError(f"end {end:#x} is not page aligned ({ps:#x})")
+    if start >= end:
+        raise ValueError(f"start {start:#x} is not below end {end:#x}")
+    ulo, uhi = dec.user_range()
+    klo, khi = dec.kernel_range()
+    if ulo <= start < uhi:
+        if end > uhi:
+            raise ValueError(f"end {end:#x} is beyond the user address space ({uhi:#x})")
+    elif klo <= start < khi:
+        if end > khi:
+            raise ValueError(f"end {end:#x} is beyond the address space")
+    else:
+        raise ValueError(
+            f"start {start:#x} is outside the user [{ulo:#x}, {uhi:#x}) and "
+            f"kernel [{klo:#x}, {khi:#x}) address ranges"
+        )
+
+
+def pt_range_walk(
+    mm: Object,
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+    *,
+    include_none: bool = True,
+    types: Optional[Iterable[PtType]] = None,
+    batch: bool = True,
+    vmas: bool = True,
+) -> Iterator[PtEntry]:
+    """
+    Walk the page tables of *mm* over ``[start, end)``.
+
+    >>> for e in pt_range_walk(find_task(prog, 1).mm, 0x400000, 0x500000):
+    ...     print(e)
+    PtEntry(FOLIO PTE 0x400000-0x401000 pfn=0x1234 present,young)
+    ...
+
+    :param mm: ``struct mm_struct *`` (a task's, or ``init_mm`` for kernel
+        ranges)
+    :param start: first address (page aligned); default 0, or the start of
+        the kernel half for ``init_mm``
+    :param end: end address (page aligned); default ``mm->task_size``, or
+        the top of the address space for ``init_mm``
+    :param include_none: yield NONE entries for holes
+    :param types: only yield entries of these :class:`PtType`\\ s
+    :param batch: batch consecutive slots (see the module doc); ``False``
+        gives one entry per slot (holes stay coalesced)
+    :param vmas: cut entries at VMA boundaries and fill in
+        :attr:`PtEntry.vma`
+    :raises ValueError: if the range is unaligned, empty or outside the
+        user and kernel address ranges
+    """
+    prog = mm.prog_
+    dec = get_decoder(prog)
+    is_init_mm = False
+    try:
+        is_init_mm = mm.value_() == prog["init_mm"].address_of_().value_()
+    except (KeyError, LookupError):
+        pass
+    if start is None:
+        start = dec.kernel_range()[0] if is_init_mm else 0
+    if end is None:
+        if is_init_mm:
+            end = dec.kernel_range()[1]
+        else:
+            try:
+                end = mm.task_size.value_()
+            except AttributeError:
+                end = dec.user_range()[1]
+    start = int(start)
+    end = int(end)
+    _check_range(dec, start, end)
+    type_set = None
+    if types is not None:
+        type_set = frozenset(PtType(t) for t in types)
+        if PtType.NONE not in type_set:
+            include_none = False
+    if vmas and not is_init_mm:
+        segments = mm_segments(mm, start, end)
+    else:
+        segments = [(start, end, None)]
+    try:
+        st: Optional[SwapTypes] = swap_types(prog)
+    except (KeyError, LookupError):
+        st = None
+    root, root_physical = dec.root(mm)
+    entries = walk_tables(
+        dec,
+        _make_reader(prog, dec),
+        root,
+        root_physical,
+        segments,
+        swap_types=st,
+        highest_pfn=highest_memmap_pfn(prog),
+        zero_pmd_pfn=huge_zero_pfn(prog),
+        folio_runs_fn=lambda pfn, n: folio_runs(prog, pfn, n),
+        include_none=include_none,
+        batch=batch,
+    )
+    if type_set is None:
+        return entries
+    return (e for e in entries if e.type in type_set)

@@ -1,0 +1,501 @@
+"""Unit tests: entry decoding per arch/layout on synthetic values, and the walker on synthetic tables.
+
+These complement, not replace, the truth tests against real dumps (tests/test_walk_truth.py).
+"""
+
+import drgn
+import pytest
+
+from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE
+from drgn_ptwalk.arch.aarch64 import AArch64Decoder
+from drgn_ptwalk.arch.x86_64 import X86_64Decoder
+from drgn_ptwalk.entry import PtFlag, PtLevel, PtType
+from drgn_ptwalk.swapinfo import classify_swp, make_swap_types
+from drgn_ptwalk.walk import _check_range, walk_tables
+
+# ---------------------------------------------------------------------------------------------------------
+# x86-64
+
+
+def test_x86_levels():
+    d4 = X86_64Decoder(l5=False)
+    d5 = X86_64Decoder(l5=True)
+    assert [(l.name, s) for l, s, _ in d4.levels] == [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
+    assert [(l.name, s) for l, s, _ in d5.levels] == [
+        ("PGD", 48), ("P4D", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
+    assert d4.user_range() == (0, 1 << 48) and d5.user_range() == (0, 1 << 57)
+    assert d5.kernel_range() == ((1 << 64) - (1 << 57), 1 << 64)
+
+
+def test_x86_pte_present():
+    d = X86_64Decoder()
+    pte = (0x12345 << 12) | 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | (1 << 11) | (1 << 63)
+    assert d.kind(pte, 3) == LEAF
+    assert d.leaf_pfn(pte, 12) == 0x12345
+    f = PtFlag(d.leaf_flags(pte, PtLevel.PTE))
+    assert f == PtFlag.PRESENT | PtFlag.WRITE | PtFlag.YOUNG | PtFlag.DIRTY | PtFlag.SOFT_DIRTY
+    assert d.leaf_step(pte) == 4096
+
+
+def test_x86_none_ignores_accessed_dirty():
+    d = X86_64Decoder()
+    assert d.kind(0, 3) == NONE
+    assert d.kind(0x60, 3) == NONE  # KNL erratum: A/D on an empty slot
+    assert d.kind(0x60, 2) == NONE
+
+
+def test_x86_protnone_inverted_pfn():
+    d = X86_64Decoder()
+    pfn = 0xABCDE
+    # pfn_pte() on PAGE_NONE: PROTNONE set, PRESENT clear, PFN stored inverted.
+    pte = ((~(pfn << 12)) & ((1 << 52) - 1) & ~0xFFF) | 0x100 | 0x20
+    assert d.kind(pte, 3) == LEAF
+    assert d.leaf_pfn(pte, 12) == pfn
+    f = PtFlag(d.leaf_flags(pte, PtLevel.PTE))
+    assert PtFlag.PROTNONE in f and PtFlag.PRESENT in f
+    assert d.leaf_step(pte) == -4096
+    nxt = ((~((pfn + 1) << 12)) & ((1 << 52) - 1) & ~0xFFF) | 0x100 | 0x20
+    assert nxt == pte + d.leaf_step(pte)
+
+
+def test_x86_sme_mask_excluded_from_pfn():
+    c_bit = 1 << 47
+    d = X86_64Decoder(physical_mask=((1 << 52) - 1) & ~c_bit)
+    pte = c_bit | (0x1000 << 12) | 0x67
+    assert d.leaf_pfn(pte, 12) == 0x1000
+    assert d.table_addr(pte) == 0x1000 << 12
+
+
+def test_x86_pse_pmd_pud():
+    d = X86_64Decoder()
+    pmd = (0x40000 << 12) | 0x80 | 0x1067 | (1 << 12)  # PAT_LARGE (bit 12) is not address
+    assert d.kind(pmd, 2) == LEAF
+    assert d.leaf_pfn(pmd, 21) == 0x40000
+    pud = (0x80000 << 12) | 0x80 | 0x67
+    assert d.kind(pud, 1) == LEAF
+    assert d.leaf_pfn(pud, 30) == 0x80000
+    table = (0x1234 << 12) | 0x67
+    assert d.kind(table, 2) == TABLE and d.table_addr(table) == 0x1234000
+    # pmdp_invalidate() clears PRESENT but keeps PSE: still a (present) leaf.
+    assert d.kind(pmd & ~1, 2) == LEAF
+    assert d.kind(1 << 20, 0) == BAD  # non-present garbage at PGD level
+
+
+def test_x86_swap_inverted_offset():
+    d = X86_64Decoder()
+    for t, off in ((0, 1), (3, 0x12345), (31, (1 << 50) - 1)):
+        v = d.make_swp(t, off, 0x2 | 0x8)
+        assert d.kind(v, 3) == SWAP
+        assert d.swp(v) == (t, off)
+        assert PtFlag(d.swap_flags(v, PtLevel.PTE)) == PtFlag.SOFT_DIRTY | PtFlag.EXCLUSIVE
+    # The kernel's own formula: __swp_offset(x) = (~x << 5) >> 14.
+    v = d.make_swp(2, 0x777)
+    assert (((~v) << 5) & ((1 << 64) - 1)) >> 14 == 0x777
+    assert d.make_swp(2, 0x778) == v + d.swap_step
+    assert PtFlag(d.swap_flags(d.make_swp(1, 5, 0x4), PtLevel.PTE)) == PtFlag.UFFD_WP
+
+
+def test_x86_saved_dirty():
+    pte = (5 << 12) | 0x25 | (1 << 58)  # shadow-stack style: Write=0, SavedDirty=1
+    assert PtFlag.DIRTY in PtFlag(X86_64Decoder(saved_dirty=True).leaf_flags(pte, PtLevel.PTE))
+    assert PtFlag.DIRTY not in PtFlag(X86_64Decoder(saved_dirty=False).leaf_flags(pte, PtLevel.PTE))
+
+
+def test_x86_swp_pfn_mask():
+    assert X86_64Decoder(l5=False).swp_pfn_mask == (1 << 34) - 1
+    assert X86_64Decoder(l5=True).swp_pfn_mask == (1 << 40) - 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# arm64
+
+
+def _levels(d):
+    return [(l.name, s, n) for l, s, n in d.levels]
+
+
+def test_arm64_geometry():
+    assert _levels(AArch64Decoder(page_shift=12, va_bits=48)) == [
+        ("PGD", 39, 512), ("PUD", 30, 512), ("PMD", 21, 512), ("PTE", 12, 512)]
+    # LPA2 52-bit: 5 levels, 16-entry root.
+    assert _levels(AArch64Decoder(page_shift=12, va_bits=52)) == [
+        ("PGD", 48, 16), ("P4D", 39, 512), ("PUD", 30, 512), ("PMD", 21, 512), ("PTE", 12, 512)]
+    # 16K: 52-bit = 4 levels with a 32-entry root; 47-bit (LPA2 kernel folded at run time) = 3 levels.
+    assert _levels(AArch64Decoder(page_shift=14, va_bits=52)) == [
+        ("PGD", 47, 32), ("PUD", 36, 2048), ("PMD", 25, 2048), ("PTE", 14, 2048)]
+    assert _levels(AArch64Decoder(page_shift=14, va_bits=47)) == [
+        ("PGD", 36, 2048), ("PMD", 25, 2048), ("PTE", 14, 2048)]
+    assert _levels(AArch64Decoder(page_shift=14, va_bits=48)) == [
+        ("PGD", 47, 2), ("PUD", 36, 2048), ("PMD", 25, 2048), ("PTE", 14, 2048)]
+    assert AArch64Decoder(page_shift=12).cont_slots == {PtLevel.PTE: 16, PtLevel.PMD: 16}
+    assert AArch64Decoder(page_shift=14, va_bits=47).cont_slots == {PtLevel.PTE: 128, PtLevel.PMD: 32}
+
+
+def test_arm64_page_and_block():
+    d = AArch64Decoder(page_shift=12, va_bits=48)
+    pte = (0x4567 << 12) | 0x3 | (1 << 10) | (1 << 51) | (1 << 54) | (1 << 53)
+    assert d.kind(pte, 3) == LEAF
+    assert d.leaf_pfn(pte, 12) == 0x4567
+    f = PtFlag(d.leaf_flags(pte, PtLevel.PTE))
+    # DBM-writable and RDONLY clear => hardware dirty.
+    assert f == PtFlag.PRESENT | PtFlag.WRITE | PtFlag.YOUNG | PtFlag.DIRTY
+    assert PtFlag.DIRTY not in PtFlag(d.leaf_flags(pte | (1 << 7), PtLevel.PTE))
+    assert d.kind(pte & ~2, 3) == BAD  # 0b01 at the last level is reserved
+    block = (0x200 << 12) | 0x1 | (1 << 10)
+    assert d.kind(block, 2) == LEAF and d.leaf_pfn(block, 21) == 0x200
+    assert d.kind(block, 1) == LEAF  # 1G PUD block with 4K pages
+    assert d.kind((0x1000 << 12) | 3, 2) == TABLE
+    d16 = AArch64Decoder(page_shift=14, va_bits=47)
+    assert d16.kind(block, 0) == BAD  # no blocks at the 16K root
+    assert d16.leaf_pfn((0x2000 << 14) | 3, 14) == 0x2000
+
+
+def test_arm64_lpa2_address_bits():
+    d = AArch64Decoder(page_shift=12, va_bits=52)
+    phys = (0b11 << 50) | (0b10 << 48) | 0x1234000
+    pte = (phys & ((1 << 50) - 1)) | ((phys >> 50) << 8) | 0x3
+    assert d.table_addr(pte) == phys
+    assert d.leaf_pfn(pte, 12) == phys >> 12
+    # Without LPA2 bits 8-9 are shareability and must be ignored.
+    d48 = AArch64Decoder(page_shift=12, va_bits=48)
+    assert d48.leaf_pfn((0x1234 << 12) | (0b11 << 8) | 3, 12) == 0x1234
+    # 16K with LPA2.
+    d16 = AArch64Decoder(page_shift=14, va_bits=52)
+    assert d16.leaf_pfn(pte, 14) == phys >> 14
+
+
+def test_arm64_swap_layouts():
+    new = AArch64Decoder(new_layout=True)
+    old = AArch64Decoder(new_layout=False)
+    # 6.12+: type bits 6-10, offset 12-61, bit 2 exclusive, bit 3 uffd-wp.
+    v = (7 << 6) | (0x1234 << 12) | (1 << 2) | (1 << 3)
+    assert new.kind(v, 3) == SWAP
+    assert new.swp(v) == (7, 0x1234)
+    assert PtFlag(new.swap_flags(v, PtLevel.PTE)) == PtFlag.EXCLUSIVE | PtFlag.UFFD_WP
+    assert new.make_swp(7, 0x1235, 0xC) == v + new.swap_step
+    # 6.1: type bits 3-7, offset 8-57, no uffd-wp.
+    v = (7 << 3) | (0x1234 << 8) | (1 << 2)
+    assert old.kind(v, 3) == SWAP
+    assert old.swp(v) == (7, 0x1234)
+    assert PtFlag(old.swap_flags(v, PtLevel.PTE)) == PtFlag.EXCLUSIVE
+    assert old.swap_step == 1 << 8
+
+
+def test_arm64_protnone():
+    new = AArch64Decoder(new_layout=True)
+    old = AArch64Decoder(new_layout=False)
+    # 6.12+ PAGE_NONE: VALID clear, nG (present-invalid) set, RDONLY, PXN, UXN, no USER.
+    pn = (0x99 << 12) | (1 << 11) | (1 << 7) | (1 << 53) | (1 << 54) | (1 << 10)
+    assert new.kind(pn, 3) == LEAF
+    assert new.leaf_pfn(pn, 12) == 0x99
+    assert PtFlag.PROTNONE in PtFlag(new.leaf_flags(pn, PtLevel.PTE))
+    assert new.leaf_step(pn) == 4096
+    # 6.1 PAGE_NONE: bit 58.
+    po = (0x99 << 12) | (1 << 58) | (1 << 7) | (1 << 53) | (1 << 54)
+    assert old.kind(po, 3) == LEAF and PtFlag.PROTNONE in PtFlag(old.leaf_flags(po, PtLevel.PTE))
+    # Bit 58 is uffd-wp on 6.12+.
+    assert PtFlag.UFFD_WP in PtFlag(new.leaf_flags((1 << 58) | 3, PtLevel.PTE))
+    assert PtFlag.UFFD_WP not in PtFlag(old.leaf_flags((1 << 58) | 3, PtLevel.PTE))
+    # 6.1 PMD_PRESENT_INVALID (bit 59) only counts above the PTE level.
+    assert old.kind((1 << 59) | (5 << 21), 2) == LEAF
+    assert old.kind((1 << 59) | (5 << 21), 3) == SWAP
+
+
+def test_arm64_cont_merge():
+    d = AArch64Decoder(page_shift=12)
+    base = (0x1000 << 12) | 0x3 | (1 << 52) | (1 << 51) | (1 << 7)  # cont, writable, clean, old
+    block = tuple(base + (i << 12) for i in range(16))
+    assert all(d.cont_valid(v) for v in block)
+    assert d.cont_merge(block) == block
+    dirty = list(block)
+    dirty[5] &= ~(1 << 7)  # CPU cleared RDONLY on one entry (DBM dirty)
+    dirty[9] |= 1 << 10  # AF on another
+    merged = d.cont_merge(tuple(dirty))
+    for v in merged:
+        f = PtFlag(d.leaf_flags(v, PtLevel.PTE))
+        assert PtFlag.DIRTY in f and PtFlag.YOUNG in f
+    assert [d.leaf_pfn(v, 12) for v in merged] == list(range(0x1000, 0x1010))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Special swap types
+
+
+@pytest.mark.parametrize(
+    "max_swapfiles,hwp,expect",
+    [
+        # 6.1 amd64: HWP 26, MIG 27-29, MARKER 30, SWAPIN_ERROR 31.
+        (26, True, {26: "HWPOISON", 27: "MIGRATION:read", 29: "MIGRATION:write", 30: "MARKER", 31: "MARKER:poisoned"}),
+        # 6.1 amd64 cloud (no MEMORY_FAILURE).
+        (27, False, {27: "MIGRATION:read", 28: "MIGRATION:read_exclusive", 30: "MARKER", 31: "MARKER:poisoned"}),
+        # 6.12: HWP 27, MIG 28-30, MARKER 31.
+        (27, True, {27: "HWPOISON", 28: "MIGRATION:read", 30: "MIGRATION:write", 31: "MARKER"}),
+        # 7.2: HWP 24, MIG 25-27, DEVICE 28-30, MARKER 31.
+        (24, True, {24: "HWPOISON", 25: "MIGRATION:read", 27: "MIGRATION:write", 28: "DEVICE:private_write",
+                    29: "DEVICE:private_read", 30: "DEVICE:exclusive", 31: "MARKER"}),
+    ],
+)
+def test_special_swap_types(max_swapfiles, hwp, expect):
+    st = make_swap_types(max_swapfiles, hwpoison=hwp, migration=True)
+    assert st.max_swapfiles == max_swapfiles
+    for t, want in expect.items():
+        typ, kind = st.special[t]
+        assert (typ.name + (":" + kind if kind else "")) == want, t
+    assert classify_swp(st, 0, 5, 0xFF)[0] == PtType.SWAP
+    assert classify_swp(st, max_swapfiles - 1, 5, 0xFF)[0] == PtType.SWAP
+
+
+def test_marker_kinds_and_pfn_entries():
+    st = make_swap_types(24, True, True)
+    assert classify_swp(st, 31, 1, 0xFF) == (PtType.MARKER, "uffd_wp", None)
+    assert classify_swp(st, 31, 4, 0xFF) == (PtType.MARKER, "guard", None)
+    assert classify_swp(st, 31, 2, 0xFF) == (PtType.MARKER, "poisoned", None)
+    # Migration offsets carry young/dirty bits above the PFN (SWP_MIG_YOUNG/DIRTY).
+    assert classify_swp(st, 27, (1 << 8) | 0x42, 0xFF) == (PtType.MIGRATION, "write", 0x42)
+    assert classify_swp(st, 24, 0x42, 0xFF) == (PtType.HWPOISON, None, 0x42)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The walker on synthetic tables
+
+
+class FakeMemory:
+    """Page tables in a dict: phys -> list of entries (a mock reader for unit tests only)."""
+
+    def __init__(self, dec):
+        self.dec = dec
+        self.tables = {}
+        self.next = 0x100000
+        self.reads = 0
+        self.unreadable = set()
+
+    def new_table(self, n):
+        addr = self.next
+        self.next += 0x1000 * max(1, n * 8 // 0x1000)
+        self.tables[addr] = [0] * n
+        return addr
+
+    def read(self, addr, n, physical):
+        self.reads += 1
+        if addr in self.unreadable:
+            raise drgn.FaultError("could not read memory", addr)
+        t = self.tables[addr]
+        assert len(t) == n
+        return tuple(t)
+
+    def walk_down(self, root, addr, depth_target):
+        """Return the table at depth_target covering addr, creating tables on the way (x86 bits)."""
+        table = root
+        for depth, (_, shift, n) in enumerate(self.dec.levels[:-1]):
+            if depth == depth_target:
+                return table
+            idx = (addr >> shift) & (n - 1)
+            v = self.tables[table][idx]
+            if not v:
+                nxt = self.new_table(self.dec.levels[depth + 1][2])
+                self.tables[table][idx] = nxt | self.table_bits
+                v = self.tables[table][idx]
+            table = self.dec.table_addr(v)
+        return table
+
+    def set(self, addr, value, depth=None):
+        if depth is None:
+            depth = len(self.dec.levels) - 1
+        _, shift, n = self.dec.levels[depth]
+        table = self.walk_down(self.root, addr, depth)
+        self.tables[table][(addr >> shift) & (n - 1)] = value
+
+
+def _mem(dec, table_bits):
+    m = FakeMemory(dec)
+    m.table_bits = table_bits
+    m.root = m.new_table(dec.levels[0][2])
+    return m
+
+
+def _walk(m, segments, **kw):
+    return list(walk_tables(m.dec, m.read, m.root, True, segments, **kw))
+
+
+def _check_cover(entries, start, end):
+    pos = start
+    for e in entries:
+        assert e.start == pos, (hex(e.start), hex(pos))
+        assert e.end > e.start
+        pos = e.end
+    assert pos == end
+
+
+X86_PTE = 0x8000000000000067  # NX | D | A | U | W | P
+
+
+def test_walk_holes_coalesced_and_batched():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    base = 0x7F0000000000
+    # 40 consecutive PFNs, then a gap, then 3 random PFNs, then 10 swapped pages with consecutive offsets.
+    for i in range(40):
+        m.set(base + i * 4096, ((0x5000 + i) << 12) | X86_PTE)
+    for i, pfn in enumerate((0x9000, 0x7000, 0x7001)):
+        m.set(base + (100 + i) * 4096, (pfn << 12) | X86_PTE)
+    for i in range(10):
+        m.set(base + (200 + i) * 4096, d.make_swp(1, 500 + i))
+    st = make_swap_types(27, True, True)
+    start, end = base - (1 << 30), base + (1 << 30)
+    ents = _walk(m, [(start, end, None)], swap_types=st)
+    _check_cover(ents, start, end)
+    kinds = [(e.type, e.nr_pages) for e in ents]
+    assert kinds == [
+        (PtType.NONE, (1 << 30) // 4096),
+        (PtType.FOLIO, 40),
+        (PtType.NONE, 60),
+        (PtType.FOLIO, 1),
+        (PtType.FOLIO, 2),
+        (PtType.NONE, 97),
+        (PtType.SWAP, 10),
+        (PtType.NONE, (1 << 30) // 4096 - 210),
+    ]
+    assert ents[1].pfn == 0x5000 and ents[4].pfn == 0x7000
+    assert ents[6].swap_type == 1 and ents[6].swap_offset == 500
+    assert len(ents[1].raws) == 40
+    # Without batching: one entry per slot, holes still coalesced.
+    ents = _walk(m, [(start, end, None)], swap_types=st, batch=False)
+    _check_cover(ents, start, end)
+    assert sum(1 for e in ents if e.type == PtType.FOLIO) == 43
+    assert sum(1 for e in ents if e.type == PtType.NONE) == 4
+    # include_none=False
+    ents = _walk(m, [(start, end, None)], swap_types=st, include_none=False)
+    assert all(e.type != PtType.NONE for e in ents) and len(ents) == 4
+
+
+def test_walk_folio_split_and_bits():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    base = 0x400000
+    for i in range(32):
+        v = ((0x8000 + i) << 12) | X86_PTE
+        if i == 20:
+            v &= ~0x40  # clean page in the middle: different bits, new entry
+        m.set(base + i * 4096, v)
+    # Folios: 0x8000-0x800f (order 4), then order-0 pages.
+    def runs(pfn, n):
+        out, p = [], pfn
+        while p < pfn + n:
+            if 0x8000 <= p < 0x8010:
+                r = min(0x8010, pfn + n) - p
+            else:
+                r = 1
+            out.append(r)
+            p += r
+        return out
+    ents = _walk(m, [(base, base + 32 * 4096, 0xAAA)], folio_runs_fn=runs)
+    _check_cover(ents, base, base + 32 * 4096)
+    sizes = [e.nr_pages for e in ents]
+    assert sizes[:1] == [16] and sum(sizes) == 32
+    assert all(e.vma == 0xAAA for e in ents)
+    clean = [e for e in ents if not e.dirty]
+    assert len(clean) == 1 and clean[0].start == base + 20 * 4096
+
+
+def test_walk_vma_segments_and_pmd_leaf():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    thp = 0x600000
+    m.set(thp, (0x40000 << 12) | 0x80 | 0xE7, depth=2)  # 2M PSE leaf
+    segs = [(0x400000, 0x900000, 1), (0x900000, 0xA00000, None), (0xA00000, 0xB00000, 2)]
+    ents = _walk(m, segs)
+    _check_cover(ents, 0x400000, 0xB00000)
+    assert [(e.type, e.vma) for e in ents] == [
+        (PtType.NONE, 1), (PtType.FOLIO, 1), (PtType.NONE, 1), (PtType.NONE, None), (PtType.NONE, 2)]
+    leaf = ents[1]
+    assert leaf.level == PtLevel.PMD and leaf.nr_pages == 512 and leaf.pfn == 0x40000
+    # A VMA boundary inside a leaf (only a corrupt or racing table has that) cuts it; PFNs follow.
+    ents = _walk(m, [(0x600000, 0x700000, 1), (0x700000, 0x800000, 2)])
+    assert [(e.vma, e.pfn, e.nr_pages) for e in ents] == [(1, 0x40000, 256), (2, 0x40100, 256)]
+    # A range starting in the middle of the leaf gets the matching PFN.
+    ents = _walk(m, [(thp + 0x3000, thp + 0x5000, None)])
+    assert len(ents) == 1 and ents[0].pfn == 0x40003 and ents[0].nr_pages == 2
+
+
+def test_walk_unreadable_table_is_error_and_continues():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    m.set(0x40000000, (0x4321 << 12) | X86_PTE)
+    bad = m.walk_down(m.root, 0x400000, 3)
+    m.unreadable.add(bad)
+    ents = _walk(m, [(0, 0x80000000, None)])
+    _check_cover(ents, 0, 0x80000000)
+    errs = [e for e in ents if e.type == PtType.ERROR]
+    assert len(errs) == 1 and errs[0].table == bad and errs[0].level == PtLevel.PTE
+    assert (errs[0].start, errs[0].end) == (0x400000, 0x600000)  # the PMD slot whose table is unreadable
+    assert any(e.type == PtType.FOLIO and e.pfn == 0x4321 for e in ents)
+
+
+def test_walk_reads_each_table_once():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    for i in range(0, 512, 2):
+        m.set(0x400000 + i * 4096, ((0x100 + i) << 12) | X86_PTE)
+    segs = [(0x400000 + i * 4096, 0x400000 + (i + 1) * 4096, i) for i in range(512)]
+    before = m.reads
+    ents = _walk(m, segs)
+    assert m.reads - before == 4  # PGD, PUD, PMD, PTE tables, each once across 512 VMAs
+    assert sum(e.type == PtType.FOLIO for e in ents) == 256
+
+
+def test_walk_arm64_cont_pte_and_cont_pmd():
+    d = AArch64Decoder(page_shift=12, va_bits=48)
+    m = _mem(d, 0x3)
+    base = 0x7F0000000000
+    attrs = 0x3 | (1 << 52) | (1 << 51) | (1 << 7) | (1 << 54) | (1 << 53) | (1 << 6)
+    # Two 64K hugetlb pages (cont-PTE blocks) with consecutive PFNs but different folios;
+    # only one entry of the first block is young.
+    for i in range(32):
+        v = ((0x2000 + i) << 12) | attrs
+        if i == 3:
+            v |= 1 << 10
+        m.set(base + i * 4096, v)
+    runs = lambda pfn, n: [16] * (n // 16) + ([n % 16] if n % 16 else [])  # noqa: E731
+    ents = _walk(m, [(base, base + 32 * 4096, 7)], folio_runs_fn=runs)
+    assert [(e.type, e.level, e.cont, e.nr_pages) for e in ents] == [
+        (PtType.FOLIO, PtLevel.PTE, True, 16), (PtType.FOLIO, PtLevel.PTE, True, 16)]
+    assert ents[0].young and not ents[1].young  # ORed over the block, as ptep_get() reads it
+    assert not (ents[0].raws[0] & (1 << 10))  # raws are the stored values
+    # A cont-PMD block (16 x 2M = 32M hugetlb) is one entry.
+    hb = 0x7E0000000000
+    for i in range(16):
+        m.set(hb + i * (1 << 21), ((0x40000 + i * 512) << 12) | 0x1 | (1 << 52) | (1 << 10), depth=2)
+    ents = _walk(m, [(hb, hb + (32 << 20), None)])
+    assert [(e.type, e.level, e.cont, e.size) for e in ents] == [(PtType.FOLIO, PtLevel.PMD, True, 32 << 20)]
+    assert ents[0].pfn == 0x40000
+
+
+def test_walk_markers_batched():
+    d = AArch64Decoder()
+    m = _mem(d, 0x3)
+    st = make_swap_types(27, True, True)
+    base = 0x10000000
+    for i in range(24, 64):
+        m.set(base + i * 4096, d.make_swp(31, 1))  # uffd-wp markers
+    for i in range(8, 12):
+        m.set(base + i * 4096, d.make_swp(31, 4))  # guard markers
+    ents = _walk(m, [(base, base + 64 * 4096, None)], swap_types=st)
+    got = [(e.type, e.kind, e.nr_pages) for e in ents if e.type != PtType.NONE]
+    assert got == [(PtType.MARKER, "guard", 4), (PtType.MARKER, "uffd_wp", 40)]
+    assert ents[-1].uffd_wp
+
+
+def test_check_range_errors():
+    d = X86_64Decoder()
+    with pytest.raises(ValueError, match="start .* not page aligned"):
+        _check_range(d, 0x1001, 0x3000)
+    with pytest.raises(ValueError, match="end .* not page aligned"):
+        _check_range(d, 0x1000, 0x3001)
+    with pytest.raises(ValueError, match="not below end"):
+        _check_range(d, 0x3000, 0x3000)
+    with pytest.raises(ValueError, match="beyond the user address space"):
+        _check_range(d, 0x1000, 1 << 50)
+    with pytest.raises(ValueError, match="outside the user"):
+        _check_range(d, 1 << 60, (1 << 60) + 0x1000)
+    _check_range(d, (1 << 64) - (1 << 48), 1 << 64)
