@@ -9,7 +9,7 @@ decodes flags, pages and folios when asked.
 """
 
 import enum
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence, Tuple
 
 from drgn import Object
 
@@ -73,88 +73,56 @@ class PtFlag(enum.IntFlag):
 FLAG_NAMES = tuple((f, f.name.lower()) for f in PtFlag)  # type: ignore[union-attr]
 
 
-class PtEntry:
+class PtEntry(NamedTuple):
     """
     One entry of a page-table walk: a range ``[start, end)`` of one type.
 
     Batched entries cover several page-table slots; their pages have
     consecutive PFNs (or swap offsets) and identical state bits.
 
-    :ivar type: :class:`PtType`
-    :ivar level: :class:`PtLevel` of the slots (for ``ERROR``: of the table
-        that could not be read)
-    :ivar cont: whether the slots carry the arm64 contiguous bit
-    :ivar start: first address
-    :ivar end: address after the last
-    :ivar pfn: PFN of the first page (present entries and PFN-carrying swap
-        entries: migration, device, hwpoison), else ``None``
-    :ivar raw: raw value of the first slot as the kernel reads it
-        (``ptep_get()``: arm64 contiguous blocks have young/dirty ORed in)
-    :ivar vma: address of the ``struct vm_area_struct`` or ``None``
-    :ivar swap_type: swap type number for swap-format entries
-    :ivar swap_offset: swap offset of the first page for swap-format entries
-        (for PFN-carrying ones this still includes any non-PFN bits)
-    :ivar kind: migration ``"read"``, ``"read_exclusive"``, ``"write"``;
-        device ``"private_read"``, ``"private_write"``, ``"exclusive"``,
-        ``"exclusive_read"``, ``"exclusive_write"``; marker names joined by
-        ``"|"`` (``"uffd_wp"``, ``"poisoned"``, ``"guard"``); else ``None``
-    :ivar table: for ``ERROR``: address of the table (physical, or virtual
-        for the root table)
-    :ivar reason: for ``ERROR``: why
+    A ``NamedTuple`` (cheap to make in the walker's hot loop); the decoded
+    views (:attr:`flags`, :meth:`page`, ...) are computed when asked for.
     """
 
-    __slots__ = (
-        "type",
-        "level",
-        "cont",
-        "start",
-        "end",
-        "pfn",
-        "raw",
-        "vma",
-        "swap_type",
-        "swap_offset",
-        "kind",
-        "table",
-        "reason",
-        "_tbl",
-        "_idx",
-        "_dec",
-    )
-
-    def __init__(
-        self,
-        type: PtType,
-        level: PtLevel,
-        start: int,
-        end: int,
-        raw: int = 0,
-        pfn: Optional[int] = None,
-        cont: bool = False,
-        vma: Optional[int] = None,
-        dec: "Optional[ArchDecoder]" = None,
-        tbl: Optional[Tuple[int, ...]] = None,
-        idx: int = 0,
-        swap_type: Optional[int] = None,
-        swap_offset: Optional[int] = None,
-        kind: Optional[str] = None,
-    ) -> None:
-        self.type = type
-        self.level = level
-        self.start = start
-        self.end = end
-        self.raw = raw
-        self.pfn = pfn
-        self.cont = cont
-        self.vma = vma
-        self._dec = dec
-        self._tbl = tbl
-        self._idx = idx
-        self.swap_type = swap_type
-        self.swap_offset = swap_offset
-        self.kind = kind
-        self.table = None
-        self.reason = None
+    type: PtType
+    """:class:`PtType`."""
+    level: PtLevel
+    """:class:`PtLevel` of the slots (for ``ERROR``: of the table that could
+    not be read)."""
+    start: int
+    """First address."""
+    end: int
+    """Address after the last."""
+    raw: int = 0
+    """Raw value of the first slot as the kernel reads it (``ptep_get()``:
+    arm64 contiguous blocks have young/dirty ORed in)."""
+    pfn: Optional[int] = None
+    """PFN of the first page: present entries and PFN-carrying swap entries
+    (migration, device, hwpoison); else ``None``."""
+    cont: bool = False
+    """Whether the slots carry the arm64 contiguous bit."""
+    vma: Optional[int] = None
+    """Address of the ``struct vm_area_struct`` or ``None``."""
+    swap_type: Optional[int] = None
+    """Swap type number of swap-format entries."""
+    swap_offset: Optional[int] = None
+    """Swap offset of the first page of swap-format entries (for
+    PFN-carrying ones it may include non-PFN bits, see :attr:`pfn`)."""
+    kind: Optional[str] = None
+    """Migration ``"read"``, ``"read_exclusive"``, ``"write"``; device
+    ``"private_read"``, ``"private_write"``, ``"exclusive"``,
+    ``"exclusive_read"``, ``"exclusive_write"``; marker names joined by
+    ``"|"`` (``"uffd_wp"``, ``"poisoned"``, ``"guard"``); else ``None``."""
+    table: Optional[int] = None
+    """``ERROR``: address of the table (physical; virtual for the root)."""
+    reason: Optional[str] = None
+    """``ERROR``: why."""
+    decoder: "Optional[ArchDecoder]" = None
+    """The arch decoder (for the decoded views)."""
+    values: Optional[Sequence[int]] = None
+    """The table the slots are in (see :attr:`raws`)."""
+    slot: int = 0
+    """Index of the first slot in :attr:`values`."""
 
     # Sizes.
     @property
@@ -165,7 +133,7 @@ class PtEntry:
     @property
     def nr_pages(self) -> int:
         """Number of base pages."""
-        dec = self._dec
+        dec = self.decoder
         shift = dec.page_shift if dec is not None else 12
         return (self.end - self.start) >> shift
 
@@ -176,24 +144,24 @@ class PtEntry:
         The raw values of the slots this entry covers, as stored in the
         table (not ORed). Empty for ``NONE``/``ERROR`` entries.
         """
-        tbl = self._tbl
-        if tbl is None or self._dec is None:
+        tbl = self.values
+        if tbl is None or self.decoder is None:
             return ()
-        shift = self._dec.level_shift(self.level)
+        shift = self.decoder.level_shift(self.level)
         first = self.start >> shift
         last = (self.end - 1) >> shift
-        return tuple(tbl[self._idx : self._idx + last - first + 1])
+        return tuple(tbl[self.slot : self.slot + last - first + 1])
 
     # State bits.
     @property
     def flags(self) -> PtFlag:
         """Decoded :class:`PtFlag` bits (from :attr:`raw`)."""
         t = self.type
-        if t == PtType.NONE or t == PtType.ERROR or self._dec is None:
+        if t == PtType.NONE or t == PtType.ERROR or self.decoder is None:
             return PtFlag(0)
         if t == PtType.FOLIO or t == PtType.PFN:
-            return PtFlag(self._dec.leaf_flags(self.raw, self.level))
-        return PtFlag(self._dec.swap_flags(self.raw, self.level))
+            return PtFlag(self.decoder.leaf_flags(self.raw, self.level))
+        return PtFlag(self.decoder.swap_flags(self.raw, self.level))
 
     @property
     def present(self) -> bool:
@@ -238,12 +206,12 @@ class PtEntry:
         first page for present ones.
         """
         if self.present:
-            if self.type != PtType.FOLIO or self._dec is None:
+            if self.type != PtType.FOLIO or self.decoder is None:
                 return False
             from drgn_ptwalk.page import page_info, page_is_anon_exclusive
 
             return page_is_anon_exclusive(
-                self._dec.prog, page_info(self._dec.prog, self.pfn)  # type: ignore[arg-type]
+                self.decoder.prog, page_info(self.decoder.prog, self.pfn)  # type: ignore[arg-type]
             )
         return bool(self.flags & PtFlag.EXCLUSIVE)
 
@@ -263,11 +231,11 @@ class PtEntry:
 
         :raises ValueError: if the entry has no PFN
         """
-        if self.pfn is None or self._dec is None:
+        if self.pfn is None or self.decoder is None:
             raise ValueError(f"{self.type.name} entry has no page")
         from drgn.helpers.linux.mm import pfn_to_page
 
-        return pfn_to_page(self._dec.prog, self.pfn + index)
+        return pfn_to_page(self.decoder.prog, self.pfn + index)
 
     def folio(self) -> Object:
         """
@@ -275,14 +243,14 @@ class PtEntry:
 
         :raises ValueError: if the entry has no PFN
         """
-        if self.pfn is None or self._dec is None:
+        if self.pfn is None or self.decoder is None:
             raise ValueError(f"{self.type.name} entry has no folio")
         from drgn import cast
         from drgn.helpers.linux.mm import pfn_to_page
 
         from drgn_ptwalk.page import compound_head_pfn
 
-        prog = self._dec.prog
+        prog = self.decoder.prog
         return cast(
             "struct folio *", pfn_to_page(prog, compound_head_pfn(prog, self.pfn))
         )

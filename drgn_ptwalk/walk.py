@@ -49,8 +49,18 @@ __all__ = (
     "walk_tables",
 )
 
+_new = tuple.__new__
+# Enum members bound once: attribute access on an Enum class is slow, and
+# the PTE loop is the hot path.
+_NONE_T = PtType.NONE
+_FOLIO_T = PtType.FOLIO
+_PFN_T = PtType.PFN
+_MARKER_T = PtType.MARKER
+_HWPOISON_T = PtType.HWPOISON
+_ERROR_T = PtType.ERROR
+_PTE_L = PtLevel.PTE
 # Types whose runs are split at folio boundaries.
-_FOLIO_TYPES = (PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE)
+_FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
 
 
 class _Walker:
@@ -100,23 +110,19 @@ class _Walker:
         if self.hole_start >= 0:
             if self.include_none:
                 self.out.append(
-                    PtEntry(
-                        PtType.NONE,
-                        self.hole_level,
-                        self.hole_start,
-                        self.hole_end,
-                        vma=self.vma,
-                        dec=self.dec,
+                    _new(
+                        PtEntry,
+                        (_NONE_T, self.hole_level, self.hole_start, self.hole_end, 0, None, False, self.vma,
+                         None, None, None, None, None, self.dec, None, 0),
                     )
                 )
             self.hole_start = self.hole_end = -1
 
     def error(self, level: PtLevel, a: int, b: int, table: Optional[int], reason: str, raw: int = 0) -> None:
         self.flush_hole()
-        e = PtEntry(PtType.ERROR, level, a, b, raw=raw, vma=self.vma, dec=self.dec)
-        e.table = table
-        e.reason = reason
-        self.out.append(e)
+        self.out.append(
+            PtEntry(PtType.ERROR, level, a, b, raw=raw, vma=self.vma, table=table, reason=reason, decoder=self.dec)
+        )
 
     # Tables.
     def table(self, addr: int, physical: bool, depth: int, a: int, b: int) -> Optional[Tuple[int, ...]]:
@@ -227,7 +233,7 @@ class _Walker:
         typ = self.classify_leaf(v, pfn, level)
         self.flush_hole()
         self.out.append(
-            PtEntry(typ, level, sa, sb, raw=v, pfn=pfn, cont=cont, vma=self.vma, dec=dec, tbl=tbl, idx=i)
+            PtEntry(typ, level, sa, sb, raw=v, pfn=pfn, cont=cont, vma=self.vma, decoder=dec, values=tbl, slot=i)
         )
         return j
 
@@ -240,14 +246,13 @@ class _Walker:
         elif typ == PtType.SWAP:
             off += delta
         self.flush_hole()
-        e = PtEntry(
-            typ, level, sa, sb, raw=v, pfn=pfn, vma=self.vma, dec=self.dec, tbl=tbl, idx=i,
-            swap_type=t, swap_offset=off, kind=kind,
+        err = typ == _ERROR_T
+        self.out.append(
+            PtEntry(
+                typ, level, sa, sb, raw=v, pfn=pfn, vma=self.vma, swap_type=t, swap_offset=off,
+                kind=None if err else kind, reason=kind if err else None, decoder=self.dec, values=tbl, slot=i,
+            )
         )
-        if typ == PtType.ERROR:
-            e.reason = kind
-            e.kind = None
-        self.out.append(e)
 
     def pte_table(self, tbl: Tuple[int, ...], a: int, b: int) -> None:
         """Decode the PTE table *tbl* for ``[a, b)``: the hot path."""
@@ -271,32 +276,34 @@ class _Walker:
         special = dec.special_mask
         highest = self.highest
         out = self.out
+        append = out.append
         vma = self.vma
-        kind_of = dec.kind
+        pte_decode = dec.pte_decode
+        cont_valid = dec.cont_valid
+        folio_types = _FOLIO_TYPES
+        FOLIO, PFN, MARKER, PTE = _FOLIO_T, _PFN_T, _MARKER_T, _PTE_L
         pos = i0
         k = 0
         L = len(nz)
         while k < L:
             i = nz[k]
             if i > pos:
-                self.hole(base + (pos << ps), base + (i << ps), PtLevel.PTE)
+                self.hole(base + (pos << ps), base + (i << ps), PTE)
             v = vals[i]
-            kd = kind_of(v, depth)
+            kd, pfn, step = pte_decode(v)
             swap_type = swap_offset = kind = None
             if kd == LEAF:
-                pfn = dec.leaf_pfn(v, ps)
-                typ = PtType.PFN if (v & special or pfn > highest) else PtType.FOLIO
-                step: Optional[int] = dec.leaf_step(v)
+                typ = PFN if (v & special or pfn > highest) else FOLIO
             elif kd == SWAP:
                 typ, kind, pfn, swap_type, swap_offset = self.classify_swp(v)
-                if typ == PtType.MARKER:
+                if typ == MARKER:
                     step = 0
-                elif typ == PtType.HWPOISON or typ == PtType.ERROR:
+                elif typ == _HWPOISON_T or typ == _ERROR_T:
                     step = None
                 else:
                     step = dec.swap_step
             else:
-                self.error(PtLevel.PTE, base + (i << ps), base + ((i + 1) << ps), None, f"bad PTE {v:#x}", v)
+                self.error(PTE, base + (i << ps), base + ((i + 1) << ps), None, f"bad PTE {v:#x}", v)
                 pos = i + 1
                 k += 1
                 continue
@@ -313,22 +320,26 @@ class _Walker:
                             nv += step
             if self.hole_start >= 0:
                 self.flush_hole()
-            cont = bool(cm and dec.cont_valid(v))
-            if j - i > 1 and typ in _FOLIO_TYPES:
-                runs = self.folio_runs(pfn, j - i)
+            cont = bool(cm) and cont_valid(v)
+            if typ == _ERROR_T:
+                reason, kind = kind, None
             else:
-                runs = (j - i,)
+                reason = None
+            if j - i == 1:
+                append(
+                    _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, cont, vma, swap_type,
+                                   swap_offset, kind, None, reason, dec, tbl, i))
+                )
+                pos = j
+                k += 1
+                continue
+            runs = self.folio_runs(pfn, j - i) if typ in folio_types else (j - i,)
             s = i
             for r in runs:
-                e = PtEntry(
-                    typ, PtLevel.PTE, base + (s << ps), base + ((s + r) << ps),
-                    raw=vals[s], pfn=pfn, cont=cont, vma=vma, dec=dec, tbl=tbl, idx=s,
-                    swap_type=swap_type, swap_offset=swap_offset, kind=kind,
+                append(
+                    _new(PtEntry, (typ, PTE, base + (s << ps), base + ((s + r) << ps), vals[s], pfn, cont, vma,
+                                   swap_type, swap_offset, kind, None, reason, dec, tbl, s))
                 )
-                if typ == PtType.ERROR:
-                    e.reason = kind
-                    e.kind = None
-                out.append(e)
                 s += r
                 if pfn is not None:
                     pfn += r
@@ -337,7 +348,7 @@ class _Walker:
             pos = j
             k += j - i
         if pos < i1:
-            self.hole(base + (pos << ps), base + (i1 << ps), PtLevel.PTE)
+            self.hole(base + (pos << ps), base + (i1 << ps), PTE)
 
     def _merge_cont(self, tbl: Tuple[int, ...], i0: int, i1: int) -> List[int]:
         # ptep_get() on a valid+cont PTE ORs young/dirty over its block.

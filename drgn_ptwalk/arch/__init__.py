@@ -124,6 +124,18 @@ class ArchDecoder:
         """``(swap type, swap offset)`` of a ``SWAP`` entry."""
         raise NotImplementedError
 
+    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+        """
+        ``(kind, pfn, step)`` of a non-none PTE in one call (the hot path):
+        for a ``LEAF`` its PFN and :meth:`leaf_step`, else ``(kind, None,
+        None)``.
+        """
+        depth = len(self.levels) - 1
+        kind = self.kind(value, depth)
+        if kind == LEAF:
+            return kind, self.leaf_pfn(value, self.page_shift), self.leaf_step(value)
+        return kind, None, None  # type: ignore[return-value]
+
     def leaf_flags(self, value: int, level: PtLevel) -> int:
         """:class:`~drgn_ptwalk.entry.PtFlag` bits of a ``LEAF`` entry."""
         raise NotImplementedError

@@ -154,6 +154,16 @@ class X86_64Decoder(ArchDecoder):
         # pmd/pud_pfn_mask leave out the low bits (and _PAGE_PAT_LARGE).
         return (value & self.pte_pfn_mask & ~((1 << shift) - 1)) >> 12
 
+    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+        # Inlined kind() + leaf_pfn() + leaf_step() for PTEs.
+        if value & _PRESENT:
+            return LEAF, (value & self.pte_pfn_mask) >> 12, 4096
+        if value & _PROTNONE:
+            return LEAF, (~value & self.pte_pfn_mask) >> 12, -4096
+        if not value & _NONE_MASK:
+            return NONE, None, None  # type: ignore[return-value]
+        return SWAP, None, None  # type: ignore[return-value]
+
     def leaf_step(self, value: int) -> int:
         return 4096 if value & _PRESENT else -4096
 
