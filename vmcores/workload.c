@@ -631,6 +631,16 @@ static void scen_anon(void)
 			add_region("anon_lazyfree", p, sz, "all-present", "MADV_FREE refused");
 	}
 
+	/* MADV_COLD: deactivated, young bits cleared (Referenced: 0) */
+	sz = 16 * ps;
+	if ((p = map_anon_nohuge(sz))) {
+		fill_pattern(p, sz, 0x21);
+		if (STEP_RC("madv-cold", madvise(p, sz, MADV_COLD)) == 0)
+			add_region("anon_cold", p, sz, "all-present-not-referenced", NULL);
+		else
+			add_region("anon_cold", p, sz, "all-present", "MADV_COLD refused");
+	}
+
 	/* mlock */
 	sz = 16 * ps;
 	if ((p = map_anon_nohuge(sz))) {
@@ -1432,19 +1442,36 @@ static void scen_hwpoison(void)
 		if (g_no_sysfs) {
 			STEP_REF("madv-hwpoison", "PTWALK_NO_SYSFS");
 			add_region("hwpoison", p, sz, "all-present", "hwpoison skipped");
-		} else if (sigsetjmp(g_bus_jmp, 1) == 0) {
-			int rc = madvise(p + 4 * ps, ps, MADV_HWPOISON);
-			if (rc == 0) {
+		} else {
+			volatile int rc = -1, err = 0, jumped = 0;
+			if (sigsetjmp(g_bus_jmp, 1) == 0) {
+				rc = madvise(p + 4 * ps, ps, MADV_HWPOISON);
+				err = errno;
+			} else {
+				jumped = 1;
+			}
+			/* did the page become a hwpoison entry? */
+			uint64_t pme = 0;
+			int pfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+			if (pfd >= 0) {
+				if (pread(pfd, &pme, 8, (off_t)((uintptr_t)(p + 4 * ps) / ps * 8)) != 8)
+					pme = 0;
+				close(pfd);
+			}
+			int poisoned = (pme >> 62 & 1) && !(pme >> 63 & 1);
+			if (poisoned) {
 				STEP_OK("madv-hwpoison");
 				add_region("hwpoison", p, sz, "hwpoison:4,present:others",
-					   "SIGBUS(BUS_MCEERR_AO) received %d times", (int)g_bus_ao);
+					   "rc=%d jumped=%d SIGBUS-AO=%d", rc, jumped, (int)g_bus_ao);
 			} else {
-				STEP_ERR("madv-hwpoison", errno);
+				if (jumped)
+					STEP_REF("madv-hwpoison", "SIGBUS-but-not-poisoned");
+				else if (rc)
+					STEP_ERR("madv-hwpoison", err);
+				else
+					STEP_REF("madv-hwpoison", "pagemap-not-hwpoison-0x%llx", (unsigned long long)pme);
 				add_region("hwpoison", p, sz, "all-present", "MADV_HWPOISON refused");
 			}
-		} else {
-			STEP_REF("madv-hwpoison", "SIGBUS");
-			add_region("hwpoison", p, sz, "hwpoison:4,present:others", "got SIGBUS during madvise");
 		}
 	}
 	report_ready(1);
