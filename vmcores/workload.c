@@ -446,11 +446,25 @@ static void __attribute__((noreturn)) pause_forever(void)
 /* ------------------------------------------------------------------ */
 /* mapping helpers                                                      */
 
+/*
+ * Every region gets a trailing guard page (PROT_NONE + MADV_DONTFORK, so it
+ * merges with nothing) to keep neighbouring regions from merging into one
+ * VMA: each region is then its own VMA with its own smaps entry.
+ */
+static void guard_page(void *at)
+{
+	if (mprotect(at, (size_t)g_ps, PROT_NONE) == 0)
+		madvise(at, (size_t)g_ps, MADV_DONTFORK);
+}
+
 static void *map_anon(size_t len, int extra_flags)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	char *p = mmap(NULL, len + (size_t)g_ps, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	guard_page(p + len);
+	return p;
 }
 
 static void *map_anon_nohuge(size_t len)
@@ -467,7 +481,8 @@ static void *map_anon_nohuge(size_t len)
  */
 static void *map_aligned(size_t len, size_t align, int prot, int flags, int fd)
 {
-	size_t rlen = len + align;
+	size_t gl = (size_t)g_ps;	/* trailing guard kept from the reservation */
+	size_t rlen = len + align + gl;
 	char *r = mmap(NULL, rlen, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (r == MAP_FAILED)
@@ -482,8 +497,9 @@ static void *map_aligned(size_t len, size_t align, int prot, int flags, int fd)
 	}
 	if ((char *)a > r)
 		munmap(r, (size_t)((char *)a - r));
-	if ((char *)a + len < r + rlen)
-		munmap((char *)a + len, (size_t)(r + rlen - ((char *)a + len)));
+	madvise((char *)a + len, gl, MADV_DONTFORK);
+	if ((char *)a + len + gl < r + rlen)
+		munmap((char *)a + len + gl, (size_t)(r + rlen - ((char *)a + len + gl)));
 	return p;
 }
 
