@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+/proc/PID/maps (fs/proc/task_mmu.c ``show_map_vma()``).
+"""
+
+from typing import List, Optional
+
+from drgn import Object, Program
+
+from drgn_ptwalk.procfs.vma import VmaFacts, default_root, mangle_path, task_root, vma_facts, vmas
+
+__all__ = ("format_maps_line", "gate_vma", "maps", "maps_mm", "maps_vmas")
+
+
+def gate_vma(prog: Program, mm: Object) -> Optional[Object]:
+    """
+    ``get_gate_vma(mm)``: the x86 ``[vsyscall]`` VMA, or ``None`` (arm64;
+    ``vsyscall=none``, the Debian default; compat tasks without
+    ``MM_CONTEXT_HAS_VSYSCALL``).
+
+    :param mm: ``struct mm_struct *``
+    """
+    try:
+        mode = prog["vsyscall_mode"]
+    except LookupError:
+        return None
+    # enum vsyscall_mode { EMULATE, XONLY, NONE } (arch/x86/entry/vsyscall).
+    enumerators = dict((e.name, e.value) for e in (mode.type_.unaliased().enumerators or ()))
+    none = enumerators.get("NONE", 2)
+    if mode.value_() == none:
+        return None
+    # CONFIG_COMPAT also requires MM_CONTEXT_HAS_VSYSCALL in mm->context.flags
+    # (set for 64-bit tasks by arch_setup_additional_pages()); the flag's
+    # encoding changed over time, so 64-bit tasks are assumed.
+    return prog["gate_vma"].address_of_()
+
+
+def format_maps_line(f: VmaFacts) -> bytes:
+    """
+    One maps line (``show_vma_header_prefix()`` + name + ``"\\n"``): the
+    name is padded to column 73 (``seq_setwidth(25 + 6 * 8 - 1)`` +
+    ``seq_pad()``), escaping ``"\\n"`` in paths.
+    """
+    flags = f.flags
+    prefix = b"%08x-%08x %c%c%c%c %08x %02x:%02x %d " % (
+        f.start,
+        f.end,
+        b"r"[0] if flags & 1 else b"-"[0],
+        b"w"[0] if flags & 2 else b"-"[0],
+        b"x"[0] if flags & 4 else b"-"[0],
+        b"s"[0] if flags & (1 << 7) else b"p"[0],  # VM_MAYSHARE, not VM_SHARED
+        f.pgoff,
+        f.dev >> 20,
+        f.dev & 0xFFFFF,
+        f.ino,
+    )
+    if f.name is None:
+        return prefix + b"\n"
+    # seq_pad(): fill to 72 bytes counted from the line start (the prefix's
+    # own trailing space counts), then one more space.
+    line = prefix[:-1]
+    if len(line) < 72:
+        line += b" " * (72 - len(line))
+    return line + b" " + mangle_path(f.name, b"\n") + b"\n"
+
+
+def maps_vmas(mm: Object, root: Optional[Object]) -> List[VmaFacts]:
+    """:class:`VmaFacts` of every VMA of *mm* as maps lists them (gate VMA last)."""
+    prog = mm.prog_
+    out = [vma_facts(v, mm, root) for v in vmas(mm)]
+    gate = gate_vma(prog, mm)
+    if gate is not None:
+        out.append(vma_facts(gate, mm, root))
+    return out
+
+
+def maps_mm(mm: Object, root: Optional[Object] = None) -> str:
+    """
+    /proc/PID/maps of *mm*.
+
+    :param mm: ``struct mm_struct *`` (NULL gives ``""``, like a kthread)
+    :param root: the reader's fs root (``struct path *``) for paths; default
+        PID 1's
+    """
+    if not mm.value_():
+        return ""
+    if root is None:
+        root = default_root(mm.prog_)
+    return b"".join(format_maps_line(f) for f in maps_vmas(mm, root)).decode("utf-8", "surrogateescape")
+
+
+def maps(task: Object, root: Optional[Object] = None) -> str:
+    """
+    /proc/PID/maps of *task*.
+
+    :param task: ``struct task_struct *``
+    :param root: reader's fs root; default the task's own root
+    """
+    if root is None:
+        mm = task.mm.read_()
+        if mm.value_():
+            root = task_root(task)
+    return maps_mm(task.mm.read_(), root)

@@ -1,0 +1,621 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+VMA-level facts shared by the /proc/PID files: names and paths, flags,
+page sizes, NUMA policy. Nothing here walks page tables; nothing here
+formats whole lines (that is in the per-file modules).
+
+Kernel-version differences are detected by feature and cached in
+``prog.cache``; each branch names the kernel change it follows.
+"""
+
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from drgn import FaultError, Object, Program, cast, container_of
+from drgn.helpers.linux.mm import for_each_vma
+
+__all__ = (
+    "VmaFacts",
+    "d_path_kernel",
+    "file_user_inode",
+    "file_user_path",
+    "mangle_path",
+    "mpol_to_str",
+    "task_root",
+    "vm_flag_bits",
+    "vm_flag_mnemonics",
+    "vma_facts",
+    "vma_is_initial_heap",
+    "vma_is_initial_stack",
+    "vma_kernel_pagesize",
+    "vma_name",
+    "vmas",
+)
+
+
+def _cached(prog: Program, key: str, compute):
+    try:
+        return prog.cache[key]
+    except KeyError:
+        value = prog.cache[key] = compute()
+        return value
+
+
+def _has_member(prog: Program, type_name: str, member: str) -> bool:
+    try:
+        return prog.type(type_name).has_member(member)
+    except LookupError:
+        return False
+
+
+def _sym_name(prog: Program, addr: int) -> Optional[str]:
+    if not addr:
+        return None
+    try:
+        return prog.symbol(addr).name
+    except LookupError:
+        return None
+
+
+def vmas(mm: Object) -> List[Object]:
+    """
+    The VMAs of *mm* in address order (the maple tree; the x86 gate VMA is
+    not part of it).
+
+    :param mm: ``struct mm_struct *``
+    """
+    return list(for_each_vma(mm))
+
+
+# ---------------------------------------------------------------------------
+# Paths
+
+
+def file_user_path(file: Object) -> Object:
+    """
+    ``file_user_path()``: the ``struct path *`` the user sees for *file*.
+
+    :param file: ``struct file *``
+    """
+    prog = file.prog_
+    # Since def3ae83da02 ("fs: store real path instead of fake path in
+    # backing file f_path"), v6.8, a backing file (FMODE_BACKING, overlayfs
+    # mmap) keeps the user's path in struct backing_file::user_path; before,
+    # f_path was the user path.
+    if _cached(prog, "ptwalk_backing_user_path", lambda: _has_member(prog, "struct backing_file", "user_path")):
+        # FMODE_BACKING = 1 << 24 (include/linux/fs.h, v6.6..v7.2).
+        if file.f_mode.value_() & (1 << 24):
+            return container_of(file, "struct backing_file", "file").user_path.address_of_()
+    return file.f_path.address_of_()
+
+
+def file_user_inode(file: Object) -> Object:
+    """
+    ``file_user_inode()``: the ``struct inode *`` behind :func:`file_user_path`
+    (``file_inode()`` for ordinary files).
+
+    :param file: ``struct file *``
+    """
+    prog = file.prog_
+    if _cached(prog, "ptwalk_backing_user_path", lambda: _has_member(prog, "struct backing_file", "user_path")):
+        if file.f_mode.value_() & (1 << 24):
+            return file_user_path(file).dentry.d_inode
+    return file.f_inode
+
+
+def task_root(task: Object) -> Optional[Object]:
+    """
+    The fs root (``struct path *``) of *task*, the root ``d_path()`` stops
+    at; ``None`` if the task has no ``fs`` (exiting).
+
+    :param task: ``struct task_struct *``
+    """
+    fs = task.fs.read_()
+    if not fs:
+        return None
+    return fs.root.address_of_()
+
+
+def default_root(prog: Program) -> Optional[Object]:
+    """The fs root of PID 1 (else ``init_task``): the reader's root by default."""
+    from drgn.helpers.linux.pid import find_task
+
+    task = find_task(prog, 1)
+    if not task:
+        task = prog["init_task"].address_of_()
+    return task_root(task)
+
+
+def _d_unlinked(dentry: Object) -> bool:
+    # d_unlinked() = d_unhashed() && !IS_ROOT()
+    unhashed = not dentry.d_hash.pprev.value_()
+    return unhashed and dentry.value_() != dentry.d_parent.value_()
+
+
+def _qstr(q: Object) -> bytes:
+    return q.prog_.read(q.name.value_(), q.len.value_())
+
+
+def _d_dname(dentry: Object, fn: str) -> bytes:
+    # The pseudo-filesystem names of fs/d_path.c, fs/anon_inodes.c, ...
+    name = _qstr(dentry.d_name)
+    if fn == "simple_dname":
+        # shmem_file_setup()/alloc_file_pseudo(): "/dev/zero (deleted)",
+        # "/memfd:x (deleted)", "/anon_hugepage (deleted)", "/SYSV... (deleted)"
+        return b"/" + name + b" (deleted)"
+    if fn == "anon_inodefs_dname":
+        return b"anon_inode:" + name
+    if fn == "pipefs_dname":
+        return b"pipe:[%d]" % dentry.d_inode.i_ino.value_()
+    if fn == "sockfs_dname":
+        return b"socket:[%d]" % dentry.d_inode.i_ino.value_()
+    if fn == "dmabuffs_dname":
+        # "/" + dmabuf->name (or "") + ":" + dentry name; approximated.
+        return b"/:" + name
+    raise NotImplementedError(f"unknown d_dname {fn}")
+
+
+def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
+    """
+    ``d_path()`` as the kernel computes it for a reader whose fs root is
+    *root*: pseudo-fs ``d_dname`` names, components up to *root* (or the
+    global root), ``" (deleted)"`` for unlinked dentries.
+
+    :param path: ``struct path *``
+    :param root: ``struct path *`` of the reader's root, or ``None``
+    """
+    prog = path.prog_
+    dentry = path.dentry.read_()
+    vfsmnt = path.mnt.read_()
+    d_op = dentry.d_op.read_()
+    if d_op:
+        fn = _sym_name(prog, d_op.d_dname.value_())
+        # "(!IS_ROOT(dentry) || dentry != mnt->mnt_root)"
+        if fn and (dentry.value_() != dentry.d_parent.value_() or dentry.value_() != vfsmnt.mnt_root.value_()):
+            return _d_dname(dentry, fn)
+    suffix = b" (deleted)" if _d_unlinked(dentry) else b""
+    root_d = root.dentry.value_() if root is not None else 0
+    root_m = root.mnt.value_() if root is not None else 0
+    mnt = container_of(vfsmnt, "struct mount", "mnt")
+    d = dentry.value_()
+    m = vfsmnt.value_()
+    parts: List[bytes] = []
+    # __prepend_path()
+    while d != root_d or m != root_m:
+        dobj = Object(prog, "struct dentry *", d)
+        if d == mnt.mnt.mnt_root.value_():
+            parent = mnt.mnt_parent.read_()
+            if parent.value_() != mnt.value_():
+                d = mnt.mnt_mountpoint.value_()
+                mnt = parent
+                m = mnt.mnt.address_of_().value_()
+                continue
+            break  # global root
+        p = dobj.d_parent.value_()
+        if p == d:
+            break  # escaped
+        parts.append(_qstr(dobj.d_name))
+        d = p
+    if not parts:
+        return b"/" + suffix
+    return b"".join(b"/" + x for x in reversed(parts)) + suffix
+
+
+def mangle_path(path: bytes, esc: bytes) -> bytes:
+    """``mangle_path()``: every byte in *esc* becomes ``\\ooo``."""
+    if not any(c in path for c in esc):
+        return path
+    return b"".join(b"\\%03o" % c if c in esc else bytes((c,)) for c in path)
+
+
+# ---------------------------------------------------------------------------
+# Names
+
+
+def vma_is_initial_heap(vma: Object, mm: Object) -> bool:
+    """
+    Whether *vma* is the ``[heap]``.
+
+    :param vma: ``struct vm_area_struct *``
+    :param mm: ``struct mm_struct *``
+    """
+    prog = vma.prog_
+    start, end = vma.vm_start.value_(), vma.vm_end.value_()
+    brk, start_brk = mm.brk.value_(), mm.start_brk.value_()
+    # 11250fd12eb8 ("mm: factor out VMA stack and heap checks"), v6.7,
+    # made the test strict (vma_is_initial_heap()); before, task_mmu.c used
+    # "vm_start <= brk && vm_end >= start_brk".
+    if _cached(prog, "ptwalk_heap_strict", lambda: "vma_is_initial_heap" in prog):
+        return start < brk and end > start_brk
+    return start <= brk and end >= start_brk
+
+
+def vma_is_initial_stack(vma: Object, mm: Object) -> bool:
+    """
+    Whether *vma* holds ``mm->start_stack`` (the ``[stack]``).
+
+    :param vma: ``struct vm_area_struct *``
+    :param mm: ``struct mm_struct *``
+    """
+    s = mm.start_stack.value_()
+    return vma.vm_start.value_() <= s <= vma.vm_end.value_()
+
+
+def _vm_ops_name(vma: Object) -> Optional[bytes]:
+    prog = vma.prog_
+    ops = vma.vm_ops.read_()
+    if not ops:
+        return None
+    fn = _sym_name(prog, ops.name.value_())
+    if fn is None:
+        return None
+    if fn == "special_mapping_name":
+        sm = cast("struct vm_special_mapping *", vma.vm_private_data)
+        return sm.name.string_()
+    if fn == "gate_vma_name":
+        return b"[vsyscall]"
+    raise NotImplementedError(f"unknown vm_operations_struct::name {fn}")
+
+
+def vma_name(vma: Object, mm: Object, root: Optional[Object]) -> Optional[bytes]:
+    """
+    The name /proc/PID/maps shows for *vma* (unescaped), or ``None``:
+    ``get_vma_name()`` (v6.11+, inline in ``show_map_vma()`` before).
+
+    :param vma: ``struct vm_area_struct *``
+    :param mm: ``struct mm_struct *`` (the VMA's)
+    :param root: reader's fs root for file paths (``struct path *``)
+    """
+    file = vma.vm_file.read_()
+    if file:
+        return d_path_kernel(file_user_path(file), root)
+    name = _vm_ops_name(vma)
+    if name is not None:
+        return name
+    if not vma.vm_mm.value_():
+        return b"[vdso]"
+    if vma_is_initial_heap(vma, mm):
+        return b"[heap]"
+    if vma_is_initial_stack(vma, mm):
+        return b"[stack]"
+    # anon_vma_name(): CONFIG_ANON_VMA_NAME is off in the kernels we know.
+    try:
+        anon_name = vma.anon_name.read_()
+    except AttributeError:
+        anon_name = None
+    if anon_name is not None and anon_name.value_():
+        return b"[anon:" + anon_name.name.string_() + b"]"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Flags
+
+
+def vm_flag_bits(prog: Program) -> Dict[str, int]:
+    """
+    Bit numbers of the ``VM_*`` flags of this kernel (names without the
+    ``VM_`` prefix), for the flags whose bit moved between versions.
+    """
+    return _cached(prog, "ptwalk_vm_flag_bits", lambda: _vm_flag_bits(prog))
+
+
+def _enum_bit(prog: Program, name: str) -> Optional[int]:
+    try:
+        return prog.constant(name).value_()
+    except LookupError:
+        return None
+
+
+def _vm_flag_bits(prog: Program) -> Dict[str, int]:
+    bits = {
+        "READ": 0, "WRITE": 1, "EXEC": 2, "SHARED": 3, "MAYREAD": 4, "MAYWRITE": 5, "MAYEXEC": 6,
+        "MAYSHARE": 7, "GROWSDOWN": 8, "UFFD_MISSING": 9, "PFNMAP": 10, "UFFD_WP": 12, "LOCKED": 13,
+        "IO": 14, "SEQ_READ": 15, "RAND_READ": 16, "DONTCOPY": 17, "DONTEXPAND": 18, "LOCKONFAULT": 19,
+        "ACCOUNT": 20, "NORESERVE": 21, "HUGETLB": 22, "SYNC": 23, "ARCH_1": 24, "WIPEONFORK": 25,
+        "DONTDUMP": 26, "MIXEDMAP": 28, "HUGEPAGE": 29, "NOHUGEPAGE": 30, "MERGEABLE": 31,
+    }
+    # CONFIG_MEM_SOFT_DIRTY (x86 only among ours): VM_SOFTDIRTY = bit 27.
+    if "clear_soft_dirty" in prog or "clear_soft_dirty_pmd" in prog:
+        bits["SOFTDIRTY"] = 27
+    arm64 = prog.platform is not None and prog.platform.arch.name == "AARCH64"
+    enum_minor = _enum_bit(prog, "VMA_UFFD_MINOR_BIT")
+    if enum_minor is not None:
+        # v7.x: "mm: declare VMA flags by bit" turned VM_* into an enum of
+        # VMA_*_BIT numbers (include/linux/mm.h DECLARE_VMA_BIT); read them.
+        for name in ("UFFD_MINOR", "SEALED", "DROPPABLE", "ALLOW_ANY_UNCACHED", "MAYBE_GUARD",
+                     "SHADOW_STACK", "MTE", "MTE_ALLOWED", "SOFTDIRTY"):
+            b = _enum_bit(prog, f"VMA_{name}_BIT")
+            if b is not None:
+                bits[name] = b
+        return bits
+    if "__x64_sys_mseal" in prog or "__arm64_sys_mseal" in prog:
+        # v6.10+: 8be7258aad44 ("mseal: add mseal syscall"), v6.10: VM_SEALED
+        # = bit 63; 9651fcedf7b9 ("mm: add MAP_DROPPABLE for designating
+        # always-droppable mappings"), v6.11: VM_DROPPABLE = bit 40; the
+        # shadow-stack series moved VM_UFFD_MINOR_BIT to 38 (v6.6); arm64
+        # POE ("arm64: add POIndex defines"/pkeys, v6.12) moved MTE to
+        # HIGH_ARCH_4/5 = 36/37 ("ui" stays at 38).
+        bits.update(UFFD_MINOR=38, SEALED=63, DROPPABLE=40, ALLOW_ANY_UNCACHED=39)
+        if arm64:
+            if "arch_pkeys_enabled" in prog or _has_member(prog, "struct thread_struct", "por_el0"):
+                bits.update(MTE=36, MTE_ALLOWED=37)
+            else:
+                bits.update(MTE=32, MTE_ALLOWED=33)
+        else:
+            bits["SHADOW_STACK"] = 37
+        return bits
+    # v6.1: VM_UFFD_MINOR_BIT 37; arm64 VM_MTE 32 / VM_MTE_ALLOWED 33.
+    bits["UFFD_MINOR"] = 37
+    if arm64:
+        bits.update(MTE=32, MTE_ALLOWED=33)
+    return bits
+
+
+def vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
+    """
+    ``mnemonics[BITS_PER_LONG]`` of ``show_smap_vma_flags()``: the VmFlags
+    name of every bit (``"??"`` for unnamed bits, ``""`` for hidden ones).
+    """
+    return _cached(prog, "ptwalk_vm_mnemonics", lambda: _vm_flag_mnemonics(prog))
+
+
+def _vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
+    bits = vm_flag_bits(prog)
+    arm64 = prog.platform is not None and prog.platform.arch.name == "AARCH64"
+    m = ["??"] * 64
+    names = {
+        "READ": "rd", "WRITE": "wr", "EXEC": "ex", "SHARED": "sh", "MAYREAD": "mr", "MAYWRITE": "mw",
+        "MAYEXEC": "me", "MAYSHARE": "ms", "GROWSDOWN": "gd", "PFNMAP": "pf", "LOCKED": "lo", "IO": "io",
+        "SEQ_READ": "sr", "RAND_READ": "rr", "DONTCOPY": "dc", "DONTEXPAND": "de", "ACCOUNT": "ac",
+        "NORESERVE": "nr", "HUGETLB": "ht", "SYNC": "sf", "ARCH_1": "ar", "WIPEONFORK": "wf",
+        "DONTDUMP": "dd", "SOFTDIRTY": "sd", "MIXEDMAP": "mm", "HUGEPAGE": "hg", "NOHUGEPAGE": "nh",
+        "MERGEABLE": "mg", "UFFD_MISSING": "um", "UFFD_WP": "uw", "UFFD_MINOR": "ui",
+        "DROPPABLE": "dp", "SEALED": "sl", "SHADOW_STACK": "ss", "MAYBE_GUARD": "gu",
+        "MTE": "mt", "MTE_ALLOWED": "",
+    }
+    for flag, mn in names.items():
+        b = bits.get(flag)
+        if b is not None:
+            m[b] = mn
+    # "lf" for VM_LOCKONFAULT: absent from v6.1's table, present in v6.12
+    # (added with the mseal-era table rework; feature-tested together).
+    if "UFFD_MINOR" in bits and bits["UFFD_MINOR"] == 37:
+        m[bits["LOCKONFAULT"]] = "??"
+    else:
+        m[bits["LOCKONFAULT"]] = "lf"
+    if arm64:
+        # VM_ARM64_BTI (ARCH_1) overrides "ar" with "bt".
+        m[bits["ARCH_1"]] = "bt"
+    # Protection-key bits are hidden (shown as ProtectionKey): x86 32..35,
+    # arm64 POE 32..34 (v6.12+).
+    if arm64:
+        if bits.get("MTE") == 36:
+            for b in (32, 33, 34):
+                m[b] = ""
+    else:
+        for b in (32, 33, 34, 35):
+            m[b] = ""
+    return tuple(m)
+
+
+def vm_flags_string(vma: Object) -> str:
+    """The ``VmFlags:`` mnemonics of *vma*, each followed by a space."""
+    mn = vm_flag_mnemonics(vma.prog_)
+    flags = vma.vm_flags.value_()
+    return "".join(mn[b] + " " for b in range(64) if flags >> b & 1 and mn[b])
+
+
+# ---------------------------------------------------------------------------
+# Page sizes
+
+
+def vma_kernel_pagesize(vma: Object) -> int:
+    """
+    ``vma_kernel_pagesize()``: the hugetlb page size for hugetlb VMAs, else
+    ``PAGE_SIZE``.
+
+    :param vma: ``struct vm_area_struct *``
+    """
+    prog = vma.prog_
+    ops = vma.vm_ops.read_()
+    if ops:
+        fn = _sym_name(prog, ops.pagesize.value_())
+        if fn == "hugetlb_vm_op_pagesize":
+            return hugetlb_vma_page_size(vma)
+        if fn is not None:
+            raise NotImplementedError(f"unknown vm_operations_struct::pagesize {fn}")
+    return prog["PAGE_SIZE"].value_() if "PAGE_SIZE" in prog else _page_size(prog)
+
+
+def _page_size(prog: Program) -> int:
+    from drgn_ptwalk.arch import get_decoder
+
+    return get_decoder(prog).page_size
+
+
+def hugetlb_vma_hstate(vma: Object) -> Object:
+    """``hstate_vma()``: ``struct hstate *`` of a hugetlb VMA."""
+    inode = vma.vm_file.f_inode
+    sbinfo = cast("struct hugetlbfs_sb_info *", inode.i_sb.s_fs_info)
+    return sbinfo.hstate
+
+
+def hugetlb_vma_page_size(vma: Object) -> int:
+    """``huge_page_size(hstate_vma(vma))``."""
+    return _page_size(vma.prog_) << hugetlb_vma_hstate(vma).order.value_()
+
+
+def is_vm_hugetlb_page(vma: Object) -> bool:
+    """``is_vm_hugetlb_page()``: ``VM_HUGETLB`` set."""
+    return bool(vma.vm_flags.value_() & (1 << 22))
+
+
+# ---------------------------------------------------------------------------
+# NUMA policy
+
+
+class _PolicyInfo(NamedTuple):
+    default_policy: int
+    preferred: Tuple[int, int]  # [start, end) of preferred_node_policy[]
+
+
+def _policy_info(prog: Program) -> _PolicyInfo:
+    try:
+        dp = prog["default_policy"].address_of_().value_()
+    except LookupError:
+        dp = 0
+    try:
+        pnp = prog["preferred_node_policy"]
+        start = pnp.address_of_().value_()
+        end = start + pnp.type_.size
+    except LookupError:
+        start = end = 0
+    return _PolicyInfo(dp, (start, end))
+
+
+_POLICY_MODES = ("default", "prefer", "bind", "interleave", "local", "prefer (many)", "weighted interleave")
+
+
+def vma_policy(vma: Object, addr: Optional[int] = None) -> Object:
+    """
+    ``__get_vma_policy(vma, addr)``: ``struct mempolicy *`` (may be NULL).
+
+    :param vma: ``struct vm_area_struct *``
+    """
+    prog = vma.prog_
+    ops = vma.vm_ops.read_()
+    if addr is None:
+        addr = vma.vm_start.value_()
+    if ops:
+        fn = _sym_name(prog, ops.get_policy.value_())
+        if fn == "shmem_get_policy":
+            return _shmem_get_policy(vma, addr)
+        if fn is not None:
+            raise NotImplementedError(f"unknown vm_operations_struct::get_policy {fn}")
+    try:
+        return vma.vm_policy.read_()
+    except AttributeError:
+        return Object(prog, "struct mempolicy *", 0)
+
+
+def _shmem_get_policy(vma: Object, addr: int) -> Object:
+    # shmem_get_policy() -> mpol_shared_policy_lookup(&info->policy, index):
+    # the sp_node whose [start, end) holds index in the inode's rb-tree.
+    from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
+
+    prog = vma.prog_
+    inode = vma.vm_file.f_inode
+    info = container_of(inode, "struct shmem_inode_info", "vfs_inode")
+    ps = _page_size(prog)
+    index = ((addr - vma.vm_start.value_()) // ps) + vma.vm_pgoff.value_()
+    sp = info.policy
+    if not sp.root.rb_node.value_():
+        return Object(prog, "struct mempolicy *", 0)
+    for n in rbtree_inorder_for_each_entry("struct sp_node", sp.root.address_of_(), "nd"):
+        if n.start.value_() <= index < n.end.value_():
+            return n.policy.read_()
+    return Object(prog, "struct mempolicy *", 0)
+
+
+def task_mempolicy(task: Object) -> Object:
+    """
+    ``get_task_policy(task)`` as the reader sees it: the task's policy, else
+    NULL meaning the default (``preferred_node_policy[]`` prints as
+    "default" anyway).
+
+    :param task: ``struct task_struct *``
+    """
+    return task.mempolicy.read_()
+
+
+def _nodelist(prog: Program, nodes: Object) -> str:
+    # %*pbl of a nodemask_t (bitmap_list_string()).
+    from drgn.helpers.linux.nodemask import for_each_node_mask
+
+    ids = list(for_each_node_mask(nodes))
+    out = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def mpol_to_str(pol: Object) -> str:
+    """
+    ``mpol_to_str()``: "default", "bind=static:0-1", ...
+
+    :param pol: ``struct mempolicy *`` (NULL means the default policy)
+    """
+    prog = pol.prog_
+    info = _cached(prog, "ptwalk_policy_info", lambda: _policy_info(prog))
+    p = pol.value_()
+    if not p or p == info.default_policy or info.preferred[0] <= p < info.preferred[1]:
+        return "default"
+    mode = pol.mode.value_()
+    flags = pol.flags.value_()
+    if mode >= len(_POLICY_MODES):
+        return "unknown"
+    # MPOL_WEIGHTED_INTERLEAVE (6) exists since fa3bea4e1f82 ("mm/mempolicy:
+    # introduce MPOL_WEIGHTED_INTERLEAVE for weighted interleaving"), v6.9.
+    s = _POLICY_MODES[mode]
+    nodes = ""
+    if mode in (1, 2, 3, 5, 6):
+        nodes = _nodelist(prog, pol.nodes)
+    MODE_FLAGS = (1 << 15) | (1 << 14) | (1 << 13)
+    mf = flags & MODE_FLAGS
+    if mf:
+        s += "="
+        if flags & (1 << 15):
+            s += "static"
+        elif flags & (1 << 14):
+            s += "relative"
+        if flags & (1 << 13):
+            if mf & (mf - 1):
+                s += "|"
+            s += "balancing"
+    if nodes:
+        s += ":" + nodes
+    return s[:63]
+
+
+class VmaFacts(NamedTuple):
+    """What the maps header line of one VMA shows."""
+
+    start: int
+    end: int
+    flags: int
+    pgoff: int
+    dev: int
+    ino: int
+    name: Optional[bytes]
+
+
+def vma_facts(vma: Object, mm: Object, root: Optional[Object]) -> VmaFacts:
+    """
+    :class:`VmaFacts` of *vma* (``show_map_vma()``).
+
+    :param vma: ``struct vm_area_struct *``
+    :param mm: ``struct mm_struct *``
+    :param root: reader's fs root (``struct path *``) for file names
+    """
+    prog = vma.prog_
+    file = vma.vm_file.read_()
+    dev = ino = pgoff = 0
+    if file:
+        inode = file_user_inode(file)
+        dev = inode.i_sb.s_dev.value_()
+        ino = inode.i_ino.value_()
+        pgoff = vma.vm_pgoff.value_() * _page_size(prog)
+    return VmaFacts(
+        vma.vm_start.value_(),
+        vma.vm_end.value_(),
+        vma.vm_flags.value_(),
+        pgoff,
+        dev,
+        ino,
+        vma_name(vma, mm, root),
+    )
