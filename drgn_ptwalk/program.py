@@ -1,0 +1,129 @@
+"""Opening a drgn program (live kernel, core dump, QEMU guest) with one-line errors for bad input."""
+
+import os
+from typing import Optional, Sequence
+
+import drgn
+
+__all__ = ("ProgramError", "open_program", "guess_core_architecture")
+
+
+class ProgramError(Exception):
+    """The program could not be opened or is not usable: the message is one line for the user."""
+
+
+# vmcoreinfo lines that only one architecture exports (arch/*/kernel/{crash_core,vmcore_info}*.c).
+_VMCOREINFO_ARCH = (
+    (b"SYMBOL(init_top_pgt)=", "x86_64"),
+    (b"NUMBER(pgtable_l5_enabled)=", "x86_64"),
+    (b"NUMBER(VA_BITS)=", "aarch64"),
+    (b"NUMBER(kimage_voffset)=", "aarch64"),
+)
+_ELF_MACHINE = {62: "x86_64", 183: "aarch64"}
+
+
+def _platform(arch: str) -> drgn.Platform:
+    try:
+        a = drgn.Architecture[arch.upper()]
+    except KeyError:
+        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64)") from None
+    return drgn.Platform(a, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+
+
+def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[str]:
+    """Work out the architecture of a dump whose header names none (QEMU's ``kdump-zlib``).
+
+    The vmcoreinfo note is near the start of the file; failing that, the vmlinux's ELF machine.
+    """
+    try:
+        with open(core, "rb") as f:
+            head = f.read(16 << 20)
+    except OSError:
+        head = b""
+    start = head.find(b"OSRELEASE=")
+    if start >= 0:
+        note = head[start : start + 16384]
+        for marker, arch in _VMCOREINFO_ARCH:
+            if marker in note:
+                return arch
+    for path in symbols:
+        try:
+            with open(path, "rb") as f:
+                ident = f.read(20)
+        except OSError:
+            continue
+        if ident[:4] == b"\x7fELF":
+            arch = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "little"))
+            if arch:
+                return arch
+    return None
+
+
+def open_program(
+    core: Optional[str] = None,
+    *,
+    kernel: bool = False,
+    qemu: Optional[str] = None,
+    symbols: Sequence[str] = (),
+    architecture: Optional[str] = None,
+    default_symbols: bool = True,
+) -> drgn.Program:
+    """Open a Linux kernel program the way ``drgn -c/-k/--qemu -s`` does, with errors as ProgramError."""
+    platform = _platform(architecture) if architecture else None
+    prog = drgn.Program(platform)
+    try:
+        if core is not None:
+            if not os.path.exists(core):
+                raise ProgramError(f"{core}: no such file")
+            if not os.access(core, os.R_OK):
+                raise ProgramError(f"{core}: permission denied")
+            try:
+                prog.set_core_dump(core)
+            except Exception as e:
+                # libkdumpfile cannot open a kdump file without an architecture (QEMU writes none).
+                if "ARCH_NAME" not in str(e) or platform is not None:
+                    raise
+                arch = guess_core_architecture(core, symbols)
+                if arch is None:
+                    raise ProgramError(f"{core}: the dump names no architecture; pass --architecture") from None
+                prog = drgn.Program(_platform(arch))
+                prog.set_core_dump(core)
+        elif qemu is not None:
+            prog.set_qemu_qmp(qemu)
+        else:
+            prog.set_kernel()
+    except ProgramError:
+        raise
+    except (OSError, ValueError, Exception) as e:
+        what = core or qemu or "/proc/kcore"
+        raise ProgramError(f"{what}: cannot open: {e}") from None
+    if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
+        raise ProgramError(f"{core or qemu}: not a Linux kernel core dump")
+    for path in symbols:
+        if not os.path.exists(path):
+            raise ProgramError(f"{path}: no such file")
+    try:
+        prog.load_debug_info(list(symbols), default=default_symbols and not symbols, main=True)
+    except drgn.MissingDebugInfoError as e:
+        # Only the kernel itself matters here; modules without debug info are fine.
+        try:
+            prog.main_module().wanted_supplementary_debug_file()
+        except Exception:
+            pass
+        if not _has_kernel_debug_info(prog):
+            first = str(e).splitlines()[0]
+            raise ProgramError(
+                f"no usable debug info for the kernel ({first}); pass its vmlinux with -s "
+                "(the Debian package linux-image-<release>-dbg), and check it matches the dump's release"
+            ) from None
+    if not _has_kernel_debug_info(prog):
+        raise ProgramError("no debug info for the kernel: pass its vmlinux with -s")
+    return prog
+
+
+def _has_kernel_debug_info(prog: drgn.Program) -> bool:
+    try:
+        prog.type("struct mm_struct")
+        return True
+    except LookupError:
+        return False

@@ -1,0 +1,70 @@
+"""Finding the task a user means: by PID, by ``struct task_struct`` address, or by name."""
+
+from typing import List
+
+from drgn import FaultError, Object, Program
+from drgn.helpers.linux.pid import find_task, for_each_task
+
+__all__ = ("TaskNotFoundError", "NoMmError", "find_target", "task_mm")
+
+
+class TaskNotFoundError(LookupError):
+    """No task matches what the user asked for."""
+
+
+class NoMmError(ValueError):
+    """The task has no user address space (a kernel thread, or a task that is exiting)."""
+
+
+def _comm(task: Object) -> str:
+    return task.comm.string_().decode(errors="replace")
+
+
+def find_target(prog: Program, spec: "str | int | Object") -> Object:
+    """
+    Find a task from a PID, a ``struct task_struct`` address (``0x...``) or a unique name (``comm``).
+
+    :param spec: ``struct task_struct *``, PID, or a string naming one of the above
+    :raises TaskNotFoundError: if nothing or more than one task matches
+    """
+    if isinstance(spec, Object):
+        return spec
+    if isinstance(spec, int):
+        task = find_task(prog, spec)
+        if not task:
+            raise TaskNotFoundError(f"no task with PID {spec}")
+        return task
+    text = str(spec).strip()
+    if text.isdigit():
+        return find_target(prog, int(text))
+    if text.lower().startswith("0x"):
+        try:
+            addr = int(text, 16)
+        except ValueError:
+            raise TaskNotFoundError(f"bad task address {text!r}") from None
+        task = Object(prog, "struct task_struct *", addr)
+        try:
+            task.pid.value_()
+        except FaultError:
+            raise TaskNotFoundError(f"no task_struct readable at {addr:#x}") from None
+        return task
+    matches: List[Object] = [t for t in for_each_task(prog) if _comm(t) == text[:15]]
+    if not matches:
+        raise TaskNotFoundError(f"no task named {text!r}")
+    if len(matches) > 1:
+        pids = ", ".join(str(t.pid.value_()) for t in matches[:10])
+        raise TaskNotFoundError(f"{len(matches)} tasks are named {text!r} (PIDs {pids}); give a PID")
+    return matches[0]
+
+
+def task_mm(task: Object) -> Object:
+    """
+    The ``struct mm_struct *`` of a task.
+
+    :param task: ``struct task_struct *``
+    :raises NoMmError: for a kernel thread or an exiting task
+    """
+    mm = task.mm.read_()
+    if not mm:
+        raise NoMmError(f"PID {task.pid.value_()} ({_comm(task)}) has no mm (a kernel thread or exiting task)")
+    return mm
