@@ -1,5 +1,6 @@
 """Build reference vmcores: fetch, boot, capture the truth, dump; and list what was built."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -66,10 +67,23 @@ def _inputs_digest(e: Dict[str, Any], kinfo: Dict[str, Any]) -> str:
 
 
 def build(kernel_id: str, force: bool = False, log=print) -> Dict[str, Any]:
-    """Build one reference vmcore (all its dump kinds) unless an up-to-date one exists."""
-    e = entry(kernel_id)
+    """Build one reference vmcore (all its dump kinds) unless an up-to-date one exists.
+
+    Builds of one kernel are serialised by a lock file, so concurrent test runs wait and then reuse it.
+    """
     out = out_dir(kernel_id)
     out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[vmcores] {kernel_id}: another build is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(kernel_id, out, force, log)
+
+
+def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]:
+    e = entry(kernel_id)
     apt = fetch.Apt()
     apt.update()
     info = fetch.resolve_kernel(apt, e["suite"], e["arch"], e["flavour"])

@@ -147,7 +147,7 @@ class Guest:
         data = base64.b64decode("".join(body.split()))
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
             tf.extractall(tmp, filter="data")
         shutil.rmtree(dest, ignore_errors=True)
