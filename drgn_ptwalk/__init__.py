@@ -11,6 +11,7 @@ from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.page import (
     PageInfo,
     compound_head_pfn,
+    folio_info,
     folio_order,
     folio_runs,
     page_info,
@@ -28,6 +29,7 @@ __all__ = (
     "PtType",
     "SwapTypes",
     "compound_head_pfn",
+    "folio_info",
     "folio_order",
     "folio_runs",
     "get_decoder",

@@ -17,6 +17,7 @@ __all__ = (
     "PageInfo",
     "PageLayout",
     "compound_head_pfn",
+    "folio_info",
     "folio_order",
     "folio_runs",
     "highest_memmap_pfn",
@@ -175,6 +176,14 @@ def compound_head_pfn(prog: Program, pfn: int) -> int:
     nxt = _U64.unpack_from(buf, s + lay.info)[0]
     addr = lay.vmemmap + pfn * s
     return (_head_addr(lay, addr, info, flags, nxt) - lay.vmemmap) // s
+
+
+def folio_info(prog: Program, pfn: int) -> PageInfo:
+    """
+    :class:`PageInfo` of the head page of the folio containing *pfn*: the
+    page where folio-wide state (anon mapping, most flags) lives.
+    """
+    return page_info(prog, compound_head_pfn(prog, pfn))
 
 
 def folio_runs(prog: Program, pfn: int, n: int) -> List[int]:

@@ -101,3 +101,11 @@ def vmcore(request) -> Vmcore:
 @pytest.fixture(scope="session")
 def workload_pids():
     return truth_pids
+
+
+@pytest.fixture(scope="session")
+def default_vmcore() -> Vmcore:
+    """The README's reference dump (the manifest's default kernel), in its last dump kind (QEMU kdump on
+    x86_64: the kind whose header names no architecture)."""
+    k = vbuild.entry(vbuild.default_id())
+    return get_vmcore(f"{k['id']}:{k['dumps'][-1]}")

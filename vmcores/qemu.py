@@ -192,7 +192,7 @@ class Guest:
     def dump(self, path: Path, fmt: str) -> None:
         """Dump guest memory (the guest is paused first) to ``path`` atomically."""
         self.qmp("stop")
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         args: Dict[str, Any] = {"paging": False, "protocol": f"file:{tmp}"}
         if fmt != "elf":

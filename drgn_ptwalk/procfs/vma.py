@@ -78,7 +78,7 @@ def file_user_path(file: Object) -> Object:
     """
     prog = file.prog_
     # Since def3ae83da02 ("fs: store real path instead of fake path in
-    # backing file f_path"), v6.8, a backing file (FMODE_BACKING, overlayfs
+    # backing file f_path"), v6.7, a backing file (FMODE_BACKING, overlayfs
     # mmap) keeps the user's path in struct backing_file::user_path; before,
     # f_path was the user path.
     if _cached(prog, "ptwalk_backing_user_path", lambda: _has_member(prog, "struct backing_file", "user_path")):
@@ -330,8 +330,8 @@ def _vm_flag_bits(prog: Program) -> Dict[str, int]:
         return bits
     if "__x64_sys_mseal" in prog or "__arm64_sys_mseal" in prog:
         # v6.10+: 8be7258aad44 ("mseal: add mseal syscall"), v6.10: VM_SEALED
-        # = bit 63; 9651fcedf7b9 ("mm: add MAP_DROPPABLE for designating
-        # always-droppable mappings"), v6.11: VM_DROPPABLE = bit 40; the
+        # = bit 63; "mm: add MAP_DROPPABLE for designating
+        # always-droppable mappings", v6.11: VM_DROPPABLE = bit 40; the
         # shadow-stack series moved VM_UFFD_MINOR_BIT to 38 (v6.6); arm64
         # POE ("arm64: add POIndex defines"/pkeys, v6.12) moved MTE to
         # HIGH_ARCH_4/5 = 36/37 ("ui" stays at 38).
