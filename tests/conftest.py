@@ -27,6 +27,8 @@ def _matrix() -> List[str]:
     for k in vbuild.manifest():
         if wanted and k["id"] not in wanted:
             continue
+        if not wanted and k.get("bench"):
+            continue  # benchmark dumps (python -m drgn_ptwalk.bench) only when named
         names += [f"{k['id']}:{kind}" for kind in k["dumps"]]
     unknown = set(wanted) - {k["id"] for k in vbuild.manifest()}
     if unknown:

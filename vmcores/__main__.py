@@ -15,8 +15,9 @@ from .qemu import GuestError
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m vmcores", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    pb = sub.add_parser("build", help="build reference vmcores (default: the whole matrix)")
-    pb.add_argument("ids", nargs="*", help="kernel ids (see `kernels`); 'default' is the README's one")
+    pb = sub.add_parser("build", help="build reference vmcores (default: the whole matrix, bench entries aside)")
+    pb.add_argument("ids", nargs="*", help="kernel ids (see `kernels`); 'default' is the README's one; "
+                    "bench entries are built only when named")
     pb.add_argument("--force", action="store_true", help="rebuild even if up to date")
     pb.add_argument("--keep-going", action="store_true", help="build the other kernels when one fails")
     pl = sub.add_parser("list", help="list built dumps")
@@ -31,7 +32,8 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "kernels":
             for k in b.manifest():
-                print(f"{k['id']:22} {k['suite']:9} {k['arch']:6} {k['flavour']:12} {k['machine']:20} {k['cpu']}")
+                extra = f"  [{k.get('scenario', 'default')}, {k.get('memory_gib', 6)} GiB]" if k.get("bench") else ""
+                print(f"{k['id']:22} {k['suite']:9} {k['arch']:6} {k['flavour']:12} {k['machine']:20} {k['cpu']}{extra}")
             return 0
         if args.cmd == "list":
             dumps = b.built()
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
                     print(f"{d['name']:32} {d['release']:32} {d['core']}")
             return 0
         if args.cmd == "build":
-            ids = [b.default_id() if i == "default" else i for i in args.ids] or [k["id"] for k in b.manifest()]
+            ids = [b.default_id() if i == "default" else i for i in args.ids] or b.matrix_ids()
             for i in ids:
                 b.entry(i)  # fail on a typo before building anything
             failed = []

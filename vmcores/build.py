@@ -21,6 +21,18 @@ DUMP_FILES = {"elf": ("vmcore.elf", None), "qemu-kdump": ("vmcore.kdump", "kdump
 READY_TIMEOUT = float(os.environ.get("DRGN_PTWALK_GUEST_TIMEOUT", "900"))
 
 
+def ready_timeout(e: Dict[str, Any]) -> float:
+    """DRGN_PTWALK_GUEST_TIMEOUT if set, else the entry's `ready_timeout`, else 900 s."""
+    if "DRGN_PTWALK_GUEST_TIMEOUT" in os.environ:
+        return READY_TIMEOUT
+    return float(e.get("ready_timeout", READY_TIMEOUT))
+
+
+def matrix_ids() -> List[str]:
+    """The kernels built and tested by default: every entry but the benchmark ones (`bench = true`)."""
+    return [k["id"] for k in manifest() if not k.get("bench")]
+
+
 def manifest() -> List[Dict[str, Any]]:
     with open(MANIFEST, "rb") as f:
         kernels = tomllib.load(f)["kernel"]
@@ -103,7 +115,7 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
     dumps: Dict[str, str] = {}
     try:
         g.start()
-        g.wait_ready(READY_TIMEOUT)
+        g.wait_ready(ready_timeout(e))
         t_ready = time.monotonic() - t0
         g.extract_truth(out / "truth")
         for kind in e["dumps"]:
@@ -125,6 +137,8 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         "machine": e["machine"],
         "cpu": e["cpu"],
         "page_size": page_size_of(e),
+        "scenario": e.get("scenario", "default"),
+        "memory_gib": int(e.get("memory_gib", qemu.MEMORY_GIB)),
         "cmdline": g.cmdline,
         "qemu": subprocess.run([g.argv[0], "--version"], capture_output=True, text=True).stdout.splitlines()[0],
         "vmlinux": str(kdir / "vmlinux"),
@@ -159,7 +173,7 @@ def built() -> List[Dict[str, Any]]:
                 "release": meta["release"], "version": meta["version"], "suite": meta["suite"],
                 "flavour": meta["flavour"], "cpu": meta["cpu"], "page_size": meta["page_size"],
                 "dump": kind, "core": core, "vmlinux": meta["vmlinux"], "truth": meta["truth"],
-                "pids": meta["pids"],
+                "pids": meta["pids"], "scenario": meta.get("scenario", "default"),
             })
     return result
 
@@ -175,7 +189,7 @@ def live(kernel_id: str, log=print) -> qemu.Guest:
     g = qemu.Guest(e, kdir, initramfs, work, page_size_of(e))
     g.start()
     try:
-        g.wait_ready(READY_TIMEOUT)
+        g.wait_ready(ready_timeout(e))
         g.extract_truth(work / "truth")
     except BaseException:
         g.kill()

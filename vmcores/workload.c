@@ -2,7 +2,9 @@
  * drgn-ptwalk reference-vmcore guest workload.
  *
  * Usage:
- *   workload run OUTDIR            start all scenarios, stop them, capture truth
+ *   workload run OUTDIR [SET]      start all scenarios of SET ("default", or
+ *                                  "bench": big/vmas/small+N for benchmarks),
+ *                                  stop them, capture truth
  *   workload capture OUTDIR name=pid...   capture truth for given processes
  *   workload b64                   base64-encode stdin to stdout
  *   workload pagesize              print the page size
@@ -11,7 +13,9 @@
  *   PTWALK_NO_SYSFS=1   do not write sysfs (ksm), do not mount, no hwpoison
  *                       (for testing on a development host)
  *   PTWALK_WORKDIR=DIR  where scenario files are created (default /tmp)
- *   PTWALK_TIMEOUT=SEC  per-scenario readiness timeout (default 120)
+ *   PTWALK_TIMEOUT=SEC  per-scenario readiness timeout (default 120; bench 3000)
+ *   PTWALK_BENCH_GIB=N  size of the bench "big" anonymous mapping (default 6)
+ *   PTWALK_BENCH_SMALL=N number of bench "small" processes (default 500)
  *   PTWALK_ONLY=a,b     run only these scenarios
  *
  * Every scenario runs in its own forked process (setsid, named with
@@ -436,6 +440,8 @@ static void report_ready(int top)
 	if (top)
 		out_write(g_ready_fd, "DONE\n", 5);
 }
+
+static double now(void);
 
 static void __attribute__((noreturn)) pause_forever(void)
 {
@@ -1805,6 +1811,171 @@ static void scen_manyvmas(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* bench set: big / vmas / small+N (workload run OUTDIR bench)          */
+
+static long env_long(const char *name, long dflt)
+{
+	const char *v = getenv(name);
+	long r = v && *v ? strtol(v, NULL, 10) : dflt;
+	return r > 0 ? r : dflt;
+}
+
+/*
+ * big: one process with >= 1.5 million mapped 4 KiB pages (a 6 GiB
+ * MADV_NOHUGEPAGE anonymous mapping, every page written -- with zeroes, so
+ * the dump stays sparse), plus a THP range and hugetlb ranges.
+ */
+static void scen_big(void)
+{
+	size_t ps = (size_t)g_ps, pmd = thp_pmd_size();
+	size_t len = (size_t)env_long("PTWALK_BENCH_GIB", 6) << 30;
+	double t0 = now();
+	char *p = map_anon_nohuge(len);
+	if (p) {
+		for (size_t off = 0; off < len; off += ps)
+			((volatile char *)p)[off] = 0;
+		long rss = smaps_kb(p, "Rss:");
+		add_region("big_anon", p, len, "4k-anon-nohuge",
+			   "every page written (zeroes); Rss=%ld kB; %.1f s", rss, now() - t0);
+		if (rss >= (long)(len / 1024))
+			STEP_OK("anon");
+		else
+			STEP_REF("anon", "Rss=%ld", rss);
+	} else
+		STEP_ERR("anon", errno);
+
+	/* THP: 32 PMD-sized folios */
+	size_t tlen = 32 * pmd;
+	char *t = map_aligned(tlen, pmd, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (t) {
+		madvise(t, tlen, MADV_HUGEPAGE);
+		for (size_t off = 0; off < tlen; off += ps)
+			t[off] = (char)(0x40 | (off / ps & 0x3f));
+		long ahp = smaps_kb(t, "AnonHugePages:");
+		add_region("big_thp", t, tlen, "pmd", "AnonHugePages=%ld kB", ahp);
+		if (ahp >= (long)(tlen / 1024))
+			STEP_OK("thp");
+		else
+			STEP_REF("thp", "AnonHugePages=%ld", ahp);
+	} else
+		STEP_ERR("thp", errno);
+
+	/* hugetlb: 8 x 2 MiB and 1 x 1 GiB from the boot-time pools */
+	static const struct { int shift, n; const char *label; } hz[] = {
+		{ 21, 8, "big_hugetlb_2m" }, { 30, 1, "big_hugetlb_1g" },
+	};
+	for (size_t i = 0; i < sizeof(hz) / sizeof(hz[0]); i++) {
+		size_t hsz = 1UL << hz[i].shift, hl = hsz * (size_t)hz[i].n;
+		char *h = map_aligned(hl, hsz, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+				      (hz[i].shift << MAP_HUGE_SHIFT), -1);
+		if (!h) {
+			STEP_ERR(hz[i].label, errno);
+			continue;
+		}
+		for (size_t off = 0; off < hl; off += hsz)
+			h[off] = 0x5a;
+		add_region(hz[i].label, h, hl, "hugetlb", "%d x %zu kB", hz[i].n, hsz >> 10);
+		STEP_OK(hz[i].label);
+	}
+	add_info("seconds", "%.1f", now() - t0);
+	report_ready(1);
+	pause_forever();
+}
+
+/* vmas: >= 20,000 VMAs: 21,000 one-page VMAs alternating rw / ro, all written */
+static void scen_vmas(void)
+{
+	size_t ps = (size_t)g_ps, np = 21000, sz = np * ps;
+	char *p = map_anon_nohuge(sz);
+	if (!p) {
+		STEP_ERR("map", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	for (size_t i = 0; i < np; i++)
+		p[i * ps] = (char)(i | 1);
+	int fails = 0, first = 0;
+	for (size_t i = 1; i < np; i += 2)
+		if (mprotect(p + i * ps, ps, PROT_READ) < 0) {
+			if (!fails++)
+				first = errno;
+		}
+	if (fails)
+		STEP_ERR("mprotect", first);
+	else
+		STEP_OK("mprotect");
+	add_region("vmas", p, sz, "alternating-rw-ro-1page-vmas", "%zu pages, all written", np);
+	report_ready(1);
+	pause_forever();
+}
+
+/*
+ * small: the scenario process forks N children "small0".."small<N-1>", each
+ * mapping 16 pages and writing 1 + i % 8 of them; each reports READY itself.
+ */
+static void scen_small(void)
+{
+	long n = env_long("PTWALK_BENCH_SMALL", 500);
+	if (n > 1000)
+		n = 1000; /* MAX_PROCS */
+	int cp[2];
+	if (pipe2(cp, O_CLOEXEC) < 0) {
+		STEP_ERR("pipe", errno);
+		report_ready(1);
+		pause_forever();
+	}
+	long started = 0;
+	for (long i = 0; i < n; i++) {
+		pid_t c = fork();
+		if (c < 0) {
+			STEP_ERR("fork", errno);
+			break;
+		}
+		if (c == 0) {
+			static char name[24];
+			close(cp[0]);
+			snprintf(name, sizeof(name), "small%d", (int)i);
+			prctl(PR_SET_NAME, name, 0, 0, 0);
+			g_scen = name;
+			g_nregions = 0;
+			g_info[0] = 0;
+			size_t ps = (size_t)g_ps;
+			char *p = map_anon_nohuge(16 * ps);
+			if (p) {
+				for (long k = 0; k <= i % 8; k++)
+					p[(size_t)k * ps] = (char)(i | 1);
+				add_region("small", p, 16 * ps, "anon-few-pages", "%ld pages written", i % 8 + 1);
+			}
+			report_ready(0);
+			out_write(cp[1], "r", 1);
+			close(cp[1]);
+			pause_forever();
+		}
+		started++;
+	}
+	close(cp[1]);
+	long ready = 0;
+	char b[256];
+	while (ready < started) {
+		ssize_t r = read(cp[0], b, sizeof(b));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		ready += r;
+	}
+	close(cp[0]);
+	if (ready == n)
+		STEP_OK("children");
+	else
+		STEP_REF("children", "ready=%ld of %ld", ready, n);
+	add_info("children", "%ld", ready);
+	report_ready(1);
+	pause_forever();
+}
+
+/* ------------------------------------------------------------------ */
 /* capture                                                              */
 
 struct buf {
@@ -2049,7 +2220,7 @@ struct proc {
 	char name[16];
 	pid_t pid;
 };
-#define MAX_PROCS 64
+#define MAX_PROCS 1024 /* bench: 500+ small processes */
 static struct proc g_procs[MAX_PROCS];
 static int g_nprocs;
 
@@ -2067,7 +2238,8 @@ static char proc_state(pid_t pid)
 
 static void write_pids_json(void)
 {
-	char buf[4096], path[PATH_MAX];
+	static char buf[MAX_PROCS * 40 + 16];
+	char path[PATH_MAX];
 	size_t n = 0;
 	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "{");
 	for (int i = 0; i < g_nprocs; i++)
@@ -2096,13 +2268,19 @@ struct scenario {
 	void (*fn)(void);
 };
 
-static const struct scenario g_scenarios[] = {
+static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
 	{ "cow_parent", scen_cow },  { "thp", scen_thp },
 	{ "hugetlb", scen_hugetlb }, { "swap", scen_swap },
 	{ "hwpoison", scen_hwpoison }, { "uffd", scen_uffd },
 	{ "guard", scen_guard },     { "ksm", scen_ksm },
 	{ "numa", scen_numa },	     { "manyvmas", scen_manyvmas },
+	{ NULL, NULL },
+};
+
+static const struct scenario g_bench_scenarios[] = {
+	{ "big", scen_big }, { "vmas", scen_vmas }, { "small", scen_small },
+	{ NULL, NULL },
 };
 
 static double now(void)
@@ -2159,7 +2337,7 @@ static void run_scenario(const struct scenario *sc, int timeout_s)
 		_exit(0);
 	}
 	close(p[1]);
-	struct proc got[8];
+	static struct proc got[MAX_PROCS];
 	int ngot = 0, done = 0, eof = 0;
 	char lb[1024];
 	size_t ln = 0;
@@ -2183,7 +2361,7 @@ static void run_scenario(const struct scenario *sc, int timeout_s)
 					int cp;
 					if (!strcmp(lb, "DONE"))
 						done = 1;
-					else if (sscanf(lb, "READY %15s %d", nm, &cp) == 2 && ngot < 8) {
+					else if (sscanf(lb, "READY %15s %d", nm, &cp) == 2 && ngot < MAX_PROCS) {
 						snprintf(got[ngot].name, sizeof(got[ngot].name), "%s", nm);
 						got[ngot].pid = cp;
 						ngot++;
@@ -2218,14 +2396,23 @@ static void run_scenario(const struct scenario *sc, int timeout_s)
 		g_procs[g_nprocs++] = got[i];
 }
 
-static int cmd_run(void)
+static int cmd_run(const char *set)
 {
-	int timeout_s = (int)strtol(getenv("PTWALK_TIMEOUT") ? getenv("PTWALK_TIMEOUT") : "120", NULL, 10);
+	const struct scenario *g_scenarios = g_default_scenarios;
+	int dflt_timeout = 120;
+	if (!strcmp(set, "bench")) {
+		g_scenarios = g_bench_scenarios;
+		dflt_timeout = 3000;
+	} else if (strcmp(set, "default")) {
+		logmsg("unknown scenario set %s", set);
+		return 2;
+	}
+	int timeout_s = (int)strtol(getenv("PTWALK_TIMEOUT") ? getenv("PTWALK_TIMEOUT") : "0", NULL, 10);
 	if (timeout_s <= 0)
-		timeout_s = 120;
+		timeout_s = dflt_timeout;
 	signal(SIGPIPE, SIG_IGN);
 	double t0 = now();
-	for (size_t i = 0; i < sizeof(g_scenarios) / sizeof(g_scenarios[0]); i++) {
+	for (size_t i = 0; g_scenarios[i].name; i++) {
 		if (!selected(g_scenarios[i].name))
 			continue;
 		double t = now();
@@ -2324,7 +2511,7 @@ static int cmd_b64(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload run OUTDIR | capture OUTDIR name=pid... | b64 | pagesize\n");
+	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | b64 | pagesize\n");
 }
 
 static void open_out(const char *dir)
@@ -2352,7 +2539,7 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 3 && !strcmp(argv[1], "run")) {
 		open_out(argv[2]);
-		return cmd_run();
+		return cmd_run(argc >= 4 && argv[3][0] ? argv[3] : "default");
 	}
 	if (argc >= 3 && !strcmp(argv[1], "capture")) {
 		open_out(argv[2]);
