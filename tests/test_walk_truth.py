@@ -96,10 +96,11 @@ def _workload_pids(vmcore) -> List[Tuple[str, int]]:
 
 def page_check(prog, e, raw_truth) -> str:
     """
-    The FOLIO / PFN split against the kernel: pagemap sets PM_FILE / PM_MMAP_EXCLUSIVE only when
-    vm_normal_page() found a page, and PM_FILE exactly when that page is not anonymous.
+    The FOLIO / PFN split against the kernel: for PTEs pagemap sets PM_FILE / PM_MMAP_EXCLUSIVE only when
+    vm_normal_page() found a page, and PM_FILE exactly when that page is not anonymous. (PMD and hugetlb entries
+    take pmd_page()/pte_page() unconditionally, huge zero page included, so only the anon test applies there.)
     """
-    if e.type == PtType.PFN:
+    if e.type == PtType.PFN and e.level == PtLevel.PTE:
         if any(v & (PM_FILE | PM_MMAP_EXCLUSIVE) for v in raw_truth):
             return "PFN entry, but the kernel found a page (PM_FILE/PM_MMAP_EXCLUSIVE)"
     elif e.type == PtType.FOLIO:
