@@ -1,0 +1,218 @@
+"""The drgn-ptwalk CLI, the drgn shell commands and the contrib scripts, run as a user runs them."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vmcores.truth import read_pagemap
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, check=None):
+    p = subprocess.run([sys.executable, "-m", "drgn_ptwalk", *map(str, args)], capture_output=True, cwd=ROOT)
+    if check is not None:
+        assert p.returncode == check, f"exit {p.returncode}\nstdout: {p.stdout[-2000:]!r}\nstderr: {p.stderr.decode()}"
+    return p
+
+
+def drgn_run(v, *args):
+    return subprocess.run([sys.executable, "-m", "drgn", "-q", "-c", v.core, "-s", v.vmlinux, *map(str, args)],
+                          capture_output=True, cwd=ROOT)
+
+
+def one_line_error(p, *needles):
+    err = p.stderr.decode().strip()
+    assert p.returncode == 2, f"exit {p.returncode}, stderr {err!r}"
+    assert len(err.splitlines()) == 1 and err.startswith("drgn-ptwalk: "), f"not one line: {err!r}"
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, f"{n!r} not in {err!r}"
+    return err
+
+
+def test_opens_kdump_without_architecture(default_vmcore):
+    v = default_vmcore
+    p = cli("-c", v.core, "-s", v.vmlinux, "maps", v.pids["anon"], check=0)
+    assert p.stdout.decode() == (v.pid_dir(v.pids["anon"]) / "maps").read_text()
+
+
+@pytest.mark.parametrize("kind", ["maps", "smaps", "smaps_rollup", "numa_maps"])
+def test_text_outputs_equal_kernel(default_vmcore, kind):
+    v = default_vmcore
+    pid = v.pids["anon"]
+    p = cli("-c", v.core, "-s", v.vmlinux, kind, pid, check=0)
+    assert p.stdout == (v.pid_dir(pid) / kind).read_bytes()
+
+
+def test_pagemap_to_file_equals_kernel(default_vmcore, tmp_path):
+    v = default_vmcore
+    pid = v.pids["thp"]
+    recs = [r for r in read_pagemap(v.pid_dir(pid) / "pagemap.bin") if r.entries]
+    rec = max(recs, key=lambda r: len(r.entries))
+    out = tmp_path / "pm"
+    cli("-c", v.core, "-s", v.vmlinux, "pagemap", pid, "--start", hex(rec.start), "--end", hex(rec.end),
+        "-o", out, check=0)
+    assert out.read_bytes() == rec.entries.tobytes()
+    p = cli("-c", v.core, "-s", v.vmlinux, "pagemap", pid, "--start", hex(rec.start), "--end", hex(rec.end),
+            "--table", check=0)
+    assert p.stdout.decode().splitlines()[0].split() == ["address", "entry", "frame", "bits"]
+
+
+def test_ptwalk_json(default_vmcore):
+    v = default_vmcore
+    p = cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["swap"], "--json", "--holes", check=0)
+    entries = json.loads(p.stdout)
+    assert entries, "no entries"
+    keys = {"type", "level", "cont", "start", "end", "pfn", "swap_type", "swap_offset", "flags"}
+    types = {"none", "folio", "marker", "pfn", "swap", "migration", "device", "hwpoison", "error"}
+    prev_end = None
+    for e in entries:
+        assert keys <= e.keys()
+        assert e["type"] in types and e["level"] in ("pte", "pmd", "pud", "p4d")
+        assert e["start"] < e["end"] and (prev_end is None or e["start"] >= prev_end)
+        assert all(f == f.lower() for f in e["flags"])
+        prev_end = e["end"]
+    assert any(e["type"] == "swap" and e["swap_type"] is not None for e in entries)
+    p = cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["swap"], "--type", "swap", check=0)
+    rows = p.stdout.decode().splitlines()
+    assert rows[0].split()[:2] == ["type", "level"] and len(rows) > 1
+    assert all(r.split()[0] == "swap" for r in rows[1:])
+
+
+def test_memtop(default_vmcore):
+    v = default_vmcore
+    p = cli("-c", v.core, "-s", v.vmlinux, "memtop", "--limit", "0", "--json", check=0)
+    rows = {r["pid"]: r for r in json.loads(p.stdout)}
+    for name, pid in v.pids.items():
+        if name == "kthread":
+            continue
+        rollup = {}
+        for line in (v.pid_dir(pid) / "smaps_rollup").read_text().splitlines()[1:]:
+            key, val = line.split(":")
+            rollup[key] = int(val.split()[0])
+        r = rows[pid]
+        assert (r["rss_kb"], r["pss_kb"], r["swap_kb"]) == (rollup["Rss"], rollup["Pss"], rollup["Swap"]), name
+    p = cli("-c", v.core, "-s", v.vmlinux, "memtop", "--sort", "swap", "--limit", "5", check=0)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 6 and "PID" in lines[0].upper()
+
+
+# Bad input: one line on stderr, exit status 2, no traceback.
+def test_error_missing_file(tmp_path):
+    one_line_error(cli("-c", tmp_path / "nope", "maps", "1"), "no such file")
+
+
+def test_error_not_a_core(tmp_path):
+    f = tmp_path / "text"
+    f.write_text("hello\n" * 100)
+    one_line_error(cli("-c", f, "maps", "1"))
+
+
+def test_error_not_a_kernel():
+    one_line_error(cli("-c", sys.executable, "maps", "1"))
+
+
+def test_error_no_debug_info(default_vmcore):
+    v = default_vmcore
+    one_line_error(cli("-c", v.core, "maps", v.pids["anon"]), "debug info")
+
+
+def test_error_mismatched_vmlinux(default_vmcore):
+    import vmcores.build as vb
+
+    v = default_vmcore
+    others = [d for d in vb.built() if d["arch"] == v.arch and d["release"] != v.release]
+    if not others:
+        pytest.fail("need a second built kernel of the same arch for this test: python -m vmcores build")
+    one_line_error(cli("-c", v.core, "-s", others[0]["vmlinux"], "maps", v.pids["anon"]), "debug info")
+
+
+def test_error_truncated_dump(default_vmcore, tmp_path):
+    v = default_vmcore
+    t = tmp_path / "truncated"
+    with open(v.core, "rb") as src, open(t, "wb") as dst:
+        dst.write(src.read(1 << 20))
+    one_line_error(cli("-c", t, "-s", v.vmlinux, "maps", v.pids["anon"]))
+
+
+def test_error_pid_not_found(default_vmcore):
+    v = default_vmcore
+    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "smaps", 99999), "99999")
+
+
+def test_error_kernel_thread(default_vmcore):
+    v = default_vmcore
+    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "smaps", v.pids["kthread"]), "no mm")
+
+
+@pytest.mark.parametrize("args", [["--start", "0x1001", "--end", "0x2000"], ["--start", "0x2000", "--end", "0x1000"],
+                                  ["--start", "0x1000", "--end", hex(1 << 64)]])
+def test_error_bad_range(default_vmcore, args):
+    v = default_vmcore
+    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["anon"], *args))
+
+
+def test_error_unknown_name(default_vmcore):
+    v = default_vmcore
+    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "maps", "no-such-process"), "no-such-process")
+
+
+# The drgn shell commands, from the installed plugin.
+def test_drgn_commands(default_vmcore):
+    v = default_vmcore
+    pid = v.pids["anon"]
+    code = (
+        "from drgn.commands import run_command\n"
+        f"run_command(prog, 'smaps {pid}')\n"
+        "run_command(prog, 'ptwalk anon --type folio')\n"
+        "run_command(prog, 'memtop --limit 3')\n"
+    )
+    p = drgn_run(v, "-e", code)
+    assert p.returncode == 0, p.stderr.decode()
+    out = p.stdout.decode()
+    smaps = (v.pid_dir(pid) / "smaps").read_text()
+    assert out.startswith(smaps)
+    rest = out[len(smaps):].splitlines()
+    assert rest[0].split()[:2] == ["type", "level"]
+
+
+# contrib/ scripts, as documented: drgn -c VMCORE -s VMLINUX contrib/NAME.py ARGS
+def test_contrib_smaps(default_vmcore):
+    v = default_vmcore
+    pid = v.pids["file"]
+    p = drgn_run(v, ROOT / "contrib/smaps.py", pid)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout == (v.pid_dir(pid) / "smaps").read_bytes()
+
+
+def test_contrib_pagemap(default_vmcore, tmp_path):
+    v = default_vmcore
+    pid = v.pids["anon"]
+    out = tmp_path / "pagemap.bin"
+    p = drgn_run(v, ROOT / "contrib/pagemap.py", pid, "-o", out)
+    assert p.returncode == 0, p.stderr.decode()
+    want = [(r.start, r.end, r.entries.tobytes()) for r in read_pagemap(v.pid_dir(pid) / "pagemap.bin")]
+    got = [(r.start, r.end, r.entries.tobytes()) for r in read_pagemap(out)]
+    assert got == want
+
+
+def test_contrib_memtop(default_vmcore):
+    v = default_vmcore
+    p = drgn_run(v, ROOT / "contrib/memtop.py", "--limit", "50")
+    assert p.returncode == 0, p.stderr.decode()
+    out = p.stdout.decode()
+    for name in ("anon", "swap", "hugetlb"):
+        assert name in out
+
+
+def test_console_script_installed():
+    exe = shutil.which("drgn-ptwalk")
+    assert exe, "drgn-ptwalk not on PATH: pip install -e ."
+    p = subprocess.run([exe, "--help"], capture_output=True)
+    assert p.returncode == 0 and b"memtop" in p.stdout
