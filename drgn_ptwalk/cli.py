@@ -75,7 +75,11 @@ def run(prog: drgn.Program, args: argparse.Namespace, out=None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line, before or after the subcommand.
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     logging.getLogger("drgn").setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:
         prog = open_program(args.core, kernel=args.kernel, qemu=args.qemu, symbols=args.symbols,

@@ -1,0 +1,117 @@
+"""memtop: who ate the memory? One row per process, with the accounting of /proc/PID/smaps_rollup."""
+
+import json
+from typing import Iterator, List, NamedTuple, Optional, TextIO
+
+from drgn import FaultError, Object, Program
+from drgn.helpers.linux.pid import for_each_task
+from tabulate import tabulate
+
+__all__ = ("MemtopRow", "memtop", "print_memtop", "rollup_row")
+
+PSS_SHIFT = 12
+
+
+class MemtopRow(NamedTuple):
+    """One process; sizes in kB exactly as its smaps_rollup prints them."""
+
+    pid: int
+    comm: str
+    rss_kb: int
+    pss_kb: int
+    anon_kb: int
+    """``Pss_Anon``"""
+    file_kb: int
+    """``Pss_File``"""
+    shmem_kb: int
+    """``Pss_Shmem``"""
+    swap_kb: int
+    """``Swap``"""
+    hugetlb_kb: int
+    """``Shared_Hugetlb`` + ``Private_Hugetlb``"""
+    error: Optional[str] = None
+    """Why the numbers are incomplete (an unreadable page table or struct page), else ``None``."""
+
+
+def rollup_row(task: Object) -> MemtopRow:
+    """
+    The memtop row of one task.
+
+    :param task: ``struct task_struct *`` with an mm
+    """
+    from drgn_ptwalk.procfs.smaps import MemSizeStats, smaps_gather
+
+    pid = task.pid.value_()
+    comm = task.comm.string_().decode(errors="replace")
+    result = smaps_gather(task.mm)
+    total = MemSizeStats()
+    records = result.vmas[:-1] if result.gate else result.vmas
+    for rec in records:
+        total.add(rec.stats)
+    return MemtopRow(
+        pid, comm,
+        total.resident >> 10,
+        total.pss >> PSS_SHIFT >> 10,
+        total.pss_anon >> PSS_SHIFT >> 10,
+        total.pss_file >> PSS_SHIFT >> 10,
+        total.pss_shmem >> PSS_SHIFT >> 10,
+        total.swap >> 10,
+        (total.shared_hugetlb + total.private_hugetlb) >> 10,
+        "; ".join(result.warnings[:3]) or None,
+    )
+
+
+def _processes(prog: Program) -> Iterator[Object]:
+    """Thread-group leaders with an mm, one per mm (threads and vfork children share theirs)."""
+    seen = set()
+    for task in for_each_task(prog):
+        try:
+            if task.pid != task.tgid:
+                continue
+            mm = task.mm.value_()
+        except FaultError:
+            continue
+        if mm and mm not in seen:
+            seen.add(mm)
+            yield task
+
+
+def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) -> List[MemtopRow]:
+    """
+    Rows for every process of the program, largest first by *sort*
+    (``rss``, ``pss``, ``swap``, ``anon``, ``file``, ``shmem``, ``hugetlb``).
+
+    A process whose memory cannot be read gets a row with ``error`` set; the others go on.
+    """
+    key = f"{sort}_kb"
+    if key not in MemtopRow._fields:
+        raise ValueError(f"cannot sort by {sort!r}")
+    tasks = list(_processes(prog))
+    rows = []
+    for i, task in enumerate(tasks):
+        if progress is not None and len(tasks) > 50 and i % 10 == 0:
+            progress.write(f"\rmemtop: {i}/{len(tasks)} processes")
+            progress.flush()
+        try:
+            rows.append(rollup_row(task))
+        except FaultError as e:
+            rows.append(MemtopRow(task.pid.value_(), task.comm.string_().decode(errors="replace"),
+                                  0, 0, 0, 0, 0, 0, 0, f"unreadable: {e}"))
+    if progress is not None and len(tasks) > 50:
+        progress.write("\r" + " " * 40 + "\r")
+    rows.sort(key=lambda r: (-getattr(r, key), r.pid))
+    return rows
+
+
+def print_memtop(rows: List[MemtopRow], out: TextIO, limit: int = 20, as_json: bool = False) -> None:
+    """Print rows as a table (sizes in kB) or a JSON list; ``limit`` 0 prints all."""
+    shown = rows[:limit] if limit else rows
+    if as_json:
+        out.write(json.dumps([r._asdict() for r in shown], indent=1) + "\n")
+        return
+    headers = ("PID", "COMM", "RSS kB", "PSS kB", "ANON kB", "FILE kB", "SHMEM kB", "SWAP kB", "HUGETLB kB")
+    table = [list(r[:9]) for r in shown]
+    out.write(tabulate(table, headers=headers, tablefmt="plain") + "\n")
+    errors = [r for r in shown if r.error]
+    for r in errors:
+        out.write(f"# PID {r.pid}: {r.error}\n")
