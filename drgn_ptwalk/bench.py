@@ -1,0 +1,588 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+python -m drgn_ptwalk.bench: whole-task walk, smaps and memtop against drgn's idiom and the read floor.
+
+On one reference dump per run (``vmcores/``, the manifest's ``bench = true`` entries by default, built if
+missing), with medians over ``--repeat`` runs:
+
+1. floor: reading every page-table page of the big task, PGD down, user half, with
+   ``prog.read(phys, size, True)`` (only upper-level entries are decoded, to find the tables below);
+2. drgn idiom: ``follow_pfn()`` for every page of every VMA of the big task (``--idiom-sample F`` times a
+   fraction F of the pages, in 512-page chunks spread over every VMA, and extrapolates: the output says so);
+3. ``pt_range_walk()`` over the whole big task, generator consumed;
+4. smaps of the big task and of the many-VMA task (``drgn_ptwalk.procfs.smaps``);
+5. memtop over every task of the dump (``drgn_ptwalk.memtop.memtop``; if that module does not exist yet,
+   a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
+
+then the ratios against the targets, peak memory of each, and memtop's time against the number of mapped
+pages on two dumps (the bench dump and the default reference dump of the same kernel).
+
+Peak memory is measured two ways, both stated in the output:
+
+* RSS: a fresh subprocess per measurement opens the dump, runs the measurement once to warm drgn's caches,
+  resets the kernel's high-water mark (``/proc/self/clear_refs`` = 5), runs it again and reports
+  ``VmHWM`` minus the ``VmRSS`` before the run: all memory, Python and C (drgn, libkdumpfile).
+* Python heap: ``tracemalloc`` peak of one run in this process (untimed; tracemalloc slows Python down).
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import drgn
+from drgn import FaultError, Object, Program
+from drgn.helpers.linux.mm import follow_pfn, for_each_vma, virt_to_phys
+from drgn.helpers.linux.pid import find_task, for_each_task
+
+from drgn_ptwalk.arch import TABLE, get_decoder
+from drgn_ptwalk.entry import PtType
+from drgn_ptwalk.program import open_program
+from drgn_ptwalk.walk import pt_range_walk
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNK = 512  # pages per idiom sample chunk
+
+TARGETS = {
+    "walk/floor": ("<=", 4.0),
+    "idiom/walk": (">=", 20.0),
+    "smaps(big)/walk": ("<=", 2.0),
+}
+
+
+# ---------------------------------------------------------------- dumps
+
+
+def _vmcores():
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        from vmcores import build as vbuild
+    except ImportError as e:
+        raise SystemExit(f"bench: the reference dumps come from vmcores/ in a clone of the repository: {e}")
+    return vbuild
+
+
+def find_dump(kernel_id: str, kind: Optional[str], build: bool) -> Dict[str, Any]:
+    vbuild = _vmcores()
+    e = vbuild.entry(kernel_id)
+    if build:
+        vbuild.build(kernel_id, log=lambda m: print(m, file=sys.stderr, flush=True))
+    kinds = [kind] if kind else e["dumps"]
+    for d in vbuild.built():
+        if d["id"] == kernel_id and d["dump"] in kinds:
+            if kind or d["dump"] == kinds[0]:
+                return d
+    for d in vbuild.built():
+        if d["id"] == kernel_id and d["dump"] in kinds:
+            return d
+    raise SystemExit(f"bench: no {kind or ''} dump of {kernel_id} built: python -m vmcores build {kernel_id}")
+
+
+def open_dump(d: Dict[str, Any]) -> Program:
+    return open_program(d["core"], symbols=[d["vmlinux"]])
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def table_pages(prog: Program, mm: Object) -> List[Tuple[int, int]]:
+    """``(phys, nbytes)`` of every page-table page of the user half of *mm*, PGD first."""
+    dec = get_decoder(prog)
+    root, physical = dec.root(mm)
+    if not physical:
+        root = virt_to_phys(prog, root).value_()
+    levels = dec.levels
+    last = len(levels) - 1
+    out: List[Tuple[int, int]] = []
+    user_end = dec.user_range()[1]
+
+    def rec(phys: int, depth: int) -> None:
+        _, shift, n = levels[depth]
+        out.append((phys, n * 8))
+        if depth == last:
+            return
+        vals = dec.unpacker(n).unpack(prog.read(phys, n * 8, True))
+        nslots = min(n, -(-user_end >> shift)) if depth == 0 else n
+        for i in range(nslots):
+            v = vals[i]
+            if v and dec.kind(v, depth) == TABLE:
+                rec(dec.table_addr(v), depth + 1)
+
+    rec(root, 0)
+    return out
+
+
+def m_floor(prog: Program, mm: Object) -> Callable[[], Dict[str, Any]]:
+    """Read every table page, PGD down: upper levels decoded to find the tables, PTE tables only read."""
+    dec = get_decoder(prog)
+    root, physical = dec.root(mm)
+    if not physical:
+        root = virt_to_phys(prog, root).value_()
+    levels = dec.levels
+    last = len(levels) - 1
+    user_end = dec.user_range()[1]
+    read = prog.read
+    kind = dec.kind
+    table_addr = dec.table_addr
+
+    def run() -> Dict[str, Any]:
+        count = 0
+        stack = [(root, 0)]
+        while stack:
+            phys, depth = stack.pop()
+            _, shift, n = levels[depth]
+            data = read(phys, n * 8, True)
+            count += 1
+            if depth == last:
+                continue
+            vals = dec.unpacker(n).unpack(data)
+            nslots = min(n, -(-user_end >> shift)) if depth == 0 else n
+            for i in range(nslots):
+                v = vals[i]
+                if v and kind(v, depth) == TABLE:
+                    stack.append((table_addr(v), depth + 1))
+        return {"table_pages": count}
+
+    return run
+
+
+def m_floor_reads(prog: Program, tables: List[Tuple[int, int]]) -> Callable[[], Dict[str, Any]]:
+    """Only the reads: the list of table pages is known in advance."""
+    read = prog.read
+
+    def run() -> Dict[str, Any]:
+        for phys, n in tables:
+            read(phys, n, True)
+        return {"table_pages": len(tables)}
+
+    return run
+
+
+def idiom_pages(mm: Object, ps: int, sample: float) -> Tuple[List[Tuple[int, int]], int]:
+    """``([(start, npages), ...] to visit, total pages of all VMAs)``."""
+    ranges = []
+    total = 0
+    k = max(1, round(1 / sample)) if sample < 1 else 1
+    chunk_no = 0
+    for vma in for_each_vma(mm):
+        vs = vma.vm_start.value_()
+        ve = vma.vm_end.value_()
+        npages = (ve - vs) // ps
+        total += npages
+        for c in range(0, npages, CHUNK):
+            if chunk_no % k == 0:
+                ranges.append((vs + c * ps, min(CHUNK, npages - c)))
+            chunk_no += 1
+    return ranges, total
+
+
+def m_idiom(prog: Program, mm: Object, sample: float) -> Tuple[Callable[[], Dict[str, Any]], float, int, int]:
+    """What a drgn user writes today: follow_pfn() for every page of every VMA."""
+    ps = prog["PAGE_SIZE"].value_() if "PAGE_SIZE" in prog else get_decoder(prog).page_size
+    ranges, total = idiom_pages(mm, ps, sample)
+    visited = sum(n for _, n in ranges)
+    scale = total / visited if visited else 1.0
+
+    def run() -> Dict[str, Any]:
+        mapped = 0
+        for start, n in ranges:
+            for addr in range(start, start + n * ps, ps):
+                try:
+                    follow_pfn(mm, addr)
+                    mapped += 1
+                except FaultError:
+                    pass
+        return {"pages_visited": visited, "mapped_visited": mapped}
+
+    return run, scale, visited, total
+
+
+_PRESENT = frozenset((PtType.FOLIO, PtType.PFN))
+
+
+def m_walk(mm: Object, start: Optional[int] = None, end: Optional[int] = None) -> Callable[[], Dict[str, Any]]:
+    def run() -> Dict[str, Any]:
+        n = 0
+        for _ in pt_range_walk(mm, start, end):
+            n += 1
+        return {"entries": n}
+
+    return run
+
+
+def walk_stats(mm: Object) -> Dict[str, int]:
+    entries = mapped = mapped_entries = 0
+    for e in pt_range_walk(mm, include_none=False):
+        entries += 1
+        if e.type in _PRESENT:
+            mapped += e.nr_pages
+            mapped_entries += 1
+    return {"entries": entries, "mapped_pages": mapped, "mapped_entries": mapped_entries}
+
+
+def m_smaps(task: Object) -> Optional[Callable[[], Dict[str, Any]]]:
+    try:
+        from drgn_ptwalk.procfs import smaps
+    except ImportError:
+        return None
+
+    def run() -> Dict[str, Any]:
+        return {"bytes": len(smaps(task))}
+
+    return run
+
+
+def memtop_impl() -> Tuple[Optional[Callable], str]:
+    try:
+        from drgn_ptwalk.memtop import memtop  # type: ignore[import-not-found]
+
+        return memtop, "drgn_ptwalk.memtop.memtop(prog)"
+    except ImportError:
+        return None, "stand-in (drgn_ptwalk.memtop does not exist yet): pt_range_walk over every distinct mm"
+
+
+def memtop_standin(prog: Program) -> List[Tuple[int, int]]:
+    seen = set()
+    rows = []
+    for task in for_each_task(prog):
+        mm = task.mm.read_()
+        a = mm.value_()
+        if not a or a in seen:
+            continue
+        seen.add(a)
+        rss = 0
+        for e in pt_range_walk(mm, include_none=False):
+            if e.type in _PRESENT:
+                rss += e.nr_pages
+        rows.append((task.pid.value_(), rss))
+    rows.sort(key=lambda r: -r[1])
+    return rows
+
+
+def m_memtop(prog: Program) -> Callable[[], Dict[str, Any]]:
+    fn, _ = memtop_impl()
+
+    def run() -> Dict[str, Any]:
+        if fn is None:
+            rows = memtop_standin(prog)
+        else:
+            r = fn(prog)
+            rows = list(r) if r is not None and not isinstance(r, str) else [r]
+        return {"rows": len(rows)}
+
+    return run
+
+
+def dump_census(prog: Program) -> Dict[str, int]:
+    """Tasks, distinct mms, VMAs, walk entries and mapped pages of the whole dump (untimed)."""
+    tasks = mms = vmas = entries = mapped = 0
+    seen = set()
+    for task in for_each_task(prog):
+        tasks += 1
+        mm = task.mm.read_()
+        a = mm.value_()
+        if not a or a in seen:
+            continue
+        seen.add(a)
+        mms += 1
+        vmas += sum(1 for _ in for_each_vma(mm))
+        s = walk_stats(mm)
+        entries += s["entries"]
+        mapped += s["mapped_pages"]
+    return {"tasks": tasks, "mms": mms, "vmas": vmas, "entries": entries, "mapped_pages": mapped}
+
+
+# ---------------------------------------------------------------- timing and memory
+
+
+def timed(fn: Callable[[], Dict[str, Any]], repeat: int) -> Dict[str, Any]:
+    times = []
+    info: Dict[str, Any] = {}
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        info = fn()
+        times.append(time.perf_counter() - t)
+    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times, **info}
+
+
+def py_peak(fn: Callable[[], Any]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _status_kib(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return -1
+
+
+def _prepare(prog: Program, what: str, pid: int, sample: float) -> Callable[[], Any]:
+    task = find_task(prog, pid) if pid else None
+    mm = task.mm.read_() if task is not None else None
+    if what == "floor":
+        return m_floor(prog, mm)
+    if what == "idiom":
+        return m_idiom(prog, mm, sample)[0]
+    if what == "walk":
+        return m_walk(mm)
+    if what == "smaps":
+        fn = m_smaps(task)
+        if fn is None:
+            raise SystemExit(3)
+        return fn
+    if what == "memtop":
+        return m_memtop(prog)
+    raise ValueError(what)
+
+
+def memchild(args) -> int:
+    prog = open_program(args.core, symbols=[args.vmlinux])
+    fn = _prepare(prog, args.memchild, args.pid, args.idiom_sample)
+    fn()  # warm drgn's caches: the second run's peak is what the measurement itself needs
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    base = _status_kib("VmRSS")
+    fn()
+    print(json.dumps({"rss_base_kib": base, "rss_peak_growth_kib": _status_kib("VmHWM") - base,
+                      "hwm_reset": reset}))
+    return 0
+
+
+def rss_peak(d: Dict[str, Any], what: str, pid: int, sample: float) -> Optional[Dict[str, Any]]:
+    cmd = [sys.executable, "-m", "drgn_ptwalk.bench", "--memchild", what, "--core", d["core"],
+           "--vmlinux", d["vmlinux"], "--pid", str(pid), "--idiom-sample", str(sample)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the run
+
+
+def pick_tasks(prog: Program, pids: Dict[str, int]) -> Tuple[int, int]:
+    big = pids.get("big")
+    vmas = pids.get("vmas") or pids.get("manyvmas")
+    if big is None:  # a non-bench dump: the workload process with the most mapped pages
+        best = (-1, 0)
+        for name, pid in pids.items():
+            if name == "kthread":
+                continue
+            t = find_task(prog, pid)
+            if t and t.mm:
+                best = max(best, (walk_stats(t.mm.read_())["mapped_pages"], pid))
+        big = best[1]
+    return big, vmas or big
+
+
+def fmt_s(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_kib(k: Optional[float]) -> str:
+    if k is None:
+        return "-"
+    return f"{k / 1024:.1f} MiB" if k >= 1024 else f"{k:.0f} KiB"
+
+
+def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
+    from tabulate import tabulate
+
+    t = time.perf_counter()
+    prog = open_dump(d)
+    t_open = time.perf_counter() - t
+    big, vmas_pid = pick_tasks(prog, d["pids"])
+    btask = find_task(prog, big)
+    bmm = btask.mm.read_()
+    vtask = find_task(prog, vmas_pid)
+    ps = get_decoder(prog).page_size
+    tables = table_pages(prog, bmm)
+    stats = walk_stats(bmm)
+    nvmas_big = sum(1 for _ in for_each_vma(bmm))
+    nvmas_v = sum(1 for _ in for_each_vma(vtask.mm.read_()))
+    res: Dict[str, Any] = {
+        "dump": d["name"], "core": d["core"], "kernel": d["release"], "arch": d["arch"], "page_size": ps,
+        "scenario": d.get("scenario", "default"), "open_s": t_open,
+        "host": {"machine": platform.machine(), "python": platform.python_version(), "drgn": drgn.__version__,
+                 "cpus": os.cpu_count()},
+        "big": {"pid": big, "comm": btask.comm.string_().decode(), "vmas": nvmas_big,
+                "table_pages": len(tables), **stats},
+        "vmas": {"pid": vmas_pid, "comm": vtask.comm.string_().decode(), "vmas": nvmas_v},
+        "repeat": args.repeat, "idiom_sample": args.idiom_sample, "measurements": {},
+    }
+    print(f"\n== {d['name']}: {d['release']} ({d['arch']}, {ps // 1024} KiB pages, {d['dump']} dump)\n"
+          f"   core {d['core']}\n   opened in {fmt_s(t_open)}; big task: PID {big} ({res['big']['comm']}), "
+          f"{nvmas_big} VMAs, {stats['mapped_pages']:,} mapped pages in {stats['mapped_entries']:,} entries, "
+          f"{len(tables):,} table pages; many-VMA task: PID {vmas_pid} ({res['vmas']['comm']}), {nvmas_v:,} VMAs",
+          flush=True)
+
+    idiom_fn, scale, visited, total = m_idiom(prog, bmm, args.idiom_sample)
+    ms: List[Tuple[str, str, Optional[Callable], int, str, float]] = [
+        # (key, label, fn, pid for the RSS child, child kind, time scale)
+        ("floor", "floor: read every table page (PGD down)", m_floor(prog, bmm), big, "floor", 1.0),
+        ("floor_reads", "floor, reads only (table list known)", m_floor_reads(prog, tables), 0, "", 1.0),
+        ("idiom", "drgn idiom: follow_pfn per page", idiom_fn, big, "idiom", scale),
+        ("walk", "pt_range_walk (whole big task)", m_walk(bmm), big, "walk", 1.0),
+        ("smaps_big", "smaps (big task)", m_smaps(btask), big, "smaps", 1.0),
+        ("smaps_vmas", f"smaps ({nvmas_v:,}-VMA task)", m_smaps(vtask), vmas_pid, "smaps", 1.0),
+        ("memtop", "memtop (all tasks)", m_memtop(prog), 0, "memtop", 1.0),
+    ]
+    if args.only:
+        ms = [m for m in ms if m[0] in args.only]
+    rows = []
+    for key, label, fn, pid, kind, sc in ms:
+        if fn is None:
+            res["measurements"][key] = {"missing": "drgn_ptwalk.procfs.smaps not importable"}
+            rows.append([label, "missing", "", "", "", ""])
+            continue
+        print(f"   measuring {key} ...", file=sys.stderr, flush=True)
+        r = timed(fn, args.repeat)
+        if sc != 1.0:
+            r["sampled_median_s"] = r["median_s"]
+            r["median_s"] *= sc
+            r["min_s"] *= sc
+            r["extrapolated_from"] = {"pages_visited": visited, "pages_total": total, "factor": sc}
+        if not args.no_memory:
+            r["py_peak_bytes"] = py_peak(fn)
+            if kind:
+                r["rss"] = rss_peak(d, kind, pid, args.idiom_sample)
+        res["measurements"][key] = r
+        note = ""
+        if sc != 1.0:
+            note = f"extrapolated x{sc:.1f} from {visited:,} of {total:,} pages"
+        elif key == "memtop":
+            note = memtop_impl()[1]
+        rss = r.get("rss") or {}
+        rows.append([label, fmt_s(r["median_s"]), fmt_s(r["min_s"]),
+                     fmt_kib(rss.get("rss_peak_growth_kib")) if "rss_peak_growth_kib" in rss else rss.get("error", "-"),
+                     fmt_kib(r["py_peak_bytes"] / 1024) if "py_peak_bytes" in r else "-", note])
+    print()
+    print(tabulate(rows, headers=["measurement", f"median of {args.repeat}", "min", "peak RSS growth",
+                                  "tracemalloc peak", "note"]))
+
+    m = res["measurements"]
+
+    def med(k: str) -> Optional[float]:
+        return m.get(k, {}).get("median_s")
+
+    ratios = {}
+    for name, a, b in (("walk/floor", "walk", "floor"), ("walk/floor(reads only)", "walk", "floor_reads"),
+                       ("idiom/walk", "idiom", "walk"), ("smaps(big)/walk", "smaps_big", "walk")):
+        if med(a) and med(b):
+            ratios[name] = med(a) / med(b)
+    res["ratios"] = ratios
+    rrows = []
+    for name, v in ratios.items():
+        tgt = TARGETS.get(name)
+        ok = "" if tgt is None else ("met" if (v <= tgt[1] if tgt[0] == "<=" else v >= tgt[1]) else "MISSED")
+        rrows.append([name, f"{v:.2f}", f"{tgt[0]} {tgt[1]:g}" if tgt else "", ok])
+    if med("walk") and stats["mapped_entries"]:
+        rrows.append(["walk per mapped entry", f"{med('walk') / stats['mapped_entries'] * 1e9:.0f} ns", "", ""])
+    if med("floor") and len(tables):
+        rrows.append(["floor per table page", f"{med('floor') / len(tables) * 1e6:.1f} us", "", ""])
+    print()
+    print(tabulate(rrows, headers=["ratio", "value", "target", ""]))
+
+    # Streaming: Python heap peak of a walk over 1/16 of the big mapping against the whole big task.
+    if not args.no_memory and (not args.only or "walk" in args.only):
+        vs = max(((v.vm_end - v.vm_start).value_(), v.vm_start.value_()) for v in for_each_vma(bmm))
+        size, start = vs
+        part = max(ps, size // 16 // ps * ps)
+        p_part = py_peak(m_walk(bmm, start, start + part))
+        p_all = m["walk"]["py_peak_bytes"]
+        res["streaming"] = {"part_bytes": part, "part_py_peak": p_part, "whole_py_peak": p_all}
+        print(f"\n   streaming: tracemalloc peak of pt_range_walk over 1/16 of the largest VMA "
+              f"({part >> 20} MiB): {fmt_kib(p_part / 1024)}; over the whole task: {fmt_kib(p_all / 1024)}")
+
+    # memtop against mapped pages, on this dump and the default reference dump of the same kernel.
+    if not args.only or "memtop" in args.only:
+        scaling = []
+        for dd, p in ((d, prog), (base, None)):
+            if dd is None:
+                continue
+            if p is None:
+                p = open_dump(dd)
+            c = dump_census(p)
+            tm = m["memtop"]["median_s"] if dd is d else timed(m_memtop(p), args.repeat)["median_s"]
+            scaling.append({"dump": dd["name"], **c, "memtop_s": tm,
+                            "us_per_mapped_page": tm / c["mapped_pages"] * 1e6 if c["mapped_pages"] else None,
+                            "us_per_entry": tm / c["entries"] * 1e6 if c["entries"] else None})
+        res["memtop_scaling"] = scaling
+        print()
+        print(tabulate([[s["dump"], s["tasks"], s["mms"], f"{s['vmas']:,}", f"{s['mapped_pages']:,}",
+                         f"{s['entries']:,}", fmt_s(s["memtop_s"]),
+                         f"{s['us_per_mapped_page']:.2f}" if s["us_per_mapped_page"] else "-",
+                         f"{s['us_per_entry']:.2f}" if s["us_per_entry"] else "-"] for s in scaling],
+                       headers=["memtop on", "tasks", "mms", "VMAs", "mapped pages", "walk entries", "time",
+                                "us/mapped page", "us/entry"]))
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m drgn_ptwalk.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kernel", action="append", metavar="ID",
+                   help="vmcores manifest id (repeatable; default: every `bench = true` entry)")
+    p.add_argument("--dump", metavar="KIND", help="dump kind (elf, qemu-kdump; default: the entry's first)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement (median; default 3)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--idiom-sample", type=float, default=1.0, metavar="F",
+                   help="time follow_pfn on a fraction F of the pages and extrapolate (default 1: all)")
+    p.add_argument("--no-build", action="store_true", help="do not build missing dumps")
+    p.add_argument("--no-base", action="store_true", help="skip memtop on the default reference dump")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurements")
+    p.add_argument("--only", action="append", help=argparse.SUPPRESS)
+    p.add_argument("--memchild", help=argparse.SUPPRESS)
+    p.add_argument("--core", help=argparse.SUPPRESS)
+    p.add_argument("--vmlinux", help=argparse.SUPPRESS)
+    p.add_argument("--pid", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memchild:
+        return memchild(args)
+    if not 0 < args.idiom_sample <= 1:
+        p.error("--idiom-sample must be in (0, 1]")
+    vbuild = _vmcores()
+    ids = args.kernel or [k["id"] for k in vbuild.manifest() if k.get("bench")]
+    results = []
+    for kid in ids:
+        d = find_dump(kid, args.dump, not args.no_build)
+        base = None
+        base_id = kid[: -len("-bench")] if kid.endswith("-bench") else None
+        if base_id and not args.no_base:
+            try:
+                base = find_dump(base_id, d["dump"], not args.no_build)
+            except SystemExit:
+                base = find_dump(base_id, None, not args.no_build)
+        results.append(run_one(d, base, args))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": results, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                     time.gmtime())}, indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
