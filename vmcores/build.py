@@ -117,11 +117,14 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         g.start()
         g.wait_ready(ready_timeout(e))
         t_ready = time.monotonic() - t0
+        log(f"[vmcores] {kernel_id}: guest ready after {t_ready - t_prep:.1f} s")
         g.extract_truth(out / "truth")
         for kind in e["dumps"]:
             fname, fmt = DUMP_FILES[kind]
+            t1 = time.monotonic()
             g.dump(out / fname, fmt or "elf")
             dumps[kind] = str(out / fname)
+            log(f"[vmcores] {kernel_id}: {kind} dump in {time.monotonic() - t1:.1f} s")
     finally:
         g.kill()
     pids = json.loads((out / "truth" / "pids.json").read_text())

@@ -154,26 +154,39 @@ class Apt:
         return dest
 
 
-def _deb_members(deb: Path, want) -> Dict[str, bytes]:
-    """Stream a .deb's data tarball and return the members for which ``want(name)`` is true."""
-    p = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+def _deb_members(deb: Path, want, stop_after: Optional[int] = None) -> Dict[str, bytes]:
+    """Stream a .deb's data tarball and return the members for which ``want(name)`` is true.
+
+    With ``stop_after``, stop reading once that many members were found: the debug vmlinux comes early in
+    a 2 GB -dbg tarball, and decompressing the rest would cost most of a build's fetch time.
+    """
+    p = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL if stop_after else None)
     found: Dict[str, bytes] = {}
     assert p.stdout is not None
+    complete = True
     with tarfile.open(fileobj=p.stdout, mode="r|") as tf:
         for m in tf:
             if m.isfile() and want(m.name):
                 f = tf.extractfile(m)
                 assert f is not None
                 found[m.name] = f.read()
+                if stop_after is not None and len(found) >= stop_after:
+                    complete = False
+                    break
     p.stdout.close()
-    if p.wait() != 0:
-        raise FetchError(f"dpkg-deb --fsys-tarfile {deb} failed")
+    if complete:
+        if p.wait() != 0:
+            raise FetchError(f"dpkg-deb --fsys-tarfile {deb} failed")
+    else:
+        p.kill()
+        p.wait()
     return found
 
 
-def _extract_to(deb: Path, want, dest_of) -> List[Path]:
+def _extract_to(deb: Path, want, dest_of, stop_after: Optional[int] = None) -> List[Path]:
     out = []
-    for name, data in _deb_members(deb, want).items():
+    for name, data in _deb_members(deb, want, stop_after).items():
         dest = dest_of(name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
@@ -223,9 +236,10 @@ def _resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, 
 
 
 def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
-    """Kernel image, all modules (decompressed) and the debug vmlinux in one cache directory.
+    """Kernel image, all modules and the debug vmlinux in one cache directory.
 
-    The directory holds ``vmlinuz``, ``vmlinux``, ``modules/<path>.ko`` and ``kernel.json``.
+    The directory holds ``vmlinuz``, ``vmlinux``, ``modules/<path>.ko[.xz|.zst|.gz]`` (as packaged; the
+    few the guest loads are decompressed into its initramfs) and ``kernel.json``.
     """
     info = resolve_kernel(apt, suite, arch, flavour)
     kdir = cache_dir() / "kernels" / f"{arch}-{info['release']}-{info['version']}"
@@ -254,11 +268,10 @@ def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
             deb,
             lambda n: re.search(r"/usr/lib/debug/(boot/vmlinux-|lib/modules/[^/]+/vmlinux$)", n) is not None,
             lambda n: tmp / "vmlinux",
+            stop_after=1,
         )
         if not (tmp / "vmlinuz").is_file() or not got:
             raise FetchError(f"kernel packages for {info['release']} lack vmlinuz or the debug vmlinux")
-        for ko in (tmp / "modules").rglob("*.ko.*"):
-            _decompress(ko)
         (tmp / "kernel.json").write_text(json.dumps(dict(info, suite=suite, arch=arch, flavour=flavour), indent=1))
         os.replace(tmp, kdir)
     finally:
@@ -266,11 +279,16 @@ def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
     return kdir
 
 
-def _decompress(ko: Path) -> None:
-    tool = {".xz": ["xz", "-d"], ".zst": ["zstd", "-q", "-d", "--rm"], ".gz": ["gzip", "-d"]}[ko.suffix]
+def decompress_module(ko: Path, dest: Path) -> None:
+    """Copy a module to ``dest`` uncompressed (busybox insmod takes plain .ko files)."""
+    tool = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-q", "-dc"], ".gz": ["gzip", "-dc"]}.get(ko.suffix)
+    if tool is None:
+        shutil.copy(ko, dest)
+        return
     if shutil.which(tool[0]) is None:
         raise FetchError(f"{tool[0]} not found: apt-get install {'xz-utils' if tool[0] == 'xz' else tool[0]}")
-    subprocess.run([*tool, str(ko)], check=True)
+    with open(dest, "wb") as f:
+        subprocess.run([*tool, str(ko)], check=True, stdout=f)
 
 
 def fetch_busybox(apt: Apt, arch: str) -> Path:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from .fetch import FetchError, cache_dir
+from .fetch import FetchError, cache_dir, decompress_module
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
@@ -65,8 +65,8 @@ def module_load_order(modules_dir: Path, wanted=WANTED_MODULES) -> List[Path]:
     """
     modinfo = _need("modinfo", "kmod")
     by_name: Dict[str, Path] = {}
-    for ko in modules_dir.rglob("*.ko"):
-        by_name[ko.stem.replace("-", "_")] = ko
+    for ko in modules_dir.rglob("*.ko*"):
+        by_name[ko.name.split(".ko")[0].replace("-", "_")] = ko
     order: List[Path] = []
     seen = set()
 
@@ -102,8 +102,9 @@ def build_initramfs(kernel_dir: Path, arch: str, busybox: Path, workload: Path, 
             (root / f).chmod(0o755)
         load = []
         for ko in module_load_order(kernel_dir / "modules"):
-            shutil.copy(ko, root / "lib/modules" / ko.name)
-            load.append(f"/lib/modules/{ko.name}\n")
+            name = ko.name.split(".ko")[0] + ".ko"
+            decompress_module(ko, root / "lib/modules" / name)
+            load.append(f"/lib/modules/{name}\n")
         (root / "lib/modules/load.list").write_text("".join(load))
         (root / "etc/kernel-release").write_text(release + "\n")
         # The kernel opens /dev/console before devtmpfs is mounted.
