@@ -27,6 +27,11 @@ def main(argv=None) -> int:
     pv.add_argument("id", nargs="?", default="default")
     pv.add_argument("--detach", action="store_true",
                     help="print the guest's JSON description and return, leaving QEMU running")
+    pd = sub.add_parser("demo", help="build the default dump, print smaps of a workload process from it with "
+                                      "drgn-ptwalk, and compare with the kernel's own")
+    pd.add_argument("id", nargs="?", default="default")
+    pd.add_argument("--scenario", default="cow_child", help="workload process (default: cow_child)")
+    pd.add_argument("--kind", default="smaps", choices=("maps", "smaps", "smaps_rollup", "numa_maps"))
     args = p.parse_args(argv)
 
     try:
@@ -57,6 +62,8 @@ def main(argv=None) -> int:
                     print(f"[vmcores] {i}: FAILED: {e}", file=sys.stderr)
                     failed.append(i)
             return 1 if failed else 0
+        if args.cmd == "demo":
+            return _demo(args)
         if args.cmd == "live":
             kid = b.default_id() if args.id == "default" else args.id
             g = b.live(kid, log=lambda m: print(m, file=sys.stderr))
@@ -81,6 +88,38 @@ def main(argv=None) -> int:
         print(f"vmcores: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _demo(args) -> int:
+    import difflib
+    import subprocess
+
+    kid = b.default_id() if args.id == "default" else args.id
+    b.build(kid, log=lambda m: print(m, file=sys.stderr, flush=True))
+    dumps = [d for d in b.built() if d["id"] == kid]
+    d = dumps[-1]
+    if args.scenario not in d["pids"]:
+        print(f"vmcores: no workload process {args.scenario!r}; have {', '.join(d['pids'])}", file=sys.stderr)
+        return 2
+    pid = d["pids"][args.scenario]
+    cmd = ["drgn-ptwalk", "-c", d["core"], "-s", d["vmlinux"], args.kind, str(pid)]
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    p = subprocess.run([sys.executable, "-m", "drgn_ptwalk", *cmd[1:]], capture_output=True, text=True)
+    sys.stdout.write(p.stdout)
+    sys.stderr.write(p.stderr)
+    if p.returncode != 0:
+        return p.returncode
+    truth_path = os.path.join(d["truth"], str(pid), args.kind)
+    with open(truth_path) as f:
+        truth = f.read()
+    if p.stdout == truth:
+        print(f"\n== identical to the kernel's own /proc/{pid}/{args.kind} ({d['release']}, {d['arch']}, "
+              f"{d['dump']} dump; {truth_path})", file=sys.stderr)
+        return 0
+    print(f"\n!= differs from the kernel's own /proc/{pid}/{args.kind} ({truth_path}):", file=sys.stderr)
+    sys.stderr.writelines(difflib.unified_diff(truth.splitlines(True), p.stdout.splitlines(True),
+                                               "kernel", "drgn-ptwalk"))
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what drgn-ptwalk and its reference vmcores need on a Debian machine (idempotent):
+# QEMU for both architectures, the arm64 cross compiler, archive tools, then the package itself.
+set -euo pipefail
+cd "$(dirname "$0")"
+pkgs="qemu-system-x86 qemu-system-arm gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross cpio kmod xz-utils zstd
+      debian-archive-keyring dpkg util-linux"
+missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"; done)
+if [ -n "$missing" ]; then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+python3 -m pip install -q -e '.[test]'
