@@ -13,7 +13,8 @@ Design:
 * The range is cut at VMA boundaries first; every entry lies in one VMA (or
   in a gap between VMAs, ``vma=None``). Gaps are walked too, so stray
   entries outside any VMA are seen; normally they are one NONE entry each.
-  ``init_mm`` has no VMAs: kernel ranges come back with ``vma=None``.
+  ``init_mm`` has no VMAs: kernel ranges come back with ``vma=None``, and
+  runs of consecutive PFNs there are not cut at folio boundaries.
 * Holes (``pte_none()``, empty or missing tables) are coalesced into one NONE
   entry per hole per VMA.
 * Each table page is read with one ``prog.read()`` and decoded with
@@ -543,7 +544,9 @@ def pt_range_walk(
         swap_types=st,
         highest_pfn=highest_memmap_pfn(prog),
         zero_pmd_pfn=huge_zero_pfn(prog),
-        folio_runs_fn=lambda pfn, n: folio_runs(prog, pfn, n),
+        # Kernel mappings (init_mm) are not folio mappings: runs there are
+        # only cut by PFN and bits, not at folio boundaries.
+        folio_runs_fn=None if is_init_mm else (lambda pfn, n: folio_runs(prog, pfn, n)),
         include_none=include_none,
         batch=batch,
     )
