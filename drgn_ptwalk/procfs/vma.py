@@ -465,9 +465,10 @@ def _policy_info(prog: Program) -> _PolicyInfo:
     except LookupError:
         dp = 0
     try:
-        pnp = prog["preferred_node_policy"]
-        start = pnp.address_of_().value_()
-        end = start + pnp.type_.size
+        # preferred_node_policy[MAX_NUMNODES]: the symbol size bounds it.
+        sym = prog.symbol("preferred_node_policy")
+        start = sym.address
+        end = start + sym.size
     except LookupError:
         start = end = 0
     return _PolicyInfo(dp, (start, end))

@@ -1,0 +1,301 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+/proc/PID/pagemap (fs/proc/task_mmu.c ``pagemap_read()``) as read by root
+(``show_pfn``: PFNs and swap fields filled in), from one
+:func:`~drgn_ptwalk.walk.pt_range_walk` of the range.
+
+:func:`pagemap_entries` gives the u64 values; :func:`pagemap` the bytes.
+"""
+
+import struct
+from array import array
+from typing import List, NamedTuple, Optional
+
+from drgn import FaultError, Object, Program
+
+from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.procfs.common import warn
+from drgn_ptwalk.procfs.folio import FolioReader
+from drgn_ptwalk.procfs.vma import _cached, vm_flag_bits, vmas
+from drgn_ptwalk.walk import pt_range_walk
+
+__all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_records")
+
+PM_PFRAME_MASK = (1 << 55) - 1
+PM_SOFT_DIRTY = 1 << 55
+PM_MMAP_EXCLUSIVE = 1 << 56
+PM_UFFD_WP = 1 << 57
+PM_GUARD_REGION = 1 << 58
+PM_FILE = 1 << 61
+PM_SWAP = 1 << 62
+PM_PRESENT = 1 << 63
+VM_PFNMAP = 1 << 10
+VM_HUGETLB = 1 << 22
+
+
+class PagemapResult(NamedTuple):
+    """The pagemap entries of a range and what could not be read."""
+
+    start: int
+    entries: array
+    """u64 values, one per page from *start*."""
+    warnings: List[str]
+
+
+class _Gen(NamedTuple):
+    precise: bool
+    """v6.12+: PM_MMAP_EXCLUSIVE only for present entries, precise mapcount."""
+    pmd_head: bool
+    """v7.x: PMD THPs test the head page's mapcount for every subpage."""
+    soft_dirty_bit: int
+    page_size: int
+
+
+def _generation(prog: Program) -> _Gen:
+    def compute() -> _Gen:
+        from drgn_ptwalk.arch import get_decoder
+
+        bits = vm_flag_bits(prog)
+        sd = bits.get("SOFTDIRTY")
+        return _Gen(
+            # "fs/proc/task_mmu: properly detect PM_MMAP_EXCLUSIVE per page of
+            # PMD-mapped THPs" / folio_precise_page_mapcount(), v6.12-era.
+            "folio_precise_page_mapcount" in prog,
+            # v7.x pagemap_pmd_range_thp() passes the head page to
+            # __folio_page_mapped_exclusively() for every subpage; it came
+            # with the MM-id rework ("mm/rmap: basic MM owner tracking for
+            # large folios (!hugetlb)", v6.15) whose _mm_ids we test.
+            FolioReader(prog).lay.mm_ids is not None,
+            (1 << sd) if sd is not None else 0,
+            get_decoder(prog).page_size,
+        )
+
+    return _cached(prog, "ptwalk_procfs_pagemap_gen", compute)
+
+
+class PagemapRecord(NamedTuple):
+    """The pagemap values of one VMA (as ``vmcores.truth.read_pagemap()``)."""
+
+    start: int
+    end: int
+    entries: array
+
+
+def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[PagemapRecord]:
+    """
+    The pagemap values of every VMA of *mm* from one walk of the whole
+    address space (cheaper than one :func:`pagemap_entries` per VMA).
+
+    :param mm: ``struct mm_struct *``
+    :param warnings: list collecting what the dump cannot tell
+    """
+    prog = mm.prog_
+    gen = _generation(prog)
+    if warnings is None:
+        warnings = []
+    folios = FolioReader(prog)
+    vlist = vmas(mm)
+    by_addr = {v.value_(): v for v in vlist}
+    out = {v.value_(): array("Q") for v in vlist}
+    for e in pt_range_walk(mm):
+        if e.vma is None:
+            continue
+        out[e.vma].extend(_entry_values(prog, gen, folios, e, by_addr[e.vma], warnings))
+    return [PagemapRecord(v.vm_start.value_(), v.vm_end.value_(), out[v.value_()]) for v in vlist]
+
+
+def _task_size(mm: Object) -> int:
+    return mm.task_size.value_()
+
+
+def pagemap_entries(mm: Object, start: int, end: int) -> PagemapResult:
+    """
+    The pagemap values of *mm* for pages ``[start, end)`` (clamped to
+    ``mm->task_size``, as ``pagemap_read()`` does).
+
+    :param mm: ``struct mm_struct *``
+    """
+    prog = mm.prog_
+    gen = _generation(prog)
+    ps = gen.page_size
+    warnings: List[str] = []
+    start -= start % ps
+    end = min(end, _task_size(mm))
+    out = array("Q")
+    if end <= start:
+        return PagemapResult(start, out, warnings)
+    folios = FolioReader(prog)
+    vflags = {v.value_(): v for v in vmas(mm)}
+    for e in pt_range_walk(mm, start, -(-end // ps) * ps):
+        vma = vflags.get(e.vma) if e.vma is not None else None
+        out.extend(_entry_values(prog, gen, folios, e, vma, warnings))
+    del out[(end - start + ps - 1) // ps:]
+    return PagemapResult(start, out, warnings)
+
+
+def _exclusive(folios: FolioReader, pfn: int, warnings: List[str]) -> bool:
+    try:
+        f = folios.folio(pfn)
+        return folios.precise_page_mapcounts(f, pfn, 1)[0] == 1
+    except FaultError as e:
+        warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}): PM_MMAP_EXCLUSIVE unknown", warnings)
+        return False
+
+
+def _is_file(folios: FolioReader, pfn: int, warnings: List[str]) -> bool:
+    try:
+        return not folios.folio(pfn).anon
+    except FaultError as e:
+        warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}): PM_FILE unknown", warnings)
+        return False
+
+
+def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma: Optional[Object],
+                  warnings: List[str]) -> List[int]:
+    n = e.nr_pages
+    if vma is None:
+        return [0] * n
+    vm_flags = vma.vm_flags.value_()
+    base = PM_SOFT_DIRTY if vm_flags & gen.soft_dirty_bit else 0
+    if vm_flags & VM_PFNMAP or e.type == PtType.NONE:
+        # walk_page_test() sends VM_PFNMAP VMAs to pagemap_pte_hole().
+        return [base] * n
+    if e.type == PtType.ERROR:
+        warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason}); reported as 0",
+             warnings)
+        return [0] * n
+    if vm_flags & VM_HUGETLB:
+        return _hugetlb_values(prog, gen, folios, e, vma, base, warnings)
+    fl = e.flags
+    flags = base
+    if fl & fl.SOFT_DIRTY:
+        flags |= PM_SOFT_DIRTY
+    if e.uffd_wp:
+        flags |= PM_UFFD_WP
+    ps = gen.page_size
+    if e.present:
+        flags |= PM_PRESENT
+        if e.level == PtLevel.PTE:
+            if e.type != PtType.FOLIO:
+                return [flags | ((e.pfn + i) & PM_PFRAME_MASK) for i in range(n)]
+            if _is_file(folios, e.pfn, warnings):
+                flags |= PM_FILE
+            try:
+                f = folios.folio(e.pfn)
+                mcs = folios.precise_page_mapcounts(f, e.pfn, n)
+            except FaultError as err:
+                warn(f"struct pages of PFN {e.pfn:#x}+{n} are not in the dump ({err})", warnings)
+                mcs = [0] * n
+            return [flags | (PM_MMAP_EXCLUSIVE if mcs[i] == 1 else 0) | ((e.pfn + i) & PM_PFRAME_MASK)
+                    for i in range(n)]
+        return _pmd_values(gen, folios, e, flags, True, warnings)
+    # swap-format entries
+    if e.type == PtType.MARKER:
+        flags |= PM_SWAP
+        if e.kind and "guard" in e.kind:
+            flags |= PM_GUARD_REGION
+        frame = (e.swap_type | e.swap_offset << 5) & PM_PFRAME_MASK
+        return [flags | frame] * n
+    if e.level != PtLevel.PTE:
+        return _pmd_values(gen, folios, e, flags, False, warnings)
+    flags |= PM_SWAP
+    if e.pfn is None:  # real swap
+        return [flags | ((e.swap_type | (e.swap_offset + i) << 5) & PM_PFRAME_MASK) for i in range(n)]
+    # PFN-carrying entries (migration, device, hwpoison)
+    if _is_file(folios, e.pfn, warnings):
+        flags |= PM_FILE
+    res = []
+    for i in range(n):
+        v = flags | ((e.swap_type | (e.pfn + i) << 5) & PM_PFRAME_MASK)
+        if not gen.precise and e.type != PtType.MIGRATION and _exclusive(folios, e.pfn + i, warnings):
+            # v6.1: page_mapcount() == 1 && !migration, also for non-present
+            v |= PM_MMAP_EXCLUSIVE
+        res.append(v)
+    return res
+
+
+def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present: bool,
+                warnings: List[str]) -> List[int]:
+    # pagemap_pmd_range() THP branch, for every PMD of e.
+    ps = gen.page_size
+    step = (1 << e.decoder.level_shift(e.level)) // ps if e.decoder else 1
+    n = e.nr_pages
+    skip = 0
+    res: List[int] = []
+    pfn0 = e.pfn
+    if not present:
+        flags |= PM_SWAP
+    page_file = _is_file(folios, pfn0, warnings)
+    if page_file:
+        flags |= PM_FILE
+    if not present and e.type != PtType.MIGRATION and not gen.precise:
+        pass
+    try:
+        f = folios.folio(pfn0)
+        mcs = folios.precise_page_mapcounts(f, pfn0, n)
+        head_mc = folios.precise_page_mapcounts(f, f.head, 1)[0]
+    except FaultError as err:
+        warn(f"struct pages of PFN {pfn0:#x}+{n} are not in the dump ({err})", warnings)
+        mcs = [0] * n
+        head_mc = 0
+    for i in range(n):
+        v = flags
+        if present:
+            v |= (pfn0 + i) & PM_PFRAME_MASK
+            if gen.precise:
+                mc = head_mc if gen.pmd_head else mcs[i]
+                if mc == 1:
+                    v |= PM_MMAP_EXCLUSIVE
+            elif head_mc == 1:
+                v |= PM_MMAP_EXCLUSIVE
+        else:
+            v |= (e.swap_type | (pfn0 + i) << 5) & PM_PFRAME_MASK
+            if not gen.precise and e.type != PtType.MIGRATION and head_mc == 1:
+                v |= PM_MMAP_EXCLUSIVE
+        res.append(v)
+    del skip, step
+    return res
+
+
+def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma: Object, base: int,
+                    warnings: List[str]) -> List[int]:
+    # pagemap_hugetlb_range(): never PM_SWAP; soft-dirty only from the VMA.
+    n = e.nr_pages
+    flags = base
+    if e.uffd_wp:
+        flags |= PM_UFFD_WP
+    if not e.present:
+        return [flags] * n
+    flags |= PM_PRESENT
+    try:
+        f = folios.folio(e.pfn)
+        if not f.anon:
+            flags |= PM_FILE
+        if gen.precise:
+            # !folio_likely_mapped_shared() && !hugetlb_pmd_shared(); PMD
+            # sharing is not visible through PtEntry (see smaps).
+            if not folios.likely_mapped_shared(f):
+                flags |= PM_MMAP_EXCLUSIVE
+        elif folios.precise_page_mapcounts(f, f.head, 1)[0] == 1:
+            flags |= PM_MMAP_EXCLUSIVE
+    except FaultError as err:
+        warn(f"struct page of PFN {e.pfn:#x} is not in the dump ({err})", warnings)
+    return [flags | ((e.pfn + i) & PM_PFRAME_MASK) for i in range(n)]
+
+
+def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
+    """
+    The bytes of /proc/PID/pagemap of *mm* at offset ``start / PAGE_SIZE *
+    8`` for ``(end - start) / PAGE_SIZE`` entries (root's view).
+
+    :param mm: ``struct mm_struct *``
+    """
+    if not mm.value_():
+        raise ProcessLookupError("no mm (kernel thread): reading pagemap fails with ESRCH")
+    res = pagemap_entries(mm, start, end)
+    return res.entries.tobytes()
+
+
+def pagemap(task: Object, start: int, end: int) -> bytes:
+    """/proc/PID/pagemap bytes of *task* for ``[start, end)`` (see :func:`pagemap_mm`)."""
+    return pagemap_mm(task.mm.read_(), start, end)

@@ -1,0 +1,568 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+/proc/PID/smaps and /proc/PID/smaps_rollup (fs/proc/task_mmu.c
+``show_smap()``, ``show_smaps_rollup()``), counted from one
+:func:`~drgn_ptwalk.walk.pt_range_walk` of the mm.
+
+:func:`smaps_gather` returns the numbers (:class:`SmapsResult`);
+:func:`format_smaps` / :func:`format_smaps_rollup` print them.
+"""
+
+from typing import Dict, Iterable, List, NamedTuple, Optional
+
+from drgn import FaultError, Object, Program
+
+from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.procfs.common import warn
+from drgn_ptwalk.procfs.folio import Folio, FolioReader
+from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
+from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
+from drgn_ptwalk.procfs.thp import thp_eligible
+from drgn_ptwalk.procfs.vma import (
+    VmaFacts,
+    _cached,
+    _page_size,
+    default_root,
+    hugetlb_vma_page_size,
+    is_vm_hugetlb_page,
+    task_root,
+    vm_flags_string,
+    vma_facts,
+    vma_kernel_pagesize,
+    vmas,
+)
+from drgn_ptwalk.walk import pt_range_walk
+
+__all__ = (
+    "MemSizeStats",
+    "SmapsResult",
+    "SmapsVma",
+    "format_smaps",
+    "format_smaps_rollup",
+    "smaps",
+    "smaps_gather",
+    "smaps_mm",
+    "smaps_rollup",
+    "smaps_rollup_mm",
+)
+
+PSS_SHIFT = 12
+VM_WRITE = 1 << 1
+VM_SHARED = 1 << 3
+VM_MAYSHARE = 1 << 7
+VM_LOCKED = 1 << 13
+VM_PFNMAP = 1 << 10
+
+
+class MemSizeStats:
+    """``struct mem_size_stats``: byte counters (PSS ones ``<< PSS_SHIFT``)."""
+
+    __slots__ = (
+        "resident", "shared_clean", "shared_dirty", "private_clean", "private_dirty", "referenced",
+        "anonymous", "lazyfree", "anonymous_thp", "shmem_thp", "file_thp", "swap", "shared_hugetlb",
+        "private_hugetlb", "ksm", "pss", "pss_anon", "pss_file", "pss_shmem", "pss_dirty", "pss_locked",
+        "swap_pss",
+    )
+
+    def __init__(self) -> None:
+        for k in self.__slots__:
+            setattr(self, k, 0)
+
+    def add(self, other: "MemSizeStats") -> None:
+        for k in self.__slots__:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def __repr__(self) -> str:
+        return "MemSizeStats(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + ")"
+
+
+class SmapsVma(NamedTuple):
+    """The smaps record of one VMA."""
+
+    facts: VmaFacts
+    stats: MemSizeStats
+    kernel_page_size: int
+    mmu_page_size: int
+    thp_eligible: bool
+    protection_key: Optional[int]
+    """``None`` when the kernel prints no ProtectionKey line."""
+    vm_flags: str
+    """The VmFlags mnemonics, each followed by a space."""
+
+
+class SmapsResult(NamedTuple):
+    """All VMAs of an mm (gate VMA last, if any) and what could not be read."""
+
+    vmas: List[SmapsVma]
+    warnings: List[str]
+    gate: bool
+    """Whether the last record is the gate VMA (not part of smaps_rollup)."""
+
+
+class _Gen(NamedTuple):
+    """What differs between kernel generations (feature-detected)."""
+
+    ksm: bool
+    thp_width8: bool
+    precise: bool
+    page_size: int
+    pmd_size: int
+    pkeys: Optional[int]
+    """Mask of the protection-key VM bits (after >> 32), or None."""
+
+
+def _generation(prog: Program) -> _Gen:
+    def compute() -> _Gen:
+        from drgn_ptwalk.arch import get_decoder
+
+        dec = get_decoder(prog)
+        # struct mem_size_stats::ksm: "mm/ksm: add ksm zero pages for each
+        # process"-era "ksm: count ... in /proc/pid/smaps" (v6.6).
+        ksm = prog.type("struct mem_size_stats").has_member("ksm")
+        # v6.12 prints "THPeligible:    %8u" (v6.1: "%d"); the change came
+        # with the mTHP rework of thp_vma_allowable_orders() (v6.8).
+        width8 = "__thp_vma_allowable_orders" in prog
+        # smaps_account() with folio_precise_page_mapcount() and the
+        # "!present => shared" rule: "fs/proc/task_mmu: properly detect
+        # PM_MMAP_EXCLUSIVE per page of PMD-mapped THPs" and "fs/proc/task_mmu:
+        # use folio_precise_page_mapcount()"-era (v6.12).
+        precise = "folio_precise_page_mapcount" in prog
+        return _Gen(ksm, width8, precise, dec.page_size, 1 << dec.level_shift(PtLevel.PMD), _pkey_mask(prog))
+
+    return _cached(prog, "ptwalk_procfs_smaps_gen", compute)
+
+
+def _pkey_mask(prog: Program) -> Optional[int]:
+    """``arch_pkeys_enabled()`` → the pkey bits mask, else ``None``."""
+    arch = prog.platform.arch.name if prog.platform else ""
+    if arch == "X86_64":
+        try:
+            caps = prog["boot_cpu_data"].x86_capability
+        except LookupError:
+            return None
+        # X86_FEATURE_OSPKE = 16*32 + 4.
+        if caps[16].value_() >> 4 & 1:
+            return 0xF
+        return None
+    if arch == "AARCH64":
+        # system_supports_poe(): ARM64_HAS_S1POE in system_cpucaps (v6.12+).
+        try:
+            cap = prog.constant("ARM64_HAS_S1POE").value_()
+            bits = prog["system_cpucaps"]
+        except LookupError:
+            return None
+        word = bits[cap // 64].value_()
+        return 0x7 if word >> (cap % 64) & 1 else None
+    return None
+
+
+class _Ctx:
+    """State of one gathering: folio cache, swap counter, warnings."""
+
+    def __init__(self, prog: Program, warnings: List[str]) -> None:
+        self.prog = prog
+        self.gen = _generation(prog)
+        self.folios = FolioReader(prog)
+        self.swap = SwapCounter(prog)
+        self.warnings = warnings
+
+    def folio(self, pfn: int) -> Optional[Folio]:
+        try:
+            return self.folios.folio(pfn)
+        except FaultError as e:
+            warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}); its counts are missing", self.warnings)
+            return None
+
+    # smaps_page_accumulate()
+    def accumulate(self, mss: MemSizeStats, folio: Folio, size: int, pss: int, dirty: bool, locked: bool,
+                   private: bool) -> None:
+        fr = self.folios
+        mss.pss += pss
+        if folio.anon:
+            mss.pss_anon += pss
+        elif fr.test(folio, "swapbacked"):
+            mss.pss_shmem += pss
+        else:
+            mss.pss_file += pss
+        if locked:
+            mss.pss_locked += pss
+        if dirty or fr.test(folio, "dirty"):
+            mss.pss_dirty += pss
+            if private:
+                mss.private_dirty += size
+            else:
+                mss.shared_dirty += size
+        else:
+            if private:
+                mss.private_clean += size
+            else:
+                mss.shared_clean += size
+
+    # smaps_account(); n pages starting at pfn (compound: the whole folio)
+    def account(self, mss: MemSizeStats, pfn: int, n: int, compound: bool, young: bool, dirty: bool,
+                locked: bool, present: bool) -> None:
+        folio = self.folio(pfn)
+        if folio is None:
+            return
+        fr = self.folios
+        gen = self.gen
+        ps = gen.page_size
+        if compound:
+            n = folio.nr if pfn == folio.head else 1
+        size = n * ps
+        if folio.anon:
+            mss.anonymous += size
+            if not fr.test(folio, "swapbacked") and not dirty and not fr.test(folio, "dirty"):
+                mss.lazyfree += size
+        if gen.ksm and folio.ksm:
+            mss.ksm += size
+        mss.resident += size
+        if young or fr.test(folio, "young") or fr.test(folio, "referenced"):
+            mss.referenced += size
+        if gen.precise:
+            if folio.refcount == 1 or not present:
+                self.accumulate(mss, folio, size, size << PSS_SHIFT, dirty, locked, present)
+                return
+        else:
+            # v6.1: "present" carries "migration" (inverted below).
+            if folio.refcount == 1 or not present:
+                self.accumulate(mss, folio, size, size << PSS_SHIFT, dirty, locked, True)
+                return
+        try:
+            mcs = fr.precise_page_mapcounts(folio, pfn, n)
+        except FaultError as e:
+            warn(f"struct pages of PFNs {pfn:#x}+{n} are not in the dump ({e})", self.warnings)
+            return
+        one = ps << PSS_SHIFT
+        for mc in mcs:
+            self.accumulate(mss, folio, ps, one // mc if mc >= 2 else one, dirty, locked, mc < 2)
+
+
+def _vma_entries(entries: Iterable[PtEntry]) -> Dict[int, List[PtEntry]]:
+    by: Dict[int, List[PtEntry]] = {}
+    for e in entries:
+        if e.vma is not None:
+            by.setdefault(e.vma, []).append(e)
+    return by
+
+
+def _is_shmem_mapping(prog: Program, vma: Object) -> bool:
+    f = vma.vm_file.read_()
+    if not f:
+        return False
+    try:
+        aops = prog["shmem_aops"].address_of_().value_()
+    except LookupError:
+        return False
+    return f.f_mapping.a_ops.value_() == aops
+
+
+def _gather_vma(ctx: _Ctx, vma: Object, entries: List[PtEntry]) -> MemSizeStats:
+    """``smap_gather_stats(vma, &mss, 0)``."""
+    prog = ctx.prog
+    gen = ctx.gen
+    ps = gen.page_size
+    mss = MemSizeStats()
+    flags = vma.vm_flags.value_()
+    locked = bool(flags & VM_LOCKED)
+    shmem_holes = False
+    per_order = gen.precise  # v6.12+: 1 << xas_get_order() per swap entry
+    if _is_shmem_mapping(prog, vma):
+        swapped = shmem_swap_usage(vma, per_order) * ps
+        if not swapped or flags & VM_SHARED or not flags & VM_WRITE:
+            mss.swap += swapped
+        else:
+            shmem_holes = True
+    if is_vm_hugetlb_page(vma):
+        _gather_hugetlb(ctx, vma, entries, mss)
+        return mss
+    if not gen.precise and flags & VM_PFNMAP:
+        # v6.1 walk_page_vma() -> walk_page_test() skips VM_PFNMAP VMAs.
+        return mss
+    vm_start = vma.vm_start.value_()
+    pgoff = vma.vm_pgoff.value_()
+    for e in entries:
+        t = e.type
+        if t == PtType.NONE:
+            if shmem_holes:
+                a = (e.start - vm_start) // ps + pgoff
+                b = (e.end - vm_start) // ps + pgoff
+                mss.swap += shmem_partial_swap_usage(vma.vm_file.f_mapping, a, b, per_order) * ps
+            continue
+        if t == PtType.ERROR:
+            warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason}); its counts are missing",
+                 ctx.warnings)
+            continue
+        if e.level == PtLevel.PTE:
+            _pte_entry(ctx, mss, e, locked)
+        else:
+            _pmd_entry(ctx, mss, e, locked)
+    return mss
+
+
+def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
+    # smaps_pte_entry() for the e.nr_pages PTEs of e (identical state bits).
+    t = e.type
+    n = e.nr_pages
+    ps = ctx.gen.page_size
+    if t == PtType.FOLIO:
+        fl = e.flags
+        young = bool(fl & fl.YOUNG)
+        dirty = bool(fl & fl.DIRTY)
+        ctx.account(mss, e.pfn, n, False, young, dirty, locked, True)
+    elif t == PtType.SWAP:
+        mss.swap += n * ps
+        for i in range(n):
+            try:
+                mc = ctx.swap.count(e.swap_type, e.swap_offset + i)
+            except FaultError as err:
+                warn(f"swap map of {e.swap_type}:{e.swap_offset + i:#x} is not in the dump ({err})", ctx.warnings)
+                mc = 1
+            one = ps << PSS_SHIFT
+            mss.swap_pss += one // mc if mc >= 2 else one
+    elif t in (PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
+        if ctx.gen.precise:
+            # Non-present entries are "maybe shared"; device-private ones
+            # are "fake present".
+            present = t == PtType.DEVICE and (e.kind or "").startswith("private")
+        else:
+            present = t != PtType.MIGRATION  # v6.1: the "migration" flag
+        for i in range(n):
+            ctx.account(mss, e.pfn + i, 1, False, False, False, locked, present)
+
+
+def _pmd_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
+    # smaps_pmd_entry() for each PMD of e.
+    gen = ctx.gen
+    t = e.type
+    if t == PtType.FOLIO:
+        fl = e.flags
+        if not gen.precise and fl & fl.PROTNONE:
+            # v6.1 follow_trans_huge_pmd(FOLL_DUMP) returns NULL for
+            # pmd_protnone(): such THPs are not counted at all.
+            return
+        young = bool(fl & fl.YOUNG)
+        dirty = bool(fl & fl.DIRTY)
+        present = True
+    elif t in (PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
+        if not gen.precise and t != PtType.MIGRATION:
+            return  # v6.1: only THP migration entries
+        young = dirty = False
+        # v6.12+: non-present => shared; v6.1: migration => private (both
+        # are the "not present" path of account()).
+        present = False
+    else:
+        return
+    step = gen.pmd_size // gen.page_size
+    for k in range(e.size // gen.pmd_size):
+        pfn = e.pfn + k * step
+        folio = ctx.folio(pfn)
+        if folio is None:
+            continue
+        if folio.anon:
+            mss.anonymous_thp += gen.pmd_size
+        elif ctx.folios.test(folio, "swapbacked"):
+            mss.shmem_thp += gen.pmd_size
+        else:
+            mss.file_thp += gen.pmd_size
+        ctx.account(mss, pfn, step, True, young, dirty, locked, present)
+
+
+def _pmd_share_possible(vma: Object, addr: int, pud_size: int) -> bool:
+    # want_pmd_share() / vma_shareable(): VM_MAYSHARE and the VMA covers the
+    # whole PUD-aligned range around addr.
+    if not vma.vm_flags.value_() & VM_MAYSHARE:
+        return False
+    base = addr - addr % pud_size
+    return vma.vm_start.value_() <= base and base + pud_size <= vma.vm_end.value_()
+
+
+def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: List[PtEntry], mss: MemSizeStats) -> None:
+    # smaps_hugetlb_range(): only Shared_Hugetlb / Private_Hugetlb.
+    from drgn_ptwalk.arch import get_decoder
+
+    hps = hugetlb_vma_page_size(vma)
+    dec = get_decoder(ctx.prog)
+    pud_size = 1 << dec.level_shift(PtLevel.PUD)
+    fr = ctx.folios
+    for e in entries:
+        if e.type == PtType.ERROR:
+            warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason})", ctx.warnings)
+            continue
+        if e.type not in (PtType.FOLIO, PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
+            continue
+        present = e.type == PtType.FOLIO
+        for k in range(max(1, e.size // hps)):
+            addr = e.start + k * hps
+            pfn = e.pfn + (k * hps) // ctx.gen.page_size
+            folio = ctx.folio(pfn)
+            if folio is None:
+                continue
+            pmd_shared = False
+            if hps < pud_size and _pmd_share_possible(vma, addr, pud_size):
+                # hugetlb_pmd_shared() needs the PMD table's struct ptdesc,
+                # which PtEntry does not give us.
+                warn(f"hugetlb page at {addr:#x}: cannot tell whether its PMD table is shared; assumed not",
+                     ctx.warnings)
+            if ctx.gen.precise:
+                shared = not present or fr.likely_mapped_shared(folio) or pmd_shared
+            else:
+                try:
+                    mc = fr.precise_page_mapcounts(folio, pfn, 1)[0]
+                except FaultError:
+                    mc = 0
+                shared = mc >= 2 or pmd_shared
+            if shared:
+                mss.shared_hugetlb += hps
+            else:
+                mss.private_hugetlb += hps
+
+
+def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
+    """
+    Gather the smaps numbers of every VMA of *mm* (one page-table walk).
+
+    :param mm: ``struct mm_struct *``
+    :param root: reader's fs root (``struct path *``) for file names;
+        default PID 1's
+    """
+    prog = mm.prog_
+    warnings: List[str] = []
+    if not mm.value_():
+        return SmapsResult([], warnings, False)
+    if root is None:
+        root = default_root(prog)
+    ctx = _Ctx(prog, warnings)
+    gen = ctx.gen
+    by_vma = _vma_entries(pt_range_walk(mm))
+    out: List[SmapsVma] = []
+    vlist = vmas(mm)
+    for vma in vlist:
+        stats = _gather_vma(ctx, vma, by_vma.get(vma.value_(), []))
+        out.append(_record(vma, mm, root, stats, gen))
+    gate = gate_vma(prog, mm)
+    if gate is not None:
+        out.append(_record(gate, mm, root, MemSizeStats(), gen))
+    return SmapsResult(out, warnings, gate is not None)
+
+
+def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats, gen: _Gen) -> SmapsVma:
+    kps = vma_kernel_pagesize(vma)
+    pkey = None
+    if gen.pkeys is not None:
+        pkey = (vma.vm_flags.value_() >> 32) & gen.pkeys
+    return SmapsVma(
+        vma_facts(vma, mm, root),
+        stats,
+        kps,
+        kps,  # vma_mmu_pagesize(): no x86/arm64 override
+        thp_eligible(vma),
+        pkey,
+        vm_flags_string(vma),
+    )
+
+
+def _format_stats(out: List[bytes], mss: MemSizeStats, rollup: bool, ksm: bool) -> None:
+    # __show_smap()
+    def put(label: bytes, v: int, width: int = 8) -> None:
+        out.append(label + b"%*d kB\n" % (width, v >> 10))
+
+    put(b"Rss:            ", mss.resident)
+    put(b"Pss:            ", mss.pss >> PSS_SHIFT)
+    put(b"Pss_Dirty:      ", mss.pss_dirty >> PSS_SHIFT)
+    if rollup:
+        put(b"Pss_Anon:       ", mss.pss_anon >> PSS_SHIFT)
+        put(b"Pss_File:       ", mss.pss_file >> PSS_SHIFT)
+        put(b"Pss_Shmem:      ", mss.pss_shmem >> PSS_SHIFT)
+    put(b"Shared_Clean:   ", mss.shared_clean)
+    put(b"Shared_Dirty:   ", mss.shared_dirty)
+    put(b"Private_Clean:  ", mss.private_clean)
+    put(b"Private_Dirty:  ", mss.private_dirty)
+    put(b"Referenced:     ", mss.referenced)
+    put(b"Anonymous:      ", mss.anonymous)
+    if ksm:
+        put(b"KSM:            ", mss.ksm)
+    put(b"LazyFree:       ", mss.lazyfree)
+    put(b"AnonHugePages:  ", mss.anonymous_thp)
+    put(b"ShmemPmdMapped: ", mss.shmem_thp)
+    put(b"FilePmdMapped:  ", mss.file_thp)
+    put(b"Shared_Hugetlb: ", mss.shared_hugetlb)
+    put(b"Private_Hugetlb: ", mss.private_hugetlb, 7)
+    put(b"Swap:           ", mss.swap)
+    put(b"SwapPss:        ", mss.swap_pss >> PSS_SHIFT)
+    put(b"Locked:         ", mss.pss_locked >> PSS_SHIFT)
+
+
+def format_smaps(prog: Program, result: SmapsResult) -> bytes:
+    """The bytes of /proc/PID/smaps for *result*."""
+    gen = _generation(prog)
+    out: List[bytes] = []
+    for r in result.vmas:
+        out.append(format_maps_line(r.facts))
+        out.append(b"Size:           %8d kB\n" % ((r.facts.end - r.facts.start) >> 10))
+        out.append(b"KernelPageSize: %8d kB\n" % (r.kernel_page_size >> 10))
+        out.append(b"MMUPageSize:    %8d kB\n" % (r.mmu_page_size >> 10))
+        _format_stats(out, r.stats, False, gen.ksm)
+        if gen.thp_width8:
+            out.append(b"THPeligible:    %8u\n" % int(r.thp_eligible))
+        else:
+            out.append(b"THPeligible:    %d\n" % int(r.thp_eligible))
+        if r.protection_key is not None:
+            out.append(b"ProtectionKey:  %8u\n" % r.protection_key)
+        out.append(b"VmFlags: " + r.vm_flags.encode() + b"\n")
+    return b"".join(out)
+
+
+def format_smaps_rollup(prog: Program, result: SmapsResult) -> bytes:
+    """The bytes of /proc/PID/smaps_rollup for *result* (gate VMA left out)."""
+    gen = _generation(prog)
+    recs = result.vmas[:-1] if result.gate else result.vmas
+    total = MemSizeStats()
+    for r in recs:
+        total.add(r.stats)
+    start = recs[0].facts.start if recs else 0
+    end = recs[-1].facts.end if recs else 0
+    out = [format_maps_line(VmaFacts(start, end, 0, 0, 0, 0, b"[rollup]"))]
+    _format_stats(out, total, True, gen.ksm)
+    return b"".join(out)
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def smaps_mm(mm: Object, root: Optional[Object] = None) -> str:
+    """/proc/PID/smaps of *mm* (``struct mm_struct *``; NULL gives ``""``)."""
+    if not mm.value_():
+        return ""
+    return _text(format_smaps(mm.prog_, smaps_gather(mm, root)))
+
+
+def smaps_rollup_mm(mm: Object, root: Optional[Object] = None) -> str:
+    """
+    /proc/PID/smaps_rollup of *mm*.
+
+    :raises ProcessLookupError: for a NULL mm (a kernel thread: the kernel's
+        read fails with ESRCH)
+    """
+    if not mm.value_():
+        raise ProcessLookupError("no mm (kernel thread): reading smaps_rollup fails with ESRCH")
+    return _text(format_smaps_rollup(mm.prog_, smaps_gather(mm, root)))
+
+
+def _task_mm_root(task: Object):
+    mm = task.mm.read_()
+    root = task_root(task) if mm.value_() else None
+    return mm, root
+
+
+def smaps(task: Object) -> str:
+    """/proc/PID/smaps of *task* (``struct task_struct *``)."""
+    mm, root = _task_mm_root(task)
+    return smaps_mm(mm, root)
+
+
+def smaps_rollup(task: Object) -> str:
+    """/proc/PID/smaps_rollup of *task* (``struct task_struct *``)."""
+    mm, root = _task_mm_root(task)
+    return smaps_rollup_mm(mm, root)

@@ -1,0 +1,373 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+``THPeligible`` of smaps: whether the kernel would allow a (multi-size) THP
+in a VMA, as ``show_smap()`` asks it.
+
+* v6.1: ``hugepage_vma_check(vma, vm_flags, smaps=true, in_pf=false,
+  enforce_sysfs=true)`` (PMD size only).
+* v6.8+: ``thp_vma_allowable_orders(vma, vm_flags, TVA_SMAPS |
+  TVA_ENFORCE_SYSFS, THP_ORDERS_ALL)`` ("mm: thp: introduce multi-size THP
+  sysfs interface", v6.8, and "mm: thp: Introduce anon_orders and
+  anon_always_mask sysfs files"-era helpers).
+* v7.x differences: the shmem branch masks by the requested orders, the
+  ``MMF_DISABLE_THP_EXCEPT_ADVISED`` prctl bit, and ``file_thp_enabled()``
+  for regular files whose mapping supports PMD-size folios.
+"""
+
+from typing import Optional
+
+from drgn import Object, Program, TypeKind, cast
+
+from drgn_ptwalk.procfs.vma import _cached, _sym_name, _page_size
+
+__all__ = ("thp_eligible",)
+
+VM_SEQ_READ = 1 << 15
+VM_RAND_READ = 1 << 16
+VM_GROWSDOWN = 1 << 8
+VM_IO = 1 << 14
+VM_DONTEXPAND = 1 << 18
+VM_PFNMAP = 1 << 10
+VM_MIXEDMAP = 1 << 28
+VM_HUGETLB = 1 << 22
+VM_HUGEPAGE = 1 << 29
+VM_NOHUGEPAGE = 1 << 30
+VM_NO_KHUGEPAGED = VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+VM_NO_KHUGEPAGED |= VM_HUGETLB
+S_DAX = 1 << 13
+S_IFMT = 0o170000
+S_IFREG = 0o100000
+# SHMEM_HUGE_* (mm/shmem.c / shmem_fs.h)
+SHMEM_HUGE_NEVER, SHMEM_HUGE_ALWAYS, SHMEM_HUGE_WITHIN_SIZE, SHMEM_HUGE_ADVISE = 0, 1, 2, 3
+SHMEM_HUGE_DENY, SHMEM_HUGE_FORCE = -1, -2
+
+
+def _const(prog: Program, name: str, default: Optional[int] = None) -> Optional[int]:
+    try:
+        return prog.constant(name).value_()
+    except LookupError:
+        return default
+
+
+def _thp_flags(prog: Program) -> int:
+    try:
+        return prog["transparent_hugepage_flags"].value_()
+    except LookupError:
+        return 0
+
+
+def _global_enabled(prog: Program) -> bool:
+    f = _thp_flags(prog)
+    return bool(f & (1 << _const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)
+                     | 1 << _const(prog, "TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG", 2)))
+
+
+def _global_always(prog: Program) -> bool:
+    return bool(_thp_flags(prog) & (1 << _const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)))
+
+
+def _disabled_by_hw(prog: Program) -> bool:
+    # TRANSPARENT_HUGEPAGE_UNSUPPORTED (v6.8+); TRANSPARENT_HUGEPAGE_NEVER_DAX (v6.1).
+    bit = _const(prog, "TRANSPARENT_HUGEPAGE_UNSUPPORTED")
+    if bit is None:
+        bit = _const(prog, "TRANSPARENT_HUGEPAGE_NEVER_DAX")
+    return bit is not None and bool(_thp_flags(prog) & (1 << bit))
+
+
+def _pmd_order(prog: Program) -> int:
+    from drgn_ptwalk.arch import get_decoder
+    from drgn_ptwalk.entry import PtLevel
+
+    dec = get_decoder(prog)
+    return dec.level_shift(PtLevel.PMD) - dec.page_shift
+
+
+def _vma_is_anonymous(vma: Object) -> bool:
+    return not vma.vm_ops.value_()
+
+
+def _vma_is_dax(vma: Object) -> bool:
+    f = vma.vm_file.read_()
+    return bool(f) and bool(f.f_inode.i_flags.value_() & S_DAX)
+
+
+def _shmem_file(vma: Object) -> bool:
+    f = vma.vm_file.read_()
+    if not f:
+        return False
+    prog = vma.prog_
+    try:
+        aops = prog["shmem_aops"].address_of_().value_()
+    except LookupError:
+        return False
+    return f.f_mapping.a_ops.value_() == aops
+
+
+def _tva_enum(prog: Program) -> bool:
+    # "mm/huge_memory: convert tva_flags to enum tva_type" (v6.18): TVA_SMAPS
+    # became an enumerator and TVA_ENFORCE_SYSFS went away.
+    return _const(prog, "TVA_SMAPS") is not None and _const(prog, "TVA_ENFORCE_SYSFS") is None
+
+
+def _mm_flags(mm: Object) -> int:
+    flags = mm.flags
+    if flags.type_.unaliased().kind == TypeKind.STRUCT:
+        # "mm: convert mm_struct->flags to a bitmap" (mm_flags_t, v6.18).
+        return flags.__mm_flags[0].value_()
+    return flags.value_()
+
+
+def _mm_thp_disabled(vma: Object, vm_flags: int) -> bool:
+    """``vma_thp_disabled()``: VM_NOHUGEPAGE or the prctl MMF bits."""
+    prog = vma.prog_
+    if vm_flags & VM_NOHUGEPAGE:
+        return True
+    mmflags = _mm_flags(vma.vm_mm)
+    # MMF_DISABLE_THP = 24 (v6.1, v6.12). v6.18 "prctl: extend
+    # PR_SET_THP_DISABLE to optionally exclude VM_HUGEPAGE": bit 24 is
+    # MMF_DISABLE_THP_COMPLETELY and bit 23 MMF_DISABLE_THP_EXCEPT_ADVISED
+    # (ignored for VM_HUGEPAGE VMAs). Both are macros, not in debug info.
+    if mmflags >> 24 & 1:
+        return True
+    if _tva_enum(prog) and mmflags >> 23 & 1 and not vm_flags & VM_HUGEPAGE:
+        return True
+    return False
+
+
+def _temporary_stack(vm_flags: int) -> bool:
+    # vma_is_temporary_stack(): VM_GROWSDOWN and VM_STACK_INCOMPLETE_SETUP.
+    if not vm_flags & VM_GROWSDOWN:
+        return False
+    return vm_flags & (VM_SEQ_READ | VM_RAND_READ) == (VM_SEQ_READ | VM_RAND_READ)
+
+
+def _i_size(inode: Object) -> int:
+    return inode.i_size.value_()
+
+
+def _shmem_sb_huge(inode: Object) -> int:
+    sbinfo = cast("struct shmem_sb_info *", inode.i_sb.s_fs_info)
+    return sbinfo.huge.value_()
+
+
+def _shmem_huge(prog: Program) -> int:
+    try:
+        return prog["shmem_huge"].value_()
+    except LookupError:
+        return SHMEM_HUGE_NEVER
+
+
+def _shmem_huge_global_enabled(vma: Object, inode: Object, index: int, vm_flags: int) -> bool:
+    # shmem_is_huge() (v6.1) / shmem_huge_global_enabled() (v6.12+), no force.
+    prog = vma.prog_
+    if inode.i_mode.value_() & S_IFMT != S_IFREG:
+        return False
+    if _mm_thp_disabled(vma, vm_flags):
+        return False
+    sh = _shmem_huge(prog)
+    if sh == SHMEM_HUGE_DENY:
+        return False
+    if sh == SHMEM_HUGE_FORCE:
+        return True
+    huge = _shmem_sb_huge(inode)
+    ps = _page_size(prog)
+    nr = 1 << _pmd_order(prog)
+    if huge == SHMEM_HUGE_ALWAYS:
+        return True
+    if huge == SHMEM_HUGE_WITHIN_SIZE:
+        idx = -(-(index + 1) // nr) * nr
+        i_size = -(-_i_size(inode) // ps) * ps
+        if i_size // ps >= idx:
+            return True
+        huge = SHMEM_HUGE_ADVISE
+    if huge == SHMEM_HUGE_ADVISE:
+        return bool(vm_flags & VM_HUGEPAGE)
+    return False
+
+
+def _orders_var(prog: Program, name: str) -> int:
+    try:
+        return prog[name].value_()
+    except LookupError:
+        return 0
+
+
+def _highest(orders: int) -> int:
+    return orders.bit_length() - 1
+
+
+def _suitable(vma: Object, order: int) -> bool:
+    # thp_vma_suitable_order(vma, vm_end - (PAGE_SIZE << order), order)
+    prog = vma.prog_
+    ps = _page_size(prog)
+    size = ps << order
+    start, end = vma.vm_start.value_(), vma.vm_end.value_()
+    if not _vma_is_anonymous(vma):
+        if ((start // ps) - vma.vm_pgoff.value_()) % (size // ps):
+            return False
+    addr = end - size
+    haddr = addr - addr % size
+    return start <= haddr and haddr + size <= end
+
+
+def thp_eligible(vma: Object) -> bool:
+    """
+    The ``THPeligible`` value of *vma*.
+
+    :param vma: ``struct vm_area_struct *``
+    """
+    prog = vma.prog_
+    if not vma.vm_mm.value_():
+        return False
+    if "__thp_vma_allowable_orders" in prog:
+        return _allowable_orders(vma) != 0
+    return _hugepage_vma_check(vma)
+
+
+def _hugepage_vma_check(vma: Object) -> bool:
+    # v6.1 mm/huge_memory.c hugepage_vma_check(smaps=true, in_pf=false,
+    # enforce_sysfs=true).
+    prog = vma.prog_
+    vm_flags = vma.vm_flags.value_()
+    if _mm_thp_disabled(vma, vm_flags):
+        return False
+    if _disabled_by_hw(prog):
+        return False
+    if _vma_is_dax(vma):
+        return False
+    if vm_flags & VM_NO_KHUGEPAGED:
+        return False
+    if not _suitable(vma, _pmd_order(prog)):
+        return False
+    if _shmem_file(vma):
+        return _shmem_huge_global_enabled(vma, vma.vm_file.f_inode, vma.vm_pgoff.value_(), vm_flags)
+    if not _global_enabled(prog) or (not vm_flags & VM_HUGEPAGE and not _global_always(prog)):
+        return False
+    # file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS is off in Debian.
+    if not _vma_is_anonymous(vma):
+        return False
+    if _temporary_stack(vm_flags):
+        return False
+    return True
+
+
+def _file_thp_enabled(vma: Object) -> bool:
+    prog = vma.prog_
+    # v7.x: any regular, non-anonymous file whose mapping allows PMD-size
+    # folios ("mm: ... file_thp_enabled() for large folio capable file
+    # systems"); before, only CONFIG_READ_ONLY_THP_FOR_FS (off in Debian).
+    if _tva_enum(prog):
+        f = vma.vm_file.read_()
+        if not f:
+            return False
+        inode = f.f_inode
+        if inode.i_mode.value_() & S_IFMT != S_IFREG:
+            return False
+        flags = f.f_mapping.flags.value_()
+        mn = (flags >> 16) & 0x1F
+        mx = (flags >> 21) & 0x1F
+        pmd = _pmd_order(prog)
+        return mn <= pmd <= mx
+    return False
+
+
+def _allowable_orders(vma: Object) -> int:
+    prog = vma.prog_
+    vm_flags = vma.vm_flags.value_()
+    pmd = _pmd_order(prog)
+    all_orders = (1 << (pmd + 1)) - 1
+    anon = _vma_is_anonymous(vma)
+    orders = all_orders | (1 << (pmd + 9))  # THP_ORDERS_ALL incl. PUD
+    if anon:
+        # thp_vma_allowable_orders() inline: sysfs per-order masks.
+        mask = _orders_var(prog, "huge_anon_orders_always")
+        if vm_flags & VM_HUGEPAGE:
+            mask |= _orders_var(prog, "huge_anon_orders_madvise")
+        if _global_always(prog) or (vm_flags & VM_HUGEPAGE and _global_enabled(prog)):
+            mask |= _orders_var(prog, "huge_anon_orders_inherit")
+        orders &= mask
+        if not orders:
+            return 0
+    # supported orders
+    if anon:
+        supported = all_orders & ~3  # THP_ORDERS_ALL_ANON: 2..PMD_ORDER
+    elif _vma_is_dax(vma) or (vma.vm_file.value_() and vm_flags & (VM_PFNMAP | VM_MIXEDMAP)):
+        supported = (1 << pmd) | (1 << (pmd + 9))  # THP_ORDERS_ALL_SPECIAL
+    else:
+        # THP_ORDERS_ALL_FILE_DEFAULT: 1..MAX_PAGECACHE_ORDER
+        # (min(MAX_XAS_ORDER = 11, PMD order)).
+        supported = ((1 << (min(11, pmd) + 1)) - 1) & ~1
+    orders &= supported
+    if not orders:
+        return 0
+    if _disabled_by_hw(prog) or _mm_thp_disabled(vma, vm_flags):
+        return 0
+    if _vma_is_dax(vma):
+        return 0
+    # VM_NO_KHUGEPAGED is not checked for smaps.
+    order = _highest(orders)
+    while orders:
+        if _suitable(vma, order):
+            break
+        orders &= ~(1 << order)
+        order = _highest(orders)
+    if not orders:
+        return 0
+    if _shmem_file(vma):
+        inode = vma.vm_file.f_inode
+        shm = _shmem_allowable_huge_orders(vma, inode, vma.vm_pgoff.value_(), vm_flags)
+        # v7.x returns "orders & shmem_allowable_huge_orders()"; v6.12 the
+        # shmem orders alone. Told apart by TVA enum (v6.18 "mm: convert
+        # tva_flags to enum tva_type").
+        if _tva_enum(prog):
+            return orders & shm
+        return shm
+    if not anon:
+        if not _global_enabled(prog) or (not vm_flags & VM_HUGEPAGE and not _global_always(prog)):
+            return 0
+        ops = vma.vm_ops.read_()
+        if ops and ops.huge_fault.value_():
+            return orders
+        if _file_thp_enabled(vma):
+            return orders
+        return 0
+    if _temporary_stack(vm_flags):
+        return 0
+    return orders
+
+
+def _shmem_allowable_huge_orders(vma: Object, inode: Object, index: int, vm_flags: int) -> int:
+    prog = vma.prog_
+    pmd = _pmd_order(prog)
+    mask = _orders_var(prog, "huge_shmem_orders_always")
+    within = _orders_var(prog, "huge_shmem_orders_within_size")
+    if _disabled_by_hw(prog) or _mm_thp_disabled(vma, vm_flags):
+        return 0
+    global_huge = _shmem_huge_global_enabled(vma, inode, index, vm_flags)
+    anon_ops = 0
+    try:
+        anon_ops = prog["shmem_anon_vm_ops"].address_of_().value_()
+    except LookupError:
+        pass
+    if vma.vm_ops.value_() != anon_ops:
+        return (1 << pmd) if global_huge else 0
+    sh = _shmem_huge(prog)
+    if sh == SHMEM_HUGE_DENY:
+        return 0
+    if sh == SHMEM_HUGE_FORCE:
+        return _orders_var(prog, "huge_shmem_orders_inherit")
+    ps = _page_size(prog)
+    order = _highest(within)
+    while within:
+        aligned = -(-(index + 1) // (1 << order)) * (1 << order)
+        i_size = -(-_i_size(inode) // ps) * ps
+        if i_size // ps >= aligned:
+            mask |= within
+            break
+        within &= ~(1 << order)
+        order = _highest(within)
+    if vm_flags & VM_HUGEPAGE:
+        mask |= _orders_var(prog, "huge_shmem_orders_madvise")
+    if global_huge:
+        mask |= _orders_var(prog, "huge_shmem_orders_inherit")
+    return (((1 << (min(11, pmd) + 1)) - 1) & ~1) & mask
