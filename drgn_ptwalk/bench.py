@@ -572,10 +572,14 @@ def main(argv=None) -> int:
         base = None
         base_id = kid[: -len("-bench")] if kid.endswith("-bench") else None
         if base_id and not args.no_base:
-            try:
-                base = find_dump(base_id, d["dump"], not args.no_build)
-            except SystemExit:
-                base = find_dump(base_id, None, not args.no_build)
+            for kind in (d["dump"], None):
+                try:
+                    base = find_dump(base_id, kind, not args.no_build)
+                    break
+                except SystemExit as e:
+                    msg = e
+            else:
+                print(f"bench: memtop scaling without the default dump: {msg}", file=sys.stderr)
         results.append(run_one(d, base, args))
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": results, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",

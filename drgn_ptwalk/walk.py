@@ -270,7 +270,9 @@ class _Walker:
         if cm and any(v & cm for v in tbl[i0:i1]):
             vals = self._merge_cont(tbl, i0, i1)
         if none_mask == 0xFFFFFFFFFFFFFFFF:
-            nz = [i for i, v in enumerate(vals[i0:i1], i0) if v]
+            sub = vals[i0:i1]
+            # A full table (the common case of a populated range): no per-slot test.
+            nz = list(range(i0, i1)) if 0 not in sub else [i for i, v in enumerate(sub, i0) if v]
         else:
             nz = [i for i, v in enumerate(vals[i0:i1], i0) if v & none_mask]
         batch = self.batch
@@ -335,6 +337,25 @@ class _Walker:
                 k += 1
                 continue
             runs = self.folio_runs(pfn, j - i) if typ in folio_types else (j - i,)
+            if len(runs) == j - i and pfn is not None and swap_offset is None:
+                # A run of order-0 folios (the common 4K case): one entry per
+                # page, made in one comprehension.
+                psz = 1 << ps
+                a0 = base + (i << ps)
+                a1 = base + (j << ps)
+                out.extend(
+                    [
+                        _new(PtEntry, (typ, PTE, sa, sb, x, p, cont, vma, swap_type, None, kind, None, reason, dec,
+                                       tbl, s))
+                        for s, sa, sb, x, p in zip(
+                            range(i, j), range(a0, a1, psz), range(a0 + psz, a1 + psz, psz), vals[i:j],
+                            range(pfn, pfn + j - i),
+                        )
+                    ]
+                )
+                pos = j
+                k += j - i
+                continue
             s = i
             for r in runs:
                 append(
