@@ -157,11 +157,24 @@ class PtEntry(NamedTuple):
     def flags(self) -> PtFlag:
         """Decoded :class:`PtFlag` bits (from :attr:`raw`)."""
         t = self.type
-        if t == PtType.NONE or t == PtType.ERROR or self.decoder is None:
+        dec = self.decoder
+        if t == PtType.NONE or t == PtType.ERROR or dec is None:
             return PtFlag(0)
-        if t == PtType.FOLIO or t == PtType.PFN:
-            return PtFlag(self.decoder.leaf_flags(self.raw, self.level))
-        return PtFlag(self.decoder.swap_flags(self.raw, self.level))
+        # Cached by the bits the decoder reads: the hot path of smaps & co.
+        leaf = t == PtType.FOLIO or t == PtType.PFN
+        key = (leaf, self.raw & (dec.leaf_flag_bits if leaf else dec.swap_flag_bits), self.level)
+        cache = getattr(dec, "flag_cache", None)
+        if cache is not None:
+            f = cache.get(key)
+            if f is not None:
+                return f
+        if leaf:
+            f = PtFlag(dec.leaf_flags(self.raw, self.level))
+        else:
+            f = PtFlag(dec.swap_flags(self.raw, self.level))
+        if cache is not None:
+            cache[key] = f
+        return f
 
     @property
     def present(self) -> bool:

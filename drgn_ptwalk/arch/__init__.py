@@ -9,7 +9,7 @@ bit itself.
 """
 
 import struct
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from drgn import Architecture, Object, Program
 
@@ -62,10 +62,16 @@ class ArchDecoder:
     cont_slots: Dict[PtLevel, int] = {}
     # Bits kept when a PFN is taken out of a swap offset (SWP_PFN_MASK).
     swp_pfn_mask: int = (1 << 40) - 1
+    # The bits leaf_flags() / swap_flags() read: PtEntry.flags caches their
+    # results by ``value & mask`` (all bits by default, always correct).
+    leaf_flag_bits: int = (1 << 64) - 1
+    swap_flag_bits: int = (1 << 64) - 1
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self._structs: Dict[int, struct.Struct] = {}
+        # (is leaf, value & flag bits, level) -> PtFlag, for PtEntry.flags.
+        self.flag_cache: Dict[Tuple[bool, int, PtLevel], Any] = {}
 
     # Geometry.
     @property

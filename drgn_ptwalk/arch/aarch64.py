@@ -200,6 +200,9 @@ class AArch64Decoder(ArchDecoder):
             (value >> self._offset_shift) & _SWP_OFFSET_MASK,
         )
 
+    leaf_flag_bits = _WRITE | _DIRTY | _RDONLY | _AF | _SPECIAL | _VALID | _NG | _USER | _UXN | _BIT58
+    swap_flag_bits = _SWP_EXCLUSIVE | _SWP_UFFD_WP
+
     def leaf_flags(self, value: int, level: PtLevel) -> int:
         f = PtFlag.PRESENT
         if value & _WRITE:

@@ -171,6 +171,9 @@ class X86_64Decoder(ArchDecoder):
         # __swp_type(x) = x >> 59; __swp_offset(x) = (~x << 5) >> 14.
         return value >> 59, (~value >> 9) & _SWP_OFFSET_MASK
 
+    leaf_flag_bits = _PRESENT | _RW | _DIRTY | _SAVED_DIRTY | _ACCESSED | _SOFT_DIRTY | _UFFD_WP | _SPECIAL | _PROTNONE
+    swap_flag_bits = _SWP_SOFT_DIRTY | _SWP_UFFD_WP | _SWP_EXCLUSIVE
+
     def leaf_flags(self, value: int, level: PtLevel) -> int:
         f = PtFlag.PRESENT
         if value & _RW:
