@@ -22,8 +22,10 @@ def cli(*args, check=None):
 
 
 def drgn_run(v, *args):
-    return subprocess.run([sys.executable, "-m", "drgn", "-q", "-c", v.core, "-s", v.vmlinux, *map(str, args)],
-                          capture_output=True, cwd=ROOT)
+    # drgn itself must be told the architecture of QEMU's kdump files (their header names none).
+    arch = ["--architecture", v.arch] if v.dump == "qemu-kdump" else []
+    return subprocess.run([sys.executable, "-m", "drgn", "-q", *arch, "-c", v.core, "-s", v.vmlinux,
+                           *map(str, args)], capture_output=True, cwd=ROOT)
 
 
 def one_line_error(p, *needles):
