@@ -24,6 +24,7 @@ _S32 = struct.Struct("<i")
 
 
 class _Layout(NamedTuple):
+    order: int  # offset from the head struct page of the folio order byte
     entire_mapcount: Optional[int]  # offset from the head struct page
     large_mapcount: Optional[int]
     compound_mapcount: Optional[int]  # v6.1 page[1].compound_mapcount
@@ -56,7 +57,16 @@ def _layout(prog: Program) -> _Layout:
     # handling" (v6.2) replaced it by _entire_mapcount and dropped
     # PageDoubleMap.
     compound_mapcount = _folio_offset(prog, "_total_mapcount")
+    # The folio order byte. drgn_ptwalk.page.PageLayout.order_offset prefers
+    # _flags_1, which on v6.1 is page[1].flags, not the order: v6.1 keeps
+    # the order in _folio_order (page[1].compound_order); "mm: free up a
+    # word in the first tail page" (v6.6) moved it to the low byte of
+    # _flags_1.
+    order = _folio_offset(prog, "_folio_order")
+    if order is None:
+        order = page_layout(prog).order_offset
     lay = _Layout(
+        order=order,
         entire_mapcount=_folio_offset(prog, "_entire_mapcount"),
         # "mm: track mapcount of large folios in single value", v6.11.
         large_mapcount=_folio_offset(prog, "_large_mapcount"),
@@ -152,7 +162,7 @@ class FolioReader:
             buf = read_struct_pages(self.prog, head, 1) + bytes(2 * s)
         flags = _U64.unpack_from(buf, pl.flags)[0]
         is_head = bool(flags >> pl.pg_head & 1)
-        order = buf[pl.order_offset] if is_head else 0
+        order = buf[lay.order] if is_head else 0
         nr = 1 << order
         entire = large = mm_ids = 0
         double_map = False
