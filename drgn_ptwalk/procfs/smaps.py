@@ -116,16 +116,16 @@ def _generation(prog: Program) -> _Gen:
         from drgn_ptwalk.arch import get_decoder
 
         dec = get_decoder(prog)
-        # struct mem_size_stats::ksm: "mm/ksm: add ksm zero pages for each
-        # process"-era "ksm: count ... in /proc/pid/smaps" (v6.6).
+        # The "KSM:" line exists iff struct mem_size_stats has ksm (added
+        # between v6.1 and v6.12; exact commit not identified here).
         ksm = prog.type("struct mem_size_stats").has_member("ksm")
-        # v6.12 prints "THPeligible:    %8u" (v6.1: "%d"); the change came
-        # with the mTHP rework of thp_vma_allowable_orders() (v6.8).
+        # v6.12 prints "THPeligible:    %8u" (v6.1: "%d"). The exact commit
+        # is not identified; tied to the mTHP thp_vma_allowable_orders()
+        # rework (v6.8), which every kernel printing %8u that we know has.
         width8 = "__thp_vma_allowable_orders" in prog
         # smaps_account() with folio_precise_page_mapcount() and the
-        # "!present => shared" rule: "fs/proc/task_mmu: properly detect
-        # PM_MMAP_EXCLUSIVE per page of PMD-mapped THPs" and "fs/proc/task_mmu:
-        # use folio_precise_page_mapcount()"-era (v6.12).
+        # "!present => maybe shared" rule (David Hildenbrand's mapcount
+        # series, by v6.12; exact commit not identified here).
         precise = "folio_precise_page_mapcount" in prog
         return _Gen(ksm, width8, precise, dec.page_size, 1 << dec.level_shift(PtLevel.PMD), _pkey_mask(prog))
 

@@ -7,8 +7,7 @@ in a VMA, as ``show_smap()`` asks it.
   enforce_sysfs=true)`` (PMD size only).
 * v6.8+: ``thp_vma_allowable_orders(vma, vm_flags, TVA_SMAPS |
   TVA_ENFORCE_SYSFS, THP_ORDERS_ALL)`` ("mm: thp: introduce multi-size THP
-  sysfs interface", v6.8, and "mm: thp: Introduce anon_orders and
-  anon_always_mask sysfs files"-era helpers).
+  sysfs interface", v6.8; detected by ``__thp_vma_allowable_orders``).
 * v7.x differences: the shmem branch masks by the requested orders, the
   ``MMF_DISABLE_THP_EXCEPT_ADVISED`` prctl bit, and ``file_thp_enabled()``
   for regular files whose mapping supports PMD-size folios.
