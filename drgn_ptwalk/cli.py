@@ -14,6 +14,7 @@ import drgn
 
 from drgn_ptwalk.program import ProgramError, open_program
 from drgn_ptwalk.tasks import NoMmError, TaskNotFoundError
+from drgn_ptwalk.vmatree import PtWalkError
 
 EXIT_ERROR = 2
 
@@ -89,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except (ProgramError, TaskNotFoundError, NoMmError, ValueError, drgn.FaultError, OSError) as e:
+    except (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, drgn.FaultError, OSError) as e:
         if args.debug:
             traceback.print_exc()
         print(f"drgn-ptwalk: {_one_line(e)}", file=sys.stderr)

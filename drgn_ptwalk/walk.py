@@ -31,7 +31,7 @@ Design:
   table slot, so it always ends.
 """
 
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
@@ -77,6 +77,9 @@ class _Walker:
         folio_runs_fn,
         include_none: bool,
         batch: bool,
+        root_phys: Optional[int] = None,
+        max_tables: Optional[int] = None,
+        unique_tables: bool = False,
     ) -> None:
         self.dec = dec
         self.read = read_table
@@ -95,6 +98,15 @@ class _Walker:
         self.hole_start = -1
         self.hole_end = -1
         self.hole_level = PtLevel.PTE
+        # Corruption guards: physical address of the table at each depth of
+        # the current path (loops), where each table was first met (a table
+        # page has one place in a tree), and a budget of distinct tables.
+        self.path: List[Optional[int]] = [None] * len(dec.levels)
+        self.path[0] = root_phys
+        self.seen: Dict[int, Tuple[int, int]] = {}
+        self.max_tables = max_tables
+        self.placed = 0
+        self.unique_tables = unique_tables
 
     # Holes.
     def hole(self, a: int, b: int, level: PtLevel) -> None:
@@ -139,6 +151,44 @@ class _Walker:
         self.cache[depth] = (addr, tbl)
         return tbl
 
+    def check_table(self, ta: int, depth: int, base: int) -> Optional[str]:
+        """
+        Why the table at *ta* cannot be the *depth* table for *base*, or
+        ``None``. No kernel builds a table tree with a loop, or with one
+        table page in two places (but hugetlb shares PMD tables), or with
+        more tables than the mm accounts for: each of these would make the
+        walk read what is not a table, possibly without end.
+        """
+        for d in range(depth):
+            if self.path[d] == ta:
+                return (
+                    f"{self.levels[depth][0].name} table {ta:#x} is its own "
+                    f"{self.levels[d][0].name} ancestor (loop)"
+                )
+        key = (depth, base)
+        prev = self.seen.get(ta)
+        if prev != key:
+            if prev is not None:
+                pd, pb = prev
+                if pd != depth or self.unique_tables and self.levels[depth][0] != PtLevel.PMD:
+                    return (
+                        f"{self.levels[depth][0].name} table {ta:#x} is already the "
+                        f"{self.levels[pd][0].name} table for {pb:#x}"
+                    )
+            # Each new place a table is met at costs one from the budget.
+            self.placed += 1
+            if self.max_tables is not None and self.placed > self.max_tables:
+                return (
+                    f"more than {self.max_tables} page tables (the mm accounts for fewer): "
+                    f"not reading {ta:#x}"
+                )
+            if prev is None:
+                self.seen[ta] = key
+        self.path[depth] = ta
+        for d in range(depth + 1, len(self.path)):
+            self.path[d] = None
+        return None
+
     def classify_leaf(self, v: int, pfn: int, level: PtLevel) -> PtType:
         # vm_normal_page(): special entries (zero page, PFNMAP, devmap) and
         # PFNs without a struct page have no folio; likewise the huge zero
@@ -181,7 +231,12 @@ class _Walker:
             if k == NONE:
                 self.hole(sa, sb, level)
             elif k == TABLE:
-                yield from self.walk(dec.table_addr(v), True, depth + 1, sa, sb)
+                ta = dec.table_addr(v)
+                bad = self.check_table(ta, depth + 1, s0)
+                if bad is None:
+                    yield from self.walk(ta, True, depth + 1, sa, sb)
+                else:
+                    self.error(self.levels[depth + 1][0], sa, sb, ta, bad, v)
             elif k == LEAF:
                 nxt = self.upper_leaf(tbl, i, depth, s0, a, b)
                 s0 += (nxt - i) * size
@@ -395,12 +450,15 @@ def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Option
 
     :param mm: ``struct mm_struct *``
     :return: ``[(start, end, vma address or None), ...]`` covering the range
+    :raises VmaTreeError: if the VMA tree is unreadable or corrupt (a loop,
+        pivots out of order, a VMA whose range is not where the tree files
+        it); the error has the address of the bad node or VMA
     """
-    from drgn.helpers.linux.mm import for_each_vma
+    from drgn_ptwalk.vmatree import checked_vmas
 
     segs: List[Tuple[int, int, Optional[int]]] = []
     pos = start
-    for vma in for_each_vma(mm):
+    for vma in checked_vmas(mm):
         vs = vma.vm_start.value_()
         ve = vma.vm_end.value_()
         if ve <= start:
@@ -440,6 +498,9 @@ def walk_tables(
     folio_runs_fn=None,
     include_none: bool = True,
     batch: bool = True,
+    root_phys: Optional[int] = None,
+    max_tables: Optional[int] = None,
+    unique_tables: bool = False,
 ) -> Iterator[PtEntry]:
     """
     The walker proper, independent of drgn objects (unit tests feed it
@@ -450,10 +511,21 @@ def walk_tables(
     :param segments: ``(start, end, vma)`` ranges in address order
     :param folio_runs_fn: ``f(pfn, n)`` splitting a PFN run by folio
         (default: no splitting)
+    :param root_phys: physical address of the root table (for loop
+        detection when *root* is virtual)
+    :param max_tables: report tables beyond this many distinct ones as
+        ERROR instead of reading them (corrupt tables can otherwise make a
+        walk take forever)
+    :param unique_tables: a table page met for a second address (other than
+        a PMD table: hugetlb PMD sharing) is an ERROR; tables met at another
+        level always are
     """
     if folio_runs_fn is None:
         folio_runs_fn = lambda pfn, n: (n,)  # noqa: E731
-    w = _Walker(dec, read_table, swap_types, highest_pfn, zero_pmd_pfn, folio_runs_fn, include_none, batch)
+    w = _Walker(
+        dec, read_table, swap_types, highest_pfn, zero_pmd_pfn, folio_runs_fn, include_none, batch,
+        root_phys if root_physical is False else root, max_tables, unique_tables,
+    )
     for s, e, vma in segments:
         w.vma = vma
         for _ in w.walk(root, root_physical, 0, s, e):
@@ -489,6 +561,29 @@ def _check_range(dec: ArchDecoder, start: int, end: int) -> None:
         )
 
 
+def _guards(prog: Program, dec: ArchDecoder, mm: Object, root: int, root_physical: bool,
+            is_init_mm: bool) -> Tuple[Optional[int], Optional[int]]:
+    # The root's physical address (loop detection) and the table budget:
+    # twice the PTE/PMD/PUD tables mm->pgtables_bytes accounts for, plus
+    # room for the upper levels; none for init_mm (not accounted).
+    root_phys: Optional[int] = root if root_physical else None
+    if root_phys is None:
+        try:
+            from drgn.helpers.linux.mm import virt_to_phys
+
+            root_phys = virt_to_phys(prog, root).value_()
+        except (FaultError, ValueError, LookupError, OverflowError):
+            root_phys = None
+    if is_init_mm:
+        return root_phys, None
+    try:
+        nbytes = mm.pgtables_bytes.counter.value_()
+    except (AttributeError, LookupError, FaultError):
+        return root_phys, None
+    nbytes &= (1 << 63) - 1
+    return root_phys, 2 * (nbytes >> dec.page_shift) + 64
+
+
 def pt_range_walk(
     mm: Object,
     start: Optional[int] = None,
@@ -520,7 +615,15 @@ def pt_range_walk(
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
     :raises ValueError: if the range is unaligned, empty or outside the
-        user and kernel address ranges
+        user and kernel (canonical) address ranges
+    :raises VmaTreeError: (with *vmas*) if the VMA tree of *mm* is
+        unreadable or corrupt; it carries the address of the bad node or
+        VMA (:class:`~drgn_ptwalk.vmatree.PtWalkError`)
+
+    Tables that cannot be read, entries that make no sense at their level,
+    a table pointing at one of its ancestors or met at two places, and
+    tables beyond twice what ``mm->pgtables_bytes`` accounts for come back
+    as ``ERROR`` entries with the level and address range they cover.
     """
     prog = mm.prog_
     dec = get_decoder(prog)
@@ -535,10 +638,14 @@ def pt_range_walk(
         if is_init_mm:
             end = dec.kernel_range()[1]
         else:
+            uend = dec.user_range()[1]
             try:
                 end = mm.task_size.value_()
             except AttributeError:
-                end = dec.user_range()[1]
+                end = uend
+            if not 0 < end <= uend or end % dec.page_size:
+                # A corrupt mm->task_size: the whole user range.
+                end = uend
     start = int(start)
     end = int(end)
     _check_range(dec, start, end)
@@ -556,6 +663,7 @@ def pt_range_walk(
     except (KeyError, LookupError):
         st = None
     root, root_physical = dec.root(mm)
+    root_phys, max_tables = _guards(prog, dec, mm, root, root_physical, is_init_mm)
     entries = walk_tables(
         dec,
         _make_reader(prog, dec),
@@ -570,6 +678,9 @@ def pt_range_walk(
         folio_runs_fn=None if is_init_mm else (lambda pfn, n: folio_runs(prog, pfn, n)),
         include_none=include_none,
         batch=batch,
+        root_phys=root_phys,
+        max_tables=max_tables,
+        unique_tables=not is_init_mm,
     )
     if type_set is None:
         return entries

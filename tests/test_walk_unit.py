@@ -23,8 +23,9 @@ def test_x86_levels():
     assert [(l.name, s) for l, s, _ in d4.levels] == [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
     assert [(l.name, s) for l, s, _ in d5.levels] == [
         ("PGD", 48), ("P4D", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
-    assert d4.user_range() == (0, 1 << 48) and d5.user_range() == (0, 1 << 57)
-    assert d5.kernel_range() == ((1 << 64) - (1 << 57), 1 << 64)
+    # Canonical halves: 47 and 56 bits.
+    assert d4.user_range() == (0, 1 << 47) and d5.user_range() == (0, 1 << 56)
+    assert d5.kernel_range() == ((1 << 64) - (1 << 56), 1 << 64)
 
 
 def test_x86_pte_present():
@@ -498,4 +499,64 @@ def test_check_range_errors():
         _check_range(d, 0x1000, 1 << 50)
     with pytest.raises(ValueError, match="outside the user"):
         _check_range(d, 1 << 60, (1 << 60) + 0x1000)
-    _check_range(d, (1 << 64) - (1 << 48), 1 << 64)
+    _check_range(d, (1 << 64) - (1 << 47), 1 << 64)
+    # Non-canonical on 4-level paging (the hole between the halves).
+    with pytest.raises(ValueError, match="outside the user"):
+        _check_range(d, 1 << 47, (1 << 47) + 0x1000)
+    with pytest.raises(ValueError, match="outside the user"):
+        _check_range(d, (1 << 64) - (1 << 48), 1 << 64)
+
+
+def test_walk_table_loops_are_errors():
+    # A PMD slot pointing back at the PUD table and a PUD slot at the root:
+    # each one ERROR at the level of the table it claims to be.
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    pud = m.walk_down(m.root, 0x400000, 1)
+    pmd = m.walk_down(m.root, 0x400000, 2)
+    m.tables[pmd][5] = pud | 0x67
+    m.tables[pud][3] = m.root | 0x67
+    ents = _walk(m, [(0, 0x100000000, None)])
+    _check_cover(ents, 0, 0x100000000)
+    errs = [(e.level, e.start, e.end, e.table) for e in ents if e.type == PtType.ERROR]
+    assert errs == [
+        (PtLevel.PTE, 5 << 21, 6 << 21, pud),
+        (PtLevel.PMD, 3 << 30, 4 << 30, m.root),
+    ], errs
+    assert all("loop" in e.reason for e in ents if e.type == PtType.ERROR)
+    assert any(e.type == PtType.FOLIO and e.pfn == 0x1234 for e in ents)
+
+
+def test_walk_table_in_two_places_and_budget():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    pmd = m.walk_down(m.root, 0x400000, 2)
+    pte = m.walk_down(m.root, 0x400000, 3)
+    for i in range(3, 512):  # every PMD slot pointing at one PTE table: no kernel does that
+        m.tables[pmd][i] = pte | 0x67
+    ents = _walk(m, [(0, 0x40000000, None)], unique_tables=True)
+    _check_cover(ents, 0, 0x40000000)
+    errs = [e for e in ents if e.type == PtType.ERROR]
+    assert len(errs) == 509 and all("already the PTE table" in e.reason for e in errs)
+    # Without the uniqueness rule the budget still bounds the walk.
+    ents = _walk(m, [(0, 0x40000000, None)], max_tables=10)
+    errs = [e for e in ents if e.type == PtType.ERROR]
+    assert errs and all("page tables" in e.reason for e in errs)
+    # hugetlb may share PMD tables between addresses: not an error.
+    m2 = _mem(d, 0x67)
+    m2.set(0x40000000, (0x200 << 12) | X86_PTE | 0x80, depth=2)
+    pud = m2.walk_down(m2.root, 0x40000000, 1)
+    m2.tables[pud][2] = m2.tables[pud][1]
+    ents = _walk(m2, [(0, 0x100000000, None)], unique_tables=True)
+    assert not [e for e in ents if e.type == PtType.ERROR]
+
+
+def test_x86_pse_on_pgd_is_bad():
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    m.tables[m.root][0] |= 0x80
+    ents = _walk(m, [(0, 1 << 39, None)])
+    assert [(e.type, e.level) for e in ents] == [(PtType.ERROR, PtLevel.PGD)]

@@ -142,7 +142,15 @@ class X86_64Decoder(ArchDecoder):
             if value & _PROTNONE:
                 return LEAF
             return SWAP
-        return TABLE if value & _PRESENT else BAD
+        # PGD/P4D: no leaves on x86-64; PSE there is pgd_bad()/p4d_bad().
+        return TABLE if value & (_PRESENT | _PSE) == _PRESENT else BAD
+
+    def user_range(self) -> Tuple[int, int]:
+        # Canonical lower half: 47 (48-bit) or 56 (LA57) bits.
+        return 0, 1 << (self.va_bits - 1)
+
+    def kernel_range(self) -> Tuple[int, int]:
+        return (1 << 64) - (1 << (self.va_bits - 1)), 1 << 64
 
     def table_addr(self, value: int) -> int:
         return value & self.pte_pfn_mask

@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Bounded, checked iteration over the VMAs of an mm.
+
+drgn's ``for_each_vma()`` trusts the maple tree: a node whose slot points
+back at an ancestor makes it loop forever, a garbage node type raises
+``NotImplementedError``. :func:`checked_vmas` walks the same tree but never
+more than :data:`MAPLE_HEIGHT_MAX` levels deep, never visits a node twice,
+checks pivots and that each VMA's ``[vm_start, vm_end)`` is the range the
+tree files it under, and raises :class:`VmaTreeError` (with the address of
+the bad node or VMA and where in the tree it is) instead.
+"""
+
+from typing import Iterator, List, Optional, Set, Tuple
+
+from drgn import FaultError, Object, Program
+
+__all__ = ("MAPLE_HEIGHT_MAX", "PtWalkError", "VmaTreeError", "checked_vmas")
+
+MAPLE_HEIGHT_MAX = 31
+_XA_ZERO_ENTRY = (257 << 2) | 2
+_MAX_NODES = 1 << 20
+
+
+class PtWalkError(Exception):
+    """
+    A structure the walk depends on is unreadable or inconsistent.
+
+    :ivar address: address of the bad object (node, VMA, table)
+    :ivar level: where it is (``"VMA"``, ``"maple node depth 2"``, ...)
+    :ivar reason: what is wrong
+    """
+
+    def __init__(self, address: int, level: str, reason: str) -> None:
+        self.address = address
+        self.level = level
+        self.reason = reason
+        super().__init__(f"{level} at {address:#x}: {reason}")
+
+
+class VmaTreeError(PtWalkError):
+    """The VMA tree (maple tree) of an mm is unreadable or corrupt."""
+
+
+def _ulong_max(prog: Program) -> int:
+    return (1 << (8 * prog.type("unsigned long").size)) - 1
+
+
+def _node(prog: Program, enc: int, max_: int, depth: int):
+    node_addr = enc & ~0xFF
+    typ = (enc >> 3) & 0xF
+    where = f"maple node depth {depth}"
+    if typ not in (1, 2, 3):
+        raise VmaTreeError(node_addr, where, f"bad node type {typ} in entry {enc:#x}")
+    node = Object(prog, "struct maple_node *", node_addr)
+    m = node.ma64 if typ == 3 else node.mr64
+    npiv = m.pivot.type_.length
+    try:
+        raw = prog.read(m.pivot.address_, 8 * npiv)
+        pivots = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 8 * npiv, 8)]
+        nslots = m.slot.type_.length
+        raw = prog.read(m.slot.address_, 8 * nslots)
+        slots = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 8 * nslots, 8)]
+        if typ == 3:
+            end = m.meta.end.value_()
+        else:
+            last = pivots[-1]
+            if not last:
+                end = m.meta.end.value_()
+            elif last == max_:
+                end = npiv - 1
+            else:
+                end = npiv
+    except FaultError as e:
+        raise VmaTreeError(node_addr, where, f"cannot read node: {e}") from None
+    if end >= nslots:
+        raise VmaTreeError(node_addr, where, f"node end {end} beyond its {nslots} slots")
+    return node_addr, pivots, slots, end, typ == 1
+
+
+def checked_vmas(mm: Object, user_end: Optional[int] = None) -> Iterator[Object]:
+    """
+    The VMAs of *mm* in address order, checked (see the module doc).
+
+    :param mm: ``struct mm_struct *``
+    :param user_end: VMAs must end at or below it (default: no bound)
+    :raises VmaTreeError: on the first inconsistency, with its address
+    """
+    prog = mm.prog_
+    try:
+        mt = mm.mm_mt
+    except AttributeError:  # before v6.1: the linked list
+        yield from _list_vmas(mm, user_end)
+        return
+    vma_type = prog.type("struct vm_area_struct *")
+    try:
+        root = mt.ma_root.value_()
+    except FaultError as e:
+        raise VmaTreeError(mm.value_(), "mm_struct", f"cannot read mm_mt.ma_root: {e}") from None
+    if not (root & 3 == 2 and root > 4096):
+        if root:
+            # A single entry at index 0 is never a VMA (address 0 is not mappable).
+            raise VmaTreeError(mm.value_(), "mm_struct", f"mm_mt.ma_root {root:#x} is not a node")
+        return
+    ps = prog["PAGE_SIZE"].value_()
+    seen: Set[int] = set()
+    mm_addr = mm.value_()
+    # Depth-first, in order: (encoded node, min, max, depth).
+    stack: List[Tuple[int, int, int, int]] = [(root, 0, _ulong_max(prog), 0)]
+    prev_end = 0
+    while stack:
+        enc, lo, hi, depth = stack.pop()
+        where = f"maple node depth {depth}"
+        if depth > MAPLE_HEIGHT_MAX:
+            raise VmaTreeError(enc & ~0xFF, where, "tree deeper than MAPLE_HEIGHT_MAX (loop?)")
+        node_addr = enc & ~0xFF
+        if node_addr < 4096 or enc & 3 == 1:
+            raise VmaTreeError(enc, where, f"child entry {enc:#x} is not a node")
+        if node_addr in seen:
+            raise VmaTreeError(node_addr, where, "node reached twice (loop)")
+        seen.add(node_addr)
+        if len(seen) > _MAX_NODES:
+            raise VmaTreeError(node_addr, where, "too many nodes")
+        node_addr, pivots, slots, end, leaf = _node(prog, enc, hi, depth)
+        ranges = []
+        prev = lo
+        for off in range(end + 1):
+            pivot = pivots[off] if off < end else hi
+            if not prev <= pivot <= hi:
+                raise VmaTreeError(
+                    node_addr, where, f"pivot {off} = {pivot:#x} outside [{prev:#x}, {hi:#x}]"
+                )
+            ranges.append((prev, pivot, slots[off]))
+            prev = pivot + 1
+        if not leaf:
+            for a, b, s in reversed(ranges):
+                stack.append((s, a, b, depth + 1))
+            continue
+        for a, b, s in ranges:
+            if not s or s == _XA_ZERO_ENTRY:
+                continue
+            if s & 3:
+                raise VmaTreeError(node_addr, where, f"leaf slot for {a:#x}-{b:#x} holds {s:#x}, not a VMA")
+            vma = Object(prog, vma_type, s)
+            try:
+                vs = vma.vm_start.value_()
+                ve = vma.vm_end.value_()
+                vmm = vma.vm_mm.value_()
+            except FaultError as e:
+                raise VmaTreeError(s, "VMA", f"cannot read VMA at {s:#x} (node {node_addr:#x}): {e}") from None
+            if vs != a or ve != b + 1:
+                raise VmaTreeError(
+                    s, "VMA", f"vm_start-vm_end {vs:#x}-{ve:#x} but the tree files it under {a:#x}-{b + 1:#x}"
+                )
+            if vs % ps or ve % ps or vs < prev_end or (user_end is not None and ve > user_end):
+                raise VmaTreeError(s, "VMA", f"bad range {vs:#x}-{ve:#x}")
+            if vmm != mm_addr:
+                raise VmaTreeError(s, "VMA", f"vm_mm {vmm:#x} is not the mm {mm_addr:#x}")
+            prev_end = ve
+            yield vma
+
+
+def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Object]:
+    seen: Set[int] = set()
+    prev_end = 0
+    try:
+        vma = mm.mmap.read_()
+    except FaultError as e:
+        raise VmaTreeError(mm.value_(), "mm_struct", f"cannot read mm->mmap: {e}") from None
+    while vma:
+        a = vma.value_()
+        if a in seen:
+            raise VmaTreeError(a, "VMA", "VMA list loops")
+        seen.add(a)
+        try:
+            vs, ve = vma.vm_start.value_(), vma.vm_end.value_()
+            nxt = vma.vm_next.read_()
+        except FaultError as e:
+            raise VmaTreeError(a, "VMA", f"cannot read VMA: {e}") from None
+        if not prev_end <= vs < ve or (user_end is not None and ve > user_end):
+            raise VmaTreeError(a, "VMA", f"bad range {vs:#x}-{ve:#x}")
+        prev_end = ve
+        yield vma
+        vma = nxt
