@@ -98,7 +98,9 @@ def build_initramfs(kernel_dir: Path, arch: str, busybox: Path, workload: Path, 
         shutil.copy(busybox, root / "bin/busybox")
         shutil.copy(INIT_SRC, root / "init")
         shutil.copy(workload, root / "workload")
-        for f in ("bin/busybox", "init", "workload"):
+        # The capturer is the same program under another name, so its text is not the workload's pages.
+        shutil.copy(workload, root / "capture")
+        for f in ("bin/busybox", "init", "workload", "capture"):
             (root / f).chmod(0o755)
         load = []
         for ko in module_load_order(kernel_dir / "modules"):

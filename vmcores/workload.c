@@ -2250,8 +2250,24 @@ static void write_pids_json(void)
 	write_file(path, buf, n);
 }
 
+static const char *g_workdir_run = "/run";
+
+/*
+ * migrate_pages() from no node moves nothing but starts with lru_add_drain_all()
+ * (lru_cache_disable() on newer kernels): folios still in per-CPU LRU batches get their final LRU
+ * state (PG_lru, PG_active) before the capture rather than between the capture and the dump.
+ */
+static void drain_lru(void)
+{
+	/* from: no node, so nothing moves; to: node 0 (an empty target is refused with EINVAL) */
+	static unsigned long none[16], node0[16] = { 1 };
+	long r = syscall(SYS_migrate_pages, 0, (unsigned long)(sizeof(none) * 8), none, node0);
+	step_line("capture", "drain-lru", r < 0 ? errno : 0, r < 0 ? strerror(errno) : NULL);
+}
+
 static void capture_all(void)
 {
+	drain_lru();
 	logmsg("capturing %d processes", g_nprocs);
 	for (int i = 0; i < g_nprocs; i++)
 		capture_pid(g_procs[i].pid);
@@ -2454,9 +2470,23 @@ static int cmd_run(const char *set)
 	} else {
 		step_line("kthread", "found", EINVAL, "pid2-not-kthreadd");
 	}
-	capture_all();
-	logmsg("run finished in %.1f s", now() - t0);
-	return 0;
+	/*
+	 * The runner stays alive and idle until the dump. It maps /workload and shares forked pages with
+	 * the scenarios, so exiting or writing memory after the capture would change their mapcounts (Pss,
+	 * Shared/Private, mapmax, pagemap's exclusive bit) between capture and dump. The capture is done
+	 * by /capture, a copy of this binary under another name: its text is other page-cache pages.
+	 */
+	char path[PATH_MAX];
+	static char procs[MAX_PROCS * 40 + 16];
+	size_t n = 0;
+	for (int i = 0; i < g_nprocs; i++)
+		n += (size_t)snprintf(procs + n, sizeof(procs) - n, "%s=%d ", g_procs[i].name, g_procs[i].pid);
+	n += (size_t)snprintf(procs + n, sizeof(procs) - n, "\n");
+	snprintf(path, sizeof(path), "%s/workload.procs", g_workdir_run);
+	write_file(path, procs, n);
+	logmsg("all stopped in %.1f s; waiting for the capture and the dump", now() - t0);
+	for (;;)
+		pause();
 }
 
 /* ------------------------------------------------------------------ */
