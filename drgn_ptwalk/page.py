@@ -87,10 +87,12 @@ def page_layout(prog: Program) -> PageLayout:
         folio = prog.type("struct folio")
     except LookupError:
         pass
-    if folio is not None and folio.has_member("_flags_1"):
-        order_offset = offsetof(folio, "_flags_1")
-    elif folio is not None and folio.has_member("_folio_order"):
+    # 6.1 has both members (_flags_1 is then the first tail page's whole flags word, the order is in
+    # _folio_order), so _folio_order is tested first.
+    if folio is not None and folio.has_member("_folio_order"):
         order_offset = offsetof(folio, "_folio_order")
+    elif folio is not None and folio.has_member("_flags_1"):
+        order_offset = offsetof(folio, "_flags_1")
     else:
         order_offset = size + offsetof(page, "compound_order")
     mapcount_member = "_mapcount"
