@@ -204,9 +204,13 @@ def _suitable(vma: Object, order: int) -> bool:
     if not _vma_is_anonymous(vma):
         if ((start // ps) - vma.vm_pgoff.value_()) % (size // ps):
             return False
-    addr = end - size
-    haddr = addr - addr % size
-    return start <= haddr and haddr + size <= end
+    # Unsigned long arithmetic, wrap-around included: for a VMA that ends below one huge page (possible
+    # near address 0 with 16K pages, whose PMD is 32M) vm_end - size wraps, haddr + size wraps to 0,
+    # and the kernel calls the order suitable.
+    mask = (1 << 64) - 1
+    addr = (end - size) & mask
+    haddr = addr & ~(size - 1) & mask
+    return start <= haddr and (haddr + size) & mask <= end
 
 
 def thp_eligible(vma: Object) -> bool:
