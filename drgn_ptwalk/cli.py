@@ -1,17 +1,22 @@
 """drgn-ptwalk: /proc/PID/{maps,smaps,smaps_rollup,numa_maps,pagemap}, page-table walks and memtop from a
 crash dump, a live kernel or a QEMU guest.
 
-Errors are one line on stderr and exit status 2 (``--debug`` shows the traceback).
+Errors are one line on stderr and exit status 2 (``--debug`` shows the traceback): a corrupt VMA tree
+(:class:`~drgn_ptwalk.vmatree.VmaTreeError`) says which node or VMA, at which level. What the dump cannot
+tell (procfs warnings: a VMA left out, a ``struct page`` that cannot be read) is one
+``drgn-ptwalk: warning: ...`` line each on stderr; the output goes on.
 """
 
 import argparse
 import logging
 import sys
 import traceback
+import warnings
 from typing import List, Optional
 
 import drgn
 
+from drgn_ptwalk.procfs.common import ProcfsWarning
 from drgn_ptwalk.program import ProgramError, open_program
 from drgn_ptwalk.tasks import NoMmError, TaskNotFoundError
 from drgn_ptwalk.vmatree import PtWalkError
@@ -82,6 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
     logging.getLogger("drgn").setLevel(logging.DEBUG if args.debug else logging.ERROR)
+    _one_line_warnings()
     try:
         prog = open_program(args.core, kernel=args.kernel, qemu=args.qemu, symbols=args.symbols,
                             architecture=args.architecture)
@@ -101,6 +107,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"drgn-ptwalk: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
               file=sys.stderr)
         return EXIT_ERROR
+
+
+def _one_line_warnings() -> None:
+    """Procfs warnings as ``drgn-ptwalk: warning: ...`` lines (others as Python prints them)."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ProcfsWarning):
+            print(f"drgn-ptwalk: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _one_line(e: BaseException) -> str:

@@ -75,13 +75,12 @@ def run(prog: Program, args: argparse.Namespace, out: TextIO) -> int:
                   file=sys.stderr)
         return 0
     if cmd == "pagemap":
-        from drgn.helpers.linux.mm import for_each_vma
-
         from drgn_ptwalk import procfs
+        from drgn_ptwalk.vmatree import checked_vmas
 
         start, end = args.start, args.end
         if start is None or end is None:
-            vmas = [(v.vm_start.value_(), v.vm_end.value_()) for v in for_each_vma(mm)]
+            vmas = [(v.vm_start.value_(), v.vm_end.value_()) for v in checked_vmas(mm)]
             if not vmas:
                 raise ValueError("the task has no VMAs; give --start and --end")
             start = vmas[0][0] if start is None else start

@@ -126,9 +126,28 @@ class PageInfo(NamedTuple):
     """``compound_info`` / ``compound_head`` raw value."""
 
 
+_STRUCT_PAGE_SLACK = 2
+"""Pages past ``highest_memmap_pfn`` a read may include: callers read the one or two ``struct page`` after
+the one they need (fake-head test, first tail pages) and fall back when those fail."""
+
+
 def read_struct_pages(prog: Program, pfn: int, n: int = 1) -> bytes:
-    """Bytes of ``struct page`` for PFNs ``[pfn, pfn + n)``: one read."""
+    """
+    Bytes of ``struct page`` for PFNs ``[pfn, pfn + n)``: one read.
+
+    :raises drgn.FaultError: if the memory is not in the dump, or if *pfn* is
+        negative or beyond ``highest_memmap_pfn`` (a garbage PFN from a
+        corrupt entry: it has no ``struct page``), or the run goes more than
+        two pages past it
+    """
     lay = page_layout(prog)
+    highest = highest_memmap_pfn(prog)
+    if (pfn < 0 or pfn > highest or n < 0 or pfn + n > highest + 1 + _STRUCT_PAGE_SLACK
+            or lay.vmemmap + (pfn + n) * lay.size > 1 << 64):
+        addr = (lay.vmemmap + max(pfn, 0) * lay.size) & ((1 << 64) - 1)
+        raise FaultError(
+            f"no struct page for PFNs {pfn:#x}+{n} (highest_memmap_pfn is {highest:#x})", addr
+        )
     return prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
 
 

@@ -1,12 +1,19 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 /proc/PID/maps (fs/proc/task_mmu.c ``show_map_vma()``).
+
+A corrupt VMA tree raises :class:`~drgn_ptwalk.vmatree.VmaTreeError` (address
+and level of the bad node or VMA). A VMA whose fields cannot be read
+(:data:`~drgn_ptwalk.procfs.common.VMA_ERRORS`) is left out with a
+:class:`~drgn_ptwalk.procfs.common.ProcfsWarning` saying which VMA and what
+could not be read; the other lines are printed.
 """
 
 from typing import List, Optional
 
 from drgn import Object, Program
 
+from drgn_ptwalk.procfs.common import VMA_ERRORS, warn_vma
 from drgn_ptwalk.procfs.vma import VmaFacts, default_root, mangle_path, task_root, vma_facts, vmas
 
 __all__ = ("format_maps_line", "gate_vma", "maps", "maps_mm", "maps_vmas")
@@ -64,10 +71,20 @@ def format_maps_line(f: VmaFacts) -> bytes:
     return line + b" " + mangle_path(f.name, b"\n") + b"\n"
 
 
-def maps_vmas(mm: Object, root: Optional[Object]) -> List[VmaFacts]:
-    """:class:`VmaFacts` of every VMA of *mm* as maps lists them (gate VMA last)."""
+def maps_vmas(mm: Object, root: Optional[Object], warnings: Optional[List[str]] = None) -> List[VmaFacts]:
+    """
+    :class:`VmaFacts` of every VMA of *mm* as maps lists them (gate VMA last).
+
+    :param warnings: list collecting the VMAs left out (unreadable fields)
+    :raises VmaTreeError: if the VMA tree is corrupt
+    """
     prog = mm.prog_
-    out = [vma_facts(v, mm, root) for v in vmas(mm)]
+    out = []
+    for v in vmas(mm):
+        try:
+            out.append(vma_facts(v, mm, root))
+        except VMA_ERRORS as e:
+            warn_vma(v, e, "maps", warnings)
     gate = gate_vma(prog, mm)
     if gate is not None:
         out.append(vma_facts(gate, mm, root))
@@ -81,6 +98,7 @@ def maps_mm(mm: Object, root: Optional[Object] = None) -> str:
     :param mm: ``struct mm_struct *`` (NULL gives ``""``, like a kthread)
     :param root: the reader's fs root (``struct path *``) for paths; default
         PID 1's
+    :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     if not mm.value_():
         return ""

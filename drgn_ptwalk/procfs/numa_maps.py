@@ -2,6 +2,11 @@
 """
 /proc/PID/numa_maps (fs/proc/task_mmu.c ``show_numa_map()``), counted from
 one :func:`~drgn_ptwalk.walk.pt_range_walk` of the mm.
+
+Corrupt input as in smaps: a corrupt VMA tree raises
+:class:`~drgn_ptwalk.vmatree.VmaTreeError`; a VMA whose fields cannot be read
+is left out, and a missing ``struct page`` or page table leaves its counts
+out, each with a :class:`~drgn_ptwalk.procfs.common.ProcfsWarning`.
 """
 
 from bisect import bisect_right
@@ -10,7 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
-from drgn_ptwalk.procfs.common import warn
+from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
 from drgn_ptwalk.procfs.vma import (
     _cached,
@@ -93,7 +98,7 @@ class _Gather:
             folio = fr.folio(pfn)
             count = fr.precise_page_mapcounts(folio, pfn, 1)[0]
         except FaultError as e:
-            warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}); numa_maps counts are missing",
+            warn(f"struct page of PFN {pfn:#x} cannot be read ({e}); numa_maps counts are missing",
                  self.warnings)
             return
         nid = _pfn_nid(self.nodes, folio.head)
@@ -137,7 +142,7 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry]) -> NumaMaps:
         return md
     for e in entries:
         if e.type == PtType.ERROR:
-            warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason})", g.warnings)
+            warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason})", g.warnings)
             continue
         if e.type != PtType.FOLIO:
             continue  # non-present entries and pages without a normal struct page
@@ -199,6 +204,7 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
         policy (``get_task_policy()`` of the task; NULL means default)
     :param root: reader's fs root for ``file=``; default PID 1's
     :param warnings: list collecting what the dump cannot tell
+    :raises VmaTreeError: if the VMA tree is corrupt
     """
     prog = mm.prog_
     if warnings is None:
@@ -213,7 +219,13 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
         if e.vma is not None:
             by.setdefault(e.vma, []).append(e)
     # The gate VMA prints nothing (show_numa_map(): !vma->vm_mm).
-    return b"".join(_format(v, mm, root, task_pol, _gather_vma(g, v, by.get(v.value_(), []))) for v in vmas(mm))
+    out: List[bytes] = []
+    for v in vmas(mm):
+        try:
+            out.append(_format(v, mm, root, task_pol, _gather_vma(g, v, by.get(v.value_(), []))))
+        except VMA_ERRORS as e:
+            warn_vma(v, e, "numa_maps", warnings)
+    return b"".join(out)
 
 
 def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:

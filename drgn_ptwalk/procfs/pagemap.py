@@ -5,16 +5,24 @@
 :func:`~drgn_ptwalk.walk.pt_range_walk` of the range.
 
 :func:`pagemap_entries` gives the u64 values; :func:`pagemap` the bytes.
+
+Corrupt input: a corrupt VMA tree raises
+:class:`~drgn_ptwalk.vmatree.VmaTreeError` (address and level of the bad node
+or VMA). Entries that cannot be told (a page table the walker reports as
+ERROR, a VMA whose ``vm_flags`` cannot be read, a swap entry carrying no PFN
+where only migration entries can be) are 0 with a :class:`ProcfsWarning`
+saying what and where; a ``struct page`` that cannot be read leaves out only
+the bits that needed it (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``), with a warning.
 """
 
 import struct
 from array import array
-from typing import List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
-from drgn_ptwalk.procfs.common import warn
+from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
 from drgn_ptwalk.procfs.vma import _cached, vm_flag_bits, vmas
 from drgn_ptwalk.walk import pt_range_walk
@@ -95,13 +103,26 @@ def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[Pa
         warnings = []
     folios = FolioReader(prog)
     vlist = vmas(mm)
-    by_addr = {v.value_(): v for v in vlist}
+    by_addr = _vma_flags(vlist, warnings)
     out = {v.value_(): array("Q") for v in vlist}
     for e in pt_range_walk(mm):
         if e.vma is None:
             continue
         out[e.vma].extend(_entry_values(prog, gen, folios, e, by_addr[e.vma], warnings))
     return [PagemapRecord(v.vm_start.value_(), v.vm_end.value_(), out[v.value_()]) for v in vlist]
+
+
+def _vma_flags(vlist: List[Object], warnings: List[str]) -> Dict[int, Optional[int]]:
+    """``vm_flags`` by VMA address (``None``, with a warning, if unreadable)."""
+    out: Dict[int, Optional[int]] = {}
+    for v in vlist:
+        try:
+            with reading(v, "vm_flags"):
+                out[v.value_()] = v.vm_flags.value_()
+        except VMA_ERRORS as e:
+            warn_vma(v, e, "pagemap (its entries are 0)", warnings)
+            out[v.value_()] = None
+    return out
 
 
 def _task_size(mm: Object) -> int:
@@ -125,10 +146,10 @@ def pagemap_entries(mm: Object, start: int, end: int) -> PagemapResult:
     if end <= start:
         return PagemapResult(start, out, warnings)
     folios = FolioReader(prog)
-    vflags = {v.value_(): v for v in vmas(mm)}
+    vflags = _vma_flags(vmas(mm), warnings)
     for e in pt_range_walk(mm, start, -(-end // ps) * ps):
-        vma = vflags.get(e.vma) if e.vma is not None else None
-        out.extend(_entry_values(prog, gen, folios, e, vma, warnings))
+        vm_flags = vflags.get(e.vma) if e.vma is not None else None
+        out.extend(_entry_values(prog, gen, folios, e, vm_flags, warnings))
     del out[(end - start + ps - 1) // ps:]
     return PagemapResult(start, out, warnings)
 
@@ -138,7 +159,7 @@ def _exclusive(folios: FolioReader, pfn: int, warnings: List[str]) -> bool:
         f = folios.folio(pfn)
         return folios.precise_page_mapcounts(f, pfn, 1)[0] == 1
     except FaultError as e:
-        warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}): PM_MMAP_EXCLUSIVE unknown", warnings)
+        warn(f"struct page of PFN {pfn:#x} cannot be read ({e}): PM_MMAP_EXCLUSIVE unknown", warnings)
         return False
 
 
@@ -146,26 +167,27 @@ def _is_file(folios: FolioReader, pfn: int, warnings: List[str]) -> bool:
     try:
         return not folios.folio(pfn).anon
     except FaultError as e:
-        warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}): PM_FILE unknown", warnings)
+        warn(f"struct page of PFN {pfn:#x} cannot be read ({e}): PM_FILE unknown", warnings)
         return False
 
 
-def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma: Optional[Object],
+def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_flags: Optional[int],
                   warnings: List[str]) -> List[int]:
+    # vm_flags: of the entry's VMA; None outside VMAs (and for a VMA whose
+    # vm_flags cannot be read, already warned about).
     n = e.nr_pages
-    if vma is None:
+    if vm_flags is None:
         return [0] * n
-    vm_flags = vma.vm_flags.value_()
     base = PM_SOFT_DIRTY if vm_flags & gen.soft_dirty_bit else 0
     if vm_flags & VM_PFNMAP or e.type == PtType.NONE:
         # walk_page_test() sends VM_PFNMAP VMAs to pagemap_pte_hole().
         return [base] * n
     if e.type == PtType.ERROR:
-        warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason}); reported as 0",
+        warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason}); reported as 0",
              warnings)
         return [0] * n
     if vm_flags & VM_HUGETLB:
-        return _hugetlb_values(prog, gen, folios, e, vma, base, warnings)
+        return _hugetlb_values(prog, gen, folios, e, base, warnings)
     fl = e.flags
     flags = base
     if fl & fl.SOFT_DIRTY:
@@ -184,7 +206,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma
                 f = folios.folio(e.pfn)
                 mcs = folios.precise_page_mapcounts(f, e.pfn, n)
             except FaultError as err:
-                warn(f"struct pages of PFN {e.pfn:#x}+{n} are not in the dump ({err})", warnings)
+                warn(f"struct pages of PFN {e.pfn:#x}+{n} cannot be read ({err})", warnings)
                 mcs = [0] * n
             return [flags | (PM_MMAP_EXCLUSIVE if mcs[i] == 1 else 0) | ((e.pfn + i) & PM_PFRAME_MASK)
                     for i in range(n)]
@@ -197,6 +219,12 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma
         frame = (e.swap_type | e.swap_offset << 5) & PM_PFRAME_MASK
         return [flags | frame] * n
     if e.level != PtLevel.PTE:
+        if e.pfn is None:
+            # Only migration entries (which carry a PFN) can be in a PMD: the
+            # kernel VM_BUG_ONs on anything else. A corrupt table.
+            warn(f"{e.level.name} entry for {e.start:#x}-{e.end:#x} is a swap entry without a PFN "
+                 f"({e.type.name}), which cannot be at this level; reported as 0", warnings)
+            return [0] * n
         return _pmd_values(gen, folios, e, flags, False, warnings)
     flags |= PM_SWAP
     if e.pfn is None:  # real swap
@@ -235,7 +263,7 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
         mcs = folios.precise_page_mapcounts(f, pfn0, n)
         head_mc = folios.precise_page_mapcounts(f, f.head, 1)[0]
     except FaultError as err:
-        warn(f"struct pages of PFN {pfn0:#x}+{n} are not in the dump ({err})", warnings)
+        warn(f"struct pages of PFN {pfn0:#x}+{n} cannot be read ({err})", warnings)
         mcs = [0] * n
         head_mc = 0
     for i in range(n):
@@ -257,7 +285,7 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
     return res
 
 
-def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vma: Object, base: int,
+def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, base: int,
                     warnings: List[str]) -> List[int]:
     # pagemap_hugetlb_range(): never PM_SWAP; soft-dirty only from the VMA.
     n = e.nr_pages
@@ -279,7 +307,7 @@ def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, v
         elif folios.precise_page_mapcounts(f, f.head, 1)[0] == 1:
             flags |= PM_MMAP_EXCLUSIVE
     except FaultError as err:
-        warn(f"struct page of PFN {e.pfn:#x} is not in the dump ({err})", warnings)
+        warn(f"struct page of PFN {e.pfn:#x} cannot be read ({err})", warnings)
     return [flags | ((e.pfn + i) & PM_PFRAME_MASK) for i in range(n)]
 
 

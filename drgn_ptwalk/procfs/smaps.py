@@ -6,6 +6,14 @@
 
 :func:`smaps_gather` returns the numbers (:class:`SmapsResult`);
 :func:`format_smaps` / :func:`format_smaps_rollup` print them.
+
+Corrupt input: a corrupt VMA tree raises
+:class:`~drgn_ptwalk.vmatree.VmaTreeError` (address and level of the bad node
+or VMA). A VMA whose fields cannot be read
+(:data:`~drgn_ptwalk.procfs.common.VMA_ERRORS`) is left out of smaps and
+smaps_rollup, and a ``struct page``, page table or swap map that cannot be
+read leaves its counts out; each is a :class:`ProcfsWarning` (also in
+:attr:`SmapsResult.warnings`) saying what could not be read and where.
 """
 
 from typing import Dict, Iterable, List, NamedTuple, Optional
@@ -13,7 +21,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
-from drgn_ptwalk.procfs.common import warn
+from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.folio import Folio, FolioReader
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
@@ -170,7 +178,7 @@ class _Ctx:
         try:
             return self.folios.folio(pfn)
         except FaultError as e:
-            warn(f"struct page of PFN {pfn:#x} is not in the dump ({e}); its counts are missing", self.warnings)
+            warn(f"struct page of PFN {pfn:#x} cannot be read ({e}); its counts are missing", self.warnings)
             return None
 
     # smaps_page_accumulate()
@@ -231,7 +239,7 @@ class _Ctx:
         try:
             mcs = fr.precise_page_mapcounts(folio, pfn, n)
         except FaultError as e:
-            warn(f"struct pages of PFNs {pfn:#x}+{n} are not in the dump ({e})", self.warnings)
+            warn(f"struct pages of PFNs {pfn:#x}+{n} cannot be read ({e})", self.warnings)
             return
         one = ps << PSS_SHIFT
         for mc in mcs:
@@ -290,7 +298,7 @@ def _gather_vma(ctx: _Ctx, vma: Object, entries: List[PtEntry]) -> MemSizeStats:
                 mss.swap += shmem_partial_swap_usage(vma.vm_file.f_mapping, a, b, per_order) * ps
             continue
         if t == PtType.ERROR:
-            warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason}); its counts are missing",
+            warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason}); its counts are missing",
                  ctx.warnings)
             continue
         if e.level == PtLevel.PTE:
@@ -316,7 +324,7 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
             try:
                 mc = ctx.swap.count(e.swap_type, e.swap_offset + i)
             except FaultError as err:
-                warn(f"swap map of {e.swap_type}:{e.swap_offset + i:#x} is not in the dump ({err})", ctx.warnings)
+                warn(f"swap map of {e.swap_type}:{e.swap_offset + i:#x} cannot be read ({err})", ctx.warnings)
                 mc = 1
             one = ps << PSS_SHIFT
             mss.swap_pss += one // mc if mc >= 2 else one
@@ -387,7 +395,7 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: List[PtEntry], mss: MemSize
     fr = ctx.folios
     for e in entries:
         if e.type == PtType.ERROR:
-            warn(f"page table for {e.start:#x}-{e.end:#x} is not in the dump ({e.reason})", ctx.warnings)
+            warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason})", ctx.warnings)
             continue
         if e.type not in (PtType.FOLIO, PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
             continue
@@ -425,6 +433,7 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     :param mm: ``struct mm_struct *``
     :param root: reader's fs root (``struct path *``) for file names;
         default PID 1's
+    :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     prog = mm.prog_
     warnings: List[str] = []
@@ -438,8 +447,11 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     out: List[SmapsVma] = []
     vlist = vmas(mm)
     for vma in vlist:
-        stats = _gather_vma(ctx, vma, by_vma.get(vma.value_(), []))
-        out.append(_record(vma, mm, root, stats, gen))
+        try:
+            stats = _gather_vma(ctx, vma, by_vma.get(vma.value_(), []))
+            out.append(_record(vma, mm, root, stats, gen))
+        except VMA_ERRORS as e:
+            warn_vma(vma, e, "smaps and smaps_rollup", warnings)
     gate = gate_vma(prog, mm)
     if gate is not None:
         out.append(_record(gate, mm, root, MemSizeStats(), gen))

@@ -11,7 +11,9 @@ Kernel-version differences are detected by feature and cached in
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, cast, container_of
-from drgn.helpers.linux.mm import for_each_vma
+
+from drgn_ptwalk.procfs.common import VmaFieldError, reading
+from drgn_ptwalk.vmatree import checked_vmas
 
 __all__ = (
     "VmaFacts",
@@ -59,11 +61,15 @@ def _sym_name(prog: Program, addr: int) -> Optional[str]:
 def vmas(mm: Object) -> List[Object]:
     """
     The VMAs of *mm* in address order (the maple tree; the x86 gate VMA is
-    not part of it).
+    not part of it), read with :func:`~drgn_ptwalk.vmatree.checked_vmas`
+    (the reader the page-table walker uses: bounded, loop-safe).
 
     :param mm: ``struct mm_struct *``
+    :raises VmaTreeError: if the VMA tree is unreadable or corrupt (with the
+        address of the bad node or VMA and its level); no /proc file can be
+        printed then
     """
-    return list(for_each_vma(mm))
+    return list(checked_vmas(mm))
 
 
 # ---------------------------------------------------------------------------
@@ -131,8 +137,14 @@ def _d_unlinked(dentry: Object) -> bool:
     return unhashed and dentry.value_() != dentry.d_parent.value_()
 
 
+PATH_MAX = 4096
+
+
 def _qstr(q: Object) -> bytes:
-    return q.prog_.read(q.name.value_(), q.len.value_())
+    n = q.len.value_()
+    if n > PATH_MAX:
+        raise VmaFieldError(q.address_ or 0, "dentry name", f"length {n} beyond PATH_MAX")
+    return q.prog_.read(q.name.value_(), n)
 
 
 def _d_dname(dentry: Object, fn: str) -> bytes:
@@ -179,8 +191,14 @@ def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
     d = dentry.value_()
     m = vfsmnt.value_()
     parts: List[bytes] = []
+    length = 0
     # __prepend_path()
     while d != root_d or m != root_m:
+        if length > PATH_MAX:
+            # Every step adds at least "/" (a crossed mount point too, within
+            # two steps): a loop of dentries or mounts ends here.
+            raise VmaFieldError(dentry.value_(), "dentry", "path longer than PATH_MAX (a d_parent/mount loop?)")
+        length += 1
         dobj = Object(prog, "struct dentry *", d)
         if d == mnt.mnt.mnt_root.value_():
             parent = mnt.mnt_parent.read_()
@@ -194,6 +212,7 @@ def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
         if p == d:
             break  # escaped
         parts.append(_qstr(dobj.d_name))
+        length += len(parts[-1])
         d = p
     if not parts:
         return b"/" + suffix
@@ -433,16 +452,45 @@ def _page_size(prog: Program) -> int:
     return get_decoder(prog).page_size
 
 
+def _symbol_range(prog: Program, name: str) -> Tuple[int, int]:
+    try:
+        sym = prog.symbol(name)
+        return sym.address, sym.address + sym.size
+    except LookupError:
+        return 0, 0
+
+
 def hugetlb_vma_hstate(vma: Object) -> Object:
-    """``hstate_vma()``: ``struct hstate *`` of a hugetlb VMA."""
-    inode = vma.vm_file.f_inode
-    sbinfo = cast("struct hugetlbfs_sb_info *", inode.i_sb.s_fs_info)
-    return sbinfo.hstate
+    """
+    ``hstate_vma()``: ``struct hstate *`` of a hugetlb VMA.
+
+    :raises VmaFieldError: if ``vm_file`` is not a hugetlbfs file (garbage
+        ``vm_flags`` or ``vm_file``) or the hstate is not one of ``hstates[]``
+    """
+    prog = vma.prog_
+    with reading(vma, "vm_file->f_inode->i_sb (hugetlb VMA)"):
+        inode = vma.vm_file.f_inode.read_()
+        sb = inode.i_sb.read_()
+        fs_type = sb.s_type.value_()
+        hugetlbfs = _cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+        if hugetlbfs and fs_type != hugetlbfs:
+            raise VmaFieldError(vma.value_(), "VMA", f"VM_HUGETLB set but vm_file is not on hugetlbfs "
+                                                     f"(super_block {sb.value_():#x} s_type {fs_type:#x})")
+        hstate = cast("struct hugetlbfs_sb_info *", sb.s_fs_info).hstate.read_()
+    lo, hi = _cached(prog, "ptwalk_hstates", lambda: _symbol_range(prog, "hstates"))
+    if hi and not lo <= hstate.value_() < hi:
+        raise VmaFieldError(vma.value_(), "VMA", f"hugetlbfs hstate {hstate.value_():#x} is not in hstates[]")
+    return hstate
 
 
 def hugetlb_vma_page_size(vma: Object) -> int:
     """``huge_page_size(hstate_vma(vma))``."""
-    return _page_size(vma.prog_) << hugetlb_vma_hstate(vma).order.value_()
+    hstate = hugetlb_vma_hstate(vma)
+    with reading(vma, f"hstate {hstate.value_():#x} order"):
+        order = hstate.order.value_()
+    if order >= 64:
+        raise VmaFieldError(vma.value_(), "VMA", f"hugetlb hstate order {order} makes no sense")
+    return _page_size(vma.prog_) << order
 
 
 def is_vm_hugetlb_page(vma: Object) -> bool:
@@ -602,21 +650,20 @@ def vma_facts(vma: Object, mm: Object, root: Optional[Object]) -> VmaFacts:
     :param vma: ``struct vm_area_struct *``
     :param mm: ``struct mm_struct *``
     :param root: reader's fs root (``struct path *``) for file names
+    :raises VmaFieldError: if a field cannot be read (garbage pointers)
     """
     prog = vma.prog_
-    file = vma.vm_file.read_()
+    with reading(vma, "vm_file"):
+        file = vma.vm_file.read_()
     dev = ino = pgoff = 0
     if file:
-        inode = file_user_inode(file)
-        dev = inode.i_sb.s_dev.value_()
-        ino = inode.i_ino.value_()
-        pgoff = vma.vm_pgoff.value_() * _page_size(prog)
-    return VmaFacts(
-        vma.vm_start.value_(),
-        vma.vm_end.value_(),
-        vma.vm_flags.value_(),
-        pgoff,
-        dev,
-        ino,
-        vma_name(vma, mm, root),
-    )
+        with reading(vma, f"the inode of vm_file {file.value_():#x}"):
+            inode = file_user_inode(file)
+            dev = inode.i_sb.s_dev.value_()
+            ino = inode.i_ino.value_()
+            pgoff = vma.vm_pgoff.value_() * _page_size(prog)
+    with reading(vma, "vm_start/vm_end/vm_flags"):
+        start, end, flags = vma.vm_start.value_(), vma.vm_end.value_(), vma.vm_flags.value_()
+    with reading(vma, "its name (file path, vm_ops, anon name)"):
+        name = vma_name(vma, mm, root)
+    return VmaFacts(start, end, flags, pgoff, dev, ino, name)
