@@ -218,3 +218,14 @@ def test_console_script_installed():
     assert exe, "drgn-ptwalk not on PATH: pip install -e ."
     p = subprocess.run([exe, "--help"], capture_output=True)
     assert p.returncode == 0 and b"memtop" in p.stdout
+
+
+def test_task_by_address_and_name(default_vmcore):
+    from drgn.helpers.linux.pid import find_task
+
+    v = default_vmcore
+    pid = v.pids["numa"]
+    addr = find_task(v.prog(), pid).value_()
+    want = (v.pid_dir(pid) / "maps").read_bytes()
+    assert cli("-c", v.core, "-s", v.vmlinux, "maps", hex(addr), check=0).stdout == want
+    assert cli("-c", v.core, "-s", v.vmlinux, "maps", "numa", check=0).stdout == want
