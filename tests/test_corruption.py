@@ -60,3 +60,22 @@ def test_fault_injection(name):
     assert s.cases >= n
     bad = s.cases - s.counts["ok"]
     assert bad == 0, f"{report}\n{replay}"
+
+
+class _SummaryReporter:
+    """Prints the fault-injection summary lines in pytest's terminal summary, pass or fail."""
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not _lines:
+            return
+        terminalreporter.section("fault injection")
+        total = sum(int(line.split("cases=")[1].split()[0]) for line, _ in _lines.values())
+        terminalreporter.write_line(f"{total} cases over {len(_lines)} dump(s)")
+        for k in sorted(_lines):
+            terminalreporter.write_line(_lines[k][0])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fault_injection_summary(request):
+    request.config.pluginmanager.register(_SummaryReporter(), "ptwalk-fault-injection-summary")
+    yield
