@@ -16,7 +16,9 @@ read leaves its counts out; each is a :class:`ProcfsWarning` (also in
 :attr:`SmapsResult.warnings`) saying what could not be read and where.
 """
 
-from typing import Dict, Iterable, List, NamedTuple, Optional
+import itertools
+from operator import attrgetter
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
@@ -246,12 +248,12 @@ class _Ctx:
             self.accumulate(mss, folio, ps, one // mc if mc >= 2 else one, dirty, locked, mc < 2)
 
 
-def _vma_entries(entries: Iterable[PtEntry]) -> Dict[int, List[PtEntry]]:
-    by: Dict[int, List[PtEntry]] = {}
-    for e in entries:
-        if e.vma is not None:
-            by.setdefault(e.vma, []).append(e)
-    return by
+def _vma_entries(entries: Iterable[PtEntry]) -> Iterator[Tuple[int, Iterator[PtEntry]]]:
+    """
+    ``(vma address, its entries)`` in address order, streamed: the walk cuts entries at VMA boundaries
+    and yields them in address order, so no list of a whole mm's entries is kept.
+    """
+    return itertools.groupby((e for e in entries if e.vma is not None), key=attrgetter("vma"))
 
 
 def _is_shmem_mapping(prog: Program, vma: Object) -> bool:
@@ -265,7 +267,7 @@ def _is_shmem_mapping(prog: Program, vma: Object) -> bool:
     return f.f_mapping.a_ops.value_() == aops
 
 
-def _gather_vma(ctx: _Ctx, vma: Object, entries: List[PtEntry]) -> MemSizeStats:
+def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeStats:
     """``smap_gather_stats(vma, &mss, 0)``."""
     prog = ctx.prog
     gen = ctx.gen
@@ -385,7 +387,7 @@ def _pmd_share_possible(vma: Object, addr: int, pud_size: int) -> bool:
     return vma.vm_start.value_() <= base and base + pud_size <= vma.vm_end.value_()
 
 
-def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: List[PtEntry], mss: MemSizeStats) -> None:
+def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: MemSizeStats) -> None:
     # smaps_hugetlb_range(): only Shared_Hugetlb / Private_Hugetlb.
     from drgn_ptwalk.arch import get_decoder
 
@@ -443,15 +445,23 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
         root = default_root(prog)
     ctx = _Ctx(prog, warnings)
     gen = ctx.gen
-    by_vma = _vma_entries(pt_range_walk(mm))
+    groups = _vma_entries(pt_range_walk(mm))
+    pending = next(groups, None)
     out: List[SmapsVma] = []
     vlist = vmas(mm)
     for vma in vlist:
+        addr = vma.value_()
+        entries: Iterable[PtEntry] = ()
+        if pending is not None and pending[0] == addr:
+            entries = pending[1]
         try:
-            stats = _gather_vma(ctx, vma, by_vma.get(vma.value_(), []))
+            stats = _gather_vma(ctx, vma, entries)
             out.append(_record(vma, mm, root, stats, gen))
         except VMA_ERRORS as e:
             warn_vma(vma, e, "smaps and smaps_rollup", warnings)
+        if entries:
+            # groupby skips whatever of the group was not consumed.
+            pending = next(groups, None)
     gate = gate_vma(prog, mm)
     if gate is not None:
         out.append(_record(gate, mm, root, MemSizeStats(), gen))
