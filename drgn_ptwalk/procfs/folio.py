@@ -116,6 +116,9 @@ class Folio(NamedTuple):
         return self.mapping & 3 == 3
 
 
+_CACHE_LIMIT = 1 << 16
+
+
 class FolioReader:
     """
     Reads folios by PFN with a per-instance cache (one instance per
@@ -142,6 +145,10 @@ class FolioReader:
         """
         head = self.head_of.get(pfn)
         if head is None:
+            if len(self.head_of) >= _CACHE_LIMIT:
+                # Pure memoization: bounded so memory does not grow with the pages walked.
+                self.head_of.clear()
+                self.cache.clear()
             head = compound_head_pfn(self.prog, pfn)
             self.head_of[pfn] = head
         try:
