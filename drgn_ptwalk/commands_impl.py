@@ -1,7 +1,6 @@
 """The subcommands, on an open program: shared by the ``drgn-ptwalk`` CLI and the drgn shell commands."""
 
 import argparse
-import json
 import os
 import struct
 import sys

@@ -48,7 +48,7 @@ from drgn import FaultError, Object, Program, offsetof, sizeof
 from drgn.helpers.linux.mm import for_each_vma, phys_to_virt, virt_to_phys
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk.arch import LEAF, TABLE, ArchDecoder, get_decoder
+from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtType
 from drgn_ptwalk.page import highest_memmap_pfn
 from drgn_ptwalk.vmatree import PtWalkError

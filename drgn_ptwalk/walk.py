@@ -35,7 +35,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
-from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder, get_decoder
+from drgn_ptwalk.arch import LEAF, NONE, SWAP, TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs, highest_memmap_pfn, huge_zero_pfn
 from drgn_ptwalk.swapinfo import SwapTypes, classify_swp, swap_types

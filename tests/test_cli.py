@@ -1,7 +1,6 @@
 """The drgn-ptwalk CLI, the drgn shell commands and the contrib scripts, run as a user runs them."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -2,7 +2,6 @@
 captured pagemap agrees with drgn's own page-table translation (follow_pfn) on every present page."""
 
 import drgn
-import pytest
 from drgn.helpers.linux.mm import follow_pfn, for_each_vma
 from drgn.helpers.linux.pid import find_task
 

@@ -17,7 +17,6 @@ import json
 from collections import Counter
 from typing import Dict, List, Tuple
 
-import pytest
 from drgn import Architecture
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.pid import find_task

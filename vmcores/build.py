@@ -9,7 +9,7 @@ import subprocess
 import time
 import tomllib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from . import fetch, guest, qemu
 from .fetch import cache_dir

@@ -15,7 +15,6 @@ saying what and where; a ``struct page`` that cannot be read leaves out only
 the bits that needed it (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``), with a warning.
 """
 
-import struct
 from array import array
 from typing import Dict, List, NamedTuple, Optional
 
@@ -194,7 +193,6 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
         flags |= PM_SOFT_DIRTY
     if e.uffd_wp:
         flags |= PM_UFFD_WP
-    ps = gen.page_size
     if e.present:
         flags |= PM_PRESENT
         if e.level == PtLevel.PTE:

@@ -18,7 +18,7 @@ read leaves its counts out; each is a :class:`ProcfsWarning` (also in
 
 import itertools
 from operator import attrgetter
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
@@ -31,7 +31,6 @@ from drgn_ptwalk.procfs.thp import thp_eligible
 from drgn_ptwalk.procfs.vma import (
     VmaFacts,
     _cached,
-    _page_size,
     default_root,
     hugetlb_vma_page_size,
     is_vm_hugetlb_page,

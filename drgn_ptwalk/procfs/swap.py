@@ -8,7 +8,7 @@ swap usage of a mapping (``shmem_swap_usage()`` /
 import struct
 from typing import Dict, Iterator, Optional, Tuple
 
-from drgn import FaultError, Object, Program, cast
+from drgn import Object, Program
 
 __all__ = ("SwapCounter", "shmem_partial_swap_usage", "shmem_swap_usage")
 

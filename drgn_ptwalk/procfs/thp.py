@@ -17,7 +17,7 @@ from typing import Optional
 
 from drgn import Object, Program, TypeKind, cast
 
-from drgn_ptwalk.procfs.vma import _cached, _sym_name, _page_size
+from drgn_ptwalk.procfs.vma import _page_size
 
 __all__ = ("thp_eligible",)
 

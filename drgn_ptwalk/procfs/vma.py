@@ -8,9 +8,9 @@ Kernel-version differences are detected by feature and cached in
 ``prog.cache``; each branch names the kernel change it follows.
 """
 
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from drgn import FaultError, Object, Program, cast, container_of
+from drgn import Object, Program, cast, container_of
 
 from drgn_ptwalk.procfs.common import VmaFieldError, reading
 from drgn_ptwalk.vmatree import checked_vmas
