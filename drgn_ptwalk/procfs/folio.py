@@ -57,16 +57,9 @@ def _layout(prog: Program) -> _Layout:
     # handling" (v6.2) replaced it by _entire_mapcount and dropped
     # PageDoubleMap.
     compound_mapcount = _folio_offset(prog, "_total_mapcount")
-    # The folio order byte. drgn_ptwalk.page.PageLayout.order_offset prefers
-    # _flags_1, which on v6.1 is page[1].flags, not the order: v6.1 keeps
-    # the order in _folio_order (page[1].compound_order); "mm: free up a
-    # word in the first tail page" (v6.6) moved it to the low byte of
-    # _flags_1.
-    order = _folio_offset(prog, "_folio_order")
-    if order is None:
-        order = page_layout(prog).order_offset
     lay = _Layout(
-        order=order,
+        # The folio order byte: one rule for walker and procfs (drgn_ptwalk.page).
+        order=page_layout(prog).order_offset,
         entire_mapcount=_folio_offset(prog, "_entire_mapcount"),
         # "mm: track mapcount of large folios in single value", v6.11.
         large_mapcount=_folio_offset(prog, "_large_mapcount"),
