@@ -23,7 +23,7 @@ from drgn import FaultError, Object, Program
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
-from drgn_ptwalk.procfs.vma import _cached, vm_flag_bits, vmas
+from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_PFNMAP, _cached, vm_flag_bits, vmas
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_records")
@@ -36,8 +36,6 @@ PM_GUARD_REGION = 1 << 58
 PM_FILE = 1 << 61
 PM_SWAP = 1 << 62
 PM_PRESENT = 1 << 63
-VM_PFNMAP = 1 << 10
-VM_HUGETLB = 1 << 22
 
 
 class PagemapResult(NamedTuple):

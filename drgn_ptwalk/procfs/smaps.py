@@ -29,6 +29,11 @@ from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
 from drgn_ptwalk.procfs.vma import (
+    VM_LOCKED,
+    VM_MAYSHARE,
+    VM_PFNMAP,
+    VM_SHARED,
+    VM_WRITE,
     VmaFacts,
     _cached,
     default_root,
@@ -56,11 +61,6 @@ __all__ = (
 )
 
 PSS_SHIFT = 12
-VM_WRITE = 1 << 1
-VM_SHARED = 1 << 3
-VM_MAYSHARE = 1 << 7
-VM_LOCKED = 1 << 13
-VM_PFNMAP = 1 << 10
 
 
 class MemSizeStats:

@@ -17,20 +17,22 @@ from typing import Optional
 
 from drgn import Object, Program, TypeKind, cast
 
-from drgn_ptwalk.procfs.vma import _page_size
+from drgn_ptwalk.procfs.vma import (
+    VM_DONTEXPAND,
+    VM_GROWSDOWN,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_MIXEDMAP,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_RAND_READ,
+    VM_SEQ_READ,
+    _page_size,
+)
 
 __all__ = ("thp_eligible",)
 
-VM_SEQ_READ = 1 << 15
-VM_RAND_READ = 1 << 16
-VM_GROWSDOWN = 1 << 8
-VM_IO = 1 << 14
-VM_DONTEXPAND = 1 << 18
-VM_PFNMAP = 1 << 10
-VM_MIXEDMAP = 1 << 28
-VM_HUGETLB = 1 << 22
-VM_HUGEPAGE = 1 << 29
-VM_NOHUGEPAGE = 1 << 30
 VM_NO_KHUGEPAGED = VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
 VM_NO_KHUGEPAGED |= VM_HUGETLB
 S_DAX = 1 << 13

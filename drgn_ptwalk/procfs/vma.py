@@ -33,6 +33,23 @@ __all__ = (
     "vmas",
 )
 
+# The low vm_flags bits (0-31) have had these numbers in every kernel from v6.1 to v7.x (7.x only
+# re-declares them as VMA_*_BIT enum values); version-dependent high bits come from vm_flag_bits().
+VM_WRITE = 1 << 1
+VM_SHARED = 1 << 3
+VM_MAYSHARE = 1 << 7
+VM_GROWSDOWN = 1 << 8
+VM_PFNMAP = 1 << 10
+VM_LOCKED = 1 << 13
+VM_IO = 1 << 14
+VM_SEQ_READ = 1 << 15
+VM_RAND_READ = 1 << 16
+VM_DONTEXPAND = 1 << 18
+VM_HUGETLB = 1 << 22
+VM_MIXEDMAP = 1 << 28
+VM_HUGEPAGE = 1 << 29
+VM_NOHUGEPAGE = 1 << 30
+
 
 def _cached(prog: Program, key: str, compute):
     try:
