@@ -18,12 +18,20 @@ Design:
 * Holes (``pte_none()``, empty or missing tables) are coalesced into one NONE
   entry per hole per VMA.
 * Each table page is read with one ``prog.read()`` and decoded with
-  ``struct``; the last table of each level is cached, so neighbouring VMAs
-  do not read it again. Bit positions live in :mod:`drgn_ptwalk.arch`.
+  ``struct`` when its slots are needed one by one; the last table of each
+  level is cached, so neighbouring VMAs do not read it again. Bit positions
+  live in :mod:`drgn_ptwalk.arch`.
 * Batching (``batch=True``): consecutive PTEs whose raw values differ only by
   consecutive PFNs (or swap offsets) form one entry, split where the folio
-  changes (as ``folio_pte_batch()``); identical markers form one entry. All
-  other bits must be equal, so every page of an entry has the same state.
+  changes (as ``folio_pte_batch()``; ``split_folios=False`` does not split);
+  identical markers form one entry. All other bits must be equal, so every
+  page of an entry has the same state.
+* Speed: the cost is per table, not per slot, wherever it can be. A PTE
+  table (or the part of it in the range) that is one run is recognised by
+  comparing its bytes, as one integer, with the run it would be; other
+  tables are scanned by C code (``min``, ``map``, slices) and only run
+  boundaries cost Python steps. Entries reach the caller through
+  ``itertools.chain`` over the walker's output list.
   arm64 contiguous blocks are read as the kernel's ``ptep_get()`` /
   ``huge_ptep_get()`` read them (young/dirty ORed over the block) and a whole
   contiguous PMD block is one entry (``folio_pmd_batch()``).
@@ -31,7 +39,10 @@ Design:
   table slot, so it always ends.
 """
 
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+import struct
+from itertools import chain, compress, repeat
+from operator import and_ as _and
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from drgn import FaultError, Object, Program
 
@@ -64,6 +75,119 @@ _PTE_L = PtLevel.PTE
 _FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
 
 
+def _nonnone_slots(vals: Sequence[int], i0: int, i1: int, none_mask: int, none_max: int) -> Sequence[int]:
+    """
+    Indexes in ``[i0, i1)`` of the slots of *vals* that are not none
+    (``value & none_mask != 0``). *none_max* is the largest value that is
+    none: when every value is above it (a full table, the common case of a
+    populated range) the answer is the whole range, found by one C scan
+    (``min``) instead of one test per slot.
+    """
+    sub = vals[i0:i1]
+    if min(sub) > none_max:
+        return range(i0, i1)
+    return list(compress(range(i0, i1), map(_and, sub, repeat(none_mask))))
+
+
+_U64 = (1 << 64) - 1
+# (ones, step * ramp) by (number of slots, step), where ones = sum(2**(64*k))
+# and ramp = sum(k * 2**(64*k)) for k < slots: a run of slots holding v,
+# v + step, ... is the integer v * ones + step * ramp.
+_SERIES: Dict[Tuple[int, int], Tuple[int, int]] = {}
+
+
+def _series(m: int, step: int) -> Tuple[int, int]:
+    try:
+        return _SERIES[m, step]
+    except KeyError:
+        pass
+    ones = int.from_bytes(b"\x01\0\0\0\0\0\0\0" * m, "little")
+    ramp = step * int.from_bytes(struct.pack(f"<{m}Q", *range(m)), "little")
+    if len(_SERIES) > 4096:
+        _SERIES.clear()
+    _SERIES[m, step] = ones, ramp
+    return ones, ramp
+
+
+def _run_end(vals: Sequence[int], i: int, i1: int, step: int) -> int:
+    """
+    End of the run starting at slot *i*: the first slot before *i1* whose
+    value is not ``vals[i] + k * step``.
+
+    The slots are compared as one integer (64 bits per slot, as in memory)
+    against the arithmetic series ``v * ones + step * ramp``: the lowest set
+    bit of the XOR is the first mismatch. A few big-integer operations
+    instead of one Python step, or one new int, per slot.
+    """
+    v = vals[i]
+    m = i1 - i
+    # Expected values stay in [0, 2**64) (the series then has no carries);
+    # past that no slot can match anyway.
+    if step > 0:
+        m = min(m, (_U64 - v) // step + 1)
+    elif step < 0:
+        m = min(m, v // -step + 1)
+    got = int.from_bytes(struct.pack(f"<{m}Q", *vals[i : i + m]), "little")
+    ones, ramp = _series(m, step)
+    diff = got ^ (v * ones + ramp)
+    if not diff:
+        return i + m
+    return i + ((diff & -diff).bit_length() - 1) // 64
+
+
+_UNPACKERS: Dict[int, struct.Struct] = {}
+
+
+class _Table(Sequence[int]):
+    """
+    The slots of one table page: its bytes as read, unpacked to ints only
+    when first indexed (a PTE table that is one run never is, see
+    :meth:`_Walker.pte_run`). :attr:`PtEntry.values` is one of these.
+    """
+
+    __slots__ = ("data", "_vals")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._vals: Optional[Tuple[int, ...]] = None
+
+    @classmethod
+    def of_values(cls, values: Sequence[int]) -> "_Table":
+        t = cls(struct.pack(f"<{len(values)}Q", *values))
+        t._vals = tuple(values)
+        return t
+
+    @property
+    def vals(self) -> Tuple[int, ...]:
+        """The slot values as a tuple."""
+        v = self._vals
+        if v is None:
+            n = len(self.data) >> 3
+            try:
+                unpack = _UNPACKERS[n]
+            except KeyError:
+                unpack = _UNPACKERS[n] = struct.Struct(f"<{n}Q")
+            v = self._vals = unpack.unpack(self.data)
+        return v
+
+    def __len__(self) -> int:
+        return len(self.data) >> 3
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.vals[i]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.vals)
+
+    def __repr__(self) -> str:
+        return f"_Table({len(self)} slots)"
+
+
+# Output is handed to the consumer when this many entries are pending (or
+# when a segment ends): bounded memory, few generator switches.
+_FLUSH = 512
+
+
 class _Walker:
     """State of one walk: the table cache, the pending hole, the output."""
 
@@ -92,7 +216,8 @@ class _Walker:
         self.levels = dec.levels
         self.pte_depth = len(dec.levels) - 1
         self.ps = dec.page_shift
-        self.cache: List[Optional[Tuple[int, Tuple[int, ...]]]] = [None] * len(dec.levels)
+        self.none_max = max(dec.none_values[self.pte_depth])
+        self.cache: List[Optional[Tuple[int, _Table]]] = [None] * len(dec.levels)
         self.out: List[PtEntry] = []
         self.vma: Optional[int] = None
         self.hole_start = -1
@@ -103,6 +228,7 @@ class _Walker:
         # page has one place in a tree), and a budget of distinct tables.
         self.path: List[Optional[int]] = [None] * len(dec.levels)
         self.path[0] = root_phys
+        self.no_path: List[Optional[int]] = [None] * len(dec.levels)
         self.seen: Dict[int, Tuple[int, int]] = {}
         self.max_tables = max_tables
         self.placed = 0
@@ -138,16 +264,17 @@ class _Walker:
         )
 
     # Tables.
-    def table(self, addr: int, physical: bool, depth: int, a: int, b: int) -> Optional[Tuple[int, ...]]:
+    def table(self, addr: int, physical: bool, depth: int, a: int, b: int) -> Optional[_Table]:
         c = self.cache[depth]
         if c is not None and c[0] == addr:
             return c[1]
         level, _, n = self.levels[depth]
         try:
-            tbl = self.read(addr, n, physical)
+            raw = self.read(addr, n, physical)
         except FaultError as e:
             self.error(level, a, b, addr, f"cannot read {level.name} table: {e}")
             return None
+        tbl = _Table(raw) if isinstance(raw, bytes) else _Table.of_values(raw)
         self.cache[depth] = (addr, tbl)
         return tbl
 
@@ -159,12 +286,13 @@ class _Walker:
         more tables than the mm accounts for: each of these would make the
         walk read what is not a table, possibly without end.
         """
-        for d in range(depth):
-            if self.path[d] == ta:
-                return (
-                    f"{self.levels[depth][0].name} table {ta:#x} is its own "
-                    f"{self.levels[d][0].name} ancestor (loop)"
-                )
+        path = self.path
+        if ta in path[:depth]:
+            d = path.index(ta)
+            return (
+                f"{self.levels[depth][0].name} table {ta:#x} is its own "
+                f"{self.levels[d][0].name} ancestor (loop)"
+            )
         key = (depth, base)
         prev = self.seen.get(ta)
         if prev != key:
@@ -184,9 +312,9 @@ class _Walker:
                 )
             if prev is None:
                 self.seen[ta] = key
-        self.path[depth] = ta
-        for d in range(depth + 1, len(self.path)):
-            self.path[d] = None
+        path[depth] = ta
+        if depth < self.pte_depth:
+            path[depth + 1 :] = self.no_path[depth + 1 :]
         return None
 
     def classify_leaf(self, v: int, pfn: int, level: PtLevel) -> PtType:
@@ -222,8 +350,13 @@ class _Walker:
         mask = n - 1
         i = (a >> shift) & mask
         s0 = a & ~(size - 1)
+        vals = tbl.vals
+        # PTE tables below this one are decoded here, not in a nested
+        # generator: one per table would cost as much as reading it.
+        below_pte = depth + 1 == self.pte_depth
+        out = self.out
         while s0 < b:
-            v = tbl[i]
+            v = vals[i]
             sa = a if a > s0 else s0
             se = s0 + size
             sb = b if b < se else se
@@ -233,10 +366,16 @@ class _Walker:
             elif k == TABLE:
                 ta = dec.table_addr(v)
                 bad = self.check_table(ta, depth + 1, s0)
-                if bad is None:
-                    yield from self.walk(ta, True, depth + 1, sa, sb)
-                else:
+                if bad is not None:
                     self.error(self.levels[depth + 1][0], sa, sb, ta, bad, v)
+                elif below_pte:
+                    pt = self.table(ta, True, depth + 1, sa, sb)
+                    if pt is not None:
+                        self.pte_table(pt, sa, sb)
+                    if len(out) >= _FLUSH:
+                        yield None
+                else:
+                    yield from self.walk(ta, True, depth + 1, sa, sb)
             elif k == LEAF:
                 nxt = self.upper_leaf(tbl, i, depth, s0, a, b)
                 s0 += (nxt - i) * size
@@ -251,20 +390,21 @@ class _Walker:
         if self.out:
             yield None
 
-    def upper_leaf(self, tbl: Tuple[int, ...], i: int, depth: int, s0: int, a: int, b: int) -> int:
+    def upper_leaf(self, tbl: _Table, i: int, depth: int, s0: int, a: int, b: int) -> int:
         """A PMD/PUD leaf (or a contiguous block of them); returns next index."""
         dec = self.dec
         level, shift, n = self.levels[depth]
         size = 1 << shift
         ps = self.ps
-        v = tbl[i]
+        vals = tbl.vals
+        v = vals[i]
         j = i + 1  # exclusive end index of this entry
         cont = False
         nc = dec.cont_slots.get(level, 0)
         if nc and dec.cont_valid(v):
             cont = True
             blk = i - i % nc
-            block = tuple(tbl[blk : blk + nc])
+            block = vals[blk : blk + nc]
             merged = dec.cont_merge(block)
             v = merged[i - blk]
             if self.batch and len(block) == nc:
@@ -293,7 +433,7 @@ class _Walker:
         )
         return j
 
-    def upper_swap(self, v: int, level: PtLevel, s0: int, sa: int, sb: int, tbl, i: int) -> None:
+    def upper_swap(self, v: int, level: PtLevel, s0: int, sa: int, sb: int, tbl: _Table, i: int) -> None:
         typ, kind, pfn, t, off = self.classify_swp(v)
         delta = (sa - s0) >> self.ps
         if pfn is not None:
@@ -310,7 +450,7 @@ class _Walker:
             )
         )
 
-    def pte_table(self, tbl: Tuple[int, ...], a: int, b: int) -> None:
+    def pte_table(self, tbl: _Table, a: int, b: int) -> None:
         """Decode the PTE table *tbl* for ``[a, b)``: the hot path."""
         dec = self.dec
         ps = self.ps
@@ -318,27 +458,20 @@ class _Walker:
         i0 = (a >> ps) & (n - 1)
         i1 = i0 + ((b - a) >> ps)
         base = a - (i0 << ps)
-        depth = self.pte_depth
-        none_mask = dec.none_masks[depth]
-        vals = tbl
+        if self.batch and self.pte_run(tbl, i0, i1, base):
+            return
+        vals: Sequence[int] = tbl.vals
         cm = dec.cont_mask
-        if cm and any(v & cm for v in tbl[i0:i1]):
-            vals = self._merge_cont(tbl, i0, i1)
-        if none_mask == 0xFFFFFFFFFFFFFFFF:
-            sub = vals[i0:i1]
-            # A full table (the common case of a populated range): no per-slot test.
-            nz = list(range(i0, i1)) if 0 not in sub else [i for i, v in enumerate(sub, i0) if v]
-        else:
-            nz = [i for i, v in enumerate(vals[i0:i1], i0) if v & none_mask]
+        # Per-slot work is done by C code (min, map, compress, big-integer
+        # compares): a Python-level step per slot costs as much as reading
+        # the table.
+        if cm and any(map(_and, vals[i0:i1], repeat(cm))):
+            vals = self._merge_cont(vals, i0, i1)
+        nz = _nonnone_slots(vals, i0, i1, dec.none_masks[self.pte_depth], self.none_max)
         batch = self.batch
         special = dec.special_mask
         highest = self.highest
-        out = self.out
-        append = out.append
-        vma = self.vma
         pte_decode = dec.pte_decode
-        cont_valid = dec.cont_valid
-        folio_types = _FOLIO_TYPES
         FOLIO, PFN, MARKER, PTE = _FOLIO_T, _PFN_T, _MARKER_T, _PTE_L
         pos = i0
         k = 0
@@ -366,68 +499,103 @@ class _Walker:
                 k += 1
                 continue
             j = i + 1
-            if batch and step is not None and j < i1:
-                nv = v + step
-                if vals[j] == nv:
-                    m = i1 - i
-                    if step and vals[i:i1] == tuple(range(v, v + step * m, step)):
-                        j = i1
-                    else:
-                        while j < i1 and vals[j] == nv:
-                            j += 1
-                            nv += step
-            if self.hole_start >= 0:
-                self.flush_hole()
-            cont = bool(cm) and cont_valid(v)
-            if typ == _ERROR_T:
-                reason, kind = kind, None
-            else:
-                reason = None
-            if j - i == 1:
-                append(
-                    _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, cont, vma, swap_type,
-                                   swap_offset, kind, None, reason, dec, tbl, i))
-                )
-                pos = j
-                k += 1
-                continue
-            runs = self.folio_runs(pfn, j - i) if typ in folio_types else (j - i,)
-            if len(runs) == j - i and pfn is not None and swap_offset is None:
-                # A run of order-0 folios (the common 4K case): one entry per
-                # page, made in one comprehension.
-                psz = 1 << ps
-                a0 = base + (i << ps)
-                a1 = base + (j << ps)
-                out.extend(
-                    [
-                        _new(PtEntry, (typ, PTE, sa, sb, x, p, cont, vma, swap_type, None, kind, None, reason, dec,
-                                       tbl, s))
-                        for s, sa, sb, x, p in zip(
-                            range(i, j), range(a0, a1, psz), range(a0 + psz, a1 + psz, psz), vals[i:j],
-                            range(pfn, pfn + j - i),
-                        )
-                    ]
-                )
-                pos = j
-                k += j - i
-                continue
-            s = i
-            for r in runs:
-                append(
-                    _new(PtEntry, (typ, PTE, base + (s << ps), base + ((s + r) << ps), vals[s], pfn, cont, vma,
-                                   swap_type, swap_offset, kind, None, reason, dec, tbl, s))
-                )
-                s += r
-                if pfn is not None:
-                    pfn += r
-                if swap_offset is not None:
-                    swap_offset += r
+            if batch and step is not None and j < i1 and vals[j] == v + step:
+                j = _run_end(vals, i, i1, step)
+            self.emit(typ, tbl, vals, i, j, base, v, pfn, swap_type, swap_offset, kind)
             pos = j
             k += j - i
         if pos < i1:
             self.hole(base + (pos << ps), base + (i1 << ps), PTE)
 
-    def _merge_cont(self, tbl: Tuple[int, ...], i0: int, i1: int) -> List[int]:
+    def pte_run(self, tbl: _Table, i0: int, i1: int, base: int) -> bool:
+        """
+        The fast path of :meth:`pte_table`: if slots ``[i0, i1)`` are one
+        run of present PTEs (consecutive PFNs, identical bits; the common
+        case of populated memory), emit it and return ``True``; the table is
+        then compared as one big integer against the run it would be, and
+        never unpacked.
+        """
+        dec = self.dec
+        data = tbl.data
+        v = int.from_bytes(data[i0 << 3 : (i0 << 3) + 8], "little")
+        if v & dec.cont_mask:
+            return False  # arm64 contiguous blocks: young/dirty merged per block
+        kd, pfn, step = dec.pte_decode(v)
+        if kd != LEAF:
+            return False
+        m = i1 - i0
+        if m > 1:
+            last = v + step * (m - 1)
+            if not 0 <= last <= _U64:
+                return False
+            ones, ramp = _series(m, step)
+            if int.from_bytes(data[i0 << 3 : i1 << 3], "little") - ramp != v * ones:
+                return False
+        typ = _PFN_T if (v & dec.special_mask or pfn > self.highest) else _FOLIO_T
+        self.emit(typ, tbl, None, i0, i1, base, v, pfn, None, None, None)
+        return True
+
+    def emit(self, typ: PtType, tbl: _Table, vals: Optional[Sequence[int]], i: int, j: int, base: int, v: int,
+             pfn: Optional[int], swap_type: Optional[int], swap_offset: Optional[int], kind: Optional[str]) -> None:
+        """
+        Output the run of PTE slots ``[i, j)`` of *tbl* (values *vals*, as
+        merged for arm64 contiguous blocks; ``None``: the table's; *v* the
+        first), first cut by folio for the types that have folios.
+        """
+        if self.hole_start >= 0:
+            self.flush_hole()
+        ps = self.ps
+        dec = self.dec
+        cont = bool(dec.cont_mask) and dec.cont_valid(v)
+        reason = None
+        if typ == _ERROR_T:
+            reason, kind = kind, None
+        PTE = _PTE_L
+        vma = self.vma
+        out = self.out
+        if j - i == 1:
+            out.append(
+                _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, cont, vma, swap_type,
+                               swap_offset, kind, None, reason, dec, tbl, i))
+            )
+            return
+        runs = self.folio_runs(pfn, j - i) if typ in _FOLIO_TYPES else (j - i,)
+        if len(runs) == 1:
+            out.append(
+                _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, cont, vma, swap_type,
+                               swap_offset, kind, None, reason, dec, tbl, i))
+            )
+            return
+        if vals is None:
+            vals = tbl.vals
+        if len(runs) == j - i and pfn is not None and swap_offset is None:
+            # A run of order-0 folios (the common 4K case): one entry per
+            # page, made by C iterators (no bytecode per entry).
+            r = j - i
+            psz = 1 << ps
+            a0 = base + (i << ps)
+            a1 = base + (j << ps)
+            out.extend(
+                map(_new, repeat(PtEntry, r), zip(
+                    repeat(typ, r), repeat(PTE), range(a0, a1, psz), range(a0 + psz, a1 + psz, psz), vals[i:j],
+                    range(pfn, pfn + r), repeat(cont), repeat(vma), repeat(swap_type), repeat(None),
+                    repeat(kind), repeat(None), repeat(reason), repeat(dec), repeat(tbl), range(i, j),
+                ))
+            )
+            return
+        s = i
+        for r in runs:
+            out.append(
+                _new(PtEntry, (typ, PTE, base + (s << ps), base + ((s + r) << ps), vals[s], pfn, cont, vma,
+                               swap_type, swap_offset, kind, None, reason, dec, tbl, s))
+            )
+            s += r
+            if pfn is not None:
+                pfn += r
+            if swap_offset is not None:
+                swap_offset += r
+
+    def _merge_cont(self, tbl: Sequence[int], i0: int, i1: int) -> List[int]:
         # ptep_get() on a valid+cont PTE ORs young/dirty over its block.
         dec = self.dec
         nc = dec.cont_slots[PtLevel.PTE]
@@ -476,11 +644,11 @@ def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Option
     return segs
 
 
-def _make_reader(prog: Program, dec: ArchDecoder):
+def _make_reader(prog: Program):
     read = prog.read
 
-    def read_table(addr: int, n: int, physical: bool) -> Tuple[int, ...]:
-        return dec.unpacker(n).unpack(read(addr, n * 8, physical))
+    def read_table(addr: int, n: int, physical: bool) -> bytes:
+        return read(addr, n * 8, physical)
 
     return read_table
 
@@ -506,8 +674,9 @@ def walk_tables(
     The walker proper, independent of drgn objects (unit tests feed it
     synthetic tables).
 
-    :param read_table: ``read_table(addr, nr_entries, physical)`` returning a
-        tuple of entry values; raises :class:`drgn.FaultError` if unreadable
+    :param read_table: ``read_table(addr, nr_entries, physical)`` returning
+        the table's bytes (little-endian u64 entries) or a sequence of entry
+        values; raises :class:`drgn.FaultError` if unreadable
     :param segments: ``(start, end, vma)`` ranges in address order
     :param folio_runs_fn: ``f(pfn, n)`` splitting a PFN run by folio
         (default: no splitting)
@@ -526,16 +695,25 @@ def walk_tables(
         dec, read_table, swap_types, highest_pfn, zero_pmd_pfn, folio_runs_fn, include_none, batch,
         root_phys if root_physical is False else root, max_tables, unique_tables,
     )
+    # The entries reach the consumer through chain() over the walker's
+    # output list: C iteration per entry, no generator switch.
+    return chain.from_iterable(_batches(w, root, root_physical, segments))
+
+
+def _batches(w: _Walker, root: int, root_physical: bool,
+             segments: Iterable[Tuple[int, int, Optional[int]]]) -> Iterator[List[PtEntry]]:
+    out = w.out
     for s, e, vma in segments:
         w.vma = vma
         for _ in w.walk(root, root_physical, 0, s, e):
-            if w.out:
-                yield from w.out
-                w.out = []
+            if out:
+                yield out
+                # chain() has gone through the list before resuming us.
+                out.clear()
         w.flush_hole()
-        if w.out:
-            yield from w.out
-            w.out = []
+        if out:
+            yield out
+            out.clear()
 
 
 def _check_range(dec: ArchDecoder, start: int, end: int) -> None:
@@ -593,6 +771,7 @@ def pt_range_walk(
     types: Optional[Iterable[PtType]] = None,
     batch: bool = True,
     vmas: bool = True,
+    split_folios: bool = True,
 ) -> Iterator[PtEntry]:
     """
     Walk the page tables of *mm* over ``[start, end)``.
@@ -612,6 +791,14 @@ def pt_range_walk(
     :param types: only yield entries of these :class:`PtType`\\ s
     :param batch: batch consecutive slots (see the module doc); ``False``
         gives one entry per slot (holes stay coalesced)
+    :param split_folios: with *batch*, cut runs where the folio changes,
+        as ``folio_pte_batch()`` does (the default: :meth:`PtEntry.folio`
+        is the folio of every page of the entry). ``False`` keeps a run of
+        consecutive PFNs with identical bits in one entry across folios
+        (at most one table): memory of order-0 pages then comes back as one
+        entry per PTE table instead of one per page, which is what bulk
+        consumers (smaps, memtop) want; split such an entry by folio with
+        :func:`~drgn_ptwalk.page.folio_runs`
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
     :raises ValueError: if the range is unaligned, empty or outside the
@@ -666,7 +853,7 @@ def pt_range_walk(
     root_phys, max_tables = _guards(prog, dec, mm, root, root_physical, is_init_mm)
     entries = walk_tables(
         dec,
-        _make_reader(prog, dec),
+        _make_reader(prog),
         root,
         root_physical,
         segments,
@@ -675,7 +862,7 @@ def pt_range_walk(
         zero_pmd_pfn=huge_zero_pfn(prog),
         # Kernel mappings (init_mm) are not folio mappings: runs there are
         # only cut by PFN and bits, not at folio boundaries.
-        folio_runs_fn=None if is_init_mm else (lambda pfn, n: folio_runs(prog, pfn, n)),
+        folio_runs_fn=None if is_init_mm or not split_folios else (lambda pfn, n: folio_runs(prog, pfn, n)),
         include_none=include_none,
         batch=batch,
         root_phys=root_phys,

@@ -11,7 +11,7 @@ from drgn_ptwalk.arch.aarch64 import AArch64Decoder
 from drgn_ptwalk.arch.x86_64 import X86_64Decoder
 from drgn_ptwalk.entry import PtFlag, PtLevel, PtType
 from drgn_ptwalk.swapinfo import classify_swp, make_swap_types
-from drgn_ptwalk.walk import _check_range, walk_tables
+from drgn_ptwalk.walk import _check_range, _nonnone_slots, _run_end, walk_tables
 
 # ---------------------------------------------------------------------------------------------------------
 # x86-64
@@ -560,3 +560,96 @@ def test_x86_pse_on_pgd_is_bad():
     m.tables[m.root][0] |= 0x80
     ents = _walk(m, [(0, 1 << 39, None)])
     assert [(e.type, e.level) for e in ents] == [(PtType.ERROR, PtLevel.PGD)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fast paths (whole-table runs compared as big integers, C-level slot scans) against the plain rules
+
+
+def _slow_run_end(vals, i, i1, step):
+    j = i + 1
+    while j < i1 and vals[j] == vals[i] + (j - i) * step:
+        j += 1
+    return j
+
+
+def test_run_end_matches_slot_by_slot():
+    import random
+
+    rng = random.Random(6)
+    top = (1 << 64) - 1
+    for _ in range(300):
+        step = rng.choice((4096, -4096, 0, -512, 1 << 14, 1 << 16))
+        m = rng.randint(2, 600)
+        v = rng.choice((rng.randrange(1 << 63), top - rng.randrange(3) * abs(step or 1), rng.randrange(8192)))
+        vals = [(v + k * step) & top for k in range(m)]  # wraps past 2**64 / below 0 like u64 slots
+        if rng.random() < 0.7:
+            vals[rng.randrange(1, m)] ^= 1 << rng.randrange(64)
+        i = rng.randrange(m - 1)
+        assert _run_end(vals, i, m, step) == _slow_run_end(vals, i, m, step), (hex(v), step, m, i)
+
+
+def test_nonnone_slots_x86_accessed_dirty_only():
+    d = X86_64Decoder()
+    mask = d.none_masks[-1]
+    assert d.none_values[-1] == (0, 0x20, 0x40, 0x60)
+    vals = [X86_PTE | (5 << 12)] * 512
+    assert _nonnone_slots(vals, 0, 512, mask, 0x60) == range(0, 512)
+    vals[7] = 0x60
+    vals[9] = 0
+    vals[11] = 0x25  # present, PFN 0: not none, but below none_max (the slow scan decides)
+    got = _nonnone_slots(vals, 5, 20, mask, 0x60)
+    assert list(got) == [i for i in range(5, 20) if vals[i] & mask]
+    assert AArch64Decoder().none_values[-1] == (0,)
+
+
+def _full_table_walks(dec, table_bits, values, **kw):
+    m = _mem(dec, table_bits)
+    base = 0x7F0000000000
+    for i, v in enumerate(values):
+        if v:
+            m.set(base + i * dec.page_size, v)
+    return m, base, _walk(m, [(base, base + len(values) * dec.page_size, 0x1)], **kw)
+
+
+@pytest.mark.parametrize("step_sign", (1, -1))
+def test_whole_table_run_fast_path_equals_slow_path(step_sign):
+    d = X86_64Decoder()
+    if step_sign > 0:
+        vals = [((0x12345 + i) << 12) | X86_PTE for i in range(512)]
+    else:  # PROT_NONE: the PFN is stored inverted, the raw value goes down
+        vals = [((~((0x12345 + i) << 12)) & ((1 << 52) - 1) & ~0xFFF) | 0x120 for i in range(512)]
+    m, base, ents = _full_table_walks(d, 0x67, vals)
+    assert [(e.type, e.nr_pages, e.pfn, e.start, e.raw) for e in ents] == [
+        (PtType.FOLIO, 512, 0x12345, base, vals[0])]
+    assert ents[0].raws == tuple(vals) and ents[0].slot == 0
+    # Cut by folio (order-0 everywhere): one entry per page, as without batching.
+    ones = lambda pfn, n: [1] * n  # noqa: E731
+    per_folio = _walk(m, [(base, base + 512 * 4096, 0x1)], folio_runs_fn=ones)
+    unbatched = _walk(m, [(base, base + 512 * 4096, 0x1)], batch=False)
+    assert len(per_folio) == 512
+    assert [tuple(e[:12]) for e in per_folio] == [tuple(e[:12]) for e in unbatched]
+    assert [e.raws for e in per_folio] == [(v,) for v in vals]
+    # A part of the table (the VMA ends inside it): same entries, clipped.
+    ents = _walk(m, [(base + 100 * 4096, base + 300 * 4096, 0x1)])
+    assert [(e.nr_pages, e.pfn, e.raw) for e in ents] == [(200, 0x12345 + 100, vals[100])]
+
+
+def test_whole_table_almost_run_takes_slow_path():
+    d = X86_64Decoder()
+    vals = [((0x5000 + i) << 12) | X86_PTE for i in range(512)]
+    vals[511] &= ~0x40  # last page clean
+    _, base, ents = _full_table_walks(d, 0x67, vals)
+    assert [(e.nr_pages, e.dirty) for e in ents] == [(511, True), (1, False)]
+    vals[511] = 0
+    _, base, ents = _full_table_walks(d, 0x67, vals)
+    assert [(e.type, e.nr_pages) for e in ents] == [(PtType.FOLIO, 511), (PtType.NONE, 1)]
+
+
+def test_whole_table_run_arm64_cont_not_fast_path():
+    d = AArch64Decoder(page_shift=12, va_bits=48)
+    attrs = 0x3 | (1 << 52) | (1 << 51) | (1 << 7) | (1 << 54) | (1 << 53) | (1 << 6)
+    vals = [((0x2000 + i) << 12) | attrs for i in range(512)]
+    vals[17] |= 1 << 10  # young in the second block only: ORed over that block
+    _, base, ents = _full_table_walks(d, 0x3, vals)
+    assert [(e.nr_pages, e.young) for e in ents] == [(16, False), (16, True), (480, False)]

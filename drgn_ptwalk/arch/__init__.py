@@ -9,6 +9,7 @@ bit itself.
 """
 
 import struct
+from functools import cached_property
 from typing import Any, Dict, Optional, Tuple
 
 from drgn import Architecture, Object, Program
@@ -72,6 +73,25 @@ class ArchDecoder:
         self._structs: Dict[int, struct.Struct] = {}
         # (is leaf, value & flag bits, level) -> PtFlag, for PtEntry.flags.
         self.flag_cache: Dict[Tuple[bool, int, PtLevel], Any] = {}
+
+    @cached_property
+    def none_values(self) -> Tuple[Tuple[int, ...], ...]:
+        """
+        Per level (root first): every value that is none there, i.e. each
+        combination of the bits outside :attr:`none_masks` (``(0,)`` for a
+        plain zero test; x86's four A/D combinations). The walker looks for
+        these in a whole table at C speed instead of testing every slot.
+        """
+        out = []
+        for mask in self.none_masks:
+            free = [1 << b for b in range(64) if not mask >> b & 1]
+            if len(free) > 4:
+                raise ValueError(f"none mask {mask:#x} leaves {len(free)} bits free")
+            vals = [0]
+            for bit in free:
+                vals += [v | bit for v in vals]
+            out.append(tuple(vals))
+        return tuple(out)
 
     # Geometry.
     @property
