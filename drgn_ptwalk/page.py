@@ -29,6 +29,7 @@ __all__ = (
     "page_is_ksm",
     "page_layout",
     "page_test_flag",
+    "pages_all_order0",
     "read_struct_pages",
 )
 
@@ -211,7 +212,7 @@ def folio_info(prog: Program, pfn: int) -> PageInfo:
 _BIT_TABLES = [bytes((x >> b) & 1 for x in range(256)) for b in range(8)]
 
 
-def _all_order0(lay: PageLayout, buf: bytes, n: int) -> bool:
+def pages_all_order0(lay: PageLayout, buf: bytes, n: int) -> bool:
     """
     Whether none of the first *n* ``struct page`` in *buf* is a tail page
     (``compound_info`` bit 0) or has ``PG_head`` (a head, or an HVO fake
@@ -241,7 +242,7 @@ def folio_runs(prog: Program, pfn: int, n: int) -> List[int]:
             buf = read_struct_pages(prog, pfn, n) + bytes(s)
         except FaultError:
             return [1] * n
-    if _all_order0(lay, buf, n):
+    if pages_all_order0(lay, buf, n):
         return [1] * n
     info_off, flags_off = lay.info, lay.flags
     base_addr = lay.vmemmap + pfn * s

@@ -653,3 +653,79 @@ def test_whole_table_run_arm64_cont_not_fast_path():
     vals[17] |= 1 << 10  # young in the second block only: ORed over that block
     _, base, ents = _full_table_walks(d, 0x3, vals)
     assert [(e.nr_pages, e.young) for e in ents] == [(16, False), (16, True), (480, False)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Order-0 page classes (smaps' bulk accounting) against page-by-page grouping
+
+
+class _FakeProg:
+    """What read_struct_pages() and FolioReader use of a program: its cache and read()."""
+
+    def __init__(self, lay, memmap, highest):
+        self.cache = {"ptwalk_page_layout": lay, "ptwalk_highest_memmap_pfn": highest}
+        self.memmap = memmap
+
+    def read(self, addr, n, physical=False):
+        off = addr - self.cache["ptwalk_page_layout"].vmemmap
+        return self.memmap[off : off + n]
+
+
+def _struct_pages(lay, pages):
+    import struct
+
+    buf = bytearray(lay.size * len(pages))
+    for i, (flags, mapping, ref, mc, info) in enumerate(pages):
+        o = i * lay.size
+        struct.pack_into("<Q", buf, o + lay.flags, flags)
+        struct.pack_into("<Q", buf, o + lay.mapping, mapping)
+        struct.pack_into("<i", buf, o + lay.refcount, ref)
+        struct.pack_into("<i", buf, o + lay.mapcount, mc)
+        struct.pack_into("<Q", buf, o + lay.info, info)
+    return bytes(buf)
+
+
+def test_order0_classes_match_page_by_page():
+    import random
+
+    from drgn_ptwalk.page import PageLayout
+    from drgn_ptwalk.procfs.folio import FolioReader, _Layout
+
+    lay = PageLayout(vmemmap=0xFFFFEA0000000000, size=64, flags=0, refcount=52, mapcount=48, mapping=24, info=8,
+                     info_is_mask=False, fake_heads=True, pg_head=6, order_offset=64 + 48)
+    pg = {"referenced": 2, "dirty": 4, "swapbacked": 19, "young": 23}
+    rng = random.Random(7)
+    n = 512
+    for case in range(40):
+        alike = case % 2 == 0
+        pages = []
+        for i in range(n):
+            if alike or rng.random() < 0.8:
+                flags, mapping, ref, mc = (1 << 19) | (1 << 5) | (3 << 56), 0xFFFF888001234561, 1, 0
+            else:
+                flags = rng.choice((0, 1 << 2, 1 << 4, 1 << 23, 1 << 8)) | (rng.randrange(1 << 20) << 40)
+                mapping = rng.choice((0xFFFF888001234561, 0xFFFF888001234563, 0xFFFF888001234000))
+                ref, mc = rng.choice(((1, 0), (2, 0), (3, 1), (2, -1), (1, -0x10000081)))
+            pages.append((flags | rng.choice((0, 1 << 8, 1 << 9)), mapping, ref, mc, 0))  # noise: active/workingset
+        pfn0 = 0x1000
+        prog = _FakeProg(lay, bytes(pfn0 * 64) + _struct_pages(lay, pages), pfn0 + n + 5)
+        fr = FolioReader.__new__(FolioReader)
+        fr.prog, fr.plain = prog, lay
+        fr.lay = _Layout(order=lay.order_offset, entire_mapcount=None, large_mapcount=None, compound_mapcount=None,
+                         mm_ids=None, pg=pg)
+        mask = fr.flag_mask("swapbacked", "dirty", "young", "referenced", "no_such_flag")
+        assert mask == (1 << 19) | (1 << 4) | (1 << 23) | (1 << 2)
+        got = fr.order0_classes(pfn0, n, mask)
+        want = {}
+        for i, (flags, mapping, ref, mc, _) in enumerate(pages):
+            key = (flags & mask, mapping & 3, ref, mc)
+            if key not in want:
+                want[key] = [pfn0 + i, 0]
+            want[key][1] += 1
+        assert sorted(got) == sorted((k, f, c) for k, (f, c) in want.items())
+        assert (len(got) == 1) == (len(want) == 1)
+        assert sorted(fr._classes_slow(prog.read(lay.vmemmap + pfn0 * 64, n * 64), pfn0, n, mask)) == sorted(got)
+        # A compound page in the run: no classes, the caller splits by folio.
+        pages[100] = pages[100][:4] + (lay.vmemmap + 99 * 64 + 1,)
+        prog.memmap = bytes(pfn0 * 64) + _struct_pages(lay, pages)
+        assert fr.order0_classes(pfn0, n, mask) is None

@@ -11,11 +11,14 @@ Folio facts the /proc files need (flags, refcount, mapcounts), read raw from
 """
 
 import struct
-from typing import Dict, List, NamedTuple, Optional
+from collections import Counter
+from itertools import repeat
+from operator import and_
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Program, offsetof
 
-from drgn_ptwalk.page import compound_head_pfn, page_layout, read_struct_pages
+from drgn_ptwalk.page import compound_head_pfn, page_layout, pages_all_order0, read_struct_pages
 
 __all__ = ("Folio", "FolioReader")
 
@@ -110,6 +113,16 @@ class Folio(NamedTuple):
 
 
 _CACHE_LIMIT = 1 << 16
+# bytes.translate() tables: byte -> byte & mask.
+_AND_TABLES = [bytes(x & m for x in range(256)) for m in range(256)]
+
+
+def _group(keys: List[Tuple[int, ...]], pfn: int) -> List[Tuple[Tuple[int, ...], int, int]]:
+    """``[(key, pfn + index of its first occurrence, count)]`` of *keys* (C-level dict building)."""
+    counts = Counter(keys)
+    n = len(keys)
+    first = dict(zip(reversed(keys), range(n - 1, -1, -1)))
+    return [(k, pfn + first[k], c) for k, c in counts.items()]
 
 
 class FolioReader:
@@ -219,6 +232,81 @@ class FolioReader:
         if how == "dtor":
             return buf[self.plain.size + off] == value
         return False
+
+    def flag_mask(self, *names: str) -> int:
+        """The mask of head flags ``PG_<name>`` (those this kernel has)."""
+        mask = 0
+        for name in names:
+            bit = self.lay.pg.get(name)
+            if bit is not None:
+                mask |= 1 << bit
+        return mask
+
+    def order0_classes(self, pfn: int, n: int, flag_mask: int) -> Optional[List[Tuple[Tuple[int, ...], int, int]]]:
+        """
+        Group PFNs ``[pfn, pfn + n)`` by everything a /proc file reads of an
+        order-0 folio: ``flags & flag_mask``, the ``mapping`` type bits
+        (anon, KSM), ``_refcount`` and ``_mapcount``. Pages of a class are
+        accounted alike, so a caller accounts one page of each class and
+        multiplies: the whole run costs one read of its ``struct page`` entries
+        and C-level scans, not Python steps per page.
+
+        :return: ``[(key, pfn of the first page of the class, number of
+            pages), ...]``, or ``None`` if a page is part of a large folio
+            (or may be: ``PG_head`` or a compound tail; the caller then
+            splits the run by folio)
+        :raises drgn.FaultError: if the ``struct page`` entries cannot be read
+        """
+        pl = self.plain
+        s = pl.size
+        buf = read_struct_pages(self.prog, pfn, n)
+        if not pages_all_order0(pl, buf, n):
+            return None
+        if s % 8 or pl.flags % 8 or pl.mapping % 8 or pl.refcount % 4 or pl.mapcount % 4:
+            return self._classes_slow(buf, pfn, n, flag_mask)
+        mv = memoryview(buf)
+        q = mv.cast("Q")
+        w = mv.cast("i")
+        flags = q[pl.flags // 8 :: s // 8]
+        mapping = q[pl.mapping // 8 :: s // 8]
+        ref = w[pl.refcount // 4 :: s // 4]
+        mc = w[pl.mapcount // 4 :: s // 4]
+        # The common case: all pages alike. Each field compared as bytes
+        # (the flags only in the bytes holding bits of flag_mask).
+        first = pl.flags
+        alike = True
+        for b in range(8):
+            mb = flag_mask >> (8 * b) & 0xFF
+            if mb:
+                col = buf[first + b :: s].translate(_AND_TABLES[mb])
+                if col.count(col[0]) != n:
+                    alike = False
+                    break
+        if alike:
+            col = buf[pl.mapping :: s].translate(_AND_TABLES[3])
+            alike = col.count(col[0]) == n
+        if alike:
+            for field, width in ((ref, 4), (mc, 4)):
+                raw = field.tobytes()
+                if raw != raw[:width] * n:
+                    alike = False
+                    break
+        if alike:
+            key = (flags[0] & flag_mask, mapping[0] & 3, ref[0], mc[0])
+            return [(key, pfn, n)]
+        keys = list(zip(map(and_, flags.tolist(), repeat(flag_mask)), map(and_, mapping.tolist(), repeat(3)),
+                        ref.tolist(), mc.tolist()))
+        return _group(keys, pfn)
+
+    def _classes_slow(self, buf: bytes, pfn: int, n: int, flag_mask: int) -> List[Tuple[Tuple[int, ...], int, int]]:
+        pl = self.plain
+        s = pl.size
+        keys = [
+            (_U64.unpack_from(buf, i * s + pl.flags)[0] & flag_mask, _U64.unpack_from(buf, i * s + pl.mapping)[0] & 3,
+             _S32.unpack_from(buf, i * s + pl.refcount)[0], _S32.unpack_from(buf, i * s + pl.mapcount)[0])
+            for i in range(n)
+        ]
+        return _group(keys, pfn)
 
     def mapcounts(self, pfn: int, n: int) -> List[int]:
         """``page->_mapcount`` as stored for PFNs ``[pfn, pfn + n)``."""

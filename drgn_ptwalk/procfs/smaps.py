@@ -18,11 +18,12 @@ read leaves its counts out; each is a :class:`ProcfsWarning` (also in
 
 import itertools
 from operator import attrgetter
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.page import folio_runs
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.folio import Folio, FolioReader
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
@@ -77,9 +78,10 @@ class MemSizeStats:
         for k in self.__slots__:
             setattr(self, k, 0)
 
-    def add(self, other: "MemSizeStats") -> None:
+    def add(self, other: "MemSizeStats", times: int = 1) -> None:
+        """Add *other* (*times* over) to these counters."""
         for k in self.__slots__:
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+            setattr(self, k, getattr(self, k) + getattr(other, k) * times)
 
     def __repr__(self) -> str:
         return "MemSizeStats(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + ")"
@@ -174,6 +176,8 @@ class _Ctx:
         self.folios = FolioReader(prog)
         self.swap = SwapCounter(prog)
         self.warnings = warnings
+        # What account() reads of an order-0 folio's flags.
+        self.order0_mask = self.folios.flag_mask("swapbacked", "dirty", "young", "referenced")
 
     def folio(self, pfn: int) -> Optional[Folio]:
         try:
@@ -247,6 +251,36 @@ class _Ctx:
             self.accumulate(mss, folio, ps, one // mc if mc >= 2 else one, dirty, locked, mc < 2)
 
 
+class _Order0:
+    """
+    Order-0 pages of one VMA awaiting accounting, by class (see
+    :meth:`FolioReader.order0_classes`): pages of a class and with the same
+    PTE young/dirty bits are accounted alike, so one page of each class is
+    accounted and multiplied by the number of pages, when the VMA is done.
+    """
+
+    __slots__ = ("classes",)
+
+    def __init__(self) -> None:
+        # (class key, young, dirty) -> [first PFN, number of pages]
+        self.classes: Dict[Tuple[Tuple[int, ...], bool, bool], List[int]] = {}
+
+    def add(self, key: Tuple[int, ...], young: bool, dirty: bool, pfn: int, n: int) -> None:
+        k = (key, young, dirty)
+        c = self.classes.get(k)
+        if c is None:
+            self.classes[k] = [pfn, n]
+        else:
+            c[1] += n
+
+    def account(self, ctx: _Ctx, mss: MemSizeStats, locked: bool) -> None:
+        for (_, young, dirty), (pfn, n) in self.classes.items():
+            one = MemSizeStats()
+            ctx.account(one, pfn, 1, False, young, dirty, locked, True)
+            mss.add(one, n)
+        self.classes.clear()
+
+
 def _vma_entries(entries: Iterable[PtEntry]) -> Iterator[Tuple[int, Iterator[PtEntry]]]:
     """
     ``(vma address, its entries)`` in address order, streamed: the walk cuts entries at VMA boundaries
@@ -290,6 +324,7 @@ def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeSt
         return mss
     vm_start = vma.vm_start.value_()
     pgoff = vma.vm_pgoff.value_()
+    order0 = _Order0()
     for e in entries:
         t = e.type
         if t == PtType.NONE:
@@ -303,14 +338,16 @@ def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeSt
                  ctx.warnings)
             continue
         if e.level == PtLevel.PTE:
-            _pte_entry(ctx, mss, e, locked)
+            _pte_entry(ctx, mss, e, locked, order0)
         else:
             _pmd_entry(ctx, mss, e, locked)
+    order0.account(ctx, mss, locked)
     return mss
 
 
-def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
-    # smaps_pte_entry() for the e.nr_pages PTEs of e (identical state bits).
+def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _Order0) -> None:
+    # smaps_pte_entry() for the e.nr_pages PTEs of e (identical state bits;
+    # a FOLIO run may span folios: the walk is not split by folio).
     t = e.type
     n = e.nr_pages
     ps = ctx.gen.page_size
@@ -318,7 +355,23 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
         fl = e.flags
         young = bool(fl & fl.YOUNG)
         dirty = bool(fl & fl.DIRTY)
-        ctx.account(mss, e.pfn, n, False, young, dirty, locked, True)
+        pfn = e.pfn
+        if n == 1:
+            ctx.account(mss, pfn, 1, False, young, dirty, locked, True)
+            return
+        try:
+            classes = ctx.folios.order0_classes(pfn, n, ctx.order0_mask)
+        except FaultError:
+            classes = None
+        if classes is not None:
+            for key, first, count in classes:
+                order0.add(key, young, dirty, first, count)
+            return
+        # Large folios (or unreadable struct pages): folio by folio, as
+        # folio_pte_batch() would have cut the run.
+        for r in folio_runs(ctx.prog, pfn, n):
+            ctx.account(mss, pfn, r, False, young, dirty, locked, True)
+            pfn += r
     elif t == PtType.SWAP:
         mss.swap += n * ps
         for i in range(n):
@@ -444,7 +497,9 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
         root = default_root(prog)
     ctx = _Ctx(prog, warnings)
     gen = ctx.gen
-    groups = _vma_entries(pt_range_walk(mm))
+    # Runs are not cut by folio: order-0 memory comes as one entry per PTE
+    # table and is accounted by class (_Order0).
+    groups = _vma_entries(pt_range_walk(mm, split_folios=False))
     pending = next(groups, None)
     out: List[SmapsVma] = []
     vlist = vmas(mm)
