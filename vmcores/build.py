@@ -39,7 +39,21 @@ def manifest() -> List[Dict[str, Any]]:
     ids = [k["id"] for k in kernels]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate ids in {MANIFEST}")
+    for k in kernels:
+        levels = qemu.kdump_levels(k)
+        # The guest crashes right after its truth, so QMP cannot dump it as well.
+        if levels and len(levels) != len(k["dumps"]):
+            raise ValueError(f"{MANIFEST.name}: {k['id']} mixes makedumpfile dumps with {k['dumps']}")
+        if not levels and not set(k["dumps"]) <= set(DUMP_FILES):
+            raise ValueError(f"{MANIFEST.name}: {k['id']}: unknown dump kinds in {k['dumps']}")
     return kernels
+
+
+def dump_kind(kind: str) -> Dict[str, Any]:
+    """``dump`` and ``dump_level`` of a dump kind: makedumpfile-d31 -> makedumpfile, 31; elf -> elf, None."""
+    if kind.startswith("makedumpfile-d"):
+        return {"dump": "makedumpfile", "dump_level": int(kind.split("-d", 1)[1])}
+    return {"dump": kind, "dump_level": None}
 
 
 def entry(kernel_id: str) -> Dict[str, Any]:
@@ -66,8 +80,18 @@ def _prepare(e: Dict[str, Any], apt: fetch.Apt, work: Path):
     kinfo = json.loads((kdir / "kernel.json").read_text())
     busybox = fetch.fetch_busybox(apt, e["arch"])
     workload = guest.build_workload(e["arch"])
+    kdump = None
+    if qemu.kdump_levels(e):
+        # The capture kernel is the crashed one (as with Debian's kdump-tools); kexec, makedumpfile and
+        # their libraries come from the entry's suite unless `tools_suite` says otherwise.
+        tools = fetch.fetch_guest_tools(apt, e.get("tools_suite", e["suite"]), e["arch"])
+        kernel = kdir / "vmlinuz"
+        if e["arch"] == "arm64":
+            kernel = qemu.unpack_zboot(kernel, work / "Image")
+        kdump = {"tools": tools, "kernel": kernel,
+                 "initrd": guest.build_capture_initramfs(kdir, busybox, tools, work / "capture.cpio.gz")}
     initramfs = guest.build_initramfs(kdir, e["arch"], busybox, workload, kinfo["release"],
-                                      work / "initramfs.cpio.gz")
+                                      work / "initramfs.cpio.gz", kdump=kdump)
     return kdir, kinfo, initramfs
 
 
@@ -119,7 +143,16 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         t_ready = time.monotonic() - t0
         log(f"[vmcores] {kernel_id}: guest ready after {t_ready - t_prep:.1f} s")
         g.extract_truth(out / "truth")
-        for kind in e["dumps"]:
+        if g.kdump_levels:
+            t1 = time.monotonic()
+            dests = {level: out / f"vmcore.makedumpfile-d{level}" for level in g.kdump_levels}
+            seconds = g.wait_kdump(ready_timeout(e), dests)
+            for level, dest in dests.items():
+                dumps[f"makedumpfile-d{level}"] = str(dest)
+                log(f"[vmcores] {kernel_id}: makedumpfile -d {level}: {dest.stat().st_size >> 20} MiB, "
+                    f"written {seconds.get(level)} s after the crash")
+            log(f"[vmcores] {kernel_id}: crash, capture kernel and dumps in {time.monotonic() - t1:.1f} s")
+        for kind in (k for k in e["dumps"] if k in DUMP_FILES):
             fname, fmt = DUMP_FILES[kind]
             t1 = time.monotonic()
             g.dump(out / fname, fmt or "elf")
@@ -175,7 +208,7 @@ def built() -> List[Dict[str, Any]]:
                 "id": meta["id"], "name": f"{meta['id']}:{kind}", "arch": meta["arch"],
                 "release": meta["release"], "version": meta["version"], "suite": meta["suite"],
                 "flavour": meta["flavour"], "cpu": meta["cpu"], "page_size": meta["page_size"],
-                "dump": kind, "core": core, "vmlinux": meta["vmlinux"], "truth": meta["truth"],
+                **dump_kind(kind), "core": core, "vmlinux": meta["vmlinux"], "truth": meta["truth"],
                 "pids": meta["pids"], "scenario": meta.get("scenario", "default"),
             })
     return result

@@ -7,6 +7,7 @@ here.  Everything lands in the cache atomically (temporary name, then rename), s
 check leaves no partial entry, and a second build downloads nothing.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -194,22 +195,26 @@ def _extract_to(deb: Path, want, dest_of, stop_after: Optional[int] = None) -> L
     return out
 
 
-def resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, str]:
-    """Find the newest kernel of a flavour in a suite: its release, version and packages.
+def _memo(apt: Apt, key: str, compute):
+    """``compute()`` remembered under ``key`` until the index lists are next refreshed.
 
-    apt-cache takes seconds per call on three suites' lists, so answers are remembered until the lists
-    are next refreshed.
+    apt-cache takes seconds per call on three suites' lists.
     """
     memo_path = apt.root / "state" / "resolved.json"
     stamp = apt.root / "state" / "updated"
-    key = f"{suite}/{arch}/{flavour}@{stamp.stat().st_mtime if stamp.exists() else 0}"
+    key = f"{key}@{stamp.stat().st_mtime if stamp.exists() else 0}"
     memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
     if key not in memo:
-        memo[key] = _resolve_kernel(apt, suite, arch, flavour)
-        tmp = memo_path.with_name(".resolved.tmp")
+        memo[key] = compute()
+        tmp = memo_path.with_name(f".resolved.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(memo, indent=1))
         os.replace(tmp, memo_path)
     return memo[key]
+
+
+def resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, str]:
+    """Find the newest kernel of a flavour in a suite: its release, version and packages."""
+    return _memo(apt, f"{suite}/{arch}/{flavour}", lambda: _resolve_kernel(apt, suite, arch, flavour))
 
 
 def _resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, str]:
@@ -308,4 +313,91 @@ def fetch_busybox(apt: Apt, arch: str) -> Path:
     tmp.write_bytes(next(iter(data.values())))
     tmp.chmod(0o755)
     os.replace(tmp, dest)
+    return dest
+
+
+# The crash-capture tools a production kdump uses, from the guest's own suite and architecture.
+GUEST_TOOLS = {"kexec-tools": "kexec", "makedumpfile": "makedumpfile"}
+
+
+def _resolve_tools(apt: Apt, suite: str, arch: str) -> Dict[str, str]:
+    """package -> version: GUEST_TOOLS and the shared-library packages they depend on, transitively.
+
+    Maintainer-script needs (debconf, dpkg, perl) are not followed; which of the libraries are really
+    loaded is decided later from the binaries' DT_NEEDED.
+    """
+    result: Dict[str, str] = {}
+    todo = list(GUEST_TOOLS)
+    while todo:
+        pkg = todo.pop()
+        if pkg in result:
+            continue
+        vers = apt.versions(pkg, arch)
+        if suite not in vers:
+            raise FetchError(f"{pkg}:{arch} not in {suite} (have: {vers})")
+        result[pkg] = vers[suite]
+        todo.extend(d for d in (d.split(":")[0] for d in apt.depends(pkg, arch, vers[suite]))
+                    if d not in ("debconf", "dpkg") and not d.startswith("perl"))
+    return result
+
+
+def _elf_info(path: Path):
+    """(PT_INTERP or None, DT_NEEDED sonames) of an ELF file, read with binutils' readelf."""
+    readelf = shutil.which("readelf")
+    if readelf is None:
+        raise FetchError("readelf not found: apt-get install binutils")
+    out = subprocess.run([readelf, "-ldW", str(path)], capture_output=True, text=True).stdout
+    interp = re.search(r"\[Requesting program interpreter: ([^\]]+)\]", out)
+    return (interp.group(1) if interp else None), re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def fetch_guest_tools(apt: Apt, suite: str, arch: str) -> Path:
+    """A root tree with kexec and makedumpfile for ``arch`` and exactly the shared objects they load.
+
+    The tree (``usr/sbin/<tool>``, the dynamic loader at its PT_INTERP path, libraries under
+    ``usr/lib/``) is copied as is into a busybox initramfs, which has no libc of its own.
+    """
+    pkgs = _memo(apt, f"tools/{suite}/{arch}", lambda: _resolve_tools(apt, suite, arch))
+    key = hashlib.sha256(json.dumps(pkgs, sort_keys=True).encode()).hexdigest()[:12]
+    dest = cache_dir() / "tools" / f"{arch}-{suite}-{key}"
+    if (dest / "tools.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".stage-") as stage_dir:
+        stage = Path(stage_dir) / "stage"
+        root = Path(stage_dir) / "root"
+        for pkg, version in sorted(pkgs.items()):
+            deb = apt.download(pkg, arch, version)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(stage)], check=True)
+        by_name: Dict[str, Path] = {}
+        for f in stage.rglob("*"):
+            if f.is_file() and ("/lib" in str(f.relative_to(stage)) or f.name.startswith("ld-")):
+                by_name.setdefault(f.name, f)
+        todo: List[Path] = []
+        for tool in GUEST_TOOLS.values():
+            found = [f for f in stage.rglob(tool) if f.is_file() and f.parent.name in ("sbin", "bin")]
+            if not found:
+                raise FetchError(f"no {tool} binary in {', '.join(GUEST_TOOLS)} for {arch}/{suite}")
+            (root / "usr/sbin").mkdir(parents=True, exist_ok=True)
+            shutil.copy(found[0], root / "usr/sbin" / tool)
+            todo.append(root / "usr/sbin" / tool)
+        seen = set()
+        while todo:
+            interp, needed = _elf_info(todo.pop())
+            wanted = [(n, None) for n in needed] + ([(Path(interp).name, interp)] if interp else [])
+            for soname, at in wanted:
+                if (soname, at) in seen:
+                    continue
+                seen.add((soname, at))
+                src = by_name.get(soname)
+                if src is None:
+                    raise FetchError(f"{soname} (needed by the guest tools) is in none of {sorted(pkgs)}")
+                # Real file content (symlinks resolved), at the loader's default search path or PT_INTERP.
+                target = root / (at.lstrip("/") if at else str(src.relative_to(stage)).replace("lib/", "usr/lib/", 1)
+                                 if not str(src.relative_to(stage)).startswith("usr/") else str(src.relative_to(stage)))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src.resolve(), target)
+                todo.append(target)
+        (root / "tools.json").write_text(json.dumps(pkgs, indent=1))
+        os.replace(root, dest)
     return dest

@@ -6,16 +6,19 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .fetch import FetchError, cache_dir, decompress_module
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
 INIT_SRC = HERE / "guest" / "init"
+CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 
 # Modules the guest loads (with their dependencies): fw_cfg for QEMU's -device vmcoreinfo, zram for swap.
 WANTED_MODULES = ("qemu_fw_cfg", "zram")
+# The kdump kernel writes its dumps to virtio disks.
+CAPTURE_MODULES = ("virtio_blk",)
 
 CC = {
     "amd64": ("gcc", "gcc"),
@@ -33,7 +36,7 @@ def _need(tool: str, package: str) -> str:
 def sources_digest() -> str:
     """A digest of everything that goes into a guest, so a changed workload rebuilds the dumps."""
     h = hashlib.sha256()
-    for f in (WORKLOAD_SRC, INIT_SRC, Path(__file__)):
+    for f in (WORKLOAD_SRC, INIT_SRC, CAPTURE_INIT_SRC, Path(__file__)):
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -86,48 +89,77 @@ def module_load_order(modules_dir: Path, wanted=WANTED_MODULES) -> List[Path]:
     return order
 
 
-def build_initramfs(kernel_dir: Path, arch: str, busybox: Path, workload: Path, release: str, out: Path) -> Path:
-    """A gzip'ed newc cpio with /init, busybox, the workload and the modules it needs."""
+def _write_cpio(root: Path, out: Path) -> Path:
+    """``root`` as a gzip'ed newc cpio at ``out`` (atomically)."""
     _need("cpio", "cpio")
-    if not INIT_SRC.is_file():
-        raise FetchError(f"{INIT_SRC} missing")
+    files = subprocess.run(["find", ".", "-mindepth", "1"], cwd=root, capture_output=True, check=True).stdout
+    tmp_out = out.with_name(out.name + ".tmp")
+    with open(tmp_out, "wb") as f:
+        cpio = subprocess.Popen(
+            ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=f)
+        assert cpio.stdin is not None and cpio.stdout is not None
+        cpio.stdout.close()
+        cpio.stdin.write(files)
+        cpio.stdin.close()
+        if cpio.wait() != 0 or gz.wait() != 0:
+            raise FetchError("building the initramfs failed")
+    os.replace(tmp_out, out)
+    return out
+
+
+def _base_root(root: Path, busybox: Path, init: Path, modules_dir: Path, modules) -> None:
+    """busybox, ``init`` as /init, the modules (uncompressed) with their load order, /dev/console."""
+    if not init.is_file():
+        raise FetchError(f"{init} missing")
+    for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc", "lib/modules", "mnt"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(busybox, root / "bin/busybox")
+    shutil.copy(init, root / "init")
+    for f in ("bin/busybox", "init"):
+        (root / f).chmod(0o755)
+    load = []
+    for ko in module_load_order(modules_dir, modules):
+        name = ko.name.split(".ko")[0] + ".ko"
+        decompress_module(ko, root / "lib/modules" / name)
+        load.append(f"/lib/modules/{name}\n")
+    (root / "lib/modules/load.list").write_text("".join(load))
+    # The kernel opens /dev/console before devtmpfs is mounted.
+    subprocess.run(["mknod", str(root / "dev/console"), "c", "5", "1"], check=True)
+
+
+def build_capture_initramfs(kernel_dir: Path, busybox: Path, tools: Path, out: Path) -> Path:
+    """The kdump kernel's initramfs: busybox, makedumpfile with its libraries, virtio_blk, capture-init."""
+    with tempfile.TemporaryDirectory(prefix="ptwalk-capture-") as tmp:
+        root = Path(tmp)
+        _base_root(root, busybox, CAPTURE_INIT_SRC, kernel_dir / "modules", CAPTURE_MODULES)
+        shutil.copytree(tools, root, dirs_exist_ok=True, symlinks=True)
+        return _write_cpio(root, out)
+
+
+def build_initramfs(kernel_dir: Path, arch: str, busybox: Path, workload: Path, release: str, out: Path,
+                    kdump: Optional[Dict[str, Path]] = None) -> Path:
+    """A gzip'ed newc cpio with /init, busybox, the workload and the modules it needs.
+
+    With ``kdump`` ({"kernel": image, "initrd": capture initramfs, "tools": root tree with kexec}), also
+    what /init needs to load a capture kernel with ``kexec -p``: /kdump/kernel, /kdump/initrd, kexec.
+    """
     with tempfile.TemporaryDirectory(prefix="ptwalk-initramfs-") as tmp:
         root = Path(tmp)
-        for d in ("bin", "dev", "proc", "sys", "tmp", "run", "etc", "lib/modules", "mnt"):
-            (root / d).mkdir(parents=True)
-        shutil.copy(busybox, root / "bin/busybox")
-        shutil.copy(INIT_SRC, root / "init")
+        _base_root(root, busybox, INIT_SRC, kernel_dir / "modules", WANTED_MODULES)
         shutil.copy(workload, root / "workload")
         # The capturer is the same program under another name, so its text is not the workload's pages.
         shutil.copy(workload, root / "capture")
-        for f in ("bin/busybox", "init", "workload", "capture"):
+        for f in ("workload", "capture"):
             (root / f).chmod(0o755)
-        load = []
-        for ko in module_load_order(kernel_dir / "modules"):
-            name = ko.name.split(".ko")[0] + ".ko"
-            decompress_module(ko, root / "lib/modules" / name)
-            load.append(f"/lib/modules/{name}\n")
-        (root / "lib/modules/load.list").write_text("".join(load))
         (root / "etc/kernel-release").write_text(release + "\n")
-        # The kernel opens /dev/console before devtmpfs is mounted.
-        subprocess.run(["mknod", str(root / "dev/console"), "c", "5", "1"], check=True)
-        files = subprocess.run(
-            ["find", ".", "-mindepth", "1"], cwd=root, capture_output=True, check=True
-        ).stdout
-        tmp_out = out.with_name(out.name + ".tmp")
-        with open(tmp_out, "wb") as f:
-            cpio = subprocess.Popen(
-                ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
-                cwd=root,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-            gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=f)
-            assert cpio.stdin is not None and cpio.stdout is not None
-            cpio.stdout.close()
-            cpio.stdin.write(files)
-            cpio.stdin.close()
-            if cpio.wait() != 0 or gz.wait() != 0:
-                raise FetchError("building the initramfs failed")
-        os.replace(tmp_out, out)
-    return out
+        if kdump is not None:
+            shutil.copytree(kdump["tools"], root, dirs_exist_ok=True, symlinks=True)
+            (root / "kdump").mkdir()
+            shutil.copy(kdump["kernel"], root / "kdump/kernel")
+            shutil.copy(kdump["initrd"], root / "kdump/initrd")
+        return _write_cpio(root, out)

@@ -5,6 +5,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import flattened
 from .fetch import FetchError
 
 QEMU = {
@@ -27,10 +29,18 @@ MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free 
 
 BEGIN, END = "=====TRUTH-BEGIN=====", "=====TRUTH-END====="
 READY, FAILED = "=====READY-FOR-DUMP=====", "=====GUEST-FAILED====="
+KDUMP_DONE = "=====KDUMP-DONE====="
+# Room for the kdump kernel, its initramfs and makedumpfile's working memory on a 6 GiB guest.
+CRASHKERNEL = "320M"
 
 
 class GuestError(Exception):
     pass
+
+
+def kdump_levels(entry: Dict[str, Any]) -> List[int]:
+    """The makedumpfile dump levels of an entry's ``makedumpfile-d<level>`` dump kinds, in order."""
+    return [int(k.split("-d", 1)[1]) for k in entry.get("dumps", ()) if k.startswith("makedumpfile-d")]
 
 
 def hugetlb_cmdline(arch: str, page_size: int) -> str:
@@ -46,7 +56,7 @@ def hugetlb_cmdline(arch: str, page_size: int) -> str:
     return " ".join(f"hugepagesz={s} hugepages={n}" for s, n in sizes)
 
 
-def _unpack_zboot(vmlinuz: Path, out: Path) -> Path:
+def unpack_zboot(vmlinuz: Path, out: Path) -> Path:
     """arm64 EFI zboot images wrap a compressed Image that QEMU's -kernel cannot boot: unwrap it."""
     data = vmlinuz.read_bytes()
     if data[4:8] != b"zimg":
@@ -121,13 +131,18 @@ class Guest:
             raise FetchError(f"{QEMU[self.arch][0]} not found: apt-get install {QEMU[self.arch][1]}")
         kernel = kernel_dir / "vmlinuz"
         if self.arch == "arm64":
-            kernel = _unpack_zboot(kernel, workdir / "Image")
+            kernel = unpack_zboot(kernel, workdir / "Image")
         # The guest's init passes ptwalk.scenario= to the workload as its scenario set.
         scenario = entry.get("scenario", "default")
+        # capture = "kexec": a crashkernel= reservation, and ptwalk.kdump= tells init to load a capture
+        # kernel and crash; the capture kernel writes one makedumpfile dump per level to its own disk.
+        self.kdump_levels = kdump_levels(entry)
+        kdump = (f" crashkernel={entry.get('crashkernel', CRASHKERNEL)}"
+                 f" ptwalk.kdump={','.join(map(str, self.kdump_levels))}") if self.kdump_levels else ""
         cmdline = (
             f"console={CONSOLE[self.arch]} panic=-1 loglevel=4 numa_balancing=disable "
             f"{hugetlb_cmdline(self.arch, page_size)} {entry.get('append', '')}"
-            + (f" ptwalk.scenario={scenario}" if scenario != "default" else "")
+            + (f" ptwalk.scenario={scenario}" if scenario != "default" else "") + kdump
         ).strip()
         memory_mib = int(entry.get("memory_gib", MEMORY_GIB)) * 1024
         half = memory_mib // 2
@@ -142,11 +157,19 @@ class Guest:
             "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-no-reboot", "-net", "none",
         ]
+        self.disks = [workdir / f"kdump-d{level}.disk" for level in self.kdump_levels]
+        for i, disk in enumerate(self.disks):
+            self.argv += ["-drive", f"file={disk},format=raw,if=none,id=kd{i}",
+                          "-device", f"virtio-blk-pci,drive=kd{i}"]
         self.cmdline = cmdline
 
     def start(self) -> None:
         for f in (self.serial, self.qmp_path):
             f.unlink(missing_ok=True)
+        for disk in self.disks:
+            # Sparse: a flattened dump of a 6 GiB guest cannot be larger than its memory plus headers.
+            with open(disk, "wb") as f:
+                f.truncate((int(self.entry.get("memory_gib", MEMORY_GIB)) + 1) << 30)
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -181,6 +204,48 @@ class Guest:
                 raise GuestError(f"guest not ready within {timeout:.0f} s; killed it\n"
                                  f"--- serial log (tail) ---\n{self.serial_tail()}")
             time.sleep(0.5)
+
+    def wait_kdump(self, timeout: float, dests: Dict[int, Path]) -> Dict[int, float]:
+        """After the truth, wait for the crash, the capture kernel and its makedumpfile runs; then
+        reassemble each level's flattened dump from its disk into ``dests[level]``.
+
+        Returns the seconds from the crash to each level's dump being written, in the guest.
+        """
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        seconds: Dict[int, float] = {}
+        while True:
+            text = self.serial.read_bytes().decode(errors="replace")
+            after = text.split(READY, 1)[-1]
+            for m in re.finditer(r"^=====KDUMP-LEVEL===== (\d+) (\S+) rc=(\d+)", after, re.M):
+                level, rc = int(m.group(1)), int(m.group(3))
+                if rc != 0:
+                    self.kill()
+                    raise GuestError(f"makedumpfile -d {level} exited with {rc}\n"
+                                     f"--- serial log (tail) ---\n{self.serial_tail()}")
+                seconds.setdefault(level, round(time.monotonic() - t0, 1))
+            if KDUMP_DONE in after and self.proc.poll() is not None:
+                break
+            if FAILED in after:
+                self.kill()
+                line = after[after.index(FAILED):].splitlines()[0]
+                raise GuestError(f"capture kernel failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
+            if self.proc.poll() is not None:
+                raise GuestError(f"QEMU exited with {self.proc.returncode} before the capture kernel finished\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise GuestError(f"no kdump within {timeout:.0f} s after the crash; killed the guest\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+            time.sleep(0.5)
+        for level, disk in zip(self.kdump_levels, self.disks):
+            try:
+                flattened.rearrange(disk, dests[level])
+            except flattened.FlattenedError as e:
+                raise GuestError(f"dump level {level}: {e}") from None
+            disk.unlink()
+        return seconds
 
     def extract_truth(self, dest: Path) -> None:
         text = self.serial.read_bytes().decode(errors="replace")
