@@ -39,15 +39,13 @@ def rollup_row(task: Object) -> MemtopRow:
 
     :param task: ``struct task_struct *`` with an mm
     """
-    from drgn_ptwalk.procfs.smaps import MemSizeStats, smaps_gather
+    from drgn_ptwalk.procfs.smaps import smaps_totals
 
     pid = task.pid.value_()
     comm = task.comm.string_().decode(errors="replace")
-    result = smaps_gather(task.mm)
-    total = MemSizeStats()
-    records = result.vmas[:-1] if result.gate else result.vmas
-    for rec in records:
-        total.add(rec.stats)
+    # The rollup counters only: names, THPeligible and VmFlags of each VMA
+    # would cost more than the walk of a small process.
+    total, warnings = smaps_totals(task.mm)
     return MemtopRow(
         pid, comm,
         total.resident >> 10,
@@ -57,7 +55,7 @@ def rollup_row(task: Object) -> MemtopRow:
         total.pss_shmem >> PSS_SHIFT >> 10,
         total.swap >> 10,
         (total.shared_hugetlb + total.private_hugetlb) >> 10,
-        "; ".join(result.warnings[:3]) or None,
+        "; ".join(warnings[:3]) or None,
     )
 
 

@@ -216,7 +216,8 @@ class _Walker:
         self.levels = dec.levels
         self.pte_depth = len(dec.levels) - 1
         self.ps = dec.page_shift
-        self.none_max = max(dec.none_values[self.pte_depth])
+        self.none_maxes = [max(nv) for nv in dec.none_values]
+        self.none_max = self.none_maxes[self.pte_depth]
         self.cache: List[Optional[Tuple[int, _Table]]] = [None] * len(dec.levels)
         self.out: List[PtEntry] = []
         self.vma: Optional[int] = None
@@ -229,6 +230,10 @@ class _Walker:
         self.path: List[Optional[int]] = [None] * len(dec.levels)
         self.path[0] = root_phys
         self.no_path: List[Optional[int]] = [None] * len(dec.levels)
+        # [start, end) of the PMD slot of the last PTE table reached, and
+        # that table: a segment inside it (small VMAs) is decoded from it
+        # without walking down again (same tables, same checks passed).
+        self.last_pte: Optional[Tuple[int, int, _Table]] = None
         self.seen: Dict[int, Tuple[int, int]] = {}
         self.max_tables = max_tables
         self.placed = 0
@@ -347,23 +352,34 @@ class _Walker:
         dec = self.dec
         level, shift, n = self.levels[depth]
         size = 1 << shift
-        mask = n - 1
-        i = (a >> shift) & mask
+        i = (a >> shift) & (n - 1)
         s0 = a & ~(size - 1)
+        base = s0 - (i << shift)  # address of slot 0
         vals = tbl.vals
+        # Only the slots that are not none cost Python steps (most of an
+        # upper table is empty); the gaps between them are holes.
+        nz = _nonnone_slots(vals, i, i + ((b - s0 + size - 1) >> shift), dec.none_masks[depth],
+                            self.none_maxes[depth])
         # PTE tables below this one are decoded here, not in a nested
         # generator: one per table would cost as much as reading it.
         below_pte = depth + 1 == self.pte_depth
         out = self.out
-        while s0 < b:
-            v = vals[i]
+        pos = a  # output is complete up to here
+        k = 0
+        L = len(nz)
+        while k < L:
+            i = nz[k]
+            s0 = base + (i << shift)
             sa = a if a > s0 else s0
+            if sa > pos:
+                self.hole(pos, sa, level)
             se = s0 + size
             sb = b if b < se else se
-            k = dec.kind(v, depth)
-            if k == NONE:
+            v = vals[i]
+            kd = dec.kind(v, depth)
+            if kd == NONE:
                 self.hole(sa, sb, level)
-            elif k == TABLE:
+            elif kd == TABLE:
                 ta = dec.table_addr(v)
                 bad = self.check_table(ta, depth + 1, s0)
                 if bad is not None:
@@ -371,22 +387,28 @@ class _Walker:
                 elif below_pte:
                     pt = self.table(ta, True, depth + 1, sa, sb)
                     if pt is not None:
+                        self.last_pte = (s0, se, pt)
                         self.pte_table(pt, sa, sb)
                     if len(out) >= _FLUSH:
                         yield None
                 else:
                     yield from self.walk(ta, True, depth + 1, sa, sb)
-            elif k == LEAF:
+            elif kd == LEAF:
                 nxt = self.upper_leaf(tbl, i, depth, s0, a, b)
-                s0 += (nxt - i) * size
-                i = nxt
+                end = base + (nxt << shift)
+                pos = b if b < end else end
+                k += 1
+                while k < L and nz[k] < nxt:
+                    k += 1
                 continue
-            elif k == SWAP:
+            elif kd == SWAP:
                 self.upper_swap(v, level, s0, sa, sb, tbl, i)
             else:
                 self.error(level, sa, sb, None, f"bad {level.name} entry {v:#x}", v)
-            i += 1
-            s0 = se
+            pos = sb
+            k += 1
+        if pos < b:
+            self.hole(pos, b, level)
         if self.out:
             yield None
 
@@ -705,11 +727,15 @@ def _batches(w: _Walker, root: int, root_physical: bool,
     out = w.out
     for s, e, vma in segments:
         w.vma = vma
-        for _ in w.walk(root, root_physical, 0, s, e):
-            if out:
-                yield out
-                # chain() has gone through the list before resuming us.
-                out.clear()
+        last = w.last_pte
+        if last is not None and last[0] <= s and e <= last[1]:
+            w.pte_table(last[2], s, e)
+        else:
+            for _ in w.walk(root, root_physical, 0, s, e):
+                if out:
+                    yield out
+                    # chain() has gone through the list before resuming us.
+                    out.clear()
         w.flush_hole()
         if out:
             yield out

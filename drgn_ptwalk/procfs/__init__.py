@@ -45,6 +45,7 @@ from drgn_ptwalk.procfs.smaps import (
     smaps_mm,
     smaps_rollup,
     smaps_rollup_mm,
+    smaps_totals,
 )
 
 __all__ = (
@@ -66,4 +67,5 @@ __all__ = (
     "smaps_mm",
     "smaps_rollup",
     "smaps_rollup_mm",
+    "smaps_totals",
 )

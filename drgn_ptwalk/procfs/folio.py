@@ -155,6 +155,18 @@ class FolioReader:
                 # Pure memoization: bounded so memory does not grow with the pages walked.
                 self.head_of.clear()
                 self.cache.clear()
+            pl = self.plain
+            try:
+                buf = read_struct_pages(self.prog, pfn, 3)
+            except FaultError:
+                buf = None
+            if (buf is not None and not _U64.unpack_from(buf, pl.info)[0] & 1
+                    and not _U64.unpack_from(buf, pl.flags)[0] >> pl.pg_head & 1):
+                # Neither a tail nor a (fake) head: its own folio, and the
+                # bytes _read() wants are those just read.
+                self.head_of[pfn] = pfn
+                f = self.cache[pfn] = self._read(pfn, buf)
+                return f
             head = compound_head_pfn(self.prog, pfn)
             self.head_of[pfn] = head
         try:
@@ -165,14 +177,15 @@ class FolioReader:
         self.cache[head] = f
         return f
 
-    def _read(self, head: int) -> Folio:
+    def _read(self, head: int, buf: Optional[bytes] = None) -> Folio:
         pl = self.plain
         lay = self.lay
         s = pl.size
-        try:
-            buf = read_struct_pages(self.prog, head, 3)
-        except FaultError:
-            buf = read_struct_pages(self.prog, head, 1) + bytes(2 * s)
+        if buf is None:
+            try:
+                buf = read_struct_pages(self.prog, head, 3)
+            except FaultError:
+                buf = read_struct_pages(self.prog, head, 1) + bytes(2 * s)
         flags = _U64.unpack_from(buf, pl.flags)[0]
         is_head = bool(flags >> pl.pg_head & 1)
         order = buf[lay.order] if is_head else 0

@@ -59,6 +59,7 @@ __all__ = (
     "smaps_mm",
     "smaps_rollup",
     "smaps_rollup_mm",
+    "smaps_totals",
 )
 
 PSS_SHIFT = 12
@@ -480,6 +481,25 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
                 mss.private_hugetlb += hps
 
 
+def _each_vma(mm: Object) -> Iterator[Tuple[Object, Iterable[PtEntry]]]:
+    """
+    Each VMA of *mm* with its entries of one streamed walk of the whole mm.
+    Runs are not cut by folio: order-0 memory comes as one entry per PTE
+    table and is accounted by class (:class:`_Order0`).
+    """
+    groups = _vma_entries(pt_range_walk(mm, split_folios=False))
+    pending = next(groups, None)
+    for vma in vmas(mm):
+        addr = vma.value_()
+        entries: Iterable[PtEntry] = ()
+        if pending is not None and pending[0] == addr:
+            entries = pending[1]
+        yield vma, entries
+        if entries:
+            # groupby skips whatever of the group was not consumed.
+            pending = next(groups, None)
+
+
 def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     """
     Gather the smaps numbers of every VMA of *mm* (one page-table walk).
@@ -497,29 +517,39 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
         root = default_root(prog)
     ctx = _Ctx(prog, warnings)
     gen = ctx.gen
-    # Runs are not cut by folio: order-0 memory comes as one entry per PTE
-    # table and is accounted by class (_Order0).
-    groups = _vma_entries(pt_range_walk(mm, split_folios=False))
-    pending = next(groups, None)
     out: List[SmapsVma] = []
-    vlist = vmas(mm)
-    for vma in vlist:
-        addr = vma.value_()
-        entries: Iterable[PtEntry] = ()
-        if pending is not None and pending[0] == addr:
-            entries = pending[1]
+    for vma, entries in _each_vma(mm):
         try:
             stats = _gather_vma(ctx, vma, entries)
             out.append(_record(vma, mm, root, stats, gen))
         except VMA_ERRORS as e:
             warn_vma(vma, e, "smaps and smaps_rollup", warnings)
-        if entries:
-            # groupby skips whatever of the group was not consumed.
-            pending = next(groups, None)
     gate = gate_vma(prog, mm)
     if gate is not None:
         out.append(_record(gate, mm, root, MemSizeStats(), gen))
     return SmapsResult(out, warnings, gate is not None)
+
+
+def smaps_totals(mm: Object) -> Tuple[MemSizeStats, List[str]]:
+    """
+    The counters of ``smaps_rollup`` of *mm* and the warnings, without the
+    per-VMA records (names, THPeligible, VmFlags): what memtop needs, at the
+    cost of the walk and the accounting only. Like the kernel's rollup, a
+    VMA counts even if its name could not be read (:func:`smaps_gather`
+    leaves such a VMA out of its records, with a warning).
+
+    :param mm: ``struct mm_struct *`` (not NULL)
+    :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
+    """
+    warnings: List[str] = []
+    ctx = _Ctx(mm.prog_, warnings)
+    total = MemSizeStats()
+    for vma, entries in _each_vma(mm):
+        try:
+            total.add(_gather_vma(ctx, vma, entries))
+        except VMA_ERRORS as e:
+            warn_vma(vma, e, "smaps_rollup", warnings)
+    return total, warnings
 
 
 def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats, gen: _Gen) -> SmapsVma:
