@@ -9,7 +9,8 @@ missing), with medians over ``--repeat`` runs:
    ``prog.read(phys, size, True)`` (only upper-level entries are decoded, to find the tables below);
 2. drgn idiom: ``follow_pfn()`` for every page of every VMA of the big task (``--idiom-sample F`` times a
    fraction F of the pages, in 512-page chunks spread over every VMA, and extrapolates: the output says so);
-3. ``pt_range_walk()`` over the whole big task, generator consumed;
+3. ``pt_range_walk()`` over the whole big task, generator consumed: as is (entries cut by folio, one per
+   page of order-0 memory) and with ``split_folios=False`` (one entry per run: what smaps and memtop use);
 4. smaps of the big task and of the many-VMA task (``drgn_ptwalk.procfs.smaps``);
 5. memtop over every task of the dump (``drgn_ptwalk.memtop.memtop``; if that module does not exist yet,
    a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
@@ -55,6 +56,9 @@ TARGETS = {
     "walk/floor": ("<=", 4.0),
     "idiom/walk": (">=", 20.0),
     "smaps(big)/walk": ("<=", 2.0),
+    "walk_runs/floor": ("<=", 4.0),
+    "idiom/walk_runs": (">=", 20.0),
+    "smaps(big)/walk_runs": ("<=", 2.0),
 }
 
 
@@ -209,10 +213,11 @@ def m_idiom(prog: Program, mm: Object, sample: float) -> Tuple[Callable[[], Dict
 _PRESENT = frozenset((PtType.FOLIO, PtType.PFN))
 
 
-def m_walk(mm: Object, start: Optional[int] = None, end: Optional[int] = None) -> Callable[[], Dict[str, Any]]:
+def m_walk(mm: Object, start: Optional[int] = None, end: Optional[int] = None,
+           split_folios: bool = True) -> Callable[[], Dict[str, Any]]:
     def run() -> Dict[str, Any]:
         n = 0
-        for _ in pt_range_walk(mm, start, end):
+        for _ in pt_range_walk(mm, start, end, split_folios=split_folios):
             n += 1
         return {"entries": n}
 
@@ -341,6 +346,8 @@ def _prepare(prog: Program, what: str, pid: int, sample: float) -> Callable[[], 
         return m_idiom(prog, mm, sample)[0]
     if what == "walk":
         return m_walk(mm)
+    if what == "walk_runs":
+        return m_walk(mm, split_folios=False)
     if what == "smaps":
         fn = m_smaps(task)
         if fn is None:
@@ -396,6 +403,10 @@ def pick_tasks(prog: Program, pids: Dict[str, int]) -> Tuple[int, int]:
     return big, vmas or big
 
 
+def _loadavg(la: Tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in la)
+
+
 def fmt_s(s: Optional[float]) -> str:
     if s is None:
         return "-"
@@ -432,6 +443,7 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                 "table_pages": len(tables), **stats},
         "vmas": {"pid": vmas_pid, "comm": vtask.comm.string_().decode(), "vmas": nvmas_v},
         "repeat": args.repeat, "idiom_sample": args.idiom_sample, "measurements": {},
+        "loadavg_start": os.getloadavg(),
     }
     print(f"\n== {d['name']}: {d['release']} ({d['arch']}, {ps // 1024} KiB pages, {d['dump']} dump)\n"
           f"   core {d['core']}\n   opened in {fmt_s(t_open)}; big task: PID {big} ({res['big']['comm']}), "
@@ -446,6 +458,7 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         ("floor_reads", "floor, reads only (table list known)", m_floor_reads(prog, tables), 0, "", 1.0),
         ("idiom", "drgn idiom: follow_pfn per page", idiom_fn, big, "idiom", scale),
         ("walk", "pt_range_walk (whole big task)", m_walk(bmm), big, "walk", 1.0),
+        ("walk_runs", "pt_range_walk(split_folios=False)", m_walk(bmm, split_folios=False), big, "walk_runs", 1.0),
         ("smaps_big", "smaps (big task)", m_smaps(btask), big, "smaps", 1.0),
         ("smaps_vmas", f"smaps ({nvmas_v:,}-VMA task)", m_smaps(vtask), vmas_pid, "smaps", 1.0),
         ("memtop", "memtop (all tasks)", m_memtop(prog), 0, "memtop", 1.0),
@@ -479,9 +492,12 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         rows.append([label, fmt_s(r["median_s"]), fmt_s(r["min_s"]),
                      fmt_kib(rss.get("rss_peak_growth_kib")) if "rss_peak_growth_kib" in rss else rss.get("error", "-"),
                      fmt_kib(r["py_peak_bytes"] / 1024) if "py_peak_bytes" in r else "-", note])
+    res["loadavg_end"] = os.getloadavg()
     print()
     print(tabulate(rows, headers=["measurement", f"median of {args.repeat}", "min", "peak RSS growth",
                                   "tracemalloc peak", "note"]))
+    print(f"\n   load average (1/5/15 min) at start {_loadavg(res['loadavg_start'])}, after the timings "
+          f"{_loadavg(res['loadavg_end'])} ({os.cpu_count()} CPUs): the machine may be shared")
 
     m = res["measurements"]
 
@@ -490,7 +506,9 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
 
     ratios = {}
     for name, a, b in (("walk/floor", "walk", "floor"), ("walk/floor(reads only)", "walk", "floor_reads"),
-                       ("idiom/walk", "idiom", "walk"), ("smaps(big)/walk", "smaps_big", "walk")):
+                       ("idiom/walk", "idiom", "walk"), ("smaps(big)/walk", "smaps_big", "walk"),
+                       ("walk_runs/floor", "walk_runs", "floor"), ("idiom/walk_runs", "idiom", "walk_runs"),
+                       ("smaps(big)/walk_runs", "smaps_big", "walk_runs")):
         if med(a) and med(b):
             ratios[name] = med(a) / med(b)
     res["ratios"] = ratios
@@ -501,6 +519,9 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         rrows.append([name, f"{v:.2f}", f"{tgt[0]} {tgt[1]:g}" if tgt else "", ok])
     if med("walk") and stats["mapped_entries"]:
         rrows.append(["walk per mapped entry", f"{med('walk') / stats['mapped_entries'] * 1e9:.0f} ns", "", ""])
+    runs_entries = m.get("walk_runs", {}).get("entries")
+    if med("walk_runs") and runs_entries:
+        rrows.append(["walk_runs per entry (all types)", f"{med('walk_runs') / runs_entries * 1e6:.1f} us", "", ""])
     if med("floor") and len(tables):
         rrows.append(["floor per table page", f"{med('floor') / len(tables) * 1e6:.1f} us", "", ""])
     print()

@@ -710,7 +710,7 @@ def test_order0_classes_match_page_by_page():
         pfn0 = 0x1000
         prog = _FakeProg(lay, bytes(pfn0 * 64) + _struct_pages(lay, pages), pfn0 + n + 5)
         fr = FolioReader.__new__(FolioReader)
-        fr.prog, fr.plain = prog, lay
+        fr.prog, fr.plain, fr._flag_cols = prog, lay, {}
         fr.lay = _Layout(order=lay.order_offset, entire_mapcount=None, large_mapcount=None, compound_mapcount=None,
                          mm_ids=None, pg=pg)
         mask = fr.flag_mask("swapbacked", "dirty", "young", "referenced", "no_such_flag")

@@ -137,6 +137,8 @@ class FolioReader:
         self.plain = page_layout(prog)
         self.cache: Dict[int, Folio] = {}
         self.head_of: Dict[int, int] = {}
+        # flag mask -> [(offset in struct page of a flags byte, its mask as a translate table)]
+        self._flag_cols: Dict[int, List[Tuple[int, bytes]]] = {}
 
     def test(self, folio: Folio, name: str) -> bool:
         """Whether head flag ``PG_<name>`` is set."""
@@ -284,29 +286,25 @@ class FolioReader:
         mapping = q[pl.mapping // 8 :: s // 8]
         ref = w[pl.refcount // 4 :: s // 4]
         mc = w[pl.mapcount // 4 :: s // 4]
-        # The common case: all pages alike. Each field compared as bytes
-        # (the flags only in the bytes holding bits of flag_mask).
-        first = pl.flags
-        alike = True
-        for b in range(8):
-            mb = flag_mask >> (8 * b) & 0xFF
-            if mb:
-                col = buf[first + b :: s].translate(_AND_TABLES[mb])
-                if col.count(col[0]) != n:
-                    alike = False
+        # The common case: all pages alike. Each column compared with itself
+        # shifted by one page (C loops): the flags only in the bytes holding
+        # bits of flag_mask, the mapping in its type bits, the counts whole.
+        if mc[1:] == mc[:-1] and ref[1:] == ref[:-1]:
+            cols = self._flag_cols.get(flag_mask)
+            if cols is None:
+                cols = self._flag_cols[flag_mask] = [
+                    (pl.flags + b, _AND_TABLES[flag_mask >> (8 * b) & 0xFF])
+                    for b in range(8) if flag_mask >> (8 * b) & 0xFF
+                ]
+            for off, table in cols:
+                col = buf[off::s].translate(table)
+                if col[1:] != col[:-1]:
                     break
-        if alike:
-            col = buf[pl.mapping :: s].translate(_AND_TABLES[3])
-            alike = col.count(col[0]) == n
-        if alike:
-            for field, width in ((ref, 4), (mc, 4)):
-                raw = field.tobytes()
-                if raw != raw[:width] * n:
-                    alike = False
-                    break
-        if alike:
-            key = (flags[0] & flag_mask, mapping[0] & 3, ref[0], mc[0])
-            return [(key, pfn, n)]
+            else:
+                col = buf[pl.mapping :: s].translate(_AND_TABLES[3])
+                if col[1:] == col[:-1]:
+                    key = (flags[0] & flag_mask, mapping[0] & 3, ref[0], mc[0])
+                    return [(key, pfn, n)]
         keys = list(zip(map(and_, flags.tolist(), repeat(flag_mask)), map(and_, mapping.tolist(), repeat(3)),
                         ref.tolist(), mc.tolist()))
         return _group(keys, pfn)

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
-from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.folio import Folio, FolioReader
@@ -63,6 +63,8 @@ __all__ = (
 )
 
 PSS_SHIFT = 12
+_YOUNG = int(PtFlag.YOUNG)
+_DIRTY = int(PtFlag.DIRTY)
 
 
 class MemSizeStats:
@@ -353,9 +355,9 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
     n = e.nr_pages
     ps = ctx.gen.page_size
     if t == PtType.FOLIO:
-        fl = e.flags
-        young = bool(fl & fl.YOUNG)
-        dirty = bool(fl & fl.DIRTY)
+        fl = int(e.flags)  # int operations: IntFlag's are Python code
+        young = bool(fl & _YOUNG)
+        dirty = bool(fl & _DIRTY)
         pfn = e.pfn
         if n == 1:
             ctx.account(mss, pfn, 1, False, young, dirty, locked, True)
