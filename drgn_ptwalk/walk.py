@@ -44,12 +44,13 @@ from itertools import chain, compress, repeat
 from operator import and_ as _and
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, Program, ProgramFlags
 
 from drgn_ptwalk.arch import LEAF, NONE, SWAP, TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs, highest_memmap_pfn, huge_zero_pfn
 from drgn_ptwalk.swapinfo import SwapTypes, classify_swp, swap_types
+from drgn_ptwalk.vmatree import LIVE_RETRIES
 
 __all__ = (
     "PtEntry",
@@ -90,13 +91,15 @@ def _nonnone_slots(vals: Sequence[int], i0: int, i1: int, none_mask: int, none_m
 
 
 _U64 = (1 << 64) - 1
-# (ones, step * ramp) by (number of slots, step), where ones = sum(2**(64*k))
-# and ramp = sum(k * 2**(64*k)) for k < slots: a run of slots holding v,
-# v + step, ... is the integer v * ones + step * ramp.
-_SERIES: Dict[Tuple[int, int], Tuple[int, int]] = {}
+_U64_LE = struct.Struct("<Q")
+# (ones, step * ramp, step * m * ones) by (number of slots m, step), where
+# ones = sum(2**(64*k)) and ramp = sum(k * 2**(64*k)) for k < m: a run of
+# slots holding v, v + step, ... is the integer v * ones + step * ramp, and
+# the run of m slots after it that integer plus step * m * ones.
+_SERIES: Dict[Tuple[int, int], Tuple[int, int, int]] = {}
 
 
-def _series(m: int, step: int) -> Tuple[int, int]:
+def _series(m: int, step: int) -> Tuple[int, int, int]:
     try:
         return _SERIES[m, step]
     except KeyError:
@@ -105,8 +108,8 @@ def _series(m: int, step: int) -> Tuple[int, int]:
     ramp = step * int.from_bytes(struct.pack(f"<{m}Q", *range(m)), "little")
     if len(_SERIES) > 4096:
         _SERIES.clear()
-    _SERIES[m, step] = ones, ramp
-    return ones, ramp
+    r = _SERIES[m, step] = ones, ramp, step * m * ones
+    return r
 
 
 def _run_end(vals: Sequence[int], i: int, i1: int, step: int) -> int:
@@ -128,7 +131,7 @@ def _run_end(vals: Sequence[int], i: int, i1: int, step: int) -> int:
     elif step < 0:
         m = min(m, v // -step + 1)
     got = int.from_bytes(struct.pack(f"<{m}Q", *vals[i : i + m]), "little")
-    ones, ramp = _series(m, step)
+    ones, ramp, _ = _series(m, step)
     diff = got ^ (v * ones + ramp)
     if not diff:
         return i + m
@@ -204,6 +207,7 @@ class _Walker:
         root_phys: Optional[int] = None,
         max_tables: Optional[int] = None,
         unique_tables: bool = False,
+        live: bool = False,
     ) -> None:
         self.dec = dec
         self.read = read_table
@@ -234,10 +238,14 @@ class _Walker:
         # that table: a segment inside it (small VMAs) is decoded from it
         # without walking down again (same tables, same checks passed).
         self.last_pte: Optional[Tuple[int, int, _Table]] = None
+        # The last run pte_run() recognised: (value its next slot would
+        # have, number of slots, step, the slots as one integer).
+        self.prev_run: Optional[Tuple[int, int, int, int]] = None
         self.seen: Dict[int, Tuple[int, int]] = {}
         self.max_tables = max_tables
         self.placed = 0
         self.unique_tables = unique_tables
+        self.live = live
 
     # Holes.
     def hole(self, a: int, b: int, level: PtLevel) -> None:
@@ -386,6 +394,8 @@ class _Walker:
                     self.error(self.levels[depth + 1][0], sa, sb, ta, bad, v)
                 elif below_pte:
                     pt = self.table(ta, True, depth + 1, sa, sb)
+                    if pt is not None and self.live:
+                        pt = self.stable_table(addr, physical, depth, i, v, pt, sa, sb)
                     if pt is not None:
                         self.last_pte = (s0, se, pt)
                         self.pte_table(pt, sa, sb)
@@ -411,6 +421,40 @@ class _Walker:
             self.hole(pos, b, level)
         if self.out:
             yield None
+
+    def stable_table(self, addr: int, physical: bool, depth: int, i: int, v: int, pt: _Table,
+                     sa: int, sb: int) -> Optional[_Table]:
+        """
+        On a live kernel, *pt* (read through slot *i* = *v* of the table at
+        *addr*) is a table of this range only if the slot still holds *v*
+        after the read: otherwise the range was unmapped, collapsed or split
+        meanwhile and the page read may already be something else. Like
+        the kernel's ``pmd_same()`` check after mapping a PTE table: read
+        the slot again, follow its new table (a few times), or report the
+        range as an ERROR instead of decoding what may not be a table.
+        """
+        dec = self.dec
+        child = self.levels[depth + 1][0]
+        for _ in range(LIVE_RETRIES):
+            raw = self.read(addr + 8 * i, 1, physical)
+            now = int.from_bytes(raw, "little") if isinstance(raw, bytes) else raw[0]
+            if now == v:
+                return pt
+            self.cache[depth + 1] = None
+            self.last_pte = None
+            kd = dec.kind(now, depth)
+            if kd == NONE:
+                self.hole(sa, sb, child)
+                return None
+            if kd != TABLE:
+                break
+            v = now
+            pt = self.table(dec.table_addr(v), True, depth + 1, sa, sb)
+            if pt is None:
+                return None
+        self.error(child, sa, sb, dec.table_addr(v) if dec.kind(v, depth) == TABLE else None,
+                   "table changed under the walk (live kernel): not decoded", v)
+        return None
 
     def upper_leaf(self, tbl: _Table, i: int, depth: int, s0: int, a: int, b: int) -> int:
         """A PMD/PUD leaf (or a contiguous block of them); returns next index."""
@@ -539,7 +583,7 @@ class _Walker:
         """
         dec = self.dec
         data = tbl.data
-        v = int.from_bytes(data[i0 << 3 : (i0 << 3) + 8], "little")
+        v = _U64_LE.unpack_from(data, i0 << 3)[0]
         if v & dec.cont_mask:
             return False  # arm64 contiguous blocks: young/dirty merged per block
         kd, pfn, step = dec.pte_decode(v)
@@ -550,9 +594,20 @@ class _Walker:
             last = v + step * (m - 1)
             if not 0 <= last <= _U64:
                 return False
-            ones, ramp = _series(m, step)
-            if int.from_bytes(data[i0 << 3 : i1 << 3], "little") - ramp != v * ones:
-                return False
+            got = int.from_bytes(data if m << 3 == len(data) else data[i0 << 3 : i1 << 3], "little")
+            prev = self.prev_run
+            if prev is not None and prev[0] == v and prev[1] == m and prev[2] == step:
+                # The previous table was a run of as many slots that this
+                # one continues: each slot is its slot there plus m * step
+                # (a subtraction instead of building the run).
+                if got - prev[3] != _series(m, step)[2]:
+                    self.prev_run = None
+                    return False
+            else:
+                ones, ramp, _ = _series(m, step)
+                if got - ramp != v * ones:
+                    return False
+            self.prev_run = (v + step * m, m, step, got)
         typ = _PFN_T if (v & dec.special_mask or pfn > self.highest) else _FOLIO_T
         self.emit(typ, tbl, None, i0, i1, base, v, pfn, None, None, None)
         return True
@@ -644,13 +699,11 @@ def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Option
         pivots out of order, a VMA whose range is not where the tree files
         it); the error has the address of the bad node or VMA
     """
-    from drgn_ptwalk.vmatree import checked_vmas
+    from drgn_ptwalk.vmatree import checked_vma_ranges
 
     segs: List[Tuple[int, int, Optional[int]]] = []
     pos = start
-    for vma in checked_vmas(mm):
-        vs = vma.vm_start.value_()
-        ve = vma.vm_end.value_()
+    for vma, vs, ve in checked_vma_ranges(mm):
         if ve <= start:
             continue
         if vs >= end:
@@ -691,6 +744,7 @@ def walk_tables(
     root_phys: Optional[int] = None,
     max_tables: Optional[int] = None,
     unique_tables: bool = False,
+    live: bool = False,
 ) -> Iterator[PtEntry]:
     """
     The walker proper, independent of drgn objects (unit tests feed it
@@ -710,12 +764,15 @@ def walk_tables(
     :param unique_tables: a table page met for a second address (other than
         a PMD table: hugetlb PMD sharing) is an ERROR; tables met at another
         level always are
+    :param live: the tables may change while read (a live kernel): each
+        PTE table is used only if its PMD slot still points to it after the
+        read (see :meth:`_Walker.stable_table`)
     """
     if folio_runs_fn is None:
         folio_runs_fn = lambda pfn, n: (n,)  # noqa: E731
     w = _Walker(
         dec, read_table, swap_types, highest_pfn, zero_pmd_pfn, folio_runs_fn, include_none, batch,
-        root_phys if root_physical is False else root, max_tables, unique_tables,
+        root_phys if root_physical is False else root, max_tables, unique_tables, live,
     )
     # The entries reach the consumer through chain() over the walker's
     # output list: C iteration per entry, no generator switch.
@@ -894,6 +951,7 @@ def pt_range_walk(
         root_phys=root_phys,
         max_tables=max_tables,
         unique_tables=not is_init_mm,
+        live=bool(prog.flags & ProgramFlags.IS_LIVE),
     )
     if type_set is None:
         return entries

@@ -729,3 +729,30 @@ def test_order0_classes_match_page_by_page():
         pages[100] = pages[100][:4] + (lay.vmemmap + 99 * 64 + 1,)
         prog.memmap = bytes(pfn0 * 64) + _struct_pages(lay, pages)
         assert fr.order0_classes(pfn0, n, mask) is None
+
+
+@pytest.mark.parametrize("dec", [
+    AArch64Decoder(page_shift=12, va_bits=48), AArch64Decoder(page_shift=12, va_bits=52),
+    AArch64Decoder(page_shift=14, va_bits=48), AArch64Decoder(page_shift=16, va_bits=52),
+    AArch64Decoder(page_shift=12, va_bits=48, new_layout=False), X86_64Decoder(), X86_64Decoder(l5=True),
+], ids=lambda d: type(d).__name__)
+def test_pte_decode_is_kind_pfn_step(dec):
+    import random
+
+    from drgn_ptwalk.arch import ArchDecoder
+
+    rng = random.Random(11)
+    depth = len(dec.levels) - 1
+    bits = (0, 1, 2, 3, 6, 7, 8, 10, 11, 51, 52, 54, 55, 56, 58, 59, 63)
+    for _ in range(4000):
+        v = rng.randrange(1 << 64) if rng.random() < 0.3 else rng.randrange(1 << 40) << 12
+        for b in bits:
+            if rng.random() < 0.3:
+                v ^= 1 << b
+        got = dec.pte_decode(v)
+        want = ArchDecoder.pte_decode(dec, v)  # kind() + leaf_pfn() + leaf_step()
+        if want[0] in (NONE, SWAP, BAD):
+            assert got[0] == want[0], hex(v)
+        else:
+            assert got == want, hex(v)
+        assert dec.kind(v, depth) == want[0]

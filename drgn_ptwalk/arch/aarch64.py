@@ -194,6 +194,20 @@ class AArch64Decoder(ArchDecoder):
     def leaf_step(self, value: int) -> int:
         return 1 << self.page_shift
 
+    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+        # Inlined kind() + leaf_pfn() + leaf_step() for PTEs (the hot path).
+        if value & _VALID:
+            if not value & _TABLE:
+                return BAD, None, None  # type: ignore[return-value]
+        elif not value:
+            return NONE, None, None  # type: ignore[return-value]
+        elif not self._present_invalid(value, self._pte_depth):
+            return SWAP, None, None  # type: ignore[return-value]
+        phys = value & self.pa_low_mask
+        if self.pa_high_mask:
+            phys |= (value & self.pa_high_mask) << self.pa_high_shift
+        return LEAF, phys >> self.page_shift, 1 << self.page_shift
+
     def swp(self, value: int) -> Tuple[int, int]:
         return (
             (value >> self._type_shift) & 0x1F,
