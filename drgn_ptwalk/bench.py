@@ -7,6 +7,8 @@ missing), with medians over ``--repeat`` runs:
 
 1. floor: reading every page-table page of the big task, PGD down, user half, with
    ``prog.read(phys, size, True)`` (only upper-level entries are decoded, to find the tables below);
+   and what smaps must read at least: those pages and the ``struct page`` of every 4K-mapped page
+   (one read per run, the list known in advance);
 2. drgn idiom: ``follow_pfn()`` for every page of every VMA of the big task (``--idiom-sample F`` times a
    fraction F of the pages, in 512-page chunks spread over every VMA, and extrapolates: the output says so);
 3. ``pt_range_walk()`` over the whole big task, generator consumed: as is (entries cut by folio, one per
@@ -45,7 +47,8 @@ from drgn.helpers.linux.mm import follow_pfn, for_each_vma, virt_to_phys
 from drgn.helpers.linux.pid import find_task, for_each_task
 
 from drgn_ptwalk.arch import TABLE, get_decoder
-from drgn_ptwalk.entry import PtType
+from drgn_ptwalk.entry import PtLevel, PtType
+from drgn_ptwalk.page import page_layout
 from drgn_ptwalk.program import open_program
 from drgn_ptwalk.walk import pt_range_walk
 
@@ -167,6 +170,28 @@ def m_floor_reads(prog: Program, tables: List[Tuple[int, int]]) -> Callable[[], 
         for phys, n in tables:
             read(phys, n, True)
         return {"table_pages": len(tables)}
+
+    return run
+
+
+def memmap_runs(mm: Object) -> List[Tuple[int, int]]:
+    """``(first PFN, pages)`` of every run of 4K (PTE-mapped) folios of *mm*: the ``struct page`` smaps reads."""
+    return [(e.pfn, e.nr_pages) for e in pt_range_walk(mm, include_none=False, split_folios=False)
+            if e.type == PtType.FOLIO and e.level == PtLevel.PTE]
+
+
+def m_floor_smaps(prog: Program, tables: List[Tuple[int, int]],
+                  runs: List[Tuple[int, int]]) -> Callable[[], Dict[str, Any]]:
+    """What smaps must read at least: every table page and the ``struct page`` of every PTE-mapped page."""
+    read = prog.read
+    lay = page_layout(prog)
+
+    def run() -> Dict[str, Any]:
+        for phys, n in tables:
+            read(phys, n, True)
+        for pfn, n in runs:
+            read(lay.vmemmap + pfn * lay.size, n * lay.size)
+        return {"table_pages": len(tables), "struct_pages": sum(n for _, n in runs)}
 
     return run
 
@@ -456,6 +481,8 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         # (key, label, fn, pid for the RSS child, child kind, time scale)
         ("floor", "floor: read every table page (PGD down)", m_floor(prog, bmm), big, "floor", 1.0),
         ("floor_reads", "floor, reads only (table list known)", m_floor_reads(prog, tables), 0, "", 1.0),
+        ("floor_smaps", "smaps floor: reads of tables + struct pages", m_floor_smaps(prog, tables, memmap_runs(bmm)),
+         0, "", 1.0),
         ("idiom", "drgn idiom: follow_pfn per page", idiom_fn, big, "idiom", scale),
         ("walk", "pt_range_walk (whole big task)", m_walk(bmm), big, "walk", 1.0),
         ("walk_runs", "pt_range_walk(split_folios=False)", m_walk(bmm, split_folios=False), big, "walk_runs", 1.0),
@@ -508,7 +535,8 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
     for name, a, b in (("walk/floor", "walk", "floor"), ("walk/floor(reads only)", "walk", "floor_reads"),
                        ("idiom/walk", "idiom", "walk"), ("smaps(big)/walk", "smaps_big", "walk"),
                        ("walk_runs/floor", "walk_runs", "floor"), ("idiom/walk_runs", "idiom", "walk_runs"),
-                       ("smaps(big)/walk_runs", "smaps_big", "walk_runs")):
+                       ("smaps(big)/walk_runs", "smaps_big", "walk_runs"),
+                       ("smaps(big)/smaps floor", "smaps_big", "floor_smaps")):
         if med(a) and med(b):
             ratios[name] = med(a) / med(b)
     res["ratios"] = ratios
