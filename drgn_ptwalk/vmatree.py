@@ -13,11 +13,12 @@ the bad node or VMA and where in the tree it is) instead.
 
 from typing import Iterator, List, Optional, Set, Tuple
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, Program, ProgramFlags
 
-__all__ = ("MAPLE_HEIGHT_MAX", "PtWalkError", "VmaTreeError", "checked_vmas")
+__all__ = ("LIVE_RETRIES", "MAPLE_HEIGHT_MAX", "PtWalkError", "VmaTreeError", "checked_vma_ranges", "checked_vmas")
 
 MAPLE_HEIGHT_MAX = 31
+LIVE_RETRIES = 5
 _XA_ZERO_ENTRY = (257 << 2) | 2
 _MAX_NODES = 1 << 20
 
@@ -56,6 +57,9 @@ def _node(prog: Program, enc: int, max_: int, depth: int):
     m = node.ma64 if typ == 3 else node.mr64
     npiv = m.pivot.type_.length
     try:
+        # ma_dead_node(): a node taken out of the tree points to itself.
+        if node.parent.value_() & ~0xFF == node_addr:
+            raise VmaTreeError(node_addr, where, "dead node (replaced while being read)")
         raw = prog.read(m.pivot.address_, 8 * npiv)
         pivots = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 8 * npiv, 8)]
         nslots = m.slot.type_.length
@@ -82,10 +86,44 @@ def checked_vmas(mm: Object, user_end: Optional[int] = None) -> Iterator[Object]
     """
     The VMAs of *mm* in address order, checked (see the module doc).
 
+    On a live kernel the tree changes under the reader: nodes are replaced
+    (RCU), freed and reused, so a read can meet a dead node or pivots that
+    no longer fit. The kernel's lockless readers restart their walk when
+    they meet a dead node; so does this, on any inconsistency, up to
+    :data:`LIVE_RETRIES` times, and reads the whole tree before yielding.
+
     :param mm: ``struct mm_struct *``
     :param user_end: VMAs must end at or below it (default: no bound)
-    :raises VmaTreeError: on the first inconsistency, with its address
+    :raises VmaTreeError: on the first inconsistency, with its address (on
+        a live kernel: on the last attempt's)
     """
+    for vma, _, _ in checked_vma_ranges(mm, user_end):
+        yield vma
+
+
+def checked_vma_ranges(mm: Object, user_end: Optional[int] = None) -> Iterator[Tuple[Object, int, int]]:
+    """
+    Like :func:`checked_vmas`, with each VMA's ``vm_start`` and ``vm_end``
+    as they were when checked: on a live kernel a VMA read again later may
+    have been freed and reused for another range.
+
+    :param mm: ``struct mm_struct *``
+    :return: ``(vma, vm_start, vm_end)`` in address order
+    """
+    if not mm.prog_.flags & ProgramFlags.IS_LIVE:
+        yield from _checked_vmas(mm, user_end)
+        return
+    for attempt in range(LIVE_RETRIES):
+        try:
+            vmas = list(_checked_vmas(mm, user_end))
+            break
+        except VmaTreeError:
+            if attempt == LIVE_RETRIES - 1:
+                raise
+    yield from vmas
+
+
+def _checked_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
     prog = mm.prog_
     try:
         mt = mm.mm_mt
@@ -157,10 +195,10 @@ def checked_vmas(mm: Object, user_end: Optional[int] = None) -> Iterator[Object]
             if vmm != mm_addr:
                 raise VmaTreeError(s, "VMA", f"vm_mm {vmm:#x} is not the mm {mm_addr:#x}")
             prev_end = ve
-            yield vma
+            yield vma, vs, ve
 
 
-def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Object]:
+def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
     seen: Set[int] = set()
     prev_end = 0
     try:
@@ -180,5 +218,5 @@ def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Object]:
         if not prev_end <= vs < ve or (user_end is not None and ve > user_end):
             raise VmaTreeError(a, "VMA", f"bad range {vs:#x}-{ve:#x}")
         prev_end = ve
-        yield vma
+        yield vma, vs, ve
         vma = nxt

@@ -1,7 +1,10 @@
-"""Live mode: a running QEMU guest opened with ``drgn --qemu`` (QMP) gives what the kernel printed.
+"""Live mode: a running QEMU guest opened with ``drgn --qemu`` (QMP).
 
 One kernel per architecture is booted with the reference workload and left running; its processes are
-stopped, so the kernel's captured /proc output stays the truth while drgn reads the live memory.
+stopped, so the kernel's captured /proc output stays the truth while drgn reads the live memory. The guest
+also runs ``workload churn``, which keeps mapping, unmapping, faulting, zapping, swapping out, migrating,
+splitting and forking its memory while we walk it: every walk must finish, and what it reports must be
+what was there (each page churn writes starts with its own address).
 """
 
 import json
@@ -9,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -27,7 +32,7 @@ def _live_ids():
 
 @pytest.fixture(scope="module", params=_live_ids())
 def live_guest(request):
-    p = subprocess.run([sys.executable, "-m", "vmcores", "live", request.param, "--detach"],
+    p = subprocess.run([sys.executable, "-m", "vmcores", "live", request.param, "--detach", "--churn"],
                        capture_output=True, text=True, cwd=ROOT, timeout=float(vbuild.READY_TIMEOUT) + 300)
     if p.returncode != 0:
         pytest.fail(f"cannot boot live guest {request.param}: {p.stderr.strip()[-3000:]}", pytrace=False)
@@ -66,3 +71,87 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
             if rec.entries and ours.get(rec.start) != rec.entries.tobytes():
                 diffs.append(f"{name}/pagemap {rec.start:#x}-{rec.end:#x}")
     assert not diffs, f"live {live_guest['id']}: differs from the kernel's output: {diffs[:20]}"
+
+
+# workload.c: churn's slot i is at CHURN_BASE + i * CHURN_STRIDE.
+CHURN_BASE, CHURN_STRIDE, CHURN_SLOTS = 0x200000000000, 8 << 20, 64
+CHURN_SECONDS = 60
+WALK_LIMIT = 60.0  # seconds one walk of churn's slots may take over QMP
+
+
+def _page_word(prog, pfn: int, page_size: int, k: int):
+    """First word of page k of the folio at pfn (physical read)."""
+    return int.from_bytes(prog.read((pfn + k) * page_size, 8, True), "little")
+
+
+def _recheck(mm, addr: int, pfn: int, prog, page_size: int) -> bool:
+    """Whether the page table still maps pfn at addr with other content than addr's own (or zero):
+    a misreport; if the mapping changed meanwhile, the earlier read was a snapshot of a changing mm."""
+    from drgn_ptwalk import PtType, pt_range_walk
+
+    now = [e for e in pt_range_walk(mm, addr, addr + page_size) if e.type == PtType.FOLIO]
+    if not now or now[0].pfn + (addr - now[0].start) // page_size != pfn:
+        return False
+    return _page_word(prog, pfn, page_size, 0) not in (0, addr)
+
+
+def test_live_walk_under_churn(live_guest, live_prog):
+    from drgn_ptwalk import PtType, procfs, pt_range_walk
+    from drgn_ptwalk.tasks import find_target
+
+    prog = live_prog
+    page_size = prog["PAGE_SIZE"].value_()
+    lo, hi = CHURN_BASE, CHURN_BASE + CHURN_SLOTS * CHURN_STRIDE
+    walks = 0
+    types: Counter = Counter()
+    shapes = set()
+    checked = raced = 0
+    raced_examples = []
+    bad = []
+    deadline = time.monotonic() + CHURN_SECONDS
+    while time.monotonic() < deadline or walks < 3:
+        task = find_target(prog, live_guest["churn_pid"])
+        assert task.mm, "the churn process has no mm (did it exit?)"
+        t0 = time.monotonic()
+        entries = list(pt_range_walk(task.mm, lo, hi))
+        took = time.monotonic() - t0
+        assert took < WALK_LIMIT, f"a walk of churn's slots took {took:.1f} s"
+        walks += 1
+        prev_end = lo
+        for e in entries:
+            types[e.type.name] += 1
+            if not (prev_end <= e.start < e.end <= hi):
+                bad.append(f"walk {walks}: entry out of order or range: {e.type.name} {e.start:#x}-{e.end:#x}")
+            prev_end = e.end
+            if e.type == PtType.ERROR:
+                # An error is allowed only as what it is: a table that could not be read consistently,
+                # with its address and level.
+                if not (e.reason and e.level is not None):
+                    bad.append(f"walk {walks}: ERROR without reason/level: {e}")
+                continue
+            if e.type not in (PtType.NONE, PtType.FOLIO, PtType.SWAP, PtType.MIGRATION):
+                bad.append(f"walk {walks}: churn maps only anonymous memory, got {e.type.name} at {e.start:#x}")
+            if e.type == PtType.FOLIO:
+                n = (e.end - e.start) // page_size
+                for k in sorted({0, n // 2, n - 1}):
+                    addr = e.start + k * page_size
+                    word = _page_word(prog, e.pfn, page_size, k)
+                    checked += 1
+                    if word in (0, addr):
+                        continue
+                    raced += 1
+                    if len(raced_examples) < 3:
+                        raced_examples.append(f"{addr:#x}: PFN {e.pfn + k:#x} held {word:#x}")
+                    if _recheck(task.mm, addr, e.pfn + k, prog, page_size):
+                        bad.append(f"walk {walks}: {addr:#x} -> PFN {e.pfn + k:#x} holds {word:#x}, "
+                                   "still mapped there")
+        shapes.add(tuple((e.type, e.start, e.end, e.pfn) for e in entries))
+        # smaps over the churning mm: must come out (well-formed) every time.
+        text = procfs.smaps(task)
+        assert text.count("\nRss:") == text.count("\nSize:") > 0
+    print(f"live {live_guest['id']}: {walks} walks of churn in {CHURN_SECONDS} s, entries {dict(types)}, "
+          f"{checked} pages checked, {raced} changed under the walk {raced_examples}, "
+          f"{len(shapes)} distinct states")
+    assert not bad, "\n".join(bad[:20])
+    assert len(shapes) > 1, "churn's page tables never changed between walks: is it running?"
+    assert types["FOLIO"] and checked > 100, f"too little walked: {dict(types)}"

@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     pv.add_argument("id", nargs="?", default="default")
     pv.add_argument("--detach", action="store_true",
                     help="print the guest's JSON description and return, leaving QEMU running")
+    pv.add_argument("--churn", action="store_true",
+                    help="also run a process whose memory keeps changing (its PID is churn_pid)")
     pd = sub.add_parser("demo", help="build the default dump, print smaps of a workload process from it with "
                                       "drgn-ptwalk, and compare with the kernel's own")
     pd.add_argument("id", nargs="?", default="default")
@@ -66,11 +68,12 @@ def main(argv=None) -> int:
             return _demo(args)
         if args.cmd == "live":
             kid = b.default_id() if args.id == "default" else args.id
-            g = b.live(kid, log=lambda m: print(m, file=sys.stderr))
+            g = b.live(kid, log=lambda m: print(m, file=sys.stderr), churn=args.churn)
             desc = {"id": kid, "qmp": str(g.qmp_path), "qemu_pid": g.proc.pid,
                     "truth": str(g.workdir / "truth"), "vmlinux": str(g.kernel_dir / "vmlinux"),
                     "arch": b.DRGN_ARCH[b.entry(kid)["arch"]],
-                    "pids": json.loads((g.workdir / "truth" / "pids.json").read_text())}
+                    "pids": json.loads((g.workdir / "truth" / "pids.json").read_text()),
+                    "churn_pid": g.churn_pid}  # type: ignore[attr-defined]
             print(json.dumps(desc), flush=True)
             if args.detach:
                 return 0

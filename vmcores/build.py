@@ -214,9 +214,17 @@ def built() -> List[Dict[str, Any]]:
     return result
 
 
-def live(kernel_id: str, log=print) -> qemu.Guest:
-    """Boot a guest with the workload and leave it running for ``drgn --qemu``; returns the Guest."""
-    e = entry(kernel_id)
+def live(kernel_id: str, log=print, churn: bool = False) -> qemu.Guest:
+    """Boot a guest with the workload and leave it running for ``drgn --qemu``; returns the Guest.
+
+    With ``churn``, the guest also runs ``workload churn``, a process whose memory keeps changing (its PID
+    is ``g.churn_pid``); the other processes stay stopped, so their truth holds.
+    """
+    e = dict(entry(kernel_id))
+    if qemu.kdump_levels(e):
+        raise KeyError(f"{kernel_id} crashes into its capture kernel: it cannot run live")
+    if churn:
+        e["append"] = f"{e.get('append', '')} ptwalk.churn=1".strip()
     work = cache_dir() / "live" / f"{kernel_id}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     apt = fetch.Apt()
@@ -227,6 +235,7 @@ def live(kernel_id: str, log=print) -> qemu.Guest:
     try:
         g.wait_ready(ready_timeout(e))
         g.extract_truth(work / "truth")
+        g.churn_pid = g.wait_churn(60) if churn else None  # type: ignore[attr-defined]
     except BaseException:
         g.kill()
         raise

@@ -205,6 +205,16 @@ class Guest:
                                  f"--- serial log (tail) ---\n{self.serial_tail()}")
             time.sleep(0.5)
 
+    def wait_churn(self, timeout: float) -> int:
+        """The PID of the churning process init starts after the truth (ptwalk.churn=1)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(r"^=====CHURN===== (\d+)", self.serial.read_bytes().decode(errors="replace"), re.M)
+            if m:
+                return int(m.group(1))
+            time.sleep(0.2)
+        raise GuestError(f"no churn process within {timeout:.0f} s\n--- serial log (tail) ---\n{self.serial_tail()}")
+
     def wait_kdump(self, timeout: float, dests: Dict[int, Path]) -> Dict[int, float]:
         """After the truth, wait for the crash, the capture kernel and its makedumpfile runs; then
         reassemble each level's flattened dump from its disk into ``dests[level]``.

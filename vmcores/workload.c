@@ -6,6 +6,8 @@
  *                                  "bench": big/vmas/small+N for benchmarks),
  *                                  stop them, capture truth
  *   workload capture OUTDIR name=pid...   capture truth for given processes
+ *   workload churn                 keep changing its own memory until killed
+ *                                  (live tests; started by init on ptwalk.churn=1)
  *   workload b64                   base64-encode stdin to stdout
  *   workload pagesize              print the page size
  *
@@ -2538,10 +2540,122 @@ static int cmd_b64(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* churn: a process whose memory keeps changing (live tests)            */
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#define CHURN_SLOTS 64
+#define CHURN_THP_SLOTS 4
+/* Slot i lives at CHURN_BASE + i * CHURN_STRIDE (tests/test_live.py knows): far below where the kernel
+ * places mappings, valid with 47- and 48-bit user address spaces, PMD-aligned for THP slots. */
+#define CHURN_BASE 0x200000000000UL
+#define CHURN_STRIDE (8UL << 20)
+
+/* Each page churn writes starts with its own address, so a reader can tell whether the page a page table
+ * maps at an address is that address's page (or a fresh zero page not yet written). */
+static void churn_sign(char *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += (size_t)g_ps)
+		*(volatile uint64_t *)(p + off) = (uint64_t)(uintptr_t)(p + off);
+}
+
+/*
+ * workload churn: until killed, keep mapping and unmapping anonymous regions (its slots, see CHURN_BASE),
+ * faulting them, zapping them (MADV_DONTNEED), swapping them out (MADV_PAGEOUT to zram), migrating
+ * them between the two nodes (move_pages), splitting and merging VMAs (mprotect, MAP_FIXED over a
+ * page, which also splits THPs) and forking children that write (COW) and exit. At most ~24 MiB, so
+ * nothing else in the guest is reclaimed and the other processes' captured truth stays true.
+ */
+static int cmd_churn(void)
+{
+	struct {
+		char *p;
+		size_t len;
+	} s[CHURN_SLOTS];
+	size_t thp = thp_pmd_size();
+	int thp_ok = thp <= (2UL << 20);
+	memset(s, 0, sizeof(s));
+	prctl(PR_SET_NAME, "churn");
+	rng_state ^= (uint64_t)getpid() << 32;
+	for (unsigned long it = 0;; it++) {
+		int i = (int)(rnd() % CHURN_SLOTS);
+		char *p = s[i].p;
+		size_t len = s[i].len, npages = len / (size_t)g_ps;
+		if (!p) {
+			len = i < CHURN_THP_SLOTS && thp_ok ? 2 * thp : (1 + rnd() % 64) * (size_t)g_ps;
+			p = mmap((void *)(CHURN_BASE + (unsigned long)i * CHURN_STRIDE), len, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (p == MAP_FAILED)
+				p = NULL;
+			if (p && i < CHURN_THP_SLOTS)
+				madvise(p, len, MADV_HUGEPAGE);
+			if (p) {
+				churn_sign(p, len / 2);
+				s[i].p = p;
+				s[i].len = len;
+			}
+			continue;
+		}
+		size_t at = (rnd() % npages) * (size_t)g_ps;
+		switch (rnd() % 8) {
+		case 0:
+			munmap(p, len);
+			s[i].p = NULL;
+			break;
+		case 1:
+			churn_sign(p, len);
+			break;
+		case 2:
+			madvise(p, len / 2 ? len / 2 : len, MADV_DONTNEED);
+			break;
+		case 3:
+			madvise(p + at, len - at, MADV_PAGEOUT);
+			break;
+		case 4: {
+			void *pages[16];
+			int nodes[16], status[16];
+			unsigned long n = 0;
+			int to = (int)(rnd() % 2);
+			for (size_t off = at; off < len && n < 16; off += (size_t)g_ps, n++) {
+				pages[n] = p + off;
+				nodes[n] = to;
+			}
+			syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE_);
+			break;
+		}
+		case 5:
+			mprotect(p + at, (size_t)g_ps, PROT_READ);
+			mprotect(p + at, (size_t)g_ps, PROT_READ | PROT_WRITE);
+			break;
+		case 6: {
+			pid_t c = fork();
+			if (c == 0) {
+				churn_sign(p, len);
+				_exit(0);
+			}
+			if (c > 0)
+				waitpid(c, NULL, 0);
+			break;
+		}
+		case 7:
+			if (mmap(p + at, (size_t)g_ps, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED)
+				churn_sign(p + at, (size_t)g_ps);
+			break;
+		}
+		/* leave the vCPUs some time for the QMP reads of the walker */
+		if (it % 16 == 0)
+			usleep(2000);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | b64 | pagesize\n");
+	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | churn | b64 | pagesize\n");
 }
 
 static void open_out(const char *dir)
@@ -2563,6 +2677,8 @@ int main(int argc, char **argv)
 		g_workdir = getenv("PTWALK_WORKDIR");
 	if (argc >= 2 && !strcmp(argv[1], "b64"))
 		return cmd_b64();
+	if (argc >= 2 && !strcmp(argv[1], "churn"))
+		return cmd_churn();
 	if (argc >= 2 && !strcmp(argv[1], "pagesize")) {
 		printf("%ld\n", g_ps);
 		return 0;
