@@ -31,6 +31,16 @@ def rearrange(src: Path, dest: Path) -> int:
     """Write the dump carried by the flattened stream at the start of ``src`` (a file or a raw disk
     image) to ``dest`` atomically; returns the dump's size. Anything after the end record is ignored."""
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+    try:
+        size = _rearrange(src, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)
+    return size
+
+
+def _rearrange(src: Path, tmp: Path) -> int:
     size = 0
     with open(src, "rb") as f, open(tmp, "wb") as out:
         head = _read_exact(f, HEADER_SIZE)
@@ -49,5 +59,4 @@ def rearrange(src: Path, dest: Path) -> int:
             out.write(_read_exact(f, length))
             size = max(size, offset + length)
         out.truncate(size)
-    os.replace(tmp, dest)
     return size
