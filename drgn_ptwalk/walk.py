@@ -689,11 +689,16 @@ class _Walker:
         return vals
 
 
-def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Optional[int]]]:
+def mm_segments(
+    mm: Object, start: int, end: int, vma_ranges: Optional[Iterable[Tuple[Object, int, int]]] = None
+) -> List[Tuple[int, int, Optional[int]]]:
     """
     Cut ``[start, end)`` at the VMA boundaries of *mm*.
 
     :param mm: ``struct mm_struct *``
+    :param vma_ranges: the VMAs of *mm* as
+        :func:`~drgn_ptwalk.vmatree.checked_vma_ranges` gives them, if the
+        caller has them already (default: read the VMA tree)
     :return: ``[(start, end, vma address or None), ...]`` covering the range
     :raises VmaTreeError: if the VMA tree is unreadable or corrupt (a loop,
         pivots out of order, a VMA whose range is not where the tree files
@@ -701,9 +706,11 @@ def mm_segments(mm: Object, start: int, end: int) -> List[Tuple[int, int, Option
     """
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
+    if vma_ranges is None:
+        vma_ranges = checked_vma_ranges(mm)
     segs: List[Tuple[int, int, Optional[int]]] = []
     pos = start
-    for vma, vs, ve in checked_vma_ranges(mm):
+    for vma, vs, ve in vma_ranges:
         if ve <= start:
             continue
         if vs >= end:
@@ -855,6 +862,7 @@ def pt_range_walk(
     batch: bool = True,
     vmas: bool = True,
     split_folios: bool = True,
+    vma_ranges: Optional[Sequence[Tuple[Object, int, int]]] = None,
 ) -> Iterator[PtEntry]:
     """
     Walk the page tables of *mm* over ``[start, end)``.
@@ -882,6 +890,10 @@ def pt_range_walk(
         entry per PTE table instead of one per page, which is what bulk
         consumers (smaps, memtop) want; split such an entry by folio with
         :func:`~drgn_ptwalk.page.folio_runs`
+    :param vma_ranges: with *vmas*, the VMAs of *mm* as
+        :func:`~drgn_ptwalk.vmatree.checked_vma_ranges` gives them, if the
+        caller has read them already: the walk and the caller then see the
+        same VMAs, and the tree is read once
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
     :raises ValueError: if the range is unaligned, empty or outside the
@@ -925,7 +937,7 @@ def pt_range_walk(
         if PtType.NONE not in type_set:
             include_none = False
     if vmas and not is_init_mm:
-        segments = mm_segments(mm, start, end)
+        segments = mm_segments(mm, start, end, vma_ranges)
     else:
         segments = [(start, end, None)]
     try:
