@@ -139,19 +139,25 @@ class Apt:
 
     def download(self, pkg: str, arch: str, version: str) -> Path:
         """Download one verified .deb into the cache (once) and return its path."""
+        return self.download_many({pkg: version}, arch)[pkg]
+
+    def download_many(self, pkgs: Dict[str, str], arch: str) -> Dict[str, Path]:
+        """Download verified .debs (package -> version) into the cache, those missing in one apt-get
+        call (each call spends seconds loading three suites' lists); returns package -> path."""
         debs = cache_dir() / "debs"
         debs.mkdir(exist_ok=True)
-        name = f"{pkg}_{version.replace(':', '%3a')}_{arch}.deb"
-        dest = debs / name
-        if dest.is_file():
+        dest = {pkg: debs / f"{pkg}_{v.replace(':', '%3a')}_{arch}.deb" for pkg, v in pkgs.items()}
+        missing = sorted(pkg for pkg, d in dest.items() if not d.is_file())
+        if not missing:
             return dest
         with tempfile.TemporaryDirectory(dir=debs, prefix=".dl-") as tmp:
-            print(f"[fetch] downloading {pkg}:{arch}={version}", flush=True)
-            self.run("apt-get", "download", "-q", f"{pkg}:{arch}={version}", cwd=Path(tmp))
-            got = list(Path(tmp).glob("*.deb"))
-            if len(got) != 1:
-                raise FetchError(f"apt-get download {pkg} produced {got}")
-            os.replace(got[0], dest)
+            print(f"[fetch] downloading {', '.join(f'{p}:{arch}={pkgs[p]}' for p in missing)}", flush=True)
+            self.run("apt-get", "download", "-q", *(f"{p}:{arch}={pkgs[p]}" for p in missing), cwd=Path(tmp))
+            for pkg in missing:
+                got = list(Path(tmp).glob(f"{pkg}_*.deb"))
+                if len(got) != 1:
+                    raise FetchError(f"apt-get download {pkg} produced {got}")
+                os.replace(got[0], dest[pkg])
         return dest
 
 
@@ -366,8 +372,7 @@ def fetch_guest_tools(apt: Apt, suite: str, arch: str) -> Path:
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".stage-") as stage_dir:
         stage = Path(stage_dir) / "stage"
         root = Path(stage_dir) / "root"
-        for pkg, version in sorted(pkgs.items()):
-            deb = apt.download(pkg, arch, version)
+        for pkg, deb in sorted(apt.download_many(pkgs, arch).items()):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(stage)], check=True)
         by_name: Dict[str, Path] = {}
         for f in stage.rglob("*"):
