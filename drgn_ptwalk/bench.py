@@ -176,7 +176,8 @@ def m_floor_reads(prog: Program, tables: List[Tuple[int, int]]) -> Callable[[], 
 
 def memmap_runs(mm: Object) -> List[Tuple[int, int]]:
     """``(first PFN, pages)`` of every run of 4K (PTE-mapped) folios of *mm*: the ``struct page`` smaps reads."""
-    return [(e.pfn, e.nr_pages) for e in pt_range_walk(mm, include_none=False, split_folios=False)
+    kw = {"split_folios": False} if _has_split_folios() else {}
+    return [(e.pfn, e.nr_pages) for e in pt_range_walk(mm, include_none=False, **kw)
             if e.type == PtType.FOLIO and e.level == PtLevel.PTE]
 
 
@@ -238,11 +239,24 @@ def m_idiom(prog: Program, mm: Object, sample: float) -> Tuple[Callable[[], Dict
 _PRESENT = frozenset((PtType.FOLIO, PtType.PFN))
 
 
+def _has_split_folios() -> bool:
+    # The bench also measures older trees (before/after comparisons): split_folios came with issue 6.
+    import inspect
+
+    return "split_folios" in inspect.signature(pt_range_walk).parameters
+
+
 def m_walk(mm: Object, start: Optional[int] = None, end: Optional[int] = None,
-           split_folios: bool = True) -> Callable[[], Dict[str, Any]]:
+           split_folios: bool = True) -> Optional[Callable[[], Dict[str, Any]]]:
+    kw: Dict[str, Any] = {}
+    if not split_folios:
+        if not _has_split_folios():
+            return None
+        kw["split_folios"] = False
+
     def run() -> Dict[str, Any]:
         n = 0
-        for _ in pt_range_walk(mm, start, end, split_folios=split_folios):
+        for _ in pt_range_walk(mm, start, end, **kw):
             n += 1
         return {"entries": n}
 
@@ -501,7 +515,8 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
     rows = []
     for key, label, fn, pid, kind, sc in ms:
         if fn is None:
-            res["measurements"][key] = {"missing": "drgn_ptwalk.procfs.smaps not importable"}
+            res["measurements"][key] = {"missing": "not in this tree (drgn_ptwalk.procfs.smaps not importable, "
+                                                   "or pt_range_walk without split_folios)"}
             rows.append([label, "missing", "", "", "", "", ""])
             continue
         print(f"   measuring {key} ...", file=sys.stderr, flush=True)
