@@ -538,6 +538,9 @@ class _Walker:
         special = dec.special_mask
         highest = self.highest
         pte_decode = dec.pte_decode
+        cont_valid = dec.cont_valid
+        append = self.out.append
+        vma = self.vma
         FOLIO, PFN, MARKER, PTE = _FOLIO_T, _PFN_T, _MARKER_T, _PTE_L
         pos = i0
         k = 0
@@ -567,9 +570,25 @@ class _Walker:
             j = i + 1
             if batch and step is not None and j < i1 and vals[j] == v + step:
                 j = _run_end(vals, i, i1, step)
-            self.emit(typ, tbl, vals, i, j, base, v, pfn, swap_type, swap_offset, kind)
+            if j - i > 1:
+                self.emit(typ, tbl, vals, i, j, base, v, pfn, swap_type, swap_offset, kind)
+                pos = j
+                k += j - i
+                continue
+            # One slot (fragmented memory, garbage tables): made here, as
+            # emit() would, without a call per slot.
+            if self.hole_start >= 0:
+                self.flush_hole()
+            if typ == _ERROR_T:
+                reason, kind = kind, None
+            else:
+                reason = None
+            append(
+                _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, bool(cm) and cont_valid(v), vma,
+                               swap_type, swap_offset, kind, None, reason, dec, tbl, i))
+            )
             pos = j
-            k += j - i
+            k += 1
         if pos < i1:
             self.hole(base + (pos << ps), base + (i1 << ps), PTE)
 
