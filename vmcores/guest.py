@@ -17,8 +17,9 @@ CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 
 # Modules the guest loads (with their dependencies): fw_cfg for QEMU's -device vmcoreinfo, zram for swap.
 WANTED_MODULES = ("qemu_fw_cfg", "zram")
-# The kdump kernel writes its dumps to virtio disks.
-CAPTURE_MODULES = ("virtio_blk",)
+# The kdump kernel writes its dumps to virtio disks: the PCI transport and the disk driver (modules in
+# 6.1, built in later; built-in ones are skipped).
+CAPTURE_MODULES = ("virtio_pci", "virtio_blk")
 
 CC = {
     "amd64": ("gcc", "gcc"),
