@@ -95,11 +95,31 @@ def _recheck(mm, addr: int, pfn: int, prog, page_size: int) -> bool:
     return _page_word(prog, pfn, page_size, 0) not in (0, addr)
 
 
+def _children(prog, ppid: int):
+    """PIDs of the live tasks whose parent is ppid (a bounded look at a list that keeps changing)."""
+    from drgn.helpers.linux.pid import for_each_task
+
+    pids = []
+    for n, t in enumerate(for_each_task(prog)):
+        if n > 10000:
+            break
+        try:
+            if t.real_parent.pid.value_() == ppid:
+                pids.append(t.pid.value_())
+        except Exception:  # a task freed while the list was read: drgn's helper, not ours
+            break
+    return pids
+
+
 def test_live_walk_under_churn(live_guest, live_prog):
-    from drgn_ptwalk import PtType, procfs, pt_range_walk
+    from drgn import FaultError
+
+    from drgn_ptwalk import NoMmError, PtType, TaskNotFoundError, procfs, pt_range_walk
     from drgn_ptwalk.tasks import find_target
+    from drgn_ptwalk.vmatree import PtWalkError
 
     prog = live_prog
+    exits: Counter = Counter()
     page_size = prog["PAGE_SIZE"].value_()
     lo, hi = CHURN_BASE, CHURN_BASE + CHURN_SLOTS * CHURN_STRIDE
     walks = 0
@@ -149,9 +169,18 @@ def test_live_walk_under_churn(live_guest, live_prog):
         # smaps over the churning mm: must come out (well-formed) every time.
         text = procfs.smaps(task)
         assert text.count("\nRss:") == text.count("\nSize:") > 0
+        # churn's children live for a moment (fork, write, exit): by the time we read one it may be
+        # exiting or gone. Either its smaps comes out, or a typed one-line error says why not.
+        for child in _children(prog, live_guest["churn_pid"]):
+            try:
+                procfs.smaps(find_target(prog, child))
+                exits["walked"] += 1
+            except (TaskNotFoundError, NoMmError, PtWalkError, FaultError) as e:
+                exits[type(e).__name__] += 1
+                assert "\n" not in str(e)
     print(f"live {live_guest['id']}: {walks} walks of churn in {CHURN_SECONDS} s, entries {dict(types)}, "
           f"{checked} pages checked, {raced} changed under the walk {raced_examples}, "
-          f"{len(shapes)} distinct states")
+          f"{len(shapes)} distinct states; short-lived children: {dict(exits)}")
     assert not bad, "\n".join(bad[:20])
     assert len(shapes) > 1, "churn's page tables never changed between walks: is it running?"
     assert types["FOLIO"] and checked > 100, f"too little walked: {dict(types)}"
