@@ -84,15 +84,20 @@ def _page_word(prog, pfn: int, page_size: int, k: int):
     return int.from_bytes(prog.read((pfn + k) * page_size, 8, True), "little")
 
 
-def _recheck(mm, addr: int, pfn: int, prog, page_size: int) -> bool:
-    """Whether the page table still maps pfn at addr with other content than addr's own (or zero):
-    a misreport; if the mapping changed meanwhile, the earlier read was a snapshot of a changing mm."""
+def _recheck(mm, addr: int, pfn: int, prog, page_size: int, tries: int = 3) -> bool:
+    """Whether the page table keeps mapping pfn at addr while the page holds neither addr's own mark
+    nor zero: a misreport. As soon as the mapping is seen to differ, the earlier read was a snapshot of
+    a changing mm (the page may since have been freed and reused, even for addr again: the allocator
+    hands out the page freed last, hence a few tries)."""
     from drgn_ptwalk import PtType, pt_range_walk
 
-    now = [e for e in pt_range_walk(mm, addr, addr + page_size) if e.type == PtType.FOLIO]
-    if not now or now[0].pfn + (addr - now[0].start) // page_size != pfn:
-        return False
-    return _page_word(prog, pfn, page_size, 0) not in (0, addr)
+    for _ in range(tries):
+        now = [e for e in pt_range_walk(mm, addr, addr + page_size) if e.type == PtType.FOLIO]
+        if not now or now[0].pfn + (addr - now[0].start) // page_size != pfn:
+            return False
+        if _page_word(prog, pfn, page_size, 0) in (0, addr):
+            return False
+    return True
 
 
 def _children(prog, ppid: int):
