@@ -29,12 +29,13 @@ KDUMPS = [(kid, int(kind.split("-d")[1])) for kid, kind in (n.split(":") for n i
 KERNEL_BACKED = ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "/dev/mem")
 
 
-def test_matrix_has_filtered_and_unfiltered_kdumps_on_both_arches():
+def test_matrix_has_filtered_and_unfiltered_kdumps():
+    # x86_64 only: why arm64 has none is in vmcores/kernels.toml (Debian's makedumpfile and kexec-tools
+    # cannot dump Debian's arm64 kernels yet).
     have = {(k["arch"], int(kind.split("-d")[1])) for k in vbuild.manifest() if not k.get("bench")
             for kind in k["dumps"] if kind.startswith("makedumpfile-d")}
-    for arch in ("amd64", "arm64"):
-        for level in (0, 31):
-            assert (arch, level) in have, f"no makedumpfile -d {level} dump for {arch} in vmcores/kernels.toml"
+    for level in (0, 31):
+        assert ("amd64", level) in have, f"no makedumpfile -d {level} dump for amd64 in vmcores/kernels.toml"
 
 
 @pytest.fixture(params=KDUMPS, ids=[f"{kid}:makedumpfile-d{level}" for kid, level in KDUMPS], scope="module")
