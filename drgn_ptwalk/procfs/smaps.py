@@ -31,6 +31,7 @@ from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
 from drgn_ptwalk.procfs.vma import (
+    VM_HUGETLB,
     VM_LOCKED,
     VM_MAYSHARE,
     VM_PFNMAP,
@@ -40,7 +41,6 @@ from drgn_ptwalk.procfs.vma import (
     _cached,
     default_root,
     hugetlb_vma_page_size,
-    is_vm_hugetlb_page,
     task_root,
     vm_flags_string,
     vma_facts,
@@ -308,13 +308,22 @@ def _vma_entries(entries: Iterable[PtEntry]) -> Iterator[Tuple[int, Iterator[PtE
     return itertools.groupby((e for e in entries if e.vma is not None), key=attrgetter("vma"))
 
 
+def _shmem_aops(prog: Program) -> Optional[int]:
+    def compute() -> Optional[int]:
+        try:
+            return prog["shmem_aops"].address_of_().value_()
+        except LookupError:
+            return None
+
+    return _cached(prog, "ptwalk_procfs_shmem_aops", compute)
+
+
 def _is_shmem_mapping(prog: Program, vma: Object) -> bool:
     f = vma.vm_file.read_()
     if not f:
         return False
-    try:
-        aops = prog["shmem_aops"].address_of_().value_()
-    except LookupError:
+    aops = _shmem_aops(prog)
+    if aops is None:
         return False
     return f.f_mapping.a_ops.value_() == aops
 
@@ -335,7 +344,7 @@ def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeSt
             mss.swap += swapped
         else:
             shmem_holes = True
-    if is_vm_hugetlb_page(vma):
+    if flags & VM_HUGETLB:  # is_vm_hugetlb_page(), from the flags read above
         _gather_hugetlb(ctx, vma, entries, mss)
         return mss
     if not gen.precise and flags & VM_PFNMAP:
