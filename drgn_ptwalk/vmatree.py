@@ -11,14 +11,25 @@ tree files it under, and raises :class:`VmaTreeError` (with the address of
 the bad node or VMA and where in the tree it is) instead.
 """
 
-from typing import Iterator, List, Optional, Set, Tuple
+import struct
+from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
 
-from drgn import FaultError, Object, Program, ProgramFlags
+from drgn import FaultError, Object, Program, ProgramFlags, offsetof, sizeof
 
-__all__ = ("LIVE_RETRIES", "MAPLE_HEIGHT_MAX", "PtWalkError", "VmaTreeError", "checked_vma_ranges", "checked_vmas")
+__all__ = (
+    "LIVE_RETRIES",
+    "LIVE_TREE_RETRIES",
+    "MAPLE_HEIGHT_MAX",
+    "PtWalkError",
+    "VmaTreeError",
+    "checked_vma_ranges",
+    "checked_vmas",
+)
 
 MAPLE_HEIGHT_MAX = 31
 LIVE_RETRIES = 5
+# A whole VMA tree takes longer to read than one table, and a busy process changes its tree often.
+LIVE_TREE_RETRIES = 25
 _XA_ZERO_ENTRY = (257 << 2) | 2
 _MAX_NODES = 1 << 20
 
@@ -47,36 +58,60 @@ def _ulong_max(prog: Program) -> int:
     return (1 << (8 * prog.type("unsigned long").size)) - 1
 
 
+class _NodeLayout(NamedTuple):
+    size: int
+    parent: int
+    # per node type: (pivot offset, pivots, slot offset, slots, meta.end offset)
+    arange: Tuple[int, int, int, int, int]
+    range: Tuple[int, int, int, int, int]
+
+
+def _node_layout(prog: Program) -> _NodeLayout:
+    """Offsets in ``struct maple_node``, so a node is one read (one round trip on a live kernel: the
+    shorter the read, the less the tree changes under it), decoded from bytes."""
+    try:
+        return prog.cache["ptwalk_maple_node_layout"]
+    except KeyError:
+        pass
+    t = prog.type("struct maple_node")
+
+    def kind(m: str) -> Tuple[int, int, int, int, int]:
+        mt = t.member(m).type
+        return (offsetof(t, f"{m}.pivot"), mt.member("pivot").type.length,
+                offsetof(t, f"{m}.slot"), mt.member("slot").type.length, offsetof(t, f"{m}.meta.end"))
+
+    lay = _NodeLayout(sizeof(t), offsetof(t, "parent"), kind("ma64"), kind("mr64"))
+    prog.cache["ptwalk_maple_node_layout"] = lay
+    return lay
+
+
 def _node(prog: Program, enc: int, max_: int, depth: int):
     node_addr = enc & ~0xFF
     typ = (enc >> 3) & 0xF
     where = f"maple node depth {depth}"
     if typ not in (1, 2, 3):
         raise VmaTreeError(node_addr, where, f"bad node type {typ} in entry {enc:#x}")
-    node = Object(prog, "struct maple_node *", node_addr)
-    m = node.ma64 if typ == 3 else node.mr64
-    npiv = m.pivot.type_.length
+    lay = _node_layout(prog)
+    off_piv, npiv, off_slot, nslots, off_end = lay.arange if typ == 3 else lay.range
     try:
-        # ma_dead_node(): a node taken out of the tree points to itself.
-        if node.parent.value_() & ~0xFF == node_addr:
-            raise VmaTreeError(node_addr, where, "dead node (replaced while being read)")
-        raw = prog.read(m.pivot.address_, 8 * npiv)
-        pivots = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 8 * npiv, 8)]
-        nslots = m.slot.type_.length
-        raw = prog.read(m.slot.address_, 8 * nslots)
-        slots = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, 8 * nslots, 8)]
-        if typ == 3:
-            end = m.meta.end.value_()
-        else:
-            last = pivots[-1]
-            if not last:
-                end = m.meta.end.value_()
-            elif last == max_:
-                end = npiv - 1
-            else:
-                end = npiv
+        raw = prog.read(node_addr, lay.size)
     except FaultError as e:
         raise VmaTreeError(node_addr, where, f"cannot read node: {e}") from None
+    # ma_dead_node(): a node taken out of the tree points to itself.
+    if int.from_bytes(raw[lay.parent : lay.parent + 8], "little") & ~0xFF == node_addr:
+        raise VmaTreeError(node_addr, where, "dead node (replaced while being read)")
+    pivots = struct.unpack_from(f"<{npiv}Q", raw, off_piv)
+    slots = struct.unpack_from(f"<{nslots}Q", raw, off_slot)
+    if typ == 3:
+        end = raw[off_end]
+    else:
+        last = pivots[-1]
+        if not last:
+            end = raw[off_end]
+        elif last == max_:
+            end = npiv - 1
+        else:
+            end = npiv
     if end >= nslots:
         raise VmaTreeError(node_addr, where, f"node end {end} beyond its {nslots} slots")
     return node_addr, pivots, slots, end, typ == 1
@@ -90,7 +125,7 @@ def checked_vmas(mm: Object, user_end: Optional[int] = None) -> Iterator[Object]
     (RCU), freed and reused, so a read can meet a dead node or pivots that
     no longer fit. The kernel's lockless readers restart their walk when
     they meet a dead node; so does this, on any inconsistency, up to
-    :data:`LIVE_RETRIES` times, and reads the whole tree before yielding.
+    :data:`LIVE_TREE_RETRIES` times, and reads the whole tree before yielding.
 
     :param mm: ``struct mm_struct *``
     :param user_end: VMAs must end at or below it (default: no bound)
@@ -113,12 +148,12 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None) -> Iterator[T
     if not mm.prog_.flags & ProgramFlags.IS_LIVE:
         yield from _checked_vmas(mm, user_end)
         return
-    for attempt in range(LIVE_RETRIES):
+    for attempt in range(LIVE_TREE_RETRIES):
         try:
             vmas = list(_checked_vmas(mm, user_end))
             break
         except VmaTreeError:
-            if attempt == LIVE_RETRIES - 1:
+            if attempt == LIVE_TREE_RETRIES - 1:
                 raise
     yield from vmas
 
