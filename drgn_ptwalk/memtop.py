@@ -7,6 +7,8 @@ from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import for_each_task
 from tabulate import tabulate
 
+from drgn_ptwalk.tasks import get_task_mm
+
 __all__ = ("MemtopRow", "memtop", "print_memtop", "rollup_row")
 
 PSS_SHIFT = 12
@@ -66,7 +68,7 @@ def _processes(prog: Program) -> Iterator[Object]:
         try:
             if task.pid != task.tgid:
                 continue
-            mm = task.mm.value_()
+            mm = get_task_mm(task).value_()
         except FaultError:
             continue
         if mm and mm not in seen:

@@ -5,7 +5,10 @@ from typing import List
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import find_task, for_each_task
 
-__all__ = ("TaskNotFoundError", "NoMmError", "find_target", "task_mm")
+__all__ = ("TaskNotFoundError", "NoMmError", "find_target", "get_task_mm", "no_mm_reason", "task_mm")
+
+# include/linux/sched.h: PF_KTHREAD has had this value since v2.6.x, through v7.x.
+PF_KTHREAD = 0x00200000
 
 
 class TaskNotFoundError(LookupError):
@@ -57,14 +60,38 @@ def find_target(prog: Program, spec: "str | int | Object") -> Object:
     return matches[0]
 
 
-def task_mm(task: Object) -> Object:
+def get_task_mm(task: Object) -> Object:
     """
-    The ``struct mm_struct *`` of a task.
+    ``get_task_mm()``: the ``struct mm_struct *`` the /proc files of *task*
+    show, or NULL: NULL for a kernel thread even while it uses a borrowed
+    user mm (``kthread_use_mm()``, e.g. a v6.1 ``vhost-<pid>`` worker) and
+    for a task that has exited (a zombie).
 
     :param task: ``struct task_struct *``
-    :raises NoMmError: for a kernel thread or an exiting task
     """
     mm = task.mm.read_()
+    if mm.value_() and task.flags.value_() & PF_KTHREAD:
+        return Object(task.prog_, mm.type_, 0)
+    return mm
+
+
+def no_mm_reason(task: Object) -> str:
+    """Why *task* has no mm of its own, in words (for messages)."""
+    if task.flags.value_() & PF_KTHREAD:
+        borrowed = " (using a borrowed user mm)" if task.mm.value_() else ""
+        return f"PID {task.pid.value_()} ({_comm(task)}) is a kernel thread{borrowed}: no mm of its own"
+    return f"PID {task.pid.value_()} ({_comm(task)}) has no mm (an exited or exiting task)"
+
+
+def task_mm(task: Object) -> Object:
+    """
+    The ``struct mm_struct *`` of a task (:func:`get_task_mm`).
+
+    :param task: ``struct task_struct *``
+    :raises NoMmError: for a kernel thread (also one using a borrowed mm) or
+        an exited task
+    """
+    mm = get_task_mm(task)
     if not mm:
-        raise NoMmError(f"PID {task.pid.value_()} ({_comm(task)}) has no mm (a kernel thread or exiting task)")
+        raise NoMmError(no_mm_reason(task))
     return mm

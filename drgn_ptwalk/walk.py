@@ -59,6 +59,7 @@ __all__ = (
     "PtType",
     "mm_segments",
     "pt_range_walk",
+    "table_of",
     "walk_tables",
 )
 
@@ -743,6 +744,30 @@ def mm_segments(
     if pos < end:
         segs.append((pos, end, None))
     return segs
+
+
+def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
+    """
+    Physical address of the *level* page table that maps *addr* in *mm*, or
+    ``None`` if the walk to it ends earlier (a hole, a leaf above it, a
+    table that cannot be read). One read per level above *level*.
+
+    :param mm: ``struct mm_struct *``
+    """
+    prog = mm.prog_
+    dec = get_decoder(prog)
+    table, physical = dec.root(mm)
+    for depth, (lvl, shift, n) in enumerate(dec.levels):
+        if lvl == level:
+            return table
+        try:
+            v = int.from_bytes(prog.read(table + ((addr >> shift) & (n - 1)) * 8, 8, physical), "little")
+        except FaultError:
+            return None
+        if dec.kind(v, depth) != TABLE:
+            return None
+        table, physical = dec.table_addr(v), True
+    return None
 
 
 def _make_reader(prog: Program):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from drgn.helpers.linux.pid import find_task
+
+from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import read_pagemap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +93,12 @@ def test_memtop(default_vmcore):
     v = default_vmcore
     p = cli("-c", v.core, "-s", v.vmlinux, "memtop", "--limit", "0", "--json", check=0)
     rows = {r["pid"]: r for r in json.loads(p.stdout)}
+    prog = v.prog()
     for name, pid in v.pids.items():
-        if name == "kthread":
+        task = find_task(prog, pid)
+        if not get_task_mm(task) or task.pid != task.tgid:
+            # memtop: one row per process with an mm (not a thread, a kernel thread or a zombie)
+            assert pid not in rows, f"{name}: memtop lists PID {pid}"
             continue
         rollup = {}
         for line in (v.pid_dir(pid) / "smaps_rollup").read_text().splitlines()[1:]:

@@ -19,6 +19,7 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import ROOT, _matrix, get_vmcore
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk import PtType, pt_range_walk
 from vmcores import build as vbuild
 from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, read_pagemap
@@ -125,9 +126,10 @@ def test_walk_meets_no_unreadable_table(kdump):
     entries = present = 0
     for name, pid in sorted(v.pids.items()):
         task = find_task(prog, pid)
-        if not task.mm:
+        mm = get_task_mm(task)
+        if not mm:
             continue
-        for e in pt_range_walk(task.mm):
+        for e in pt_range_walk(mm):
             entries += 1
             assert e.type != PtType.ERROR, f"{v.name} {name}: {e}"
             present += e.type in (PtType.FOLIO, PtType.PFN)

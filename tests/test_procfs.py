@@ -18,6 +18,7 @@ from drgn.helpers.linux.pid import find_task
 
 import drgn_ptwalk.procfs as procfs
 from drgn_ptwalk.procfs.pagemap import pagemap_records
+from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import read_pagemap
 
 KINDS = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap")
@@ -82,8 +83,8 @@ def _check_text(vmcore, task, pid: int, kind: str) -> Tuple[int, List[str]]:
     path = vmcore.pid_dir(pid) / kind
     fn = getattr(procfs, kind)
     if not path.exists():
-        # The kernel refused the read (kernel thread: ESRCH); so must we.
-        assert not task.mm, f"PID {pid}: no captured {kind} although the task has an mm"
+        # The kernel refused the read (no mm of its own: ESRCH); so must we.
+        assert not get_task_mm(task), f"PID {pid}: no captured {kind} although the task has an mm"
         with pytest.raises(ProcessLookupError):
             fn(task)
         return 0, []
@@ -100,12 +101,13 @@ def _check_pagemap(vmcore, task, pid: int) -> Tuple[int, List[str]]:
     path = vmcore.pid_dir(pid) / "pagemap.bin"
     assert path.exists(), f"PID {pid}: pagemap.bin missing from the truth"
     records = list(read_pagemap(path))
-    if not task.mm:
+    mm = get_task_mm(task)
+    if not mm:
         assert not records, f"PID {pid}: pagemap captured for a task without mm"
         with pytest.raises(ProcessLookupError):
             procfs.pagemap(task, 0, vmcore.page_size)
         return 0, []
-    ours = {r.start: r for r in pagemap_records(task.mm)}
+    ours = {r.start: r for r in pagemap_records(mm)}
     ps = vmcore.page_size
     n = 0
     ex: List[str] = []

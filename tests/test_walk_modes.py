@@ -10,6 +10,7 @@ from typing import List, Tuple
 
 from drgn.helpers.linux.pid import find_task
 
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs
 from drgn_ptwalk.procfs.smaps import MemSizeStats, smaps_gather, smaps_totals
@@ -43,7 +44,7 @@ def _tasks(vmcore):
     prog = vmcore.prog()
     for name, pid in sorted(vmcore.pids.items(), key=lambda x: x[1]):
         task = find_task(prog, pid)
-        if task and task.mm:
+        if task and get_task_mm(task):
             yield name, task
 
 

@@ -21,6 +21,7 @@ from drgn import Architecture
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.pid import find_task
 
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk import PtLevel, PtType, get_decoder, pt_range_walk
 from drgn_ptwalk.arch import ArchDecoder
 from drgn_ptwalk.page import folio_info, page_is_anon
@@ -83,7 +84,8 @@ def walk_pid(vmcore, pid: int):
         prog = vmcore.prog()
         task = find_task(prog, pid)
         assert task, f"PID {pid} not in the dump"
-        _walks[key] = list(pt_range_walk(task.mm)) if task.mm else []
+        mm = get_task_mm(task)
+        _walks[key] = list(pt_range_walk(mm)) if mm else []
     return _walks[key]
 
 
@@ -113,8 +115,8 @@ def compare_pagemap(prog, truth_dir, pid: int, entries) -> Tuple[int, int, List[
     """Compare *entries* (one whole-mm walk) with the captured pagemap of *pid*: (matched, mismatched, examples)."""
     dec = get_decoder(prog)
     sd_flag = VM_SOFTDIRTY[prog.platform.arch]
-    mm = find_task(prog, pid).mm
-    vmas = {v.vm_start.value_(): (v.vm_end.value_(), v.vm_flags.value_()) for v in for_each_vma(mm)}
+    mm = get_task_mm(find_task(prog, pid))
+    vmas = {v.vm_start.value_(): (v.vm_end.value_(), v.vm_flags.value_()) for v in for_each_vma(mm)} if mm else {}
     starts = [e.start for e in entries]
     import bisect
 
@@ -294,7 +296,9 @@ def test_scenario_shapes(vmcore):
         # [vvar]: kernel data pages mapped into the task. Up to 6.x a VM_PFNMAP mapping of special PTEs: PFN.
         # 7.x maps it from lib/vdso/datastore.c without VM_PFNMAP and with the data page's struct page, which
         # vm_normal_page() returns; there the kernel's pagemap (PM_FILE, checked per page above) is the judge.
-        mm = find_task(prog, pid).mm
+        mm = get_task_mm(find_task(prog, pid))
+        if not mm:
+            continue
         vm_flags = {v.vm_start.value_(): v.vm_flags.value_() for v in for_each_vma(mm)}
         for line in (vmcore.truth / str(pid) / "maps").read_text().splitlines():
             if line.endswith("[vvar]"):

@@ -12,11 +12,16 @@ from .fetch import FetchError, cache_dir, decompress_module
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
+# Included by workload.c: the production scenarios.
+WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c")
 INIT_SRC = HERE / "guest" / "init"
 CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 
-# Modules the guest loads (with their dependencies): fw_cfg for QEMU's -device vmcoreinfo, zram for swap.
-WANTED_MODULES = ("qemu_fw_cfg", "zram")
+# Modules the guest loads (with their dependencies; built-in ones are skipped): fw_cfg for QEMU's
+# -device vmcoreinfo, zram for swap; for the production scenarios overlayfs (containers), the virtio
+# disk and ext4/xfs (block filesystems), udmabuf (dma-buf) and vhost-net.
+WANTED_MODULES = ("qemu_fw_cfg", "zram", "overlay", "virtio_pci", "virtio_blk", "ext4", "xfs", "udmabuf",
+                  "vhost_net")
 # The kdump kernel writes its dumps to virtio disks: the PCI transport and the disk driver (modules in
 # 6.1, built in later; built-in ones are skipped).
 CAPTURE_MODULES = ("virtio_pci", "virtio_blk")
@@ -37,7 +42,7 @@ def _need(tool: str, package: str) -> str:
 def sources_digest() -> str:
     """A digest of everything that goes into a guest, so a changed workload rebuilds the dumps."""
     h = hashlib.sha256()
-    for f in (WORKLOAD_SRC, INIT_SRC, CAPTURE_INIT_SRC, Path(__file__)):
+    for f in (*WORKLOAD_PARTS, INIT_SRC, CAPTURE_INIT_SRC, Path(__file__)):
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -45,7 +50,7 @@ def sources_digest() -> str:
 def build_workload(arch: str) -> Path:
     if not WORKLOAD_SRC.is_file():
         raise FetchError(f"{WORKLOAD_SRC} missing")
-    digest = hashlib.sha256(WORKLOAD_SRC.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in WORKLOAD_PARTS)).hexdigest()[:16]
     out = cache_dir() / "workload" / f"workload-{arch}-{digest}"
     if out.is_file():
         return out

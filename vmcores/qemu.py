@@ -46,13 +46,13 @@ def kdump_levels(entry: Dict[str, Any]) -> List[int]:
 def hugetlb_cmdline(arch: str, page_size: int) -> str:
     """Boot-time hugetlb pools of every size the architecture supports."""
     if arch == "amd64":
-        sizes = [("1G", 1), ("2M", 16)]
+        sizes = [("1G", 1), ("2M", 20)]
     elif page_size == 16384:
         # 2M is cont-PTE, 32M a PMD, 1G cont-PMD with 16K pages.
-        sizes = [("1G", 1), ("32M", 2), ("2M", 8)]
+        sizes = [("1G", 1), ("32M", 3), ("2M", 8)]
     else:
         # 64K cont-PTE, 2M PMD, 32M cont-PMD, 1G PUD with 4K pages.
-        sizes = [("1G", 1), ("32M", 2), ("2M", 8), ("64K", 32)]
+        sizes = [("1G", 1), ("32M", 2), ("2M", 12), ("64K", 32)]
     return " ".join(f"hugepagesz={s} hugepages={n}" for s, n in sizes)
 
 
@@ -113,6 +113,27 @@ def _write_sparse(rfd: int, dest: Path, done: Dict[str, Any], block: int = 1 << 
         done["error"] = e
 
 
+# Empty filesystems the guest mounts (sparse image files made by the host's mkfs): size, mkfs command.
+FS_IMAGES = {
+    "ext4": (128 << 20, ["mkfs.ext4", "-q", "-F"], "e2fsprogs"),
+    # mkfs.xfs refuses filesystems below 300 MiB (xfsprogs 5.19+).
+    "xfs": (320 << 20, ["mkfs.xfs", "-q", "-f"], "xfsprogs"),
+}
+
+
+def make_fs_image(img: Path, fs: str) -> None:
+    """A new empty *fs* filesystem in the sparse file *img*."""
+    size, cmd, package = FS_IMAGES[fs]
+    if shutil.which(cmd[0]) is None:
+        raise FetchError(f"{cmd[0]} not found: apt-get install {package}")
+    img.unlink(missing_ok=True)
+    with open(img, "wb") as f:
+        f.truncate(size)
+    p = subprocess.run(cmd + [str(img)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise FetchError(f"{' '.join(cmd)} {img} failed: {p.stderr.strip()}")
+
+
 class Guest:
     """One QEMU process: started, waited on, dumped, stopped."""
 
@@ -161,11 +182,19 @@ class Guest:
         for i, disk in enumerate(self.disks):
             self.argv += ["-drive", f"file={disk},format=raw,if=none,id=kd{i}",
                           "-device", f"virtio-blk-pci,drive=kd{i}"]
+        # The production scenarios' block filesystems, found by the guest from their serial; after the
+        # kdump disks, so the capture kernel's /dev/vda, /dev/vdb... stay the dump disks.
+        self.fs_images = [(workdir / f"{fs}.img", fs) for fs in FS_IMAGES]
+        for img, fs in self.fs_images:
+            self.argv += ["-drive", f"file={img},format=raw,if=none,id={fs}",
+                          "-device", f"virtio-blk-pci,drive={fs},serial=ptwalk-{fs}"]
         self.cmdline = cmdline
 
     def start(self) -> None:
         for f in (self.serial, self.qmp_path):
             f.unlink(missing_ok=True)
+        for img, fs in self.fs_images:
+            make_fs_image(img, fs)
         for disk in self.disks:
             # Sparse: a flattened dump of a 6 GiB guest cannot be larger than its memory plus headers.
             with open(disk, "wb") as f:

@@ -2221,6 +2221,7 @@ static void capture_global(void)
 struct proc {
 	char name[16];
 	pid_t pid;
+	int nostop; /* a zombie or a kernel/vhost worker: neither stopped nor waited for */
 };
 #define MAX_PROCS 1024 /* bench: 500+ small processes */
 static struct proc g_procs[MAX_PROCS];
@@ -2286,6 +2287,8 @@ struct scenario {
 	void (*fn)(void);
 };
 
+#include "production.c"
+
 static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
 	{ "cow_parent", scen_cow },  { "thp", scen_thp },
@@ -2293,6 +2296,12 @@ static const struct scenario g_default_scenarios[] = {
 	{ "hwpoison", scen_hwpoison }, { "uffd", scen_uffd },
 	{ "guard", scen_guard },     { "ksm", scen_ksm },
 	{ "numa", scen_numa },	     { "manyvmas", scen_manyvmas },
+	/* production.c */
+	{ "container", scen_container }, { "sysv_shm", scen_sysv_shm },
+	{ "hugetlb_share", scen_hugetlb_share }, { "dmabuf", scen_dmabuf },
+	{ "vhost", scen_vhost },     { "blockfs", scen_blockfs },
+	{ "numab", scen_numab },     { "swapshare", scen_swapshare },
+	{ "vmflags", scen_vmflags }, { "nothp", scen_nothp },
 	{ NULL, NULL },
 };
 
@@ -2379,9 +2388,11 @@ static void run_scenario(const struct scenario *sc, int timeout_s)
 					int cp;
 					if (!strcmp(lb, "DONE"))
 						done = 1;
-					else if (sscanf(lb, "READY %15s %d", nm, &cp) == 2 && ngot < MAX_PROCS) {
+					else if ((sscanf(lb, "READY %15s %d", nm, &cp) == 2 ||
+						  sscanf(lb, "NOSTOP %15s %d", nm, &cp) == 2) && ngot < MAX_PROCS) {
 						snprintf(got[ngot].name, sizeof(got[ngot].name), "%s", nm);
 						got[ngot].pid = cp;
+						got[ngot].nostop = lb[0] == 'N';
 						ngot++;
 						logmsg("%s ready (pid %d)", nm, cp);
 					}
@@ -2405,7 +2416,8 @@ static void run_scenario(const struct scenario *sc, int timeout_s)
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 		for (int i = 0; i < ngot; i++)
-			kill(got[i].pid, SIGKILL);
+			if (!got[i].nostop)
+				kill(got[i].pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return;
 	}
@@ -2441,10 +2453,16 @@ static int cmd_run(const char *set)
 
 	/* stop all, wait for 'T' */
 	for (int i = 0; i < g_nprocs; i++)
-		kill(g_procs[i].pid, SIGSTOP);
+		if (!g_procs[i].nostop)
+			kill(g_procs[i].pid, SIGSTOP);
 	int keep = 0;
 	for (int i = 0; i < g_nprocs; i++) {
 		char s = 0;
+		if (g_procs[i].nostop) {
+			g_procs[keep++] = g_procs[i];
+			step_line(g_procs[i].name, "kept", 0, NULL);
+			continue;
+		}
 		for (int k = 0; k < 200; k++) {
 			s = proc_state(g_procs[i].pid);
 			if (s == 'T' || s == 0 || s == 'Z' || s == 'X')

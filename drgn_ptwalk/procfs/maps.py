@@ -14,7 +14,8 @@ from typing import List, Optional
 from drgn import Object, Program
 
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn_vma
-from drgn_ptwalk.procfs.vma import VmaFacts, default_root, mangle_path, task_root, vma_facts, vmas
+from drgn_ptwalk.procfs.vma import VmaFacts, default_root, mangle_path, reader_root, vma_facts, vmas
+from drgn_ptwalk.tasks import get_task_mm
 
 __all__ = ("format_maps_line", "gate_vma", "maps", "maps_mm", "maps_vmas")
 
@@ -107,15 +108,17 @@ def maps_mm(mm: Object, root: Optional[Object] = None) -> str:
     return b"".join(format_maps_line(f) for f in maps_vmas(mm, root)).decode("utf-8", "surrogateescape")
 
 
-def maps(task: Object, root: Optional[Object] = None) -> str:
+def maps(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/maps of *task*.
+    /proc/PID/maps of *task*: ``""`` for a task without an mm of its own
+    (:func:`~drgn_ptwalk.tasks.get_task_mm`), like the kernel.
 
     :param task: ``struct task_struct *``
-    :param root: reader's fs root; default the task's own root
+    :param root: whose root file paths are relative to (see
+        :func:`~drgn_ptwalk.procfs.vma.reader_root`): PID 1's by default,
+        as the kernel printed them for a reader on the host
     """
-    if root is None:
-        mm = task.mm.read_()
-        if mm.value_():
-            root = task_root(task)
-    return maps_mm(task.mm.read_(), root)
+    mm = get_task_mm(task)
+    if not mm.value_():
+        return ""
+    return maps_mm(mm, reader_root(task, root))

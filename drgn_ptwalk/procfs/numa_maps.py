@@ -17,6 +17,7 @@ from drgn import FaultError, Object, Program
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     _cached,
     _page_size,
@@ -27,7 +28,7 @@ from drgn_ptwalk.procfs.vma import (
     is_vm_hugetlb_page,
     mangle_path,
     mpol_to_str,
-    task_root,
+    reader_root,
     vma_is_initial_heap,
     vma_is_initial_stack,
     vma_kernel_pagesize,
@@ -235,9 +236,13 @@ def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
     return numa_maps_gather(mm, O(mm.prog_, "struct mempolicy *", 0), root).decode("utf-8", "surrogateescape")
 
 
-def numa_maps(task: Object) -> str:
-    """/proc/PID/numa_maps of *task* (``struct task_struct *``)."""
-    mm = task.mm.read_()
+def numa_maps(task: Object, root: "str | Object | None" = None) -> str:
+    """
+    /proc/PID/numa_maps of *task* (``struct task_struct *``); ``""`` without
+    an mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    """
+    mm = get_task_mm(task)
     if not mm.value_():
         return ""
-    return numa_maps_gather(mm, task.mempolicy.read_(), task_root(task)).decode("utf-8", "surrogateescape")
+    return numa_maps_gather(mm, task.mempolicy.read_(), reader_root(task, root)).decode("utf-8",
+                                                                                        "surrogateescape")

@@ -23,7 +23,7 @@ from drgn import FaultError, Object, Program
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
-from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_PFNMAP, _cached, vm_flag_bits, vmas
+from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_MAYSHARE, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits, vmas
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_records")
@@ -184,7 +184,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
              warnings)
         return [0] * n
     if vm_flags & VM_HUGETLB:
-        return _hugetlb_values(prog, gen, folios, e, base, warnings)
+        return _hugetlb_values(prog, gen, folios, e, base, vm_flags, warnings)
     fl = e.flags
     flags = base
     if fl & fl.SOFT_DIRTY:
@@ -281,7 +281,23 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
     return res
 
 
-def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, base: int,
+def _pmd_shared(prog: Program, e: PtEntry, vm_flags: int) -> bool:
+    # hugetlb_pmd_shared() where huge_pmd_share() can have shared the table: a PMD-level page of a
+    # VM_MAYSHARE VMA that covers the whole PUD-aligned range around it (want_pmd_share()).
+    if e.level != PtLevel.PMD or not vm_flags & VM_MAYSHARE or e.vma is None or e.decoder is None:
+        return False
+    try:
+        pud = 1 << e.decoder.level_shift(PtLevel.PUD)
+    except ValueError:
+        return False
+    vma = Object(prog, "struct vm_area_struct *", e.vma)
+    base = e.start - e.start % pud
+    if not (vma.vm_start.value_() <= base and base + pud <= vma.vm_end.value_()):
+        return False
+    return hugetlb_pmd_shared(vma.vm_mm, e.start)
+
+
+def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, base: int, vm_flags: int,
                     warnings: List[str]) -> List[int]:
     # pagemap_hugetlb_range(): never PM_SWAP; soft-dirty only from the VMA.
     n = e.nr_pages
@@ -296,9 +312,8 @@ def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, b
         if not f.anon:
             flags |= PM_FILE
         if gen.precise:
-            # !folio_likely_mapped_shared() && !hugetlb_pmd_shared(); PMD
-            # sharing is not visible through PtEntry (see smaps).
-            if not folios.likely_mapped_shared(f):
+            # !folio_likely_mapped_shared() && !hugetlb_pmd_shared()
+            if not folios.likely_mapped_shared(f) and not _pmd_shared(prog, e, vm_flags):
                 flags |= PM_MMAP_EXCLUSIVE
         elif folios.precise_page_mapcounts(f, f.head, 1)[0] == 1:
             flags |= PM_MMAP_EXCLUSIVE
@@ -313,13 +328,21 @@ def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
     8`` for ``(end - start) / PAGE_SIZE`` entries (root's view).
 
     :param mm: ``struct mm_struct *``
+    :raises ProcessLookupError: for a NULL mm (the kernel's read fails with
+        ESRCH)
     """
     if not mm.value_():
-        raise ProcessLookupError("no mm (kernel thread): reading pagemap fails with ESRCH")
+        raise ProcessLookupError("no mm (kernel thread or exited task): reading pagemap fails with ESRCH")
     res = pagemap_entries(mm, start, end)
     return res.entries.tobytes()
 
 
 def pagemap(task: Object, start: int, end: int) -> bytes:
-    """/proc/PID/pagemap bytes of *task* for ``[start, end)`` (see :func:`pagemap_mm`)."""
-    return pagemap_mm(task.mm.read_(), start, end)
+    """
+    /proc/PID/pagemap bytes of *task* for ``[start, end)`` (see
+    :func:`pagemap_mm`; ESRCH for a task without an mm of its own,
+    :func:`~drgn_ptwalk.tasks.get_task_mm`).
+    """
+    from drgn_ptwalk.tasks import get_task_mm
+
+    return pagemap_mm(get_task_mm(task), start, end)

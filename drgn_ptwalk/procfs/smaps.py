@@ -30,6 +30,7 @@ from drgn_ptwalk.procfs.folio import Folio, FolioReader
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VM_LOCKED,
@@ -40,8 +41,9 @@ from drgn_ptwalk.procfs.vma import (
     VmaFacts,
     _cached,
     default_root,
+    hugetlb_pmd_shared,
     hugetlb_vma_page_size,
-    task_root,
+    reader_root,
     vm_flags_string,
     vma_facts,
     vma_kernel_pagesize,
@@ -475,6 +477,7 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
     dec = get_decoder(ctx.prog)
     pud_size = 1 << dec.level_shift(PtLevel.PUD)
     fr = ctx.folios
+    shared_tables: Dict[int, bool] = {}  # PUD-aligned base -> its PMD table is shared
     for e in entries:
         if e.type == PtType.ERROR:
             warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason})", ctx.warnings)
@@ -490,10 +493,10 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
                 continue
             pmd_shared = False
             if hps < pud_size and _pmd_share_possible(vma, addr, pud_size):
-                # hugetlb_pmd_shared() needs the PMD table's struct ptdesc,
-                # which PtEntry does not give us.
-                warn(f"hugetlb page at {addr:#x}: cannot tell whether its PMD table is shared; assumed not",
-                     ctx.warnings)
+                base = addr - addr % pud_size
+                pmd_shared = shared_tables.get(base)
+                if pmd_shared is None:
+                    pmd_shared = shared_tables[base] = hugetlb_pmd_shared(vma.vm_mm, addr)
             if ctx.gen.precise:
                 shared = not present or fr.likely_mapped_shared(folio) or pmd_shared
             else:
@@ -685,19 +688,25 @@ def smaps_rollup_mm(mm: Object, root: Optional[Object] = None) -> str:
     return _text(format_smaps_rollup(mm.prog_, smaps_gather(mm, root)))
 
 
-def _task_mm_root(task: Object):
-    mm = task.mm.read_()
-    root = task_root(task) if mm.value_() else None
-    return mm, root
+def _task_mm_root(task: Object, root: "str | Object | None"):
+    mm = get_task_mm(task)
+    return mm, (reader_root(task, root) if mm.value_() else None)
 
 
-def smaps(task: Object) -> str:
-    """/proc/PID/smaps of *task* (``struct task_struct *``)."""
-    mm, root = _task_mm_root(task)
-    return smaps_mm(mm, root)
+def smaps(task: Object, root: "str | Object | None" = None) -> str:
+    """
+    /proc/PID/smaps of *task* (``struct task_struct *``); ``""`` without an
+    mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    """
+    mm, r = _task_mm_root(task, root)
+    return smaps_mm(mm, r)
 
 
-def smaps_rollup(task: Object) -> str:
-    """/proc/PID/smaps_rollup of *task* (``struct task_struct *``)."""
-    mm, root = _task_mm_root(task)
-    return smaps_rollup_mm(mm, root)
+def smaps_rollup(task: Object, root: "str | Object | None" = None) -> str:
+    """
+    /proc/PID/smaps_rollup of *task* (``struct task_struct *``).
+
+    :raises ProcessLookupError: without an mm of its own (the kernel: ESRCH)
+    """
+    mm, r = _task_mm_root(task, root)
+    return smaps_rollup_mm(mm, r)

@@ -12,7 +12,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Object, Program, cast, container_of
 
-from drgn_ptwalk.procfs.common import VmaFieldError, reading
+from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
 from drgn_ptwalk.vmatree import checked_vmas
 
 __all__ = (
@@ -22,6 +22,7 @@ __all__ = (
     "file_user_path",
     "mangle_path",
     "mpol_to_str",
+    "reader_root",
     "task_root",
     "vm_flag_bits",
     "vm_flag_mnemonics",
@@ -148,6 +149,31 @@ def default_root(prog: Program) -> Optional[Object]:
     return task_root(task)
 
 
+def reader_root(task: Object, root: "str | Object | None" = None) -> Optional[Object]:
+    """
+    The fs root ``d_path()`` stops at when *task*'s files are printed.
+
+    The kernel prints paths relative to the root of the process that reads
+    the file: for ``cat /proc/PID/maps`` run on the host, that is PID 1's
+    root, also for a task in a container (its overlayfs files come out as
+    ``/ctr/merged/lib/libx.so``, or as far up as the container's mount tree
+    goes when the host cannot reach it).
+
+    :param task: ``struct task_struct *``
+    :param root: ``None`` or ``"init"``: PID 1's root (what the kernel
+        printed for a reader on the host); ``"task"``: the task's own root
+        (the container's view, not what the kernel printed on the host); or
+        a ``struct path *``
+    """
+    if root is None or root == "init":
+        return default_root(task.prog_)
+    if root == "task":
+        return task_root(task)
+    if isinstance(root, Object):
+        return root
+    raise ValueError(f"root must be 'init', 'task' or a struct path *, not {root!r}")
+
+
 def _d_unlinked(dentry: Object) -> bool:
     # d_unlinked() = d_unhashed() && !IS_ROOT()
     unhashed = not dentry.d_hash.pprev.value_()
@@ -164,7 +190,13 @@ def _qstr(q: Object) -> bytes:
     return q.prog_.read(q.name.value_(), n)
 
 
-def _d_dname(dentry: Object, fn: str) -> bytes:
+def prog_read_cstr(ptr: Object, limit: int) -> bytes:
+    """The NUL-terminated string at *ptr* (``char *``), at most *limit* bytes."""
+    data = ptr.prog_.read(ptr.value_(), limit)
+    return data.split(b"\0", 1)[0]
+
+
+def _d_dname(dentry: Object, fn: str) -> Optional[bytes]:
     # The pseudo-filesystem names of fs/d_path.c, fs/anon_inodes.c, ...
     name = _qstr(dentry.d_name)
     if fn == "simple_dname":
@@ -178,9 +210,17 @@ def _d_dname(dentry: Object, fn: str) -> bytes:
     if fn == "sockfs_dname":
         return b"socket:[%d]" % dentry.d_inode.i_ino.value_()
     if fn == "dmabuffs_dname":
-        # "/" + dmabuf->name (or "") + ":" + dentry name; approximated.
-        return b"/:" + name
-    raise NotImplementedError(f"unknown d_dname {fn}")
+        # "/%s:%s" of the dentry name ("dmabuf") and dmabuf->name (DMA_BUF_SET_NAME), cut to
+        # DMA_BUF_NAME_LEN - 1 bytes, or "" (drivers/dma-buf/dma-buf.c).
+        dmabuf = cast("struct dma_buf *", dentry.d_fsdata)
+        buf_name = dmabuf.name.read_()
+        label = prog_read_cstr(buf_name, 31) if buf_name.value_() else b""
+        return b"/" + name + b":" + label
+    if fn == "ns_dname":
+        # nsfs: "<ns type>:[<inum>]" (fs/nsfs.c)
+        ns = cast("struct ns_common *", dentry.d_fsdata)
+        return ns.ops.name.string_() + b":[%d]" % dentry.d_inode.i_ino.value_()
+    return None
 
 
 def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
@@ -200,7 +240,12 @@ def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
         fn = _sym_name(prog, d_op.d_dname.value_())
         # "(!IS_ROOT(dentry) || dentry != mnt->mnt_root)"
         if fn and (dentry.value_() != dentry.d_parent.value_() or dentry.value_() != vfsmnt.mnt_root.value_()):
-            return _d_dname(dentry, fn)
+            name = _d_dname(dentry, fn)
+            if name is not None:
+                return name
+            # A d_dname we do not know: the path the dentry would have without it, and a warning.
+            warn(f"dentry {dentry.value_():#x}: unknown d_dname callback {fn}; its name is printed as a "
+                 "plain path")
     suffix = b" (deleted)" if _d_unlinked(dentry) else b""
     root_d = root.dentry.value_() if root is not None else 0
     root_m = root.mnt.value_() if root is not None else 0
@@ -289,7 +334,9 @@ def _vm_ops_name(vma: Object) -> Optional[bytes]:
         return sm.name.string_()
     if fn == "gate_vma_name":
         return b"[vsyscall]"
-    raise NotImplementedError(f"unknown vm_operations_struct::name {fn}")
+    warn(f"VMA at {vma.value_():#x} ({vma.vm_start.value_():#x}-{vma.vm_end.value_():#x}): unknown "
+         f"vm_operations_struct::name {fn}; printed without that name")
+    return None
 
 
 def vma_name(vma: Object, mm: Object, root: Optional[Object]) -> Optional[bytes]:
@@ -456,11 +503,37 @@ def vma_kernel_pagesize(vma: Object) -> int:
     ops = vma.vm_ops.read_()
     if ops:
         fn = _sym_name(prog, ops.pagesize.value_())
+        if fn == "shm_pagesize":
+            # ipc/shm.c: SysV shm forwards to the segment's own file (shmem: none; SHM_HUGETLB:
+            # hugetlbfs), through struct shm_file_data in file->private_data.
+            with reading(vma, "vm_file->private_data (struct shm_file_data)"):
+                ops = _shm_file_vm_ops(vma)
+            fn = _sym_name(prog, ops.pagesize.value_()) if ops else None
         if fn == "hugetlb_vm_op_pagesize":
             return hugetlb_vma_page_size(vma)
         if fn is not None:
-            raise NotImplementedError(f"unknown vm_operations_struct::pagesize {fn}")
-    return prog["PAGE_SIZE"].value_() if "PAGE_SIZE" in prog else _page_size(prog)
+            # A callback we do not know: the generic answer from the backing file, and a warning.
+            size = hugetlb_vma_page_size(vma) if _on_hugetlbfs(vma) else _page_size(prog)
+            warn(f"VMA at {vma.value_():#x} ({vma.vm_start.value_():#x}-{vma.vm_end.value_():#x}): unknown "
+                 f"vm_operations_struct::pagesize {fn}; assumed {size >> 10} kB from its file")
+            return size
+    return _page_size(prog)
+
+
+def _shm_file_vm_ops(vma: Object) -> Object:
+    # shm_file_data(file): *(struct shm_file_data **)&file->private_data; its vm_ops are the ops of
+    # the segment's shmem or hugetlbfs file.
+    sfd = cast("struct shm_file_data *", vma.vm_file.private_data)
+    return sfd.vm_ops.read_()
+
+
+def _on_hugetlbfs(vma: Object) -> bool:
+    prog = vma.prog_
+    file = vma.vm_file.read_()
+    if not file:
+        return False
+    hugetlbfs = _cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+    return bool(hugetlbfs) and file.f_inode.i_sb.s_type.value_() == hugetlbfs
 
 
 def _page_size(prog: Program) -> int:
@@ -510,6 +583,48 @@ def hugetlb_vma_page_size(vma: Object) -> int:
     return _page_size(vma.prog_) << order
 
 
+def _pmd_share_rule(prog: Program) -> Tuple[str, int]:
+    # Where hugetlb_pmd_shared() reads its count, by the kernel's layout:
+    # * "share": the PMD table's ptdesc (v6.6+) or struct page (v6.1 stable backport) has
+    #   pt_share_count, the number of other mms sharing the table: 59d9094df3d7 ("mm: hugetlb:
+    #   independent PMD page table shared count", v6.13, backported to stable), with
+    #   hugetlb_pmd_shared() testing it since "mm/hugetlb: fix hugetlb_pmd_shared()" (David
+    #   Hildenbrand, v6.19, backported to stable with it). Stable kernels between the two tested the
+    #   refcount, which sharing no longer raised; those are not told apart here (no type changed).
+    # * "refcount": page_count() of the table page > 1, from 3489dbb696d2 ("mm: hugetlb: proc: check
+    #   for hugetlb shared PMD in /proc/PID/smaps", v6.2, backported to v6.1).
+    for type_name in ("struct ptdesc", "struct page"):
+        try:
+            off = prog.type(type_name).member("pt_share_count").offset
+            return "share", off
+        except LookupError:
+            continue
+    return "refcount", prog.type("struct page").member("_refcount").offset
+
+
+def hugetlb_pmd_shared(mm: Object, addr: int) -> bool:
+    """
+    ``hugetlb_pmd_shared()`` for the hugetlb page at *addr*: whether the PMD
+    table that maps it is shared with other mms (``huge_pmd_share()``).
+
+    :param mm: ``struct mm_struct *``
+    :raises FaultError: if the table's ``struct page`` cannot be read
+    """
+    from drgn.helpers.linux.mm import pfn_to_page
+
+    from drgn_ptwalk.entry import PtLevel
+    from drgn_ptwalk.walk import table_of
+
+    prog = mm.prog_
+    table = table_of(mm, addr, PtLevel.PMD)
+    if table is None:
+        return False
+    kind, off = _cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
+    page = pfn_to_page(prog, table // _page_size(prog)).value_()
+    count = int.from_bytes(prog.read(page + off, 4), "little", signed=True)
+    return count != 0 if kind == "share" else count > 1
+
+
 def is_vm_hugetlb_page(vma: Object) -> bool:
     """``is_vm_hugetlb_page()``: ``VM_HUGETLB`` set."""
     return bool(vma.vm_flags.value_() & (1 << 22))
@@ -554,14 +669,26 @@ def vma_policy(vma: Object, addr: Optional[int] = None) -> Object:
         addr = vma.vm_start.value_()
     if ops:
         fn = _sym_name(prog, ops.get_policy.value_())
+        if fn == "shm_get_policy":
+            # ipc/shm.c: the segment file's get_policy (shmem's shared policy), else vma->vm_policy.
+            with reading(vma, "vm_file->private_data (struct shm_file_data)"):
+                sops = _shm_file_vm_ops(vma)
+            fn = _sym_name(prog, sops.get_policy.value_()) if sops else None
+            if fn is None:
+                return _vm_policy(vma)
         if fn == "shmem_get_policy":
             return _shmem_get_policy(vma, addr)
         if fn is not None:
-            raise NotImplementedError(f"unknown vm_operations_struct::get_policy {fn}")
+            warn(f"VMA at {vma.value_():#x} ({vma.vm_start.value_():#x}-{vma.vm_end.value_():#x}): unknown "
+                 f"vm_operations_struct::get_policy {fn}; vma->vm_policy printed")
+    return _vm_policy(vma)
+
+
+def _vm_policy(vma: Object) -> Object:
     try:
         return vma.vm_policy.read_()
-    except AttributeError:
-        return Object(prog, "struct mempolicy *", 0)
+    except AttributeError:  # !CONFIG_NUMA
+        return Object(vma.prog_, "struct mempolicy *", 0)
 
 
 def _shmem_get_policy(vma: Object, addr: int) -> Object:
