@@ -37,7 +37,7 @@ from drgn_ptwalk.procfs import (
 )
 from drgn_ptwalk.program import ProgramError, open_program
 from drgn_ptwalk.swapinfo import SwapTypes, swap_types
-from drgn_ptwalk.tasks import NoMmError, TaskNotFoundError, find_target, task_mm
+from drgn_ptwalk.tasks import NoMmError, TaskNotFoundError, find_target, get_task_mm, task_mm
 from drgn_ptwalk.walk import mm_segments, pt_range_walk
 
 __all__ = (
@@ -49,6 +49,7 @@ __all__ = (
     "ProgramError",
     "TaskNotFoundError",
     "find_target",
+    "get_task_mm",
     "maps",
     "maps_mm",
     "memtop",

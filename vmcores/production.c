@@ -9,6 +9,12 @@
  * Each state the kernel refuses is a "refused" line in steps.log, never dropped silently.
  */
 
+#ifndef UFFD_FEATURE_MINOR_SHMEM
+#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
+#endif
+#ifndef UFFDIO_REGISTER_MODE_MINOR
+#define UFFDIO_REGISTER_MODE_MINOR ((__u64)1 << 2)
+#endif
 #ifndef MAP_DROPPABLE
 #define MAP_DROPPABLE 0x08
 #endif
@@ -792,6 +798,47 @@ static void scen_vmflags(void)
 	else {
 		STEP_OK("map-bti");
 		add_region("bti", bt, 4 * ps, "vmflag-bt", NULL);
+	}
+#endif
+	/* userfaultfd registrations: "um" (missing) on anonymous memory, "ui" (minor) on shmem */
+	uint64_t got = 0;
+	int ufd = uffd_open(0, &got);
+	if (ufd < 0) {
+		STEP_ERR("uffd-missing", errno);
+	} else {
+		char *um = map_anon_nohuge(4 * ps);
+		struct uffdio_register reg = { .range = { (uintptr_t)um, 4 * ps }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+		if (um && STEP_RC("uffd-missing", ioctl(ufd, UFFDIO_REGISTER, &reg)) == 0)
+			add_region("uffd_missing", um, 4 * ps, "vmflag-um", NULL);
+	}
+	int mfd = uffd_open(UFFD_FEATURE_MINOR_SHMEM, &got);
+	if (mfd < 0) {
+		STEP_ERR("uffd-minor", errno);
+	} else {
+		char *ui = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		struct uffdio_register reg = { .range = { (uintptr_t)ui, 4 * ps }, .mode = UFFDIO_REGISTER_MODE_MINOR };
+		if (ui != MAP_FAILED) {
+			write_pages(ui, ps, 0xe7);
+			if (STEP_RC("uffd-minor", ioctl(mfd, UFFDIO_REGISTER, &reg)) == 0)
+				add_region("uffd_minor", ui, 4 * ps, "vmflag-ui", NULL);
+		}
+	}
+#ifdef __x86_64__
+	/* "ss": a user shadow stack (needs the CPU's CET shadow stacks) */
+	long ss = syscall(453 /* map_shadow_stack */, 0UL, 4 * ps, 0UL);
+	if (ss == -1)
+		STEP_ERR("map-shadow-stack", errno);
+	else
+		STEP_OK("map-shadow-stack");
+#endif
+#ifdef __aarch64__
+	/* "mt": MTE-tagged memory (needs the CPU's and the machine's MTE) */
+	char *mt = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE | 0x20 /* PROT_MTE */, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mt == MAP_FAILED)
+		STEP_ERR("map-mte", errno);
+	else {
+		STEP_OK("map-mte");
+		write_pages(mt, ps, 0xe8);
 	}
 #endif
 	/* every mempolicy mode and mode flag numa_maps can print */
