@@ -1,15 +1,15 @@
-"""Who ate the memory? One row per process (RSS, PSS, anon, file, shmem, swap, hugetlb), largest first.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Who ate the memory? One row per process (RSS, PSS, anon, file, shmem, swap, hugetlb), largest first.
 
-    drgn -c VMCORE -s VMLINUX contrib/memtop.py [--sort rss|pss|swap] [--limit N]
+    drgn -c VMCORE -s VMLINUX contrib/memtop.py ARGS...
+
+The ``memtop`` command of :mod:`drgn_ptwalk.commands` as a drgn script: the arguments, output and errors of
+``drgn-ptwalk memtop`` and of ``%memtop`` in drgn's shell (``contrib/memtop.py --help`` lists them).
 """
 
-import argparse
 import sys
 
-from drgn_ptwalk import memtop, print_memtop
+from drgn_ptwalk.commands import run_script
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument("--sort", default="rss", choices=("rss", "pss", "swap", "anon", "file", "shmem", "hugetlb"))
-p.add_argument("--limit", type=int, default=20)
-args = p.parse_args()
-print_memtop(memtop(prog, sort=args.sort), sys.stdout, limit=args.limit)  # noqa: F821
+sys.exit(run_script(prog, "memtop"))  # noqa: F821 (drgn provides prog)

@@ -1,16 +1,15 @@
-"""Print /proc/PID/smaps of a task as the kernel would have, from a dump or a live kernel.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Print /proc/PID/smaps of a task as its kernel would have.
 
-    drgn -c VMCORE -s VMLINUX contrib/smaps.py PID [--rollup]
+    drgn -c VMCORE -s VMLINUX contrib/smaps.py ARGS...
+
+The ``smaps`` command of :mod:`drgn_ptwalk.commands` as a drgn script: the arguments, output and errors of
+``drgn-ptwalk smaps`` and of ``%smaps`` in drgn's shell (``contrib/smaps.py --help`` lists them).
 """
 
-import argparse
 import sys
 
-from drgn_ptwalk import find_target, smaps, smaps_rollup
+from drgn_ptwalk.commands import run_script
 
-p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-p.add_argument("task", help="PID, task_struct address or name")
-p.add_argument("--rollup", action="store_true", help="print smaps_rollup instead")
-args = p.parse_args()
-task = find_target(prog, args.task)  # noqa: F821 (drgn provides prog)
-sys.stdout.write(smaps_rollup(task) if args.rollup else smaps(task))
+sys.exit(run_script(prog, "smaps"))  # noqa: F821 (drgn provides prog)

@@ -2,83 +2,118 @@
 """
 drgn-ptwalk: walk a task's real page tables in a live kernel or crash dump.
 
-The public API is :func:`pt_range_walk` and its result type
-:class:`PtEntry`; :mod:`drgn_ptwalk.page` gives fast ``struct page`` access;
-:mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,
-numa_maps,pagemap} on the walker; :func:`memtop` ranks processes by memory.
+The public API is :func:`pt_range_walk` and its result type :class:`PtEntry`; :mod:`drgn_ptwalk.page`
+reads ``struct page``/folio state; :mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,
+numa_maps,pagemap} on the walker; :func:`memtop` ranks processes by memory; every public exception and
+warning is in :mod:`drgn_ptwalk.errors`. The names below are imported when first used, so that loading
+the drgn plugin (which imports this package) costs only registering its commands.
 """
 
-from drgn_ptwalk.arch import ArchDecoder, get_decoder
-from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
-from drgn_ptwalk.page import (
-    PageInfo,
-    compound_head_pfn,
-    folio_info,
-    folio_order,
-    folio_runs,
-    page_info,
-    page_infos,
-)
-from drgn_ptwalk.memtop import MemtopRow, memtop, print_memtop
-from drgn_ptwalk.procfs import (
-    MemSizeStats,
-    ProcfsWarning,
-    maps,
-    maps_mm,
-    numa_maps,
-    numa_maps_mm,
-    pagemap,
-    pagemap_mm,
-    smaps,
-    smaps_gather,
-    smaps_mm,
-    smaps_rollup,
-    smaps_rollup_mm,
-)
-from drgn_ptwalk.program import ProgramError, open_program
-from drgn_ptwalk.swapinfo import SwapTypes, swap_types
-from drgn_ptwalk.tasks import NoMmError, TaskNotFoundError, find_target, get_task_mm, task_mm
-from drgn_ptwalk.walk import mm_segments, pt_range_walk
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
 
-__all__ = (
-    "ArchDecoder",
-    "MemSizeStats",
-    "MemtopRow",
-    "NoMmError",
-    "ProcfsWarning",
-    "ProgramError",
-    "TaskNotFoundError",
-    "find_target",
-    "get_task_mm",
-    "maps",
-    "maps_mm",
-    "memtop",
-    "numa_maps",
-    "numa_maps_mm",
-    "open_program",
-    "pagemap",
-    "pagemap_mm",
-    "print_memtop",
-    "smaps",
-    "smaps_gather",
-    "smaps_mm",
-    "smaps_rollup",
-    "smaps_rollup_mm",
-    "task_mm",
-    "PageInfo",
-    "PtEntry",
-    "PtFlag",
-    "PtLevel",
-    "PtType",
-    "SwapTypes",
-    "compound_head_pfn",
-    "folio_info",
-    "folio_order",
-    "folio_runs",
-    "get_decoder",
-    "mm_segments",
-    "page_info",
-    "page_infos",
-    "pt_range_walk",
-    "swap_types",
-)
+# name -> the module that defines it.
+_EXPORTS: Dict[str, str] = {
+    "ArchDecoder": "drgn_ptwalk.arch",
+    "get_decoder": "drgn_ptwalk.arch",
+    "PtEntry": "drgn_ptwalk.entry",
+    "PtFlag": "drgn_ptwalk.entry",
+    "PtLevel": "drgn_ptwalk.entry",
+    "PtType": "drgn_ptwalk.entry",
+    "NoMmError": "drgn_ptwalk.errors",
+    "ProcfsWarning": "drgn_ptwalk.errors",
+    "ProgramError": "drgn_ptwalk.errors",
+    "PtWalkError": "drgn_ptwalk.errors",
+    "TaskNotFoundError": "drgn_ptwalk.errors",
+    "VmaFieldError": "drgn_ptwalk.errors",
+    "VmaTreeError": "drgn_ptwalk.errors",
+    "PageInfo": "drgn_ptwalk.page",
+    "compound_head_pfn": "drgn_ptwalk.page",
+    "folio_info": "drgn_ptwalk.page",
+    "folio_order": "drgn_ptwalk.page",
+    "folio_runs": "drgn_ptwalk.page",
+    "page_info": "drgn_ptwalk.page",
+    "page_infos": "drgn_ptwalk.page",
+    "MemSizeStats": "drgn_ptwalk.procfs",
+    "maps": "drgn_ptwalk.procfs",
+    "maps_mm": "drgn_ptwalk.procfs",
+    "numa_maps": "drgn_ptwalk.procfs",
+    "numa_maps_mm": "drgn_ptwalk.procfs",
+    "pagemap": "drgn_ptwalk.procfs",
+    "pagemap_mm": "drgn_ptwalk.procfs",
+    "smaps": "drgn_ptwalk.procfs",
+    "smaps_gather": "drgn_ptwalk.procfs",
+    "smaps_mm": "drgn_ptwalk.procfs",
+    "smaps_rollup": "drgn_ptwalk.procfs",
+    "smaps_rollup_mm": "drgn_ptwalk.procfs",
+    "MemtopRow": "drgn_ptwalk.procfs.memtop",
+    "memtop": "drgn_ptwalk.procfs.memtop",
+    "print_memtop": "drgn_ptwalk.commands.memtop",
+    "open_program": "drgn_ptwalk.program",
+    "SwapTypes": "drgn_ptwalk.swapinfo",
+    "swap_types": "drgn_ptwalk.swapinfo",
+    "find_target": "drgn_ptwalk.tasks",
+    "get_task_mm": "drgn_ptwalk.tasks",
+    "task_mm": "drgn_ptwalk.tasks",
+    "mm_segments": "drgn_ptwalk.walk",
+    "pt_range_walk": "drgn_ptwalk.walk",
+}
+
+__all__ = tuple(sorted(_EXPORTS))
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from drgn_ptwalk.arch import ArchDecoder, get_decoder
+    from drgn_ptwalk.commands.memtop import print_memtop
+    from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+    from drgn_ptwalk.errors import (
+        NoMmError,
+        ProcfsWarning,
+        ProgramError,
+        PtWalkError,
+        TaskNotFoundError,
+        VmaFieldError,
+        VmaTreeError,
+    )
+    from drgn_ptwalk.page import (
+        PageInfo,
+        compound_head_pfn,
+        folio_info,
+        folio_order,
+        folio_runs,
+        page_info,
+        page_infos,
+    )
+    from drgn_ptwalk.procfs import (
+        MemSizeStats,
+        maps,
+        maps_mm,
+        numa_maps,
+        numa_maps_mm,
+        pagemap,
+        pagemap_mm,
+        smaps,
+        smaps_gather,
+        smaps_mm,
+        smaps_rollup,
+        smaps_rollup_mm,
+    )
+    from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.program import open_program
+    from drgn_ptwalk.swapinfo import SwapTypes, swap_types
+    from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
+    from drgn_ptwalk.walk import mm_segments, pt_range_walk

@@ -5,11 +5,9 @@ from typing import Optional, Sequence
 
 import drgn
 
+from drgn_ptwalk.errors import ProgramError
+
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
-
-
-class ProgramError(Exception):
-    """The program could not be opened or is not usable: the message is one line for the user."""
 
 
 # vmcoreinfo lines that only one architecture exports (arch/*/kernel/{crash_core,vmcore_info}*.c).
@@ -62,13 +60,21 @@ def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[
 def open_program(
     core: Optional[str] = None,
     *,
-    kernel: bool = False,
     qemu: Optional[str] = None,
     symbols: Sequence[str] = (),
     architecture: Optional[str] = None,
     default_symbols: bool = True,
 ) -> drgn.Program:
-    """Open a Linux kernel program the way ``drgn -c/-k/--qemu -s`` does, with errors as ProgramError."""
+    """
+    Open a Linux kernel program the way ``drgn -c/-k/--qemu -s`` does: a core dump (*core*), a QEMU
+    guest over QMP (*qemu*), else the running kernel; the kernel's debug info from *symbols* (or drgn's
+    default places). The one way this project opens a program: the CLI, the tests and the tools use it.
+
+    :param architecture: for a dump that names none (QEMU's ``kdump-zlib``): worked out from the dump's
+        vmcoreinfo or the vmlinux when not given
+    :raises ProgramError: (one line) the dump is missing, unreadable, not a Linux kernel's, or its
+        kernel's debug info is not found or does not match
+    """
     platform = _platform(architecture) if architecture else None
     prog = drgn.Program(platform)
     try:
@@ -106,10 +112,6 @@ def open_program(
         prog.load_debug_info(list(symbols), default=default_symbols and not symbols, main=True)
     except drgn.MissingDebugInfoError as e:
         # Only the kernel itself matters here; modules without debug info are fine.
-        try:
-            prog.main_module().wanted_supplementary_debug_file()
-        except Exception:
-            pass
         if not _has_kernel_debug_info(prog):
             first = str(e).splitlines()[0]
             raise ProgramError(

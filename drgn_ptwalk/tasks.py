@@ -5,18 +5,12 @@ from typing import List
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import find_task, for_each_task
 
+from drgn_ptwalk.errors import NoMmError, TaskNotFoundError
+
 __all__ = ("TaskNotFoundError", "NoMmError", "find_target", "get_task_mm", "no_mm_reason", "task_mm")
 
 # include/linux/sched.h: PF_KTHREAD has had this value since v2.6.x, through v7.x.
 PF_KTHREAD = 0x00200000
-
-
-class TaskNotFoundError(LookupError):
-    """No task matches what the user asked for."""
-
-
-class NoMmError(ValueError):
-    """The task has no user address space (a kernel thread, or a task that is exiting)."""
 
 
 def _comm(task: Object) -> str:

@@ -16,6 +16,8 @@ from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, ProgramFlags, offsetof, sizeof
 
+from drgn_ptwalk.errors import PtWalkError, VmaTreeError
+
 __all__ = (
     "LIVE_RETRIES",
     "LIVE_TREE_RETRIES",
@@ -32,26 +34,6 @@ LIVE_RETRIES = 5
 LIVE_TREE_RETRIES = 25
 _XA_ZERO_ENTRY = (257 << 2) | 2
 _MAX_NODES = 1 << 20
-
-
-class PtWalkError(Exception):
-    """
-    A structure the walk depends on is unreadable or inconsistent.
-
-    :ivar address: address of the bad object (node, VMA, table)
-    :ivar level: where it is (``"VMA"``, ``"maple node depth 2"``, ...)
-    :ivar reason: what is wrong
-    """
-
-    def __init__(self, address: int, level: str, reason: str) -> None:
-        self.address = address
-        self.level = level
-        self.reason = reason
-        super().__init__(f"{level} at {address:#x}: {reason}")
-
-
-class VmaTreeError(PtWalkError):
-    """The VMA tree (maple tree) of an mm is unreadable or corrupt."""
 
 
 def _ulong_max(prog: Program) -> int:

@@ -24,20 +24,9 @@ from typing import Iterator, List, Optional
 
 from drgn import FaultError, Object
 
-from drgn_ptwalk.vmatree import PtWalkError
+from drgn_ptwalk.errors import ProcfsWarning, VmaFieldError
 
 __all__ = ("ProcfsWarning", "VMA_ERRORS", "VmaFieldError", "reading", "warn", "warn_vma")
-
-
-class ProcfsWarning(UserWarning):
-    """Something the dump cannot tell (e.g. a page left out of a filtered dump)."""
-
-
-class VmaFieldError(PtWalkError):
-    """
-    A field of one VMA (or an object it points to) is unreadable or
-    garbage. ``level`` is ``"VMA"``, ``address`` the VMA's address.
-    """
 
 
 VMA_ERRORS = (FaultError, VmaFieldError)

@@ -23,7 +23,8 @@ from drgn import FaultError, Object, Program
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.procfs.folio import FolioReader
-from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_MAYSHARE, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits, vmas
+from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_MAYSHARE, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
+from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_records")
@@ -99,14 +100,16 @@ def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[Pa
     if warnings is None:
         warnings = []
     folios = FolioReader(prog)
-    vlist = vmas(mm)
-    by_addr = _vma_flags(vlist, warnings)
-    out = {v.value_(): array("Q") for v in vlist}
-    for e in pt_range_walk(mm):
+    # One read of the VMA tree for the records and the walk (on a live kernel a second read may see
+    # other VMAs), with each VMA's range as read then.
+    ranges = list(checked_vma_ranges(mm))
+    by_addr = _vma_flags([v for v, _, _ in ranges], warnings)
+    out = {v.value_(): array("Q") for v, _, _ in ranges}
+    for e in pt_range_walk(mm, vma_ranges=ranges):
         if e.vma is None:
             continue
         out[e.vma].extend(_entry_values(prog, gen, folios, e, by_addr[e.vma], warnings))
-    return [PagemapRecord(v.vm_start.value_(), v.vm_end.value_(), out[v.value_()]) for v in vlist]
+    return [PagemapRecord(vs, ve, out[v.value_()]) for v, vs, ve in ranges]
 
 
 def _vma_flags(vlist: List[Object], warnings: List[str]) -> Dict[int, Optional[int]]:
@@ -143,8 +146,9 @@ def pagemap_entries(mm: Object, start: int, end: int) -> PagemapResult:
     if end <= start:
         return PagemapResult(start, out, warnings)
     folios = FolioReader(prog)
-    vflags = _vma_flags(vmas(mm), warnings)
-    for e in pt_range_walk(mm, start, -(-end // ps) * ps):
+    ranges = list(checked_vma_ranges(mm))
+    vflags = _vma_flags([v for v, _, _ in ranges], warnings)
+    for e in pt_range_walk(mm, start, -(-end // ps) * ps, vma_ranges=ranges):
         vm_flags = vflags.get(e.vma) if e.vma is not None else None
         out.extend(_entry_values(prog, gen, folios, e, vm_flags, warnings))
     del out[(end - start + ps - 1) // ps:]
@@ -241,10 +245,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
 def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present: bool,
                 warnings: List[str]) -> List[int]:
     # pagemap_pmd_range() THP branch, for every PMD of e.
-    ps = gen.page_size
-    step = (1 << e.decoder.level_shift(e.level)) // ps if e.decoder else 1
     n = e.nr_pages
-    skip = 0
     res: List[int] = []
     pfn0 = e.pfn
     if not present:
@@ -252,8 +253,6 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
     page_file = _is_file(folios, pfn0, warnings)
     if page_file:
         flags |= PM_FILE
-    if not present and e.type != PtType.MIGRATION and not gen.precise:
-        pass
     try:
         f = folios.folio(pfn0)
         mcs = folios.precise_page_mapcounts(f, pfn0, n)
@@ -277,7 +276,6 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
             if not gen.precise and e.type != PtType.MIGRATION and head_mc == 1:
                 v |= PM_MMAP_EXCLUSIVE
         res.append(v)
-    del skip, step
     return res
 
 

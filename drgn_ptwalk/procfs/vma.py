@@ -710,17 +710,6 @@ def _shmem_get_policy(vma: Object, addr: int) -> Object:
     return Object(prog, "struct mempolicy *", 0)
 
 
-def task_mempolicy(task: Object) -> Object:
-    """
-    ``get_task_policy(task)`` as the reader sees it: the task's policy, else
-    NULL meaning the default (``preferred_node_policy[]`` prints as
-    "default" anyway).
-
-    :param task: ``struct task_struct *``
-    """
-    return task.mempolicy.read_()
-
-
 def _nodelist(prog: Program, nodes: Object) -> str:
     # %*pbl of a nodemask_t (bitmap_list_string()).
     from drgn.helpers.linux.nodemask import for_each_node_mask

@@ -1,15 +1,20 @@
-"""memtop: who ate the memory? One row per process, with the accounting of /proc/PID/smaps_rollup."""
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+memtop: who ate the memory? One row per process (:class:`MemtopRow`), with the accounting of its
+/proc/PID/smaps_rollup (:func:`~drgn_ptwalk.procfs.smaps.smaps_totals`); a process that cannot be read
+gets a row saying why, and the others go on. Printing is the ``memtop`` command's
+(:mod:`drgn_ptwalk.commands.memtop`).
+"""
 
-import json
 from typing import Iterator, List, NamedTuple, Optional, TextIO
 
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import for_each_task
-from tabulate import tabulate
 
+from drgn_ptwalk.errors import PtWalkError
 from drgn_ptwalk.tasks import get_task_mm
 
-__all__ = ("MemtopRow", "memtop", "print_memtop", "rollup_row")
+__all__ = ("MemtopRow", "memtop", "rollup_row")
 
 PSS_SHIFT = 12
 
@@ -61,6 +66,16 @@ def rollup_row(task: Object) -> MemtopRow:
     )
 
 
+def _error_row(task: Object, e: Exception) -> MemtopRow:
+    """The row of a process whose memory could not be read: what failed, and where."""
+    try:
+        pid = task.pid.value_()
+        comm = task.comm.string_().decode(errors="replace")
+    except FaultError:
+        pid, comm = -1, f"task {task.value_():#x}"
+    return MemtopRow(pid, comm, 0, 0, 0, 0, 0, 0, 0, f"unreadable ({type(e).__name__}): {e}")
+
+
 def _processes(prog: Program) -> Iterator[Object]:
     """Thread-group leaders with an mm, one per mm (threads and vfork children share theirs)."""
     seen = set()
@@ -81,7 +96,9 @@ def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) 
     Rows for every process of the program, largest first by *sort*
     (``rss``, ``pss``, ``swap``, ``anon``, ``file``, ``shmem``, ``hugetlb``).
 
-    A process whose memory cannot be read gets a row with ``error`` set; the others go on.
+    A process whose memory cannot be read (:class:`drgn.FaultError`, or any
+    :class:`~drgn_ptwalk.errors.PtWalkError`: a corrupt VMA tree, an unreadable VMA) gets a row with
+    ``error`` set saying which error; the others go on.
     """
     key = f"{sort}_kb"
     if key not in MemtopRow._fields:
@@ -94,24 +111,10 @@ def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) 
             progress.flush()
         try:
             rows.append(rollup_row(task))
-        except FaultError as e:
-            rows.append(MemtopRow(task.pid.value_(), task.comm.string_().decode(errors="replace"),
-                                  0, 0, 0, 0, 0, 0, 0, f"unreadable: {e}"))
+        except (FaultError, PtWalkError) as e:
+            # Memory left out of the dump, a corrupt VMA tree, a process that exited meanwhile (live).
+            rows.append(_error_row(task, e))
     if progress is not None and len(tasks) > 50:
         progress.write("\r" + " " * 40 + "\r")
     rows.sort(key=lambda r: (-getattr(r, key), r.pid))
     return rows
-
-
-def print_memtop(rows: List[MemtopRow], out: TextIO, limit: int = 20, as_json: bool = False) -> None:
-    """Print rows as a table (sizes in kB) or a JSON list; ``limit`` 0 prints all."""
-    shown = rows[:limit] if limit else rows
-    if as_json:
-        out.write(json.dumps([r._asdict() for r in shown], indent=1) + "\n")
-        return
-    headers = ("PID", "COMM", "RSS kB", "PSS kB", "ANON kB", "FILE kB", "SHMEM kB", "SWAP kB", "HUGETLB kB")
-    table = [list(r[:9]) for r in shown]
-    out.write(tabulate(table, headers=headers, tablefmt="plain") + "\n")
-    errors = [r for r in shown if r.error]
-    for r in errors:
-        out.write(f"# PID {r.pid}: {r.error}\n")

@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+The commands, each declared once: its name, its arguments, how it runs and how its result is printed.
+
+Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk.commands.pagemap`,
+:mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`) declares :class:`Command`
+objects in its ``COMMANDS``; :func:`registry` lists them all. Three front ends are built from it, so they
+accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
+(:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
+exception family, :data:`USER_ERRORS`, told to the user as :func:`one_line`: a line on stderr and exit
+status 2 in the CLI and the scripts, a :class:`drgn.commands.CommandError` in the shell.
+
+Importing this package and the command modules is cheap (the drgn plugin does it at drgn start-up):
+what a command needs to run is imported by its ``run``.
+"""
+
+import argparse
+import importlib
+import sys
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
+
+from drgn import FaultError, Program
+
+from drgn_ptwalk.errors import NoMmError, ProgramError, PtWalkError, TaskNotFoundError
+
+__all__ = (
+    "Arg",
+    "Command",
+    "TASK",
+    "USER_ERRORS",
+    "address",
+    "arg",
+    "command",
+    "execute",
+    "make_parser",
+    "one_line",
+    "registry",
+    "run_script",
+)
+
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop")
+"""The command modules, in the order the commands are listed."""
+
+USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
+"""What bad input raises (a missing or corrupt dump, a PID that is not there, a corrupt VMA tree, a bad
+range, an unwritable output file): told to the user in one line, never as a traceback."""
+
+
+class Arg(NamedTuple):
+    """One argument of a command: what :meth:`argparse.ArgumentParser.add_argument` takes."""
+
+    flags: Tuple[str, ...]
+    kwargs: Dict[str, Any]
+
+
+def arg(*flags: str, **kwargs: Any) -> Arg:
+    """An :class:`Arg`, written like ``add_argument()``."""
+    return Arg(flags, kwargs)
+
+
+def address(text: str) -> int:
+    """An address or number, in any base Python reads (``0x7f00...``, ``4096``)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+TASK = arg("task", help="PID, struct task_struct address (0x...), or process name")
+"""The task argument of the per-task commands."""
+
+
+class Command(NamedTuple):
+    """A command: one declaration serves the CLI, the drgn shell and ``contrib/``."""
+
+    name: str
+    help: str
+    """One line: what it prints."""
+    arguments: Tuple[Arg, ...]
+    run: Callable[[Program, argparse.Namespace], Any]
+    """Computes the result (may be an iterator: the formatter streams it)."""
+    format: Callable[[Any, argparse.Namespace, TextIO], None]
+    """Prints a result of :attr:`run`."""
+
+
+def command(name: str, help: str, arguments: Sequence[Arg], run: Callable[[Program, argparse.Namespace], Any],
+            format: Callable[[Any, argparse.Namespace, TextIO], None]) -> Command:
+    """Declare a :class:`Command`."""
+    return Command(name, help, tuple(arguments), run, format)
+
+
+def registry() -> Tuple[Command, ...]:
+    """Every command, in the order of :data:`_MODULES`."""
+    out: List[Command] = []
+    for m in _MODULES:
+        out.extend(importlib.import_module(f"{__name__}.{m}").COMMANDS)
+    return tuple(out)
+
+
+def lookup(name: str) -> Command:
+    """The command called *name*."""
+    for c in registry():
+        if c.name == name:
+            return c
+    raise KeyError(name)
+
+
+def add_arguments(parser: Any, cmd: Command) -> None:
+    """Add the arguments of *cmd* to an :class:`argparse.ArgumentParser` (or a subparser)."""
+    for a in cmd.arguments:
+        parser.add_argument(*a.flags, **a.kwargs)
+
+
+def make_parser(cmd: Command, prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """A stand-alone parser of *cmd*'s arguments (the ``contrib/`` scripts use it)."""
+    p = argparse.ArgumentParser(prog=prog or cmd.name, description=cmd.help)
+    add_arguments(p, cmd)
+    return p
+
+
+def execute(cmd: Command, prog: Program, args: argparse.Namespace, out: TextIO) -> None:
+    """Run *cmd* on an open program and print its result to *out*."""
+    cmd.format(cmd.run(prog, args), args, out)
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an error's message (its type name if it has none)."""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def run_script(prog: Program, name: str, argv: Optional[List[str]] = None) -> int:
+    """
+    Run command *name* from a drgn script (``drgn -c VMCORE -s VMLINUX contrib/NAME.py ARGS``): the
+    arguments of the CLI's subcommand, its output, its errors (one line on stderr, status 2).
+
+    :return: the exit status
+    """
+    cmd = lookup(name)
+    args = make_parser(cmd, prog=f"{name}.py").parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        execute(cmd, prog, args, sys.stdout)
+    except BrokenPipeError:
+        return 0
+    except USER_ERRORS as e:
+        print(f"drgn-ptwalk: {one_line(e)}", file=sys.stderr)
+        return 2
+    return 0
