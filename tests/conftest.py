@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures handing tests real reference vmcores, built on demand (cached) by ``vmcores``.
 
 Tests are parametrised over the kernel matrix (vmcores/kernels.toml) and each entry's dump kinds.  A dump
@@ -28,7 +29,7 @@ def _matrix() -> List[str]:
         if wanted and k["id"] not in wanted:
             continue
         if not wanted and k.get("bench"):
-            continue  # benchmark dumps (python -m drgn_ptwalk.bench) only when named
+            continue  # benchmark dumps (python -m bench) only when named
         names += [f"{k['id']}:{kind}" for kind in k["dumps"]]
     unknown = set(wanted) - {k["id"] for k in vbuild.manifest()}
     if unknown:
@@ -46,18 +47,11 @@ class Vmcore:
 
     def prog(self):
         if self._prog is None:
-            import drgn
+            from drgn_ptwalk.program import open_program
 
-            if self.dump == "qemu-kdump":
-                # QEMU's kdump header names no architecture; the manifest knows it.
-                arch = {"x86_64": drgn.Architecture.X86_64, "aarch64": drgn.Architecture.AARCH64}[self.arch]
-                prog = drgn.Program(drgn.Platform(arch, drgn.PlatformFlags.IS_64_BIT
-                                                  | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
-            else:
-                prog = drgn.Program()
-            prog.set_core_dump(self.core)
-            prog.load_debug_info([self.vmlinux])
-            self._prog = prog
+            # QEMU's kdump header names no architecture; the manifest knows it.
+            arch = self.arch if self.dump == "qemu-kdump" else None
+            self._prog = open_program(self.core, symbols=[self.vmlinux], architecture=arch)
         return self._prog
 
     def pid_dir(self, pid: int) -> Path:

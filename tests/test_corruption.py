@@ -1,11 +1,12 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fault injection: corrupted page tables, mm fields and VMA trees over real reference dumps
-(drgn_ptwalk.faultinject).
+(tests/faultinject.py).
 
 At least 10,000 cases per run, split over the dumps below (PTWALK_FAULT_CASES overrides the total,
 PTWALK_FAULT_SEED the seed): no crash, no hang (5 s per case), output invariants kept, every corruption
 that must be reported is reported with its level and address range.  The summary is printed, put in the
 assertion message and written to <cache>/faultinject/summary.txt.  Replay one case with
-``python -m drgn_ptwalk.faultinject -c CORE -s VMLINUX --pids ... --seed S --case N``.
+``python tests/faultinject.py -c CORE -s VMLINUX --pids ... --seed S --case N``.
 """
 
 import math
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import get_vmcore
-from drgn_ptwalk.faultinject import FaultInjector, open_dump
+from faultinject import FaultInjector, open_dump
 
 DUMPS = ["x86_64-6.12:elf", "aarch64-6.12:elf"]
 TOTAL = int(os.environ.get("PTWALK_FAULT_CASES", "10000"))
@@ -47,7 +48,7 @@ def test_fault_injection(name):
     fi = FaultInjector(prog, pids, seed=SEED, name=name)
     s = fi.run(n)
     report = s.report()
-    replay = (f"replay: python -m drgn_ptwalk.faultinject -c {v.core} -s {v.vmlinux} "
+    replay = (f"replay: python tests/faultinject.py -c {v.core} -s {v.vmlinux} "
               f"--pids {','.join(map(str, pids))} --seed {SEED} --case N")
     print(report)
     _lines[name] = (s.line(), report + "\n" + replay)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Unit tests: entry decoding per arch/layout on synthetic values, and the walker on synthetic tables.
 
 These complement, not replace, the truth tests against real dumps (tests/test_walk_truth.py).
@@ -12,6 +13,7 @@ from drgn_ptwalk.arch.x86_64 import X86_64Decoder
 from drgn_ptwalk.entry import PtFlag, PtLevel, PtType
 from drgn_ptwalk.swapinfo import classify_swp, make_swap_types
 from drgn_ptwalk.walk import _check_range, _nonnone_slots, _run_end, walk_tables
+from encode import make_swp
 
 # ---------------------------------------------------------------------------------------------------------
 # x86-64
@@ -85,15 +87,15 @@ def test_x86_pse_pmd_pud():
 def test_x86_swap_inverted_offset():
     d = X86_64Decoder()
     for t, off in ((0, 1), (3, 0x12345), (31, (1 << 50) - 1)):
-        v = d.make_swp(t, off, 0x2 | 0x8)
+        v = make_swp(d, t, off, 0x2 | 0x8)
         assert d.kind(v, 3) == SWAP
         assert d.swp(v) == (t, off)
         assert PtFlag(d.swap_flags(v, PtLevel.PTE)) == PtFlag.SOFT_DIRTY | PtFlag.EXCLUSIVE
     # The kernel's own formula: __swp_offset(x) = (~x << 5) >> 14.
-    v = d.make_swp(2, 0x777)
+    v = make_swp(d, 2, 0x777)
     assert (((~v) << 5) & ((1 << 64) - 1)) >> 14 == 0x777
-    assert d.make_swp(2, 0x778) == v + d.swap_step
-    assert PtFlag(d.swap_flags(d.make_swp(1, 5, 0x4), PtLevel.PTE)) == PtFlag.UFFD_WP
+    assert make_swp(d, 2, 0x778) == v + d.swap_step
+    assert PtFlag(d.swap_flags(make_swp(d, 1, 5, 0x4), PtLevel.PTE)) == PtFlag.UFFD_WP
 
 
 def test_x86_saved_dirty():
@@ -173,7 +175,7 @@ def test_arm64_swap_layouts():
     assert new.kind(v, 3) == SWAP
     assert new.swp(v) == (7, 0x1234)
     assert PtFlag(new.swap_flags(v, PtLevel.PTE)) == PtFlag.EXCLUSIVE | PtFlag.UFFD_WP
-    assert new.make_swp(7, 0x1235, 0xC) == v + new.swap_step
+    assert make_swp(new, 7, 0x1235, 0xC) == v + new.swap_step
     # 6.1: type bits 3-7, offset 8-57, no uffd-wp.
     v = (7 << 3) | (0x1234 << 8) | (1 << 2)
     assert old.kind(v, 3) == SWAP
@@ -340,7 +342,7 @@ def test_walk_holes_coalesced_and_batched():
     for i, pfn in enumerate((0x9000, 0x7000, 0x7001)):
         m.set(base + (100 + i) * 4096, (pfn << 12) | X86_PTE)
     for i in range(10):
-        m.set(base + (200 + i) * 4096, d.make_swp(1, 500 + i))
+        m.set(base + (200 + i) * 4096, make_swp(d, 1, 500 + i))
     st = make_swap_types(27, True, True)
     start, end = base - (1 << 30), base + (1 << 30)
     ents = _walk(m, [(start, end, None)], swap_types=st)
@@ -478,9 +480,9 @@ def test_walk_markers_batched():
     st = make_swap_types(27, True, True)
     base = 0x10000000
     for i in range(24, 64):
-        m.set(base + i * 4096, d.make_swp(31, 1))  # uffd-wp markers
+        m.set(base + i * 4096, make_swp(d, 31, 1))  # uffd-wp markers
     for i in range(8, 12):
-        m.set(base + i * 4096, d.make_swp(31, 4))  # guard markers
+        m.set(base + i * 4096, make_swp(d, 31, 4))  # guard markers
     ents = _walk(m, [(base, base + 64 * 4096, None)], swap_types=st)
     got = [(e.type, e.kind, e.nr_pages) for e in ents if e.type != PtType.NONE]
     assert got == [(PtType.MARKER, "guard", 4), (PtType.MARKER, "uffd_wp", 40)]

@@ -8,7 +8,6 @@ Architecture decoders: everything that knows bit positions.
 bit itself.
 """
 
-import struct
 from functools import cached_property
 from typing import Any, Dict, Optional, Tuple
 
@@ -70,7 +69,6 @@ class ArchDecoder:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
-        self._structs: Dict[int, struct.Struct] = {}
         # (is leaf, value & flag bits, level) -> PtFlag, for PtEntry.flags.
         self.flag_cache: Dict[Tuple[bool, int, PtLevel], Any] = {}
 
@@ -104,14 +102,6 @@ class ArchDecoder:
             if lvl == level:
                 return shift
         raise ValueError(f"no {level.name} level")
-
-    def unpacker(self, nr: int) -> struct.Struct:
-        """A ``struct.Struct`` decoding *nr* little-endian u64 entries."""
-        try:
-            return self._structs[nr]
-        except KeyError:
-            s = self._structs[nr] = struct.Struct(f"<{nr}Q")
-            return s
 
     def user_range(self) -> Tuple[int, int]:
         """``[start, end)`` of user addresses."""

@@ -274,11 +274,6 @@ class AArch64Decoder(ArchDecoder):
             out.append(v)
         return tuple(out)
 
-    # Helpers for tests and tools.
-    def make_swp(self, type: int, offset: int, flags: int = 0) -> int:
-        """``__swp_entry(type, offset)`` plus swp flag bits."""
-        return (type << self._type_shift) | (offset << self._offset_shift) | flags
-
 
 def _has_new_layout(prog: Program) -> bool:
     # PAGE_NONE, as the kernel itself built it: bit 58 (PTE_PROT_NONE) only

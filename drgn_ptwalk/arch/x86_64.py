@@ -209,9 +209,3 @@ class X86_64Decoder(ArchDecoder):
         if value & _SWP_EXCLUSIVE:
             f |= PtFlag.EXCLUSIVE
         return int(f)
-
-    # Helpers for tests and tools: encode entries the way the kernel does.
-    @staticmethod
-    def make_swp(type: int, offset: int, flags: int = 0) -> int:
-        """``__swp_entry(type, offset)`` plus swp flag bits."""
-        return ((((~offset) << 14) & _U64) >> 5) | (type << 59) | flags

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
-python -m drgn_ptwalk.bench: whole-task walk, smaps and memtop against drgn's idiom and the read floor.
+python -m bench: whole-task walk, smaps and memtop against drgn's idiom and the read floor.
 
 On one reference dump per run (``vmcores/``, the manifest's ``bench = true`` entries by default, built if
 missing), with medians over ``--repeat`` runs:
@@ -14,8 +14,8 @@ missing), with medians over ``--repeat`` runs:
 3. ``pt_range_walk()`` over the whole big task, generator consumed: as is (entries cut by folio, one per
    page of order-0 memory) and with ``split_folios=False`` (one entry per run: what smaps and memtop use);
 4. smaps of the big task and of the many-VMA task (``drgn_ptwalk.procfs.smaps``);
-5. memtop over every task of the dump (``drgn_ptwalk.memtop.memtop``; if that module does not exist yet,
-   a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
+5. memtop over every task of the dump (``drgn_ptwalk.procfs.memtop.memtop``, ``drgn_ptwalk.memtop.memtop``
+   in older trees; in trees before memtop, a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
 
 then the ratios against the targets, peak memory of each, and memtop's time against the number of mapped
 pages on two dumps (the bench dump and the default reference dump of the same kernel).
@@ -30,10 +30,12 @@ Peak memory is measured two ways, both stated in the output:
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import platform
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -53,6 +55,18 @@ from drgn_ptwalk.program import open_program
 from drgn_ptwalk.walk import pt_range_walk
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+_UNPACKERS: Dict[int, struct.Struct] = {}
+
+
+def _unpacker(n: int) -> struct.Struct:
+    """A ``struct.Struct`` decoding *n* little-endian u64 table entries (cached)."""
+    try:
+        return _UNPACKERS[n]
+    except KeyError:
+        u = _UNPACKERS[n] = struct.Struct(f"<{n}Q")
+        return u
 CHUNK = 512  # pages per idiom sample chunk
 
 TARGETS = {
@@ -117,7 +131,7 @@ def table_pages(prog: Program, mm: Object) -> List[Tuple[int, int]]:
         out.append((phys, n * 8))
         if depth == last:
             return
-        vals = dec.unpacker(n).unpack(prog.read(phys, n * 8, True))
+        vals = _unpacker(n).unpack(prog.read(phys, n * 8, True))
         nslots = min(n, -(-user_end >> shift)) if depth == 0 else n
         for i in range(nslots):
             v = vals[i]
@@ -151,7 +165,7 @@ def m_floor(prog: Program, mm: Object) -> Callable[[], Dict[str, Any]]:
             count += 1
             if depth == last:
                 continue
-            vals = dec.unpacker(n).unpack(data)
+            vals = _unpacker(n).unpack(data)
             nslots = min(n, -(-user_end >> shift)) if depth == 0 else n
             for i in range(nslots):
                 v = vals[i]
@@ -286,12 +300,13 @@ def m_smaps(task: Object) -> Optional[Callable[[], Dict[str, Any]]]:
 
 
 def memtop_impl() -> Tuple[Optional[Callable], str]:
-    try:
-        from drgn_ptwalk.memtop import memtop  # type: ignore[import-not-found]
-
-        return memtop, "drgn_ptwalk.memtop.memtop(prog)"
-    except ImportError:
-        return None, "stand-in (drgn_ptwalk.memtop does not exist yet): pt_range_walk over every distinct mm"
+    for module in ("drgn_ptwalk.procfs.memtop", "drgn_ptwalk.memtop"):  # this tree's, older trees'
+        try:
+            memtop = importlib.import_module(module).memtop
+        except (ImportError, AttributeError):
+            continue
+        return memtop, f"{module}.memtop(prog)"
+    return None, "stand-in (no drgn_ptwalk memtop in this tree): pt_range_walk over every distinct mm"
 
 
 def memtop_standin(prog: Program) -> List[Tuple[int, int]]:
@@ -422,7 +437,7 @@ def memchild(args) -> int:
 
 
 def rss_peak(d: Dict[str, Any], what: str, pid: int, sample: float) -> Optional[Dict[str, Any]]:
-    cmd = [sys.executable, "-m", "drgn_ptwalk.bench", "--memchild", what, "--core", d["core"],
+    cmd = [sys.executable, "-m", "bench", "--memchild", what, "--core", d["core"],
            "--vmlinux", d["vmlinux"], "--pid", str(pid), "--idiom-sample", str(sample)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
     if p.returncode != 0:
@@ -627,7 +642,7 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m drgn_ptwalk.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kernel", action="append", metavar="ID",
                    help="vmcores manifest id (repeatable; default: every `bench = true` entry)")

@@ -29,8 +29,9 @@ is one of:
 * ``invariant``: output that breaks the invariants above;
 * ``unreported``: an expected ERROR entry is missing.
 
-Run as ``python -m drgn_ptwalk.faultinject -c CORE -s VMLINUX [--cases N]
-[--seed S] [--case I]``; ``--case I`` replays one case with its traceback.
+A test helper (``tests/test_corruption.py`` runs it), not part of the installed package. Run as
+``python tests/faultinject.py -c CORE -s VMLINUX --pids P,... [--cases N] [--seed S] [--case I]``;
+``--case I`` replays one case with its traceback.
 """
 
 import argparse
@@ -51,7 +52,8 @@ from drgn.helpers.linux.pid import find_task
 from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtType
 from drgn_ptwalk.page import highest_memmap_pfn
-from drgn_ptwalk.vmatree import PtWalkError
+from drgn_ptwalk.program import open_program
+from drgn_ptwalk.errors import PtWalkError
 
 __all__ = ("Case", "FaultInjector", "Overlay", "Result", "Summary")
 
@@ -301,7 +303,7 @@ class FaultInjector:
         def rec(pa: int, depth: int, base: int, parent: Optional[int], slot: Optional[int]) -> None:
             level, shift, n = dec.levels[depth]
             try:
-                vals = dec.unpacker(n).unpack(prog.read(pa, n * 8, True))
+                vals = struct.unpack(f"<{n}Q", prog.read(pa, n * 8, True))
             except FaultError:
                 return
             idx = len(tables)
@@ -844,20 +846,11 @@ class _Runaway(Exception):
 
 def open_dump(core: str, vmlinux: str, arch: Optional[str] = None) -> Program:
     """A fresh program on a dump (the overlay changes it: do not share it)."""
-    import drgn
-
-    if arch:
-        a = {"x86_64": drgn.Architecture.X86_64, "aarch64": drgn.Architecture.AARCH64}[arch]
-        prog = drgn.Program(drgn.Platform(a, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
-    else:
-        prog = drgn.Program()
-    prog.set_core_dump(core)
-    prog.load_debug_info([vmlinux])
-    return prog
+    return open_program(core, symbols=[vmlinux], architecture=arch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m drgn_ptwalk.faultinject", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python tests/faultinject.py", description=__doc__.split("\n\n")[0])
     p.add_argument("-c", "--core", required=True)
     p.add_argument("-s", "--symbols", required=True)
     p.add_argument("--architecture")

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Test helpers that encode page-table entries the way the kernel does (the walker only decodes): swap
+entries for the unit tests' synthetic tables.
+"""
+
+from drgn_ptwalk.arch import ArchDecoder
+from drgn_ptwalk.arch.x86_64 import X86_64Decoder
+
+_U64 = (1 << 64) - 1
+
+
+def make_swp(dec: ArchDecoder, type: int, offset: int, flags: int = 0) -> int:
+    """``__swp_entry(type, offset)`` of *dec*'s architecture and layout, plus swp flag bits *flags*."""
+    if isinstance(dec, X86_64Decoder):
+        # arch/x86/include/asm/pgtable_64.h: type in bits 59-63, ~offset in bits 9-58.
+        return ((((~offset) << 14) & _U64) >> 5) | (type << 59) | flags
+    # arm64: type and offset at the layout's shifts (see drgn_ptwalk.arch.aarch64).
+    return (type << dec._type_shift) | (offset << dec._offset_shift) | flags  # type: ignore[attr-defined]
