@@ -690,12 +690,11 @@ def _struct_pages(lay, pages):
 def test_order0_classes_match_page_by_page():
     import random
 
-    from drgn_ptwalk.page import PageLayout
-    from drgn_ptwalk.procfs.folio import FolioReader, _Layout
+    from drgn_ptwalk.page import FolioReader, PageLayout
 
-    lay = PageLayout(vmemmap=0xFFFFEA0000000000, size=64, flags=0, refcount=52, mapcount=48, mapping=24, info=8,
-                     info_is_mask=False, fake_heads=True, pg_head=6, order_offset=64 + 48)
     pg = {"referenced": 2, "dirty": 4, "swapbacked": 19, "young": 23}
+    lay = PageLayout(vmemmap=0xFFFFEA0000000000, size=64, flags=0, refcount=52, mapcount=48, mapping=24, info=8,
+                     info_is_mask=False, fake_heads=True, pg_head=6, order_offset=64 + 48, pg=pg)
     rng = random.Random(7)
     n = 512
     for case in range(40):
@@ -712,9 +711,7 @@ def test_order0_classes_match_page_by_page():
         pfn0 = 0x1000
         prog = _FakeProg(lay, bytes(pfn0 * 64) + _struct_pages(lay, pages), pfn0 + n + 5)
         fr = FolioReader.__new__(FolioReader)
-        fr.prog, fr.plain, fr._flag_cols = prog, lay, {}
-        fr.lay = _Layout(order=lay.order_offset, entire_mapcount=None, large_mapcount=None, compound_mapcount=None,
-                         mm_ids=None, pg=pg)
+        fr.prog, fr.lay, fr._flag_cols = prog, lay, {}
         mask = fr.flag_mask("swapbacked", "dirty", "young", "referenced", "no_such_flag")
         assert mask == (1 << 19) | (1 << 4) | (1 << 23) | (1 << 2)
         got = fr.order0_classes(pfn0, n, mask)

@@ -10,7 +10,7 @@ v6.9, and its P4D counterpart). Block entries at PMD and (4K) PUD; the
 contiguous bit groups CONT_PTES PTEs or CONT_PMDS PMDs.
 
 Two software layouts are handled, told apart by the kernel's own PAGE_NONE
-(``protection_map[VM_NONE]``):
+(``protection_map[VM_NONE]``, :attr:`~drgn_ptwalk.generations.Generation.arm64_v610_layout`):
 
 * before Linux v6.10 (6.1): PROT_NONE is bit 58 (PMD_PRESENT_INVALID bit 59),
   swap type in bits 3-7, offset in bits 8-57, no uffd-wp;
@@ -28,6 +28,7 @@ from drgn import Program
 from drgn_ptwalk._vmcoreinfo import vmcoreinfo, vmcoreinfo_number
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel
+from drgn_ptwalk.generations import generation
 
 __all__ = ("AArch64Decoder",)
 
@@ -143,7 +144,7 @@ class AArch64Decoder(ArchDecoder):
             prog,
             page_shift=page_shift,
             va_bits=va_bits,
-            new_layout=_has_new_layout(prog),
+            new_layout=bool(generation(prog).arm64_v610_layout),
             max_physmem_bits=vmcoreinfo_number(prog, "MAX_PHYSMEM_BITS"),
         )
 
@@ -273,13 +274,3 @@ class AArch64Decoder(ArchDecoder):
                     v &= ~_RDONLY
             out.append(v)
         return tuple(out)
-
-
-def _has_new_layout(prog: Program) -> bool:
-    # PAGE_NONE, as the kernel itself built it: bit 58 (PTE_PROT_NONE) only
-    # in the pre-v6.10 layout; see the module docstring for the commits.
-    try:
-        page_none = prog["protection_map"][0].pgprot.value_()
-    except (KeyError, LookupError, AttributeError):
-        return True
-    return not page_none & _BIT58

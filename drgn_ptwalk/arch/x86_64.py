@@ -15,6 +15,7 @@ from drgn import Program
 from drgn_ptwalk._vmcoreinfo import vmcoreinfo_number
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel
+from drgn_ptwalk.generations import generation
 
 __all__ = ("X86_64Decoder",)
 
@@ -109,12 +110,8 @@ class X86_64Decoder(ArchDecoder):
         except (KeyError, LookupError):
             sme = vmcoreinfo_number(prog, "sme_mask") or 0
             physical_mask = ((1 << 52) - 1) & ~sme
-        # _PAGE_SAVED_DIRTY (bit 58, counted by pte_dirty()) came with user
-        # shadow stacks: commit a6ab1b7a9b7c ("x86/mm: Introduce
-        # _PAGE_SAVED_DIRTY"), v6.6, together with arch_check_zapped_pte()
-        # from "mm: Warn on shadow stack memory in wrong vma" (v6.6), which we
-        # use as the feature test. Before, bit 58 was _PAGE_DEVMAP.
-        saved_dirty = "arch_check_zapped_pte" in prog
+        # Bit 58: _PAGE_SAVED_DIRTY or _PAGE_DEVMAP (see Generation.x86_saved_dirty).
+        saved_dirty = bool(generation(prog).x86_saved_dirty)
         return cls(
             prog,
             l5=bool(l5),

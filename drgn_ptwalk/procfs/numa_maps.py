@@ -16,7 +16,7 @@ from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
-from drgn_ptwalk.procfs.folio import FolioReader
+from drgn_ptwalk.page import FolioReader
 from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     _cached,

@@ -21,8 +21,9 @@ from typing import Dict, List, NamedTuple, Optional
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
-from drgn_ptwalk.procfs.folio import FolioReader
+from drgn_ptwalk.page import FolioReader
 from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_MAYSHARE, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
 from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
@@ -63,15 +64,14 @@ def _generation(prog: Program) -> _Gen:
 
         bits = vm_flag_bits(prog)
         sd = bits.get("SOFTDIRTY")
+        g = generation(prog)
         return _Gen(
-            # "fs/proc/task_mmu: properly detect PM_MMAP_EXCLUSIVE per page of
-            # PMD-mapped THPs" / folio_precise_page_mapcount(), v6.12-era.
-            "folio_precise_page_mapcount" in prog,
+            # PM_MMAP_EXCLUSIVE per page, present entries only (Generation.precise_mapcount).
+            g.precise_mapcount,
             # v7.x pagemap_pmd_range_thp() passes the head page to
             # __folio_page_mapped_exclusively() for every subpage; it came
-            # with the MM-id rework ("mm/rmap: basic MM owner tracking for
-            # large folios (!hugetlb)", v6.15) whose _mm_ids we test.
-            FolioReader(prog).lay.mm_ids is not None,
+            # with the MM-id rework. Proxy: Generation.mm_ids.
+            g.mm_ids,
             (1 << sd) if sd is not None else 0,
             get_decoder(prog).page_size,
         )

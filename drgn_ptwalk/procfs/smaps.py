@@ -24,9 +24,9 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
-from drgn_ptwalk.page import folio_runs
+from drgn_ptwalk.generations import generation
+from drgn_ptwalk.page import Folio, FolioReader, folio_runs
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
-from drgn_ptwalk.procfs.folio import Folio, FolioReader
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
@@ -148,18 +148,11 @@ def _generation(prog: Program) -> _Gen:
         from drgn_ptwalk.arch import get_decoder
 
         dec = get_decoder(prog)
-        # The "KSM:" line exists iff struct mem_size_stats has ksm (added
-        # between v6.1 and v6.12; exact commit not identified here).
-        ksm = prog.type("struct mem_size_stats").has_member("ksm")
-        # v6.12 prints "THPeligible:    %8u" (v6.1: "%d"). The exact commit
-        # is not identified; tied to the mTHP thp_vma_allowable_orders()
-        # rework (v6.8), which every kernel printing %8u that we know has.
-        width8 = "__thp_vma_allowable_orders" in prog
-        # smaps_account() with folio_precise_page_mapcount() and the
-        # "!present => maybe shared" rule (David Hildenbrand's mapcount
-        # series, by v6.12; exact commit not identified here).
-        precise = "folio_precise_page_mapcount" in prog
-        return _Gen(ksm, width8, precise, dec.page_size, 1 << dec.level_shift(PtLevel.PMD), _pkey_mask(prog))
+        g = generation(prog)
+        # The generations: the "KSM:" line, "THPeligible:    %8u" (v6.1: "%d"), smaps_account() with
+        # folio_precise_page_mapcount() and "!present => maybe shared" (see drgn_ptwalk.generations).
+        return _Gen(g.smaps_ksm_line, g.thp_eligible_width8, g.precise_mapcount, dec.page_size,
+                    1 << dec.level_shift(PtLevel.PMD), _pkey_mask(prog))
 
     return _cached(prog, "ptwalk_procfs_smaps_gen", compute)
 

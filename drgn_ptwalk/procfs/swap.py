@@ -10,6 +10,8 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from drgn import Object, Program
 
+from drgn_ptwalk.generations import generation
+
 __all__ = ("SwapCounter", "shmem_partial_swap_usage", "shmem_swap_usage")
 
 SWAP_HAS_CACHE = 0x40
@@ -25,11 +27,9 @@ class SwapCounter:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self.si: Dict[int, Optional[Object]] = {}
-        ci = prog.type("struct swap_cluster_info")
-        # v7.x: the swap table ("mm, swap: use the swap table for the swap
-        # cache and switch API", v6.18 series by Kairui Song) replaced the
-        # swap_map count byte by a count in the cluster's table entries.
-        self.table = ci.has_member("table") and ci.has_member("extend_table")
+        # The swap table replaced the swap_map count byte by a count in the
+        # cluster's table entries (Generation.swap_table).
+        self.table = generation(prog).swap_table
 
     def _info(self, type: int) -> Optional[Object]:
         try:

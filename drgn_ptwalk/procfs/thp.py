@@ -15,7 +15,9 @@ in a VMA, as ``show_smap()`` asks it.
 
 from typing import Optional
 
-from drgn import Object, Program, TypeKind, cast
+from drgn import Object, Program, cast
+
+from drgn_ptwalk.generations import generation
 
 from drgn_ptwalk.procfs.vma import (
     VM_DONTEXPAND,
@@ -105,15 +107,14 @@ def _shmem_file(vma: Object) -> bool:
 
 
 def _tva_enum(prog: Program) -> bool:
-    # "mm/huge_memory: convert tva_flags to enum tva_type" (v6.18): TVA_SMAPS
-    # became an enumerator and TVA_ENFORCE_SYSFS went away.
-    return _const(prog, "TVA_SMAPS") is not None and _const(prog, "TVA_ENFORCE_SYSFS") is None
+    # The v6.18 THP rules (Generation.tva_enum).
+    return generation(prog).tva_enum
 
 
 def _mm_flags(mm: Object) -> int:
     flags = mm.flags
-    if flags.type_.unaliased().kind == TypeKind.STRUCT:
-        # "mm: convert mm_struct->flags to a bitmap" (mm_flags_t, v6.18).
+    if generation(mm.prog_).mm_flags_bitmap:
+        # mm_flags_t (Generation.mm_flags_bitmap).
         return flags.__mm_flags[0].value_()
     return flags.value_()
 
@@ -224,7 +225,7 @@ def thp_eligible(vma: Object) -> bool:
     prog = vma.prog_
     if not vma.vm_mm.value_():
         return False
-    if "__thp_vma_allowable_orders" in prog:
+    if generation(prog).mthp:
         return _allowable_orders(vma) != 0
     return _hugepage_vma_check(vma)
 

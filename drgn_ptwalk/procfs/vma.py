@@ -12,6 +12,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Object, Program, cast, container_of
 
+from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
 from drgn_ptwalk.vmatree import checked_vmas
 
@@ -101,11 +102,10 @@ def file_user_path(file: Object) -> Object:
     :param file: ``struct file *``
     """
     prog = file.prog_
-    # Since def3ae83da02 ("fs: store real path instead of fake path in
-    # backing file f_path"), v6.7, a backing file (FMODE_BACKING, overlayfs
-    # mmap) keeps the user's path in struct backing_file::user_path; before,
+    # A backing file (FMODE_BACKING, overlayfs mmap) keeps the user's path in
+    # struct backing_file::user_path (Generation.backing_user_path); before,
     # f_path was the user path.
-    if _cached(prog, "ptwalk_backing_user_path", lambda: _has_member(prog, "struct backing_file", "user_path")):
+    if generation(prog).backing_user_path:
         # FMODE_BACKING = 1 << 24 (include/linux/fs.h, v6.6..v7.2).
         if file.f_mode.value_() & (1 << 24):
             return container_of(file, "struct backing_file", "file").user_path.address_of_()
@@ -120,7 +120,7 @@ def file_user_inode(file: Object) -> Object:
     :param file: ``struct file *``
     """
     prog = file.prog_
-    if _cached(prog, "ptwalk_backing_user_path", lambda: _has_member(prog, "struct backing_file", "user_path")):
+    if generation(prog).backing_user_path:
         if file.f_mode.value_() & (1 << 24):
             return file_user_path(file).dentry.d_inode
     return file.f_inode
@@ -302,10 +302,9 @@ def vma_is_initial_heap(vma: Object, mm: Object) -> bool:
     prog = vma.prog_
     start, end = vma.vm_start.value_(), vma.vm_end.value_()
     brk, start_brk = mm.brk.value_(), mm.start_brk.value_()
-    # 11250fd12eb8 ("mm: factor out VMA stack and heap checks"), v6.7,
-    # made the test strict (vma_is_initial_heap()); before, task_mmu.c used
-    # "vm_start <= brk && vm_end >= start_brk".
-    if _cached(prog, "ptwalk_heap_strict", lambda: "vma_is_initial_heap" in prog):
+    # vma_is_initial_heap() made the test strict (Generation.heap_strict);
+    # before, task_mmu.c used "vm_start <= brk && vm_end >= start_brk".
+    if generation(prog).heap_strict:
         return start < brk and end > start_brk
     return start <= brk and end >= start_brk
 
@@ -401,8 +400,8 @@ def _vm_flag_bits(prog: Program) -> Dict[str, int]:
     if "clear_soft_dirty" in prog or "clear_soft_dirty_pmd" in prog:
         bits["SOFTDIRTY"] = 27
     arm64 = prog.platform is not None and prog.platform.arch.name == "AARCH64"
-    enum_minor = _enum_bit(prog, "VMA_UFFD_MINOR_BIT")
-    if enum_minor is not None:
+    layout = generation(prog).vm_flags_layout
+    if layout == "enum":
         # v7.x: "mm: declare VMA flags by bit" turned VM_* into an enum of
         # VMA_*_BIT numbers (include/linux/mm.h DECLARE_VMA_BIT); read them.
         for name in ("UFFD_MINOR", "SEALED", "DROPPABLE", "ALLOW_ANY_UNCACHED", "MAYBE_GUARD",
@@ -411,7 +410,7 @@ def _vm_flag_bits(prog: Program) -> Dict[str, int]:
             if b is not None:
                 bits[name] = b
         return bits
-    if "__x64_sys_mseal" in prog or "__arm64_sys_mseal" in prog:
+    if layout == "mseal":
         # v6.10+: 8be7258aad44 ("mseal: add mseal syscall"), v6.10: VM_SEALED
         # = bit 63; "mm: add MAP_DROPPABLE for designating
         # always-droppable mappings", v6.11: VM_DROPPABLE = bit 40; the
