@@ -82,6 +82,9 @@ class PtEntry(NamedTuple):
 
     A ``NamedTuple`` (cheap to make in the walker's hot loop); the decoded
     views (:attr:`flags`, :meth:`page`, ...) are computed when asked for.
+    Two entries are equal when they say the same (type, level, range, raw
+    value, PFN, swap fields, kind, VMA, table, reason), whatever decoder and
+    table bytes they were read with.
     """
 
     type: PtType
@@ -152,29 +155,29 @@ class PtEntry(NamedTuple):
         last = (self.end - 1) >> shift
         return tuple(tbl[self.slot : self.slot + last - first + 1])
 
+    # Equality: what the entry says, not the decoder and table it was read with.
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PtEntry):
+            return self[:_SAID] == other[:_SAID]
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, PtEntry):
+            return self[:_SAID] != other[:_SAID]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self[:_SAID])
+
     # State bits.
     @property
     def flags(self) -> PtFlag:
-        """Decoded :class:`PtFlag` bits (from :attr:`raw`)."""
+        """Decoded :class:`PtFlag` bits (from :attr:`raw`, by the decoder)."""
         t = self.type
         dec = self.decoder
         if t == PtType.NONE or t == PtType.ERROR or dec is None:
             return PtFlag(0)
-        # Cached by the bits the decoder reads: the hot path of smaps & co.
-        leaf = t == PtType.FOLIO or t == PtType.PFN
-        key = (leaf, self.raw & (dec.leaf_flag_bits if leaf else dec.swap_flag_bits), self.level)
-        cache = getattr(dec, "flag_cache", None)
-        if cache is not None:
-            f = cache.get(key)
-            if f is not None:
-                return f
-        if leaf:
-            f = PtFlag(dec.leaf_flags(self.raw, self.level))
-        else:
-            f = PtFlag(dec.swap_flags(self.raw, self.level))
-        if cache is not None:
-            cache[key] = f
-        return f
+        return dec.entry_flags(t == PtType.FOLIO or t == PtType.PFN, self.raw, self.level)
 
     @property
     def present(self) -> bool:
@@ -314,3 +317,7 @@ class PtEntry(NamedTuple):
         if names:
             parts.append(",".join(names))
         return f"PtEntry({' '.join(parts)})"
+
+
+_SAID = PtEntry._fields.index("decoder")
+"""The fields before this one are what an entry says (compared by ``==``); the rest is how it was read."""

@@ -63,7 +63,14 @@ __all__ = (
     "walk_tables",
 )
 
+# The walker makes entries with tuple.__new__ from positional tuples (no
+# call per entry on the hot paths), in this field order: checked here, so
+# that reordering PtEntry's fields fails at import instead of shifting values.
 _new = tuple.__new__
+_FIELD_ORDER = ("type", "level", "start", "end", "raw", "pfn", "cont", "vma", "swap_type", "swap_offset", "kind",
+                "table", "reason", "decoder", "values", "slot")
+if PtEntry._fields != _FIELD_ORDER:  # pragma: no cover
+    raise ImportError(f"PtEntry fields {PtEntry._fields} are not the order walk.py builds them in")
 # Enum members bound once: attribute access on an Enum class is slow, and
 # the PTE loop is the hot path.
 _NONE_T = PtType.NONE

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from drgn import Architecture, Object, Program
 
-from drgn_ptwalk.entry import PtLevel
+from drgn_ptwalk.entry import PtFlag, PtLevel
 
 __all__ = (
     "ArchDecoder",
@@ -62,15 +62,15 @@ class ArchDecoder:
     cont_slots: Dict[PtLevel, int] = {}
     # Bits kept when a PFN is taken out of a swap offset (SWP_PFN_MASK).
     swp_pfn_mask: int = (1 << 40) - 1
-    # The bits leaf_flags() / swap_flags() read: PtEntry.flags caches their
+    # The bits leaf_flags() / swap_flags() read: entry_flags() caches their
     # results by ``value & mask`` (all bits by default, always correct).
     leaf_flag_bits: int = (1 << 64) - 1
     swap_flag_bits: int = (1 << 64) - 1
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
-        # (is leaf, value & flag bits, level) -> PtFlag, for PtEntry.flags.
-        self.flag_cache: Dict[Tuple[bool, int, PtLevel], Any] = {}
+        # (is leaf, value & flag bits, level) -> PtFlag (entry_flags()).
+        self.flag_cache: Dict[Tuple[bool, int, PtLevel], PtFlag] = {}
 
     @cached_property
     def none_values(self) -> Tuple[Tuple[int, ...], ...]:
@@ -151,6 +151,21 @@ class ArchDecoder:
         if kind == LEAF:
             return kind, self.leaf_pfn(value, self.page_shift), self.leaf_step(value)
         return kind, None, None  # type: ignore[return-value]
+
+    def entry_flags(self, leaf: bool, value: int, level: PtLevel) -> PtFlag:
+        """
+        The :class:`~drgn_ptwalk.entry.PtFlag` bits of an entry of raw value
+        *value*: a present leaf (*leaf*) or a swap-format entry. Cached by
+        the bits :meth:`leaf_flags` / :meth:`swap_flags` read (the hot path
+        of smaps and pagemap).
+        """
+        key = (leaf, value & (self.leaf_flag_bits if leaf else self.swap_flag_bits), level)
+        f = self.flag_cache.get(key)
+        if f is None:
+            f = self.flag_cache[key] = PtFlag(
+                self.leaf_flags(value, level) if leaf else self.swap_flags(value, level)
+            )
+        return f
 
     def leaf_flags(self, value: int, level: PtLevel) -> int:
         """:class:`~drgn_ptwalk.entry.PtFlag` bits of a ``LEAF`` entry."""
