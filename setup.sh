@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Install what drgn-ptwalk and its reference vmcores need on a Debian machine (idempotent):
 # QEMU for both architectures, the arm64 cross compiler, archive tools, then the package itself.
 set -euo pipefail

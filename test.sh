@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Set up a Debian machine for drgn-ptwalk's tests and run them: tools from apt, the package from PyPI,
 # the reference vmcores (built once, cached in ${DRGN_PTWALK_CACHE:-~/.cache/drgn-ptwalk}), then pytest.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The main job, on the default reference vmcore: build it if missing, print smaps of a workload process
 # from the dump with drgn-ptwalk, and say whether it equals what the kernel itself printed.
 set -euo pipefail

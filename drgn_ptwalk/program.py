@@ -1,4 +1,10 @@
-"""Opening a drgn program (live kernel, core dump, QEMU guest) with one-line errors for bad input."""
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Opening a drgn program (live kernel, core dump, QEMU guest) the way ``drgn -k/-c/--qemu -s`` does, with
+one-line :class:`~drgn_ptwalk.errors.ProgramError` for bad input: the one way the CLI, the tests and the
+tools open a program. A QEMU ``kdump-zlib`` dump that names no architecture gets it from its vmcoreinfo
+or the vmlinux.
+"""
 
 import os
 from typing import Optional, Sequence

@@ -1,4 +1,9 @@
-"""Finding the task a user means: by PID, by ``struct task_struct`` address, or by name."""
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Finding the task a user means: by PID, by ``struct task_struct`` address, or by unique name
+(:func:`find_target`), and its address space (:func:`task_mm`); a missing task or a kernel thread is a
+typed error (:mod:`drgn_ptwalk.errors`).
+"""
 
 from typing import List
 

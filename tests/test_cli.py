@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The drgn-ptwalk CLI, the drgn shell commands and the contrib scripts, run as a user runs them."""
 
 import json

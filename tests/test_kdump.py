@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Production-style kdumps: the guest crashed (sysrq c) into a kexec'ed capture kernel, which saved
 /proc/vmcore with Debian's makedumpfile, unfiltered (-d 0) and filtered (-d 31: zero, cache, user and free
 pages excluded).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Live mode: a running QEMU guest opened with ``drgn --qemu`` (QMP).
 
 One kernel per architecture is booted with the reference workload and left running; its processes are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Unit tests for the pieces behind the live and kdump modes, on synthetic input (the real thing is in
 test_live.py and test_kdump.py): a PTE table that changes while the walker reads it, and makedumpfile's
 flattened format."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The judge for drgn_ptwalk.procfs: byte-identical /proc/PID/{maps,smaps,smaps_rollup,numa_maps,pagemap}.
 
 For every reference dump and every PID the truth lists (workload scenarios and a kernel thread), each file

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The judge is consistent: each reference dump holds the processes its truth describes, and the kernel's
 captured pagemap agrees with drgn's own page-table translation (follow_pfn) on every present page."""
 

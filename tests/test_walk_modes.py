@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The fast paths of issue 6 against the plain ones, on the reference dumps.
 
 * ``pt_range_walk(split_folios=False)``, each run cut with ``folio_runs()``, gives exactly the entries of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The judge: pt_range_walk against what the kernel itself reported, on real reference vmcores.
 
 For every dump and every workload PID, the walker's entries expanded to pages must agree with the pagemap the

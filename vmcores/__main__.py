@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """python -m vmcores {build,list,live,kernels}: reference vmcores of real Debian kernels under QEMU."""
 
 import argparse

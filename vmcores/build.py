@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Build reference vmcores: fetch, boot, capture the truth, dump; and list what was built."""
 
 import fcntl

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Fetch Debian kernels, their debug vmlinux and busybox from the archive this machine's apt already uses.
 
 apt runs with a private configuration under the cache directory, so the packages are verified the way apt

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Reassemble makedumpfile's flattened format (``makedumpfile -F``) into a regular dump file.
 
 What ``makedumpfile -R`` does, so the host needs no makedumpfile of its own. The flattened stream is a

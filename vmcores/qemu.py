@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Boot a guest under QEMU TCG, collect the truth it prints on its console, and dump it over QMP."""
 
 import base64

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Reading the ground truth a guest captured (see README "Reference vmcores" for the layout)."""
 
 import json

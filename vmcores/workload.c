@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * drgn-ptwalk reference-vmcore guest workload.
  *
