@@ -10,6 +10,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from drgn import Object, Program
 
+from drgn_ptwalk.arch import get_decoder
 from drgn_ptwalk.generations import generation
 
 __all__ = ("SwapCounter", "shmem_partial_swap_usage", "shmem_swap_usage")
@@ -74,8 +75,9 @@ class SwapCounter:
 
         prog = self.prog
         head = vmalloc_to_page(prog, smap + offset)
-        ps = prog["PAGE_SIZE"].value_() if "PAGE_SIZE" in prog else 4096
-        off = (smap + offset) % ps
+        # The continuation pages hold the count at the byte's offset in its page (of the kernel's size:
+        # 16K and 64K on some arm64 kernels).
+        off = (smap + offset) % get_decoder(prog).page_size
         n = SWAP_MAP_MAX + 1
         for page in list_for_each_entry("struct page", head.lru.address_of_(), "lru"):
             tmp = prog.read_u8(page_to_virt(page).value_() + off)
