@@ -1,4 +1,3 @@
-# SPDX-License-Identifier: LGPL-2.1-or-later
 """Build the guest: the static workload and an initramfs around busybox, the modules and the init script."""
 
 import hashlib
