@@ -34,6 +34,7 @@ __all__ = (
     "execute",
     "make_parser",
     "one_line",
+    "range_args",
     "registry",
     "run_script",
 )
@@ -68,6 +69,11 @@ def address(text: str) -> int:
 
 TASK = arg("task", help="PID, struct task_struct address (0x...), or process name")
 """The task argument of the per-task commands."""
+
+
+def range_args(start_help: str, end_help: str) -> Tuple[Arg, Arg]:
+    """``--start`` and ``--end``: the address range of a per-task command (each says its default)."""
+    return arg("--start", type=address, help=start_help), arg("--end", type=address, help=end_help)
 
 
 class Command(NamedTuple):

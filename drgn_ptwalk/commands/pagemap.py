@@ -16,7 +16,7 @@ from typing import Iterable, List, NamedTuple, Optional, TextIO, Tuple
 
 from drgn import Program
 
-from drgn_ptwalk.commands import TASK, address, arg, command
+from drgn_ptwalk.commands import TASK, arg, command, range_args
 
 __all__ = ("COMMANDS", "PagemapOutput", "pagemap_table")
 
@@ -119,8 +119,8 @@ COMMANDS = (
         "/proc/PID/pagemap entries: raw bytes (a range, or one record per VMA) or a table",
         (
             TASK,
-            arg("--start", type=address, help="first address (default: every VMA; with --end: the first VMA's)"),
-            arg("--end", type=address, help="end address (default: every VMA; with --start: the last VMA's end)"),
+            *range_args("first address (default: every VMA; with --end: the first VMA's)",
+                        "end address (default: every VMA; with --start: the last VMA's end)"),
             arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
             arg("--table", action="store_true", help="a readable table of the non-zero entries"),
             arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, TextIO
 
 from drgn import Program
 
-from drgn_ptwalk.commands import TASK, address, arg, command
+from drgn_ptwalk.commands import TASK, arg, command, range_args
 from drgn_ptwalk.entry import PtType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,8 +113,7 @@ COMMANDS = (
         "walk the page tables: one line per (batched) entry",
         (
             TASK,
-            arg("--start", type=address, help="first address (default 0)"),
-            arg("--end", type=address, help="end address (default: the task size)"),
+            *range_args("first address (default 0)", "end address (default: the task size)"),
             arg("--type", action="append", metavar="T",
                 help="only entries of this type (" + ", ".join(t.name.lower() for t in PtType) + "); may repeat"),
             arg("--holes", action="store_true", help="also show NONE entries (holes)"),
