@@ -156,8 +156,43 @@ def test_error_pid_not_found(default_vmcore):
 
 
 def test_error_kernel_thread(default_vmcore):
+    # smaps_rollup of a task without an mm fails in the kernel (ESRCH): one line, exit 2.
     v = default_vmcore
-    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "smaps", v.pids["kthread"]), "no mm")
+    one_line_error(cli("-c", v.core, "-s", v.vmlinux, "smaps_rollup", v.pids["kthread"]), "no mm")
+
+
+@pytest.mark.parametrize("kind", ["maps", "smaps", "numa_maps"])
+@pytest.mark.parametrize("who", ["kthread", "zombie"])
+def test_no_mm_prints_the_empty_file(default_vmcore, kind, who):
+    # The kernel prints an empty maps/smaps/numa_maps for a task without an mm of its own: so does the
+    # CLI, exit 0, and it says why on stderr.
+    v = default_vmcore
+    p = cli("-c", v.core, "-s", v.vmlinux, kind, v.pids[who], check=0)
+    err = p.stderr.decode().strip()
+    assert p.returncode == 0 and p.stdout == (v.pid_dir(v.pids[who]) / kind).read_bytes() == b"", err
+    assert len(err.splitlines()) == 1 and "no mm" in err and kind in err, err
+
+
+def test_root_task_is_the_container_view(default_vmcore):
+    # --root task: paths relative to the container's own root. The kernel printed them relative to the
+    # host's (PID 1's) root: the two differ exactly by where the container's root is, seen from the host.
+    from drgn_ptwalk.procfs.vma import d_path_kernel, default_root, task_root
+
+    v = default_vmcore
+    pid = v.pids["container"]
+    task = find_task(v.prog(), pid)
+    prefix = d_path_kernel(task_root(task), default_root(v.prog())).rstrip(b"/")
+    p = cli("-c", v.core, "-s", v.vmlinux, "maps", pid, "--root", "task", check=0)
+    want = (v.pid_dir(pid) / "maps").read_bytes().splitlines()
+    got = p.stdout.splitlines()
+    assert p.returncode == 0 and len(got) == len(want)
+    moved = 0
+    for w, g in zip(want, got):
+        # Files under the container's root lose the prefix; the others (the workload binary, on the
+        # host's rootfs, out of the container's reach) read the same from either root.
+        assert w == g or (w[:73] == g[:73] and w[73:] == prefix + g[73:]), (w, g)
+        moved += w != g
+    assert moved >= (4 if prefix else 0), f"container root {prefix!r}: {moved} paths moved"
 
 
 @pytest.mark.parametrize("args", [["--start", "0x1001", "--end", "0x2000"], ["--start", "0x2000", "--end", "0x1000"],
