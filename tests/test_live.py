@@ -64,7 +64,13 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
             continue
         task = find_target(live_prog, pid)
         for kind in ("maps", "smaps", "smaps_rollup", "numa_maps"):
-            if getattr(procfs, kind)(task) != (truth / str(pid) / kind).read_text():
+            path = truth / str(pid) / kind
+            if not path.exists():
+                # The kernel refused the read (no mm of its own: ESRCH); so must we.
+                assert not get_task_mm(task), f"{name}: no captured {kind} although the task has an mm"
+                with pytest.raises(ProcessLookupError):
+                    getattr(procfs, kind)(task)
+            elif getattr(procfs, kind)(task) != path.read_text():
                 diffs.append(f"{name}/{kind}")
         # One walk for all VMAs (QMP reads are slow; a walk per VMA of the 3000-VMA process is not).
         mm = get_task_mm(task)
