@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 import drgn
 
+from drgn_ptwalk._compat import qemu_unsupported
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -81,6 +82,8 @@ def open_program(
     :raises ProgramError: (one line) the dump is missing, unreadable, not a Linux kernel's, or its
         kernel's debug info is not found or does not match
     """
+    if qemu is not None and qemu_unsupported():
+        raise ProgramError(qemu_unsupported())
     platform = _platform(architecture) if architecture else None
     prog = drgn.Program(platform)
     try:
