@@ -17,14 +17,14 @@ from typing import Any
 
 from drgn import Program
 
-# Without drgn.commands (drgn < 0.0.33) these register nothing and the drgn_prog_set hook says so.
+# Without drgn.commands (drgn < 0.0.33) these register nothing and the drgn_prog_set hook says so; the hook
+# also lets drgn < 0.1.0 read arm64 dumps that have only physical addresses (see drgn_ptwalk._compat).
 from drgn_ptwalk._compat import CommandError, argument, linux_kernel_command, plugin_prog_set
 from drgn_ptwalk.commands import USER_ERRORS, Command, execute, one_line, registry
 
 __all__ = ()
 
-if plugin_prog_set is not None:
-    drgn_prog_set = plugin_prog_set
+drgn_prog_set = plugin_prog_set
 
 
 def _register(cmd: Command) -> None:

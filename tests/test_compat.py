@@ -3,6 +3,7 @@ the tests (CI runs the suite with the oldest supported drgn and with the newest,
 No dump needed: types are built with drgn's own type constructors."""
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import drgn
 import pytest
 from drgn import Program, Qualifiers, TypeKind
 
+from conftest import ROOT, _matrix, get_vmcore
 from drgn_ptwalk import _compat
 
 
@@ -70,13 +72,12 @@ def test_commands_detection():
         from drgn.commands import CommandError
 
         assert _compat.CommandError is CommandError
-        assert not hasattr(plugin, "drgn_prog_set")
     else:
         # The stand-ins register nothing and the plugin gets the hook that says so.
         assert _compat.argument("task", help="x") is None
         fn = lambda: None  # noqa: E731
         assert _compat.linux_kernel_command(name="maps", arguments=())(fn) is fn
-        assert plugin.drgn_prog_set is _compat._warn_no_commands
+    assert plugin.drgn_prog_set is _compat.plugin_prog_set
 
 
 def test_plugin_imports_cleanly():
@@ -86,7 +87,8 @@ def test_plugin_imports_cleanly():
 
 
 def test_no_commands_warning(monkeypatch, caplog):
-    """The hook warns once per kernel program opened in drgn's CLI, never in library use or for user space."""
+    """Without drgn.commands the hook warns once per kernel program opened in drgn's CLI, never in library use
+    or for user space; with drgn.commands it never warns."""
     msg = _compat.no_commands_message()
     assert "%maps" in msg and "%memtop" in msg and "drgn.commands" in msg and "drgn-ptwalk" in msg
     assert drgn.__version__ in msg
@@ -95,16 +97,22 @@ def test_no_commands_warning(monkeypatch, caplog):
         def __init__(self, flags):
             self.flags = flags
 
+        platform = None  # not arm64: no swapper_pg_dir probe
+
     kernel = FakeProg(drgn.ProgramFlags.IS_LINUX_KERNEL)
-    with caplog.at_level(logging.WARNING, logger="drgn"):
-        monkeypatch.delitem(sys.modules, "drgn.cli", raising=False)
-        _compat._warn_no_commands(kernel)
-        assert caplog.records == []
-        monkeypatch.setitem(sys.modules, "drgn.cli", object())
-        _compat._warn_no_commands(FakeProg(drgn.ProgramFlags(0)))
-        assert caplog.records == []
-        _compat._warn_no_commands(kernel)
-        assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [("drgn", logging.WARNING, msg)]
+    for have in (True, False):
+        monkeypatch.setattr(_compat, "HAVE_COMMANDS", have)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="drgn"):
+            monkeypatch.delitem(sys.modules, "drgn.cli", raising=False)
+            _compat.plugin_prog_set(kernel)
+            assert caplog.records == []
+            monkeypatch.setitem(sys.modules, "drgn.cli", object())
+            _compat.plugin_prog_set(FakeProg(drgn.ProgramFlags(0)))
+            assert caplog.records == []
+            _compat.plugin_prog_set(kernel)
+            said = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+            assert said == ([] if have else [("drgn", logging.WARNING, msg)])
 
 
 def test_qemu_detection():
@@ -126,3 +134,36 @@ def test_open_program_without_qmp(monkeypatch, tmp_path):
     with pytest.raises(ProgramError) as e:
         open_program(qemu=str(tmp_path / "no-such.sock"))
     assert str(e.value) == _compat.qemu_unsupported() and "drgn 0.2.0" in str(e.value)
+
+
+_ARM64_READ = """
+import sys, drgn
+from drgn.helpers.linux.pid import find_task
+from drgn_ptwalk._compat import map_arm64_swapper_pg_dir
+core, vmlinux, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+prog = drgn.Program()
+prog.set_core_dump(core)
+try:
+    before = prog.read(int(dict(l.split("=", 1) for l in prog["VMCOREINFO"].string_().decode().splitlines()
+                                if "=" in l)["SYMBOL(swapper_pg_dir)"], 16), 8) and "ok"
+except drgn.FaultError as e:
+    before = "fault"
+mapped = map_arm64_swapper_pg_dir(prog)
+prog.load_debug_info([vmlinux])
+print(before, mapped, prog["init_uts_ns"].name.release.string_().decode(), find_task(prog, pid).comm.string_().decode())
+"""
+
+
+@pytest.mark.parametrize("name", [n for n in _matrix() if n.startswith("aarch64") and n.endswith(":elf")])
+def test_arm64_swapper_pg_dir(name):
+    """QEMU's arm64 ELF dumps have physical addresses only: drgn reads the kernel through swapper_pg_dir, and
+    drgn < 0.1.0 cannot read swapper_pg_dir itself. With plugins off (drgn as a bare library), the shim maps
+    it exactly when drgn cannot read it, and then the kernel reads as drgn 0.1.0 reads it."""
+    v = get_vmcore(name)
+    env = dict(os.environ, DRGN_DISABLE_PLUGINS="*")
+    p = subprocess.run([sys.executable, "-c", _ARM64_READ, v.core, v.vmlinux, str(v.pids["anon"])],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    before, mapped, release, comm = p.stdout.split()
+    assert (before, mapped) in (("fault", "True"), ("ok", "False")), p.stdout
+    assert release == v.release and comm == "anon"
