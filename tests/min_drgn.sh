@@ -18,9 +18,11 @@ min=$(sed -n 's/.*"drgn>=\([0-9.]*\)".*/\1/p' pyproject.toml)
 cache=${DRGN_PTWALK_CACHE:-$HOME/.cache/drgn-ptwalk}
 venv=$cache/venv-drgn-$min
 py=$venv/bin/python
-if ! "$py" -c "import drgn, sys; sys.exit(drgn.__version__ != '$min')" 2>/dev/null; then
+reqs="drgn==$min tabulate pytest setuptools>=70.1"  # setuptools 70.1: bdist_wheel built in (editable install)
+if [ "$(cat "$venv/.ptwalk-reqs" 2>/dev/null)" != "$reqs" ]; then
     python3 -m venv --clear "$venv"
-    "$py" -m pip install -q --disable-pip-version-check --only-binary=drgn "drgn==$min" tabulate pytest "setuptools>=61"
+    "$py" -m pip install -q --disable-pip-version-check --only-binary=drgn $reqs
+    echo "$reqs" >"$venv/.ptwalk-reqs"
 fi
 # This checkout (the CI clone moves): the package, its console script and its drgn.plugins entry point.
 "$py" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >/dev/null
