@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What differs between the drgn releases drgn-ptwalk supports (drgn 0.0.31, Debian trixie's, and newer).
 
 Each difference is found by looking for the feature, never by comparing version strings, and is resolved

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The suite with the oldest drgn the project supports: the `drgn>=X` of pyproject.toml, from PyPI (a
 # manylinux wheel: no compiler needed), in a venv under the cache (${DRGN_PTWALK_CACHE:-~/.cache/drgn-ptwalk}/
 # venv-drgn-X), with this checkout installed in it (its console script and drgn plugin entry point).

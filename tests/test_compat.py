@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """drgn_ptwalk._compat: each branch taken for the drgn that lacks a feature, checked against the drgn running
 the tests (CI runs the suite with the oldest supported drgn and with the newest, so both sides run for real).
 No dump needed: types are built with drgn's own type constructors."""
