@@ -10,7 +10,8 @@
 #   tests/test_live.py     opens a QEMU guest over QMP: Program.set_qemu_qmp, drgn 0.2.0 (the CLI's --qemu
 #                          error on older drgn is tested in test_cli.py and test_compat.py);
 #   tests/test_vmcores.py  checks the judge (the kernel's pagemap) against drgn's own follow_pfn(), which
-#                          drgn before 0.1.0 cannot do in dumps that have only physical addresses.
+#                          drgn 0.0.31 cannot do in dumps that have only physical addresses ("recursive
+#                          address translation" on mm->pgd; drgn 0.3.0 can): drgn's helper, not ours.
 # PTWALK_KERNELS, if set, narrows the kernels as for the main run. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
