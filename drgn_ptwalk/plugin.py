@@ -6,6 +6,9 @@ The drgn plugin (entry point group ``drgn.plugins``): registers every command of
 the CLI's arguments. Bad input (:data:`~drgn_ptwalk.commands.USER_ERRORS`) is a one-line
 :class:`drgn.commands.CommandError`. Loading it costs only the registration: what a command needs is
 imported when it runs.
+
+drgn has commands from 0.0.33 on; with an older drgn the plugin registers none and, in drgn's shell, says
+so once (:func:`drgn_ptwalk._compat.plugin_prog_set`).
 """
 
 import argparse
@@ -13,12 +16,15 @@ import sys
 from typing import Any
 
 from drgn import Program
-from drgn.commands import CommandError, argument
-from drgn.commands.linux import linux_kernel_command
 
+# Without drgn.commands (drgn < 0.0.33) these register nothing and the drgn_prog_set hook says so; the hook
+# also lets drgn < 0.1.0 read arm64 dumps that have only physical addresses (see drgn_ptwalk._compat).
+from drgn_ptwalk._compat import CommandError, argument, linux_kernel_command, plugin_prog_set
 from drgn_ptwalk.commands import USER_ERRORS, Command, execute, one_line, registry
 
 __all__ = ()
+
+drgn_prog_set = plugin_prog_set
 
 
 def _register(cmd: Command) -> None:

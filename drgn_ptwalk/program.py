@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 import drgn
 
+from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, qemu_unsupported
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -81,6 +82,8 @@ def open_program(
     :raises ProgramError: (one line) the dump is missing, unreadable, not a Linux kernel's, or its
         kernel's debug info is not found or does not match
     """
+    if qemu is not None and qemu_unsupported():
+        raise ProgramError(qemu_unsupported())
     platform = _platform(architecture) if architecture else None
     prog = drgn.Program(platform)
     try:
@@ -111,6 +114,8 @@ def open_program(
         raise ProgramError(f"{what}: cannot open: {e}") from None
     if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
         raise ProgramError(f"{core or qemu}: not a Linux kernel core dump")
+    if core is not None:
+        map_arm64_swapper_pg_dir(prog)  # drgn < 0.1.0 and QEMU's arm64 ELF dumps
     for path in symbols:
         if not os.path.exists(path):
             raise ProgramError(f"{path}: no such file")

@@ -11,6 +11,7 @@ import pytest
 
 from drgn.helpers.linux.pid import find_task
 
+from drgn_ptwalk._compat import HAVE_COMMANDS, HAVE_QEMU_QMP, no_commands_message, qemu_unsupported
 from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import read_pagemap
 
@@ -202,13 +203,25 @@ def test_error_bad_range(default_vmcore, args):
     one_line_error(cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["anon"], *args))
 
 
+def test_error_qemu(tmp_path):
+    """--qemu: drgn 0.2.0 and newer open the QMP socket (here: none there); older drgn cannot, and it says so."""
+    sock = tmp_path / "no-such.sock"
+    err = one_line_error(cli("--qemu", sock, "maps", "1"))
+    if HAVE_QEMU_QMP:
+        assert f"{sock}: cannot open" in err
+    else:
+        assert err == f"drgn-ptwalk: {qemu_unsupported()}"
+
+
 def test_error_unknown_name(default_vmcore):
     v = default_vmcore
     one_line_error(cli("-c", v.core, "-s", v.vmlinux, "maps", "no-such-process"), "no-such-process")
 
 
-# The drgn shell commands, from the installed plugin.
+# The drgn shell commands, from the installed plugin (drgn 0.0.33 and newer: drgn.commands).
 def test_drgn_commands(default_vmcore):
+    if not HAVE_COMMANDS:
+        return _drgn_without_commands(default_vmcore)
     v = default_vmcore
     pid = v.pids["anon"]
     code = (
@@ -219,11 +232,27 @@ def test_drgn_commands(default_vmcore):
     )
     p = drgn_run(v, "-e", code)
     assert p.returncode == 0, p.stderr.decode()
+    assert b"drgn-ptwalk" not in p.stderr, p.stderr.decode()
     out = p.stdout.decode()
     smaps = (v.pid_dir(pid) / "smaps").read_text()
     assert out.startswith(smaps)
     rest = out[len(smaps):].splitlines()
     assert rest[0].split()[:2] == ["type", "level"]
+
+
+# A drgn without commands (0.0.31, Debian trixie's): drgn's shell loads the plugin without a traceback, says
+# once which commands it cannot have, and the Python API it points to works in that shell.
+def _drgn_without_commands(v):
+    pid = v.pids["anon"]
+    code = "from drgn_ptwalk import smaps, find_target\n" f"print(smaps(find_target(prog, {pid})), end='')\n"
+    p = drgn_run(v, "--log-level", "warning", "-e", code)
+    err = p.stderr.decode()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "failed to load" not in err, err
+    said = [line for line in err.splitlines() if "drgn-ptwalk" in line]
+    assert said == ["warning: " + no_commands_message()], err
+    assert "%smaps" in said[0] and "drgn 0.0.33" in said[0]
+    assert p.stdout == (v.pid_dir(pid) / "smaps").read_bytes()
 
 
 # contrib/ scripts, as documented: drgn -c VMCORE -s VMLINUX contrib/NAME.py ARGS

@@ -33,6 +33,10 @@ def _live_ids():
 
 @pytest.fixture(scope="module", params=_live_ids())
 def live_guest(request):
+    from drgn_ptwalk._compat import qemu_unsupported
+
+    if qemu_unsupported():  # before booting a guest this drgn cannot open
+        pytest.fail(f"the live tests open a QEMU guest over QMP: {qemu_unsupported()}", pytrace=False)
     p = subprocess.run([sys.executable, "-m", "vmcores", "live", request.param, "--detach", "--churn"],
                        capture_output=True, text=True, cwd=ROOT, timeout=float(vbuild.READY_TIMEOUT) + 300)
     if p.returncode != 0:

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from drgn import Object, Program
 
+from drgn_ptwalk._compat import type_unaliased
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn_vma
 from drgn_ptwalk.procfs.vma import VmaFacts, default_root, mangle_path, reader_root, vma_facts, vmas
 from drgn_ptwalk.tasks import get_task_mm
@@ -33,7 +34,7 @@ def gate_vma(prog: Program, mm: Object) -> Optional[Object]:
     except LookupError:
         return None
     # enum vsyscall_mode { EMULATE, XONLY, NONE } (arch/x86/entry/vsyscall).
-    enumerators = dict((e.name, e.value) for e in (mode.type_.unaliased().enumerators or ()))
+    enumerators = dict((e.name, e.value) for e in (type_unaliased(mode.type_).enumerators or ()))
     none = enumerators.get("NONE", 2)
     if mode.value_() == none:
         return None
