@@ -130,6 +130,7 @@ static int g_ready_fd = -1;
 static long g_ps;
 static int g_no_sysfs;
 static const char *g_scen = "main";
+static int g_no_vdso; /* the capturer: its vDSO is unmapped */
 
 /* ------------------------------------------------------------------ */
 /* small utilities                                                      */
@@ -2313,8 +2314,12 @@ static const struct scenario g_bench_scenarios[] = {
 static double now(void)
 {
 	struct timespec ts;
-	/* the system call, not the vDSO: the capturer unmaps its vDSO (unmap_own_vdso()) */
-	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	/* the scenario processes use the vDSO (their [vvar]/[vdso] pages are part of what is captured); the
+	 * capturer has unmapped its own (unmap_own_vdso()) and makes the system call */
+	if (g_no_vdso)
+		syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	else
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -2679,6 +2684,7 @@ static int cmd_churn(void)
  */
 static void unmap_own_vdso(void)
 {
+	g_no_vdso = 1;
 	static char buf[65536];
 	int n = read_str("/proc/self/maps", buf, sizeof(buf));
 	if (n <= 0)
