@@ -2591,6 +2591,8 @@ static void churn_sign(char *p, size_t len)
  * page, which also splits THPs) and forking children that write (COW) and exit. At most ~24 MiB, so
  * nothing else in the guest is reclaimed and the other processes' captured truth stays true.
  */
+static void unmap_own_vdso(void);
+
 static int cmd_churn(void)
 {
 	struct {
@@ -2600,6 +2602,8 @@ static int cmd_churn(void)
 	size_t thp = thp_pmd_size();
 	int thp_ok = thp <= (2UL << 20);
 	memset(s, 0, sizeof(s));
+	/* glibc read the vDSO at start-up: a mapping of the page the captured processes share (their Pss) */
+	unmap_own_vdso();
 	prctl(PR_SET_NAME, "churn");
 	rng_state ^= (uint64_t)getpid() << 32;
 	for (unsigned long it = 0;; it++) {
