@@ -216,10 +216,6 @@ def _d_dname(dentry: Object, fn: str) -> Optional[bytes]:
         buf_name = dmabuf.name.read_()
         label = prog_read_cstr(buf_name, 31) if buf_name.value_() else b""
         return b"/" + name + b":" + label
-    if fn == "ns_dname":
-        # nsfs: "<ns type>:[<inum>]" (fs/nsfs.c)
-        ns = cast("struct ns_common *", dentry.d_fsdata)
-        return ns.ops.name.string_() + b":[%d]" % dentry.d_inode.i_ino.value_()
     return None
 
 
