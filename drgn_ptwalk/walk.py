@@ -766,6 +766,10 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
     table, physical = dec.root(mm)
     for depth, (lvl, shift, n) in enumerate(dec.levels):
         if lvl == level:
+            if not physical:  # the root, by its direct-map address
+                from drgn.helpers.linux.mm import virt_to_phys
+
+                return virt_to_phys(prog, table).value_()
             return table
         try:
             v = int.from_bytes(prog.read(table + ((addr >> shift) & (n - 1)) * 8, 8, physical), "little")

@@ -56,12 +56,27 @@ def live_prog(live_guest):
     return open_program(qemu=live_guest["qmp"], symbols=[live_guest["vmlinux"]])
 
 
+def _first_difference(want: str, got: str) -> str:
+    """The first differing line, with the VMA line above it: enough to tell what changed from a CI log."""
+    a, b = want.splitlines(), got.splitlines()
+    head = ""
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else "<end>"
+        y = b[i] if i < len(b) else "<end>"
+        if x != y:
+            return f"under {head!r}: kernel {x!r}, ours {y!r}"
+        if x[:1].isalnum() and "-" in x.split(" ")[0] and not x.endswith(" kB"):
+            head = x
+    return "same lines, other bytes"
+
+
 def test_live_procfs_equals_kernel(live_guest, live_prog):
     from drgn_ptwalk import procfs
     from drgn_ptwalk.procfs.pagemap import pagemap_records
     from drgn_ptwalk.tasks import find_target, get_task_mm
 
     truth = Path(live_guest["truth"])
+    page_size = live_prog["PAGE_SIZE"].value_()
     diffs = []
     for name, pid in live_guest["pids"].items():
         if name == "kthread":
@@ -74,14 +89,21 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
                 assert not get_task_mm(task), f"{name}: no captured {kind} although the task has an mm"
                 with pytest.raises(ProcessLookupError):
                     getattr(procfs, kind)(task)
-            elif getattr(procfs, kind)(task) != path.read_text():
-                diffs.append(f"{name}/{kind}")
+            else:
+                want, got = path.read_text(), getattr(procfs, kind)(task)
+                if got != want:
+                    diffs.append(f"{name}/{kind}: {_first_difference(want, got)}")
         # One walk for all VMAs (QMP reads are slow; a walk per VMA of the 3000-VMA process is not).
         mm = get_task_mm(task)
         ours = {r.start: r.entries.tobytes() for r in pagemap_records(mm)} if mm else {}
         for rec in read_pagemap(truth / str(pid) / "pagemap.bin"):
             if rec.entries and ours.get(rec.start) != rec.entries.tobytes():
-                diffs.append(f"{name}/pagemap {rec.start:#x}-{rec.end:#x}")
+                mine = ours.get(rec.start)
+                at = next((i for i, e in enumerate(rec.entries) if mine is None
+                           or mine[i * 8:i * 8 + 8] != e.to_bytes(8, "little")), 0)
+                have = "none" if mine is None else f"{int.from_bytes(mine[at * 8:at * 8 + 8], 'little'):#x}"
+                diffs.append(f"{name}/pagemap {rec.start:#x}-{rec.end:#x}: first at "
+                             f"{rec.start + at * page_size:#x}, kernel {rec.entries[at]:#x}, ours {have}")
     assert not diffs, f"live {live_guest['id']}: differs from the kernel's output: {diffs[:20]}"
 
 

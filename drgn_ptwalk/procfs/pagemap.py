@@ -24,7 +24,7 @@ from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.page import FolioReader
-from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_MAYSHARE, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
+from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
 from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
@@ -188,7 +188,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
              warnings)
         return [0] * n
     if vm_flags & VM_HUGETLB:
-        return _hugetlb_values(prog, gen, folios, e, base, vm_flags, warnings)
+        return _hugetlb_values(prog, gen, folios, e, base, warnings)
     fl = e.flags
     flags = base
     if fl & fl.SOFT_DIRTY:
@@ -279,23 +279,14 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
     return res
 
 
-def _pmd_shared(prog: Program, e: PtEntry, vm_flags: int) -> bool:
-    # hugetlb_pmd_shared() where huge_pmd_share() can have shared the table: a PMD-level page of a
-    # VM_MAYSHARE VMA that covers the whole PUD-aligned range around it (want_pmd_share()).
-    if e.level != PtLevel.PMD or not vm_flags & VM_MAYSHARE or e.vma is None or e.decoder is None:
+def _table_shared(prog: Program, e: PtEntry) -> bool:
+    # hugetlb_pmd_shared() of the table holding the entry, at any level (see there).
+    if e.vma is None:
         return False
-    try:
-        pud = 1 << e.decoder.level_shift(PtLevel.PUD)
-    except ValueError:
-        return False
-    vma = Object(prog, "struct vm_area_struct *", e.vma)
-    base = e.start - e.start % pud
-    if not (vma.vm_start.value_() <= base and base + pud <= vma.vm_end.value_()):
-        return False
-    return hugetlb_pmd_shared(vma.vm_mm, e.start)
+    return hugetlb_pmd_shared(Object(prog, "struct vm_area_struct *", e.vma).vm_mm, e.start, e.level)
 
 
-def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, base: int, vm_flags: int,
+def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, base: int,
                     warnings: List[str]) -> List[int]:
     # pagemap_hugetlb_range(): never PM_SWAP; soft-dirty only from the VMA.
     n = e.nr_pages
@@ -311,7 +302,7 @@ def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, b
             flags |= PM_FILE
         if gen.precise:
             # !folio_likely_mapped_shared() && !hugetlb_pmd_shared()
-            if not folios.likely_mapped_shared(f) and not _pmd_shared(prog, e, vm_flags):
+            if not folios.likely_mapped_shared(f) and not _table_shared(prog, e):
                 flags |= PM_MMAP_EXCLUSIVE
         elif folios.precise_page_mapcounts(f, f.head, 1)[0] == 1:
             flags |= PM_MMAP_EXCLUSIVE

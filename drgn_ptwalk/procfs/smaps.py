@@ -34,7 +34,6 @@ from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VM_LOCKED,
-    VM_MAYSHARE,
     VM_PFNMAP,
     VM_SHARED,
     VM_WRITE,
@@ -453,24 +452,15 @@ def _pmd_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
         ctx.account(mss, pfn, step, True, young, dirty, locked, present)
 
 
-def _pmd_share_possible(vma: Object, addr: int, pud_size: int) -> bool:
-    # want_pmd_share() / vma_shareable(): VM_MAYSHARE and the VMA covers the
-    # whole PUD-aligned range around addr.
-    if not vma.vm_flags.value_() & VM_MAYSHARE:
-        return False
-    base = addr - addr % pud_size
-    return vma.vm_start.value_() <= base and base + pud_size <= vma.vm_end.value_()
-
-
 def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: MemSizeStats) -> None:
     # smaps_hugetlb_range(): only Shared_Hugetlb / Private_Hugetlb.
     from drgn_ptwalk.arch import get_decoder
 
     hps = hugetlb_vma_page_size(vma)
     dec = get_decoder(ctx.prog)
-    pud_size = 1 << dec.level_shift(PtLevel.PUD)
+    spans = {lvl: (1 << shift) * n for lvl, shift, n in dec.levels}
     fr = ctx.folios
-    shared_tables: Dict[int, bool] = {}  # PUD-aligned base -> its PMD table is shared
+    shared_tables: Dict[Tuple[PtLevel, int], bool] = {}  # (level, table index) -> its count is set
     for e in entries:
         if e.type == PtType.ERROR:
             warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason})", ctx.warnings)
@@ -484,12 +474,16 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
             folio = ctx.folio(pfn)
             if folio is None:
                 continue
-            pmd_shared = False
-            if hps < pud_size and _pmd_share_possible(vma, addr, pud_size):
-                base = addr - addr % pud_size
-                pmd_shared = shared_tables.get(base)
-                if pmd_shared is None:
-                    pmd_shared = shared_tables[base] = hugetlb_pmd_shared(vma.vm_mm, addr)
+            key = (e.level, addr // spans[e.level])
+            pmd_shared = shared_tables.get(key)
+            if pmd_shared is None:
+                try:
+                    pmd_shared = hugetlb_pmd_shared(vma.vm_mm, addr, e.level)
+                except FaultError as err:
+                    warn(f"page table of {addr:#x} has no readable struct page ({err}): "
+                         "counted as not shared", ctx.warnings)
+                    pmd_shared = False
+                shared_tables[key] = pmd_shared
             if ctx.gen.precise:
                 shared = not present or fr.likely_mapped_shared(folio) or pmd_shared
             else:

@@ -12,6 +12,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Object, Program, cast, container_of
 
+from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
 from drgn_ptwalk.vmatree import checked_vmas
@@ -597,21 +598,28 @@ def _pmd_share_rule(prog: Program) -> Tuple[str, int]:
     return "refcount", prog.type("struct page").member("_refcount").offset
 
 
-def hugetlb_pmd_shared(mm: Object, addr: int) -> bool:
+def hugetlb_pmd_shared(mm: Object, addr: int, level: PtLevel = PtLevel.PMD) -> bool:
     """
-    ``hugetlb_pmd_shared()`` for the hugetlb page at *addr*: whether the PMD
-    table that maps it is shared with other mms (``huge_pmd_share()``).
+    ``hugetlb_pmd_shared()`` for the hugetlb entry of *addr* at *level*:
+    whether the share count of the page-table page holding the entry is set
+    (a PMD table shared with other mms by ``huge_pmd_share()``).
+
+    The kernel asks this of every hugetlb entry, whatever table holds it,
+    but only PMD tables set the count up (``pagetable_pmd_ctor()``). For a
+    PUD-level (1 GiB) or PTE-level (arm64 contiguous) entry the word holds
+    what the page's previous user left in ``page->index``, and smaps and
+    pagemap print accordingly; so it is read here at the entry's own level.
 
     :param mm: ``struct mm_struct *``
+    :param level: level of the hugetlb entry (:attr:`PtEntry.level`)
     :raises FaultError: if the table's ``struct page`` cannot be read
     """
     from drgn.helpers.linux.mm import pfn_to_page
 
-    from drgn_ptwalk.entry import PtLevel
     from drgn_ptwalk.walk import table_of
 
     prog = mm.prog_
-    table = table_of(mm, addr, PtLevel.PMD)
+    table = table_of(mm, addr, level)
     if table is None:
         return False
     kind, off = _cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))

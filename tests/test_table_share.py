@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""``hugetlb_pmd_shared()`` is asked of the page-table page that holds each hugetlb entry, at any level.
+
+smaps (``smaps_hugetlb_range()``) and pagemap (``pagemap_hugetlb_range()``) test the share count of the
+table page holding the entry. Only PMD tables set that word up (``pagetable_pmd_ctor()``); for the PUD
+table of a 1 GiB page it is whatever the page's previous user left in ``page->index``, and a non-zero
+leftover makes the kernel print the page as Shared_Hugetlb and drop PM_MMAP_EXCLUSIVE (seen on a live
+guest: its truth said shared where a PMD-only rule said private). The word of the table of the default
+dump's 1 GiB page is set here through a memory overlay; only the lines of that page may change, and
+exactly as the kernel's rule says.
+"""
+
+import warnings
+
+import pytest
+from drgn.helpers.linux.mm import follow_phys, pfn_to_page
+from drgn.helpers.linux.pid import find_task
+
+from drgn_ptwalk import procfs
+from drgn_ptwalk.entry import PtLevel
+from drgn_ptwalk.procfs.pagemap import PM_MMAP_EXCLUSIVE, pagemap_records
+from drgn_ptwalk.procfs.vma import _pmd_share_rule
+from drgn_ptwalk.tasks import get_task_mm
+from drgn_ptwalk.walk import table_of
+from faultinject import Overlay, open_dump
+from vmcores.truth import read_pagemap
+
+GIB = 1 << 30
+
+
+def _vma_blocks(smaps: str):
+    blocks, cur = {}, None
+    for line in smaps.splitlines():
+        if "-" in line.split(" ")[0] and not line.endswith(":") and len(line.split()) >= 5:
+            cur = int(line.split("-")[0], 16)
+            blocks[cur] = []
+        blocks[cur].append(line)
+    return blocks
+
+
+def test_pud_table_share_word(default_vmcore):
+    v = default_vmcore
+    pid = v.pids["hugetlb"]
+    truth_smaps = (v.pid_dir(pid) / "smaps").read_text()
+    want = _vma_blocks(truth_smaps)
+    gig = [a for a, b in want.items() if "KernelPageSize:  1048576 kB" in b and "Private_Hugetlb: 1048576 kB" in b]
+    if not gig:
+        pytest.fail(f"{v.name}: the hugetlb process has no faulted 1 GiB page (the guest's 1 GiB pool was "
+                    "empty: see kernels.toml hugepages)", pytrace=False)
+    start = gig[0]
+
+    prog = open_dump(v.core, v.vmlinux, v.arch if v.dump == "qemu-kdump" else None)  # the overlay stays
+    mm = get_task_mm(find_task(prog, pid))
+    table = table_of(mm, start, PtLevel.PUD)
+    ps = prog["PAGE_SIZE"].value_()
+    kind, off = _pmd_share_rule(prog)
+    word = pfn_to_page(prog, table // ps).value_() + off
+    assert int.from_bytes(prog.read(word, 4), "little") == (1 if kind == "refcount" else 0)
+
+    ov = Overlay(prog, ps)
+    phys = follow_phys(prog["init_mm"].address_of_(), word).value_()
+    ov.patch(phys, (0x5a5a if kind == "share" else 2).to_bytes(4, "little"))
+    # The overlay maps the page's physical and direct-map addresses; struct pages are read at vmemmap ones.
+    prog.add_memory_segment(word - word % ps, ps, ov._reader(phys - phys % ps), False)
+    assert int.from_bytes(prog.read(word, 4), "little") != (1 if kind == "refcount" else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _vma_blocks(procfs.smaps(find_task(prog, pid)))
+        ours = {r.start: r.entries for r in pagemap_records(mm)}
+    assert got.keys() == want.keys()
+    for a in want:
+        if a != start:
+            assert got[a] == want[a]
+            continue
+        changed = [(w, g) for w, g in zip(want[a], got[a]) if w != g]
+        assert changed == [("Shared_Hugetlb:        0 kB", "Shared_Hugetlb:  1048576 kB"),
+                           ("Private_Hugetlb: 1048576 kB", "Private_Hugetlb:       0 kB")], changed
+    for rec in read_pagemap(v.pid_dir(pid) / "pagemap.bin"):
+        if not rec.entries:
+            continue
+        mine = ours[rec.start]
+        if rec.start <= start < rec.end:
+            lo = (start - rec.start) // ps
+            hi = lo + GIB // ps
+            assert all(e & PM_MMAP_EXCLUSIVE for e in rec.entries[lo:hi])
+            assert list(mine[lo:hi]) == [e & ~PM_MMAP_EXCLUSIVE for e in rec.entries[lo:hi]]
+            assert list(mine[:lo]) == list(rec.entries[:lo]) and list(mine[hi:]) == list(rec.entries[hi:])
+        else:
+            assert mine.tobytes() == rec.entries.tobytes()
