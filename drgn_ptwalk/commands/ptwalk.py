@@ -21,17 +21,18 @@ import json
 import sys
 from itertools import islice, repeat
 from operator import and_, is_, itemgetter, mod, rshift, sub
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 from drgn import Program
 
 from drgn_ptwalk.commands import TASK, arg, command, range_args
-from drgn_ptwalk.entry import PtEntry, PtType
+from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.arch import ArchDecoder
 
-__all__ = ("COMMANDS", "ENTRY_HEADERS", "EXTRA_FIELDS", "JSON_KEYS", "EntryFormatter", "entry_line", "write_entries")
+__all__ = ("COMMANDS", "ENTRY_HEADERS", "EXTRA_FIELDS", "JSON_KEYS", "EntryFormatter", "WalkOutput", "entry_line",
+           "write_entries")
 
 ENTRY_HEADERS = ("type", "level", "start", "end", "size", "pages", "pfn", "swap", "flags", "kind")
 """The text columns (``raw`` and ``vma`` go before ``kind`` when asked for)."""
@@ -119,6 +120,11 @@ def entry_line(e: PtEntry, as_json: bool = False, extra: Sequence[str] = ()) -> 
 
 _ERROR = PtType.ERROR
 _LEAF_TYPES = (PtType.FOLIO, PtType.PFN)
+_FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
+"""The types the walker cuts by folio (``split_folios``)."""
+_PTE = PtLevel.PTE
+_SINGLE = object()
+"""Last element of a template key: the template of a one-page entry with a PFN (see :meth:`EntryFormatter.write_runs`)."""
 
 
 class _Templates(Dict[Tuple[Any, ...], str]):
@@ -133,8 +139,23 @@ class _Templates(Dict[Tuple[Any, ...], str]):
         self.dec = dec
         self.as_json = as_json
         self.extra = tuple(extra)
+        self.page = _size(dec.page_size)
 
     def __missing__(self, key: Tuple[Any, ...]) -> str:
+        if key[-1] is _SINGLE:
+            # One page with a PFN, no swap fields: takes (start, end, pfn) only.
+            t = self[key[:-1]]
+            if self.as_json:
+                t = t.replace(',%.0s"nr_pages":%d,', ',"nr_pages":1,').replace(
+                    '"swap_type":null,"swap_offset":null,%.0s%.0s', '"swap_type":null,"swap_offset":null,')
+            else:
+                w = _WIDTHS
+                size = " %%%ds %%%dd " % (w[4], w[5])
+                i = t.index(size)
+                t = t[:i] + " " + self.page.rjust(w[4]) + " " + "1".rjust(w[5]) + " " + t[i + len(size):]
+                t = t.replace("%.0s%.0s-", "-", 1)
+            self[key] = t
+            return t
         typ, level, cont, kind, bits, no_pfn, no_swap = key[:7]
         no_vma = key[7] if len(key) > 7 else False
         # The flag names of any entry with these bits: decoded by the entry itself.
@@ -176,6 +197,7 @@ class EntryFormatter:
     """
 
     def __init__(self, dec: "ArchDecoder", as_json: bool = False, extra: Sequence[str] = ()) -> None:
+        self.dec = dec
         self.as_json = as_json
         self.extra = tuple(extra)
         self.shift = dec.page_shift
@@ -220,16 +242,65 @@ class EntryFormatter:
             cols.append(raws if x == "raw" else vmas)
         return "".join(map(mod, map(self.templates.__getitem__, keys), zip(*cols)))
 
+    def write_runs(self, chunk: List[PtEntry], folio_runs: Callable[[int, int], Sequence[int]], out: TextIO) -> None:
+        """
+        Write the lines of the entries a ``split_folios=True`` walk yields, from *chunk*, entries of the same
+        walk with ``split_folios=False``: each PTE run of a type with folios is cut by *folio_runs* as the
+        walker cuts it (``emit()``). A run of order-0 folios — most of a task's memory — is written from
+        ranges of addresses and PFNs through one template, never made into entries. At most one table's run
+        or :data:`_CHUNK` entries are held at a time. Only for text and JSON without :data:`EXTRA_FIELDS`
+        (a cut entry's ``raw`` is its run's).
+        """
+        pending: List[PtEntry] = []
+        shift = self.shift
+        psz = 1 << shift
+        for e in chunk:
+            typ, level, start, end = e[:4]
+            n = (end - start) >> shift
+            if n == 1 or level is not _PTE or typ not in _FOLIO_TYPES:
+                pending.append(e)
+                continue
+            pfn = e[5]
+            runs = folio_runs(pfn, n)
+            if len(runs) == 1:
+                pending.append(e)
+            elif len(runs) == n and e[9] is None:
+                if pending:
+                    out.write(self.lines(pending))
+                    pending = []
+                key = (typ, level, e[6], e[10], e[4] & self.masks[typ], False, True, _SINGLE)
+                out.write("".join(map(mod, repeat(self.templates[key], n), zip(
+                    range(start, end, psz), range(start + psz, end + psz, psz), range(pfn, pfn + n)))))
+            else:
+                a = start
+                off = e[9]
+                for r in runs:
+                    b = a + (r << shift)
+                    pending.append(e._replace(start=a, end=b, pfn=pfn, swap_offset=off))
+                    a = b
+                    pfn += r
+                    if off is not None:
+                        off += r
+                if len(pending) >= _CHUNK:
+                    out.write(self.lines(pending))
+                    pending = []
+        if pending:
+            out.write(self.lines(pending))
+
 
 def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, as_json: bool = False,
-                  extra: Sequence[str] = ()) -> int:
+                  extra: Sequence[str] = (), folio_runs: Optional[Callable[[int, int], Sequence[int]]] = None) -> int:
     """
     Write the entries to *out* as they come (text or JSON Lines), flushing after the first few so the first
     lines are out before the walk ends.
 
+    :param folio_runs: if given, *entries* come from a ``split_folios=False`` walk and are written as the
+        ``split_folios=True`` walk's (:meth:`EntryFormatter.write_runs`); not with *extra*
     :return: how many ERROR entries there were
     """
     fmt = EntryFormatter(dec, as_json, extra)
+    if folio_runs is not None and extra:
+        raise ValueError("folio_runs and extra fields do not go together")
     out.write(fmt.header())
     it = iter(entries)
     errors = 0
@@ -238,7 +309,10 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
         chunk = list(islice(it, n))
         if not chunk:
             break
-        out.write(fmt.lines(chunk))
+        if folio_runs is None:
+            out.write(fmt.lines(chunk))
+        else:
+            fmt.write_runs(chunk, folio_runs, out)
         errors += list(map(itemgetter(0), chunk)).count(_ERROR)
         if n == _FIRST_CHUNK:
             out.flush()
@@ -261,22 +335,35 @@ def entry_types(names: Optional[List[str]]) -> Optional[List[PtType]]:
     return out
 
 
-def run(prog: Program, args: argparse.Namespace) -> Tuple[Iterator[PtEntry], "ArchDecoder"]:
+class WalkOutput(NamedTuple):
+    """What :func:`run` returns."""
+
+    entries: Iterator[PtEntry]
+    decoder: "ArchDecoder"
+    folio_runs: Optional[Callable[[int, int], Sequence[int]]]
+    """Set if :attr:`entries` is a ``split_folios=False`` walk, to be cut by folio when written."""
+
+
+def run(prog: Program, args: argparse.Namespace) -> WalkOutput:
     """The entries of the walk (range and types checked before the first is read) and their decoder."""
     from drgn_ptwalk.arch import get_decoder
+    from drgn_ptwalk.page import folio_runs
     from drgn_ptwalk.tasks import find_target, task_mm
     from drgn_ptwalk.walk import pt_range_walk
 
     mm = task_mm(find_target(prog, args.task))
+    # Without --with, the walk keeps runs of order-0 folios whole and the writer cuts them (no entry per
+    # page); the lines are those of the default walk.
+    runs = not args.with_ and not args.no_batch
     entries = pt_range_walk(mm, args.start, args.end, include_none=args.holes, types=entry_types(args.type),
-                            batch=not args.no_batch)
-    return entries, get_decoder(prog)
+                            batch=not args.no_batch, split_folios=not runs)
+    return WalkOutput(entries, get_decoder(prog), (lambda pfn, n: folio_runs(prog, pfn, n)) if runs else None)
 
 
-def format_entries(res: Tuple[Iterator[PtEntry], "ArchDecoder"], args: argparse.Namespace, out: TextIO) -> None:
+def format_entries(res: WalkOutput, args: argparse.Namespace, out: TextIO) -> None:
     """Write the entries as they come; how many tables could not be read goes to stderr."""
-    entries, dec = res
-    errors = write_entries(entries, dec, out, as_json=args.json, extra=args.with_ or ())
+    errors = write_entries(res.entries, res.decoder, out, as_json=args.json, extra=args.with_ or (),
+                           folio_runs=res.folio_runs)
     if errors:
         print(f"drgn-ptwalk: {errors} page-table page(s) could not be read (type error entries)", file=sys.stderr)
 
