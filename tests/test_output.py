@@ -7,7 +7,6 @@ import io
 import json
 import os
 import warnings
-from array import array
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
