@@ -394,24 +394,37 @@ def m_pagemap_whole(mm: Object) -> Optional[Callable[[], Dict[str, Any]]]:
     return run
 
 
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"status": os.waitstatus_to_exitcode(status), "cpu_s": ru.ru_utime + ru.ru_stime,
+               "maxrss_kib": ru.ru_maxrss}, f)
+"""
+"""Runs a command and writes its rusage. A process's ``ru_maxrss`` starts at the high-water mark of the
+process it was forked from (and ``exec`` keeps it): measured from this small launcher, not from the bench
+(hundreds of MiB with a dump open), the command's own peak shows."""
+
+
 def _child(cmd: List[str], stdin: Optional[bytes], out_path: str) -> Dict[str, Any]:
-    """Run *cmd* (stdout to *out_path*): wall, CPU and peak RSS of that child alone (``wait4``)."""
+    """Run *cmd* (stdout to *out_path*) from :data:`_LAUNCHER`: wall, CPU and peak RSS of the command."""
     t = time.perf_counter()
     with open(out_path, "wb") as out:
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, out_path + ".rusage", *cmd],
+                             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                              stdout=out, stderr=subprocess.PIPE)
-        if stdin is not None:
-            p.stdin.write(stdin)  # type: ignore[union-attr]
-            p.stdin.close()  # type: ignore[union-attr]
-        err = p.stderr.read()  # type: ignore[union-attr]
-        _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
+        _, err = p.communicate(stdin)
     wall = time.perf_counter() - t
-    size = os.path.getsize(out_path)
-    r = {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kib": ru.ru_maxrss, "out_bytes": size,
-         "status": p.returncode}
-    if p.returncode != 0:
-        r["error"] = (err.decode(errors="replace").strip().splitlines() or [f"exit {p.returncode}"])[-1]
+    with open(out_path + ".rusage") as f:
+        ru = json.load(f)
+    os.unlink(out_path + ".rusage")
+    r = {"wall_s": wall, "cpu_s": ru["cpu_s"], "maxrss_kib": ru["maxrss_kib"],
+         "out_bytes": os.path.getsize(out_path), "status": ru["status"]}
+    if ru["status"] != 0:
+        r["error"] = (err.decode(errors="replace").strip().splitlines() or [f"exit {ru['status']}"])[-1]
     return r
 
 
