@@ -305,6 +305,9 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
     it = iter(entries)
     errors = 0
     n = _FIRST_CHUNK
+    # A run entry keeps its page-table page (PtEntry.values) and stands for up to a table's lines: runs are
+    # taken a few at a time, so that memory stays that of a few tables.
+    size = _CHUNK if folio_runs is None else _FIRST_CHUNK
     while True:
         chunk = list(islice(it, n))
         if not chunk:
@@ -314,9 +317,10 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
         else:
             fmt.write_runs(chunk, folio_runs, out)
         errors += list(map(itemgetter(0), chunk)).count(_ERROR)
+        del chunk
         if n == _FIRST_CHUNK:
             out.flush()
-            n = _CHUNK
+            n = size
     out.flush()
     return errors
 
