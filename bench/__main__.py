@@ -17,8 +17,21 @@ missing), with medians over ``--repeat`` runs:
 5. memtop over every task of the dump (``drgn_ptwalk.procfs.memtop.memtop``, ``drgn_ptwalk.memtop.memtop``
    in older trees; in trees before memtop, a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
 
+6. the commands' output in this process, start-up excluded: ``ptwalk`` of the big task as text and as JSON
+   Lines to ``/dev/null`` (``drgn_ptwalk.commands.ptwalk``), ``pagemap`` of the whole big task
+   (``pagemap_pieces`` consumed);
+7. end to end, start-up included, as a user runs them (``python -m drgn_ptwalk -c CORE -s VMLINUX ...`` in a
+   subprocess, output to a file): start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
+   ``pagemap PID -o FILE``, ``smaps PID``, ``memtop``; wall, CPU (the child's user + system) and peak RSS of
+   the child (flat output memory: the big task's ``ptwalk`` peak against the one-page run's);
+8. with ``--crash CHROOT`` (a Debian chroot with ``crash`` installed, e.g. by ``debootstrap sid``), crash side
+   by side on the same dump, run with the chroot's own dynamic loader and libraries (no root needed): start-up
+   alone (``crash -s`` then ``q``), start-up + ``vm -p PID`` (the page list) to a file, + ``vm PID``, + ``ps``;
+   only on dumps of the host's architecture (a distribution's crash reads its own architecture's dumps);
+
 then the ratios against the targets, peak memory of each, and memtop's time against the number of mapped
-pages on two dumps (the bench dump and the default reference dump of the same kernel).
+pages on two dumps (the bench dump and the default reference dump of the same kernel). ``--profile`` prints
+the functions where ``ptwalk`` (text), smaps and memtop spend their time (``cProfile``, top by own time).
 
 Peak memory is measured two ways, both stated in the output:
 
@@ -341,6 +354,185 @@ def m_memtop(prog: Program) -> Callable[[], Dict[str, Any]]:
     return run
 
 
+def m_ptwalk_out(prog: Program, mm: Object, as_json: bool) -> Optional[Callable[[], Dict[str, Any]]]:
+    """The ``ptwalk`` command's output of the whole task to /dev/null (what its run gives, as it writes it)."""
+    try:
+        from drgn_ptwalk.commands import execute, lookup, make_parser
+        cmd = lookup("ptwalk")
+    except (ImportError, KeyError):
+        return None
+    task_pid = _task_pid(mm)
+
+    def run() -> Dict[str, Any]:
+        args = make_parser(cmd).parse_args([str(task_pid)] + (["--json"] if as_json else []))
+        with open(os.devnull, "w") as f:
+            execute(cmd, prog, args, f)
+        return {}
+
+    return run
+
+
+def _task_pid(mm: Object) -> int:
+    for task in for_each_task(mm.prog_):
+        if task.mm.value_() == mm.value_():
+            return task.tgid.value_()
+    raise LookupError("no task of this mm")
+
+
+def m_pagemap_whole(mm: Object) -> Optional[Callable[[], Dict[str, Any]]]:
+    try:
+        from drgn_ptwalk.procfs.pagemap import pagemap_pieces
+    except ImportError:
+        return None
+
+    def run() -> Dict[str, Any]:
+        n = 0
+        for _, vals in pagemap_pieces(mm):
+            n += len(vals)
+        return {"values": n}
+
+    return run
+
+
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"status": os.waitstatus_to_exitcode(status), "cpu_s": ru.ru_utime + ru.ru_stime,
+               "maxrss_kib": ru.ru_maxrss}, f)
+"""
+"""Runs a command and writes its rusage. A process's ``ru_maxrss`` starts at the high-water mark of the
+process it was forked from (and ``exec`` keeps it): measured from this small launcher, not from the bench
+(hundreds of MiB with a dump open), the command's own peak shows."""
+
+
+def _child(cmd: List[str], stdin: Optional[bytes], out_path: str) -> Dict[str, Any]:
+    """Run *cmd* (stdout to *out_path*) from :data:`_LAUNCHER`: wall, CPU and peak RSS of the command."""
+    t = time.perf_counter()
+    with open(out_path, "wb") as out:
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, out_path + ".rusage", *cmd],
+                             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                             stdout=out, stderr=subprocess.PIPE)
+        _, err = p.communicate(stdin)
+    wall = time.perf_counter() - t
+    with open(out_path + ".rusage") as f:
+        ru = json.load(f)
+    os.unlink(out_path + ".rusage")
+    r = {"wall_s": wall, "cpu_s": ru["cpu_s"], "maxrss_kib": ru["maxrss_kib"],
+         "out_bytes": os.path.getsize(out_path), "status": ru["status"]}
+    if ru["status"] != 0:
+        r["error"] = (err.decode(errors="replace").strip().splitlines() or [f"exit {ru['status']}"])[-1]
+    return r
+
+
+def e2e_children(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: Optional[str],
+                 ) -> List[Tuple[str, str, List[str], Optional[bytes], bool]]:
+    """(key, label, command, stdin, writes to -o FILE) of the end-to-end runs."""
+    base = [sys.executable, "-m", "drgn_ptwalk", "-c", d["core"], "-s", d["vmlinux"]]
+    if d["dump"] == "qemu-kdump":
+        base += ["--architecture", d["arch"]]
+    rows = [
+        ("e2e_startup", "start-up + one-page ptwalk", base + ["ptwalk", str(pid), "--start", hex(first_start),
+                                                               "--end", hex(first_start + ps)], None, False),
+        ("e2e_ptwalk", "start-up + ptwalk PID (text) > file", base + ["ptwalk", str(pid)], None, False),
+        ("e2e_ptwalk_json", "start-up + ptwalk PID --json > file", base + ["ptwalk", str(pid), "--json"], None,
+         False),
+        ("e2e_pagemap", "start-up + pagemap PID -o FILE (whole task)", base + ["pagemap", str(pid), "-o"], None,
+         True),
+        ("e2e_smaps", "start-up + smaps PID > file", base + ["smaps", str(pid)], None, False),
+        ("e2e_memtop", "start-up + memtop > file", base + ["memtop"], None, False),
+    ]
+    if crash:
+        loader, libs = _crash_loader(crash)
+        c = [loader, "--library-path", libs, os.path.join(crash, "usr/bin/crash"), "-s", d["vmlinux"], d["core"]]
+        rows += [
+            ("crash_startup", "crash: start-up (crash -s, q)", c, b"q\n", False),
+            ("crash_vm_p", "crash: start-up + vm -p PID > file", c, f"vm -p {pid}\nq\n".encode(), False),
+            ("crash_vm", "crash: start-up + vm PID > file", c, f"vm {pid}\nq\n".encode(), False),
+            ("crash_ps", "crash: start-up + ps > file", c, b"ps\nq\n", False),
+        ]
+    return rows
+
+
+_LOADERS = {"x86_64": ("lib64/ld-linux-x86-64.so.2", "x86_64-linux-gnu"),
+            "aarch64": ("lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu")}
+
+
+def _crash_loader(chroot: str) -> Tuple[str, str]:
+    """The chroot's dynamic loader and library path, to run its crash on this machine without chroot(2)."""
+    ld, triplet = _LOADERS[platform.machine()]
+    libs = ":".join(os.path.join(chroot, x, triplet) for x in ("lib", "usr/lib"))
+    return os.path.join(chroot, ld), libs
+
+
+def crash_version(chroot: str) -> str:
+    loader, libs = _crash_loader(chroot)
+    p = subprocess.run([loader, "--library-path", libs, os.path.join(chroot, "usr/bin/crash"), "--version"],
+                       capture_output=True, text=True)
+    return (p.stdout.strip().splitlines() or ["?"])[0]
+
+
+def run_e2e(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: Optional[str], repeat: int,
+            only: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
+    import tempfile
+
+    out: Dict[str, Dict[str, Any]] = {}
+    if crash and d["arch"] != platform.machine():
+        out["crash"] = {"missing": f"crash of this {platform.machine()} machine does not read {d['arch']} dumps"}
+        crash = None
+    with tempfile.TemporaryDirectory(prefix="ptwalk-bench-") as tmp:
+        path = os.path.join(tmp, "out")
+        for key, label, cmd, stdin, to_file in e2e_children(d, pid, first_start, ps, crash):
+            if only and key not in only:
+                continue
+            print(f"   measuring {key} ...", file=sys.stderr, flush=True)
+            runs = []
+            for _ in range(repeat):
+                gc.collect()
+                runs.append(_child(cmd + ([path + ".pm"] if to_file else []), stdin, path))
+                if to_file:
+                    st = os.stat(path + ".pm")
+                    runs[-1]["out_bytes"], runs[-1]["disk_bytes"] = st.st_size, st.st_blocks * 512
+                    os.unlink(path + ".pm")
+                os.unlink(path)
+            r = {"label": label, "runs": runs, "median_s": statistics.median(x["wall_s"] for x in runs),
+                 "min_s": min(x["wall_s"] for x in runs), "cpu_median_s": statistics.median(x["cpu_s"] for x in runs),
+                 "maxrss_kib": max(x["maxrss_kib"] for x in runs), "out_bytes": runs[-1]["out_bytes"]}
+            errs = [x["error"] for x in runs if "error" in x]
+            if errs:
+                r["error"] = errs[-1]
+            out[key] = r
+    return out
+
+
+def profile(prog: Program, btask: Object, n: int = 12) -> Dict[str, List[Tuple[str, int, float, float]]]:
+    """Where ptwalk (text), smaps and memtop spend their time: cProfile, top *n* functions by own time."""
+    import cProfile
+    import pstats
+
+    out = {}
+    fns = {"ptwalk (text)": m_ptwalk_out(prog, btask.mm.read_(), False), "smaps (big task)": m_smaps(btask),
+           "memtop": m_memtop(prog)}
+    for name, fn in fns.items():
+        if fn is None:
+            continue
+        pr = cProfile.Profile()
+        pr.enable()
+        fn()
+        pr.disable()
+        st = pstats.Stats(pr)
+        rows = []
+        for (file, line, func), (cc, nc, tt, ct, _) in st.stats.items():  # type: ignore[attr-defined]
+            rows.append((f"{os.path.basename(file)}:{line}({func})", nc, tt, ct))
+        rows.sort(key=lambda r: -r[2])
+        total = sum(r[2] for r in rows)
+        out[name] = [("(total)", 0, total, total)] + rows[:n]
+    return out
+
+
 def dump_census(prog: Program) -> Dict[str, int]:
     """Tasks, distinct mms, VMAs, walk entries and mapped pages of the whole dump (untimed)."""
     tasks = mms = vmas = entries = mapped = 0
@@ -519,6 +711,9 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         ("idiom", "drgn idiom: follow_pfn per page", idiom_fn, big, "idiom", scale),
         ("walk", "pt_range_walk (whole big task)", m_walk(bmm), big, "walk", 1.0),
         ("walk_runs", "pt_range_walk(split_folios=False)", m_walk(bmm, split_folios=False), big, "walk_runs", 1.0),
+        ("ptwalk_text", "ptwalk command, text to /dev/null", m_ptwalk_out(prog, bmm, False), 0, "", 1.0),
+        ("ptwalk_json", "ptwalk command, JSON Lines to /dev/null", m_ptwalk_out(prog, bmm, True), 0, "", 1.0),
+        ("pagemap_whole", "pagemap of the whole big task (values)", m_pagemap_whole(bmm), 0, "", 1.0),
         ("smaps_big", "smaps (big task)", m_smaps(btask), big, "smaps", 1.0),
         ("smaps_vmas", f"smaps ({nvmas_v:,}-VMA task)", m_smaps(vtask), vmas_pid, "smaps", 1.0),
         ("memtop", "memtop (all tasks)", m_memtop(prog), 0, "memtop", 1.0),
@@ -595,6 +790,59 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
             "met" if (c <= tgt[1] if tgt[0] == "<=" else c >= tgt[1]) else "MISSED")
         rrows.append([name, f"{v:.2f}", f"{c:.2f}" if c is not None else "-", f"{tgt[0]} {tgt[1]:g}" if tgt else "",
                       ok, ok_cpu])
+    e2e: Dict[str, Dict[str, Any]] = {}
+    if not args.no_e2e:
+        first = min(v.vm_start.value_() for v in for_each_vma(bmm))
+        e2e = run_e2e(d, big, first, ps, args.crash, args.repeat, args.only)
+        res["e2e"] = e2e
+        res["loadavg_e2e_end"] = os.getloadavg()
+        if args.crash and "crash" not in e2e:
+            res["crash_version"] = crash_version(args.crash)
+        erows = []
+        for key, r in e2e.items():
+            if "missing" in r:
+                erows.append([key, r["missing"], "", "", "", ""])
+                continue
+            erows.append([r["label"], fmt_s(r["median_s"]), fmt_s(r["cpu_median_s"]), fmt_kib(r["maxrss_kib"]),
+                          f"{r['out_bytes'] / 1e6:.1f} MB" + (f" ({r['runs'][-1]['disk_bytes'] / 1e6:.1f} MB on disk)"
+                                                             if "disk_bytes" in r["runs"][-1] else ""),
+                          r.get("error", "")])
+        print()
+        print(tabulate(erows, headers=["end to end (a subprocess)", f"wall, median of {args.repeat}", "CPU median",
+                                       "peak RSS", "output", "error"]))
+        if res.get("crash_version"):
+            print(f"   crash: {res['crash_version']} from {args.crash}")
+        print(f"   load average after the end-to-end runs {_loadavg(res['loadavg_e2e_end'])}")
+        m.update({k: v for k, v in e2e.items() if "median_s" in v})
+    for name, a, b, tgt in (("ptwalk text/walk (in process)", "ptwalk_text", "walk", ("<=", 2.0)),
+                            ("ptwalk JSON/walk (in process)", "ptwalk_json", "walk", ("<=", 2.0)),
+                            ("pagemap whole/walk (in process)", "pagemap_whole", "walk", ("<=", 2.0)),
+                            ("ptwalk text e2e/walk", "e2e_ptwalk", "walk", ("<=", 2.0)),
+                            ("ptwalk JSON e2e/walk", "e2e_ptwalk_json", "walk", ("<=", 2.0)),
+                            ("pagemap e2e/walk", "e2e_pagemap", "walk", ("<=", 2.0)),
+                            ("ptwalk text e2e/crash vm -p", "e2e_ptwalk", "crash_vm_p", ("<", 1.0)),
+                            ("ptwalk JSON e2e/crash vm -p", "e2e_ptwalk_json", "crash_vm_p", ("<", 1.0)),
+                            ("start-up/crash start-up", "e2e_startup", "crash_startup", None)):
+        w, c = med(a), cpu(a)
+        if not (w and med(b)):
+            continue
+        v = w / med(b)  # type: ignore[operator]
+        cv = c / cpu(b) if c and cpu(b) else None  # type: ignore[operator]
+        ratios[name] = v
+        if cv is not None:
+            cpu_ratios[name] = cv
+
+        def met(x: Optional[float]) -> str:
+            if tgt is None or x is None:
+                return ""
+            return "met" if (x <= tgt[1] if tgt[0] == "<=" else x < tgt[1]) else "MISSED"
+
+        rrows.append([name, f"{v:.2f}", f"{cv:.2f}" if cv is not None else "-", f"{tgt[0]} {tgt[1]:g}" if tgt else "",
+                      met(v), met(cv)])
+    if "e2e_ptwalk" in e2e and "e2e_startup" in e2e:
+        grow = e2e["e2e_ptwalk"]["maxrss_kib"] - e2e["e2e_startup"]["maxrss_kib"]
+        res["e2e_ptwalk_rss_growth_kib"] = grow
+        rrows.append(["ptwalk e2e peak RSS over the one-page run", fmt_kib(grow), "", "", "", ""])
     if med("walk") and stats["mapped_entries"]:
         rrows.append(["walk per mapped entry", f"{med('walk') / stats['mapped_entries'] * 1e9:.0f} ns", "", "", "", ""])
     runs_entries = m.get("walk_runs", {}).get("entries")
@@ -605,6 +853,14 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         rrows.append(["floor per table page", f"{med('floor') / len(tables) * 1e6:.1f} us", "", "", "", ""])
     print()
     print(tabulate(rrows, headers=["ratio", "wall", "CPU", "target", "wall", "CPU"]))
+
+    if args.profile:
+        prof = profile(prog, btask)
+        res["profile"] = {k: [list(r) for r in v] for k, v in prof.items()}
+        for name, rows_ in prof.items():
+            print(f"\n   profile of {name} (cProfile; own time, cumulative time):")
+            print(tabulate([[f, n or "", f"{tt:.3f} s", f"{ct:.3f} s"] for f, n, tt, ct in rows_],
+                           headers=["function", "calls", "own", "cumulative"]))
 
     # Streaming: Python heap peak of a walk over 1/16 of the big mapping against the whole big task.
     if not args.no_memory and (not args.only or "walk" in args.only):
@@ -654,6 +910,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-build", action="store_true", help="do not build missing dumps")
     p.add_argument("--no-base", action="store_true", help="skip memtop on the default reference dump")
     p.add_argument("--no-memory", action="store_true", help="skip the peak memory measurements")
+    p.add_argument("--crash", metavar="CHROOT",
+                   help="also run crash (CHROOT/usr/bin/crash, with the chroot's libraries) on the same dumps")
+    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (subprocess) runs")
+    p.add_argument("--profile", action="store_true", help="print where ptwalk, smaps and memtop spend their time")
     p.add_argument("--only", action="append", help=argparse.SUPPRESS)
     p.add_argument("--memchild", help=argparse.SUPPRESS)
     p.add_argument("--core", help=argparse.SUPPRESS)

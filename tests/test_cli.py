@@ -73,7 +73,7 @@ def test_pagemap_to_file_equals_kernel(default_vmcore, tmp_path):
 def test_ptwalk_json(default_vmcore):
     v = default_vmcore
     p = cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["swap"], "--json", "--holes", check=0)
-    entries = json.loads(p.stdout)
+    entries = [json.loads(x) for x in p.stdout.decode().splitlines()]  # JSON Lines
     assert entries, "no entries"
     keys = {"type", "level", "cont", "start", "end", "pfn", "swap_type", "swap_offset", "flags"}
     types = {"none", "folio", "marker", "pfn", "swap", "migration", "device", "hwpoison", "error"}
@@ -268,7 +268,7 @@ def test_contrib_pagemap(default_vmcore, tmp_path):
     v = default_vmcore
     pid = v.pids["anon"]
     out = tmp_path / "pagemap.bin"
-    p = drgn_run(v, ROOT / "contrib/pagemap.py", pid, "-o", out)
+    p = drgn_run(v, ROOT / "contrib/pagemap.py", pid, "--records", "-o", out)
     assert p.returncode == 0, p.stderr.decode()
     want = [(r.start, r.end, r.entries.tobytes()) for r in read_pagemap(v.pid_dir(pid) / "pagemap.bin")]
     got = [(r.start, r.end, r.entries.tobytes()) for r in read_pagemap(out)]

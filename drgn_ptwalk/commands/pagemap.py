@@ -1,127 +1,204 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
-The ``pagemap`` command: /proc/PID/pagemap as root reads it (:mod:`drgn_ptwalk.procfs.pagemap`), for one
-range or for every VMA of the task, as raw bytes or as a readable table.
+The ``pagemap`` command: /proc/PID/pagemap as root reads it (:mod:`drgn_ptwalk.procfs.pagemap`), of a whole
+task or of a range, as raw bytes or as a readable table, streamed from one walk in bounded memory.
 
 Raw bytes go to ``-o FILE`` or to a standard output that is not a terminal; a terminal gets the table
-(``--table`` / ``--raw`` choose). Without ``--start``/``--end`` the raw output is one record per VMA, the
-layout of the reference vmcores' ``pagemap.bin``: little-endian u64 start, u64 end, u64 n, then n u64
-entries.
+(``--table`` / ``--raw`` choose). The raw layouts:
+
+* without ``--start``/``--end``: the file reading ``/proc/PID/pagemap`` from offset 0 to its end gives —
+  the entry of address ``A`` at offset ``A / PAGE_SIZE * 8``, ``mm->task_size / PAGE_SIZE * 8`` bytes in
+  all — written as a sparse file: only the VMAs' entries are written, the holes between them are sought
+  over (zeros, as the kernel reads there). It needs a seekable output (a file). A file system that cannot
+  hold a file that big (ext4's 16 TiB, under the 128 TiB of a task with 5-level paging) gets the file up to
+  the end of the last VMA's entries, with a warning;
+* ``--records``: one record per VMA, the layout of the reference vmcores' ``pagemap.bin``: little-endian
+  u64 start, u64 end, u64 n, then n u64 entries;
+* with ``--start`` and/or ``--end``: the bytes of that range (a missing bound is the first VMA's start or the
+  last VMA's end).
 """
 
 import argparse
+import errno
 import os
 import struct
-from typing import Iterable, List, NamedTuple, Optional, TextIO, Tuple
+import warnings
+from typing import IO, Iterator, NamedTuple, Optional, Sequence, TextIO, Tuple
 
-from drgn import Program
+from drgn import Object, Program
 
 from drgn_ptwalk.commands import TASK, arg, command, range_args
+from drgn_ptwalk.errors import ProcfsWarning
 
-__all__ = ("COMMANDS", "PagemapOutput", "pagemap_table")
+__all__ = ("COMMANDS", "PagemapOutput", "pagemap_table", "write_pagemap")
 
 
 class PagemapOutput(NamedTuple):
-    """What the command prints: ``(start, entries as bytes)`` chunks, and whether they are per-VMA records."""
+    """What :func:`run` found: the task's mm, the range asked for and the layout."""
 
-    chunks: List[Tuple[int, bytes]]
+    mm: Object
+    start: Optional[int]
+    end: Optional[int]
     records: bool
     page_size: int
+    task_size: int
 
 
 _BITS = ((63, "present"), (62, "swap"), (61, "file"), (58, "guard"), (57, "uffd_wp"), (56, "exclusive"),
          (55, "soft_dirty"))
 
 
-def pagemap_table(chunks: Iterable[Tuple[int, bytes]], page_size: int, out: TextIO) -> None:
-    """A readable table of the non-zero pagemap entries of *chunks* (``(start address, bytes)``)."""
-    from tabulate import tabulate
+def _bits(v: int) -> str:
+    return ",".join([name for bit, name in _BITS if v >> bit & 1]) or "-"
 
-    rows = []
-    for start, data in chunks:
-        for i, (v,) in enumerate(struct.iter_unpack("<Q", data)):
+
+def pagemap_table(pieces: Iterator[Tuple[int, Sequence[int]]], page_size: int, out: TextIO) -> None:
+    """
+    A readable table of the non-zero pagemap entries of *pieces* (``(start address, values)``), streamed:
+    fixed columns ``address entry frame bits``.
+    """
+    bits = {}
+    out.write(f"{'address':<18} {'entry':<16} {'frame':<20} bits\n")
+    for start, vals in pieces:
+        lines = []
+        for i, v in enumerate(vals):
             if v == 0:
                 continue
-            bits = [name for bit, name in _BITS if v >> bit & 1]
             frame = v & ((1 << 55) - 1)
             if v >> 62 & 1:
                 what = f"swap {frame & 31}:{frame >> 5:#x}"
             elif v >> 63 & 1:
                 what = f"pfn {frame:#x}"
             else:
-                what = ""
-            rows.append([f"{start + i * page_size:#x}", f"{v:016x}", what, ",".join(bits)])
-    out.write(tabulate(rows, headers=("address", "entry", "frame", "bits"), tablefmt="plain",
-                       disable_numparse=True) + "\n")
+                what = "-"
+            b = bits.get(v >> 55)
+            if b is None:
+                b = bits[v >> 55] = _bits(v)
+            lines.append(f"{start + i * page_size:<#18x} {v:016x} {what:<20} {b}\n")
+        out.write("".join(lines))
 
 
 def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
-    """The pagemap entries of the range, or of every VMA (one walk)."""
+    """The task's mm and the range (checked before anything is written)."""
     from drgn_ptwalk.arch import get_decoder
-    from drgn_ptwalk.procfs.pagemap import pagemap, pagemap_records
     from drgn_ptwalk.tasks import find_target, task_mm
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
     if args.table and args.raw:
         raise ValueError("give --table or --raw, not both")
-    task = find_target(prog, args.task)
-    mm = task_mm(task)
-    page_size = get_decoder(prog).page_size
+    whole = args.start is None and args.end is None
+    if args.records and not whole:
+        raise ValueError("--records is the whole task: give no --start/--end")
+    mm = task_mm(find_target(prog, args.task))
+    dec = get_decoder(prog)
+    ps = dec.page_size
+    task_size = mm.task_size.value_()
     start: Optional[int] = args.start
     end: Optional[int] = args.end
-    if start is None and end is None:
-        recs = pagemap_records(mm)
-        return PagemapOutput([(r.start, r.entries.tobytes()) for r in recs], True, page_size)
-    if start is None or end is None:
-        ranges = [(vs, ve) for _, vs, ve in checked_vma_ranges(mm)]
-        if not ranges:
-            raise ValueError("the task has no VMAs; give --start and --end")
-        start = ranges[0][0] if start is None else start
-        end = ranges[-1][1] if end is None else end
-    return PagemapOutput([(start, pagemap(task, start, end))], False, page_size)
+    if not whole:
+        if start is None or end is None:
+            ranges = [(vs, ve) for _, vs, ve in checked_vma_ranges(mm)]
+            if not ranges:
+                raise ValueError("the task has no VMAs; give --start and --end")
+            start = ranges[0][0] if start is None else start
+            end = ranges[-1][1] if end is None else end
+        if start % ps or end % ps:
+            raise ValueError(f"the range {start:#x}-{end:#x} is not page aligned ({ps:#x})")
+        end = min(end, task_size)  # as pagemap_read() stops at mm->task_size
+        if start >= end:
+            raise ValueError(f"start {start:#x} is not below end {end:#x} (or the task size)")
+    return PagemapOutput(mm, start, end, args.records, ps, task_size)
 
 
-def _raw(res: PagemapOutput) -> bytes:
-    if not res.records:
-        return b"".join(data for _, data in res.chunks)
+def _pieces(res: PagemapOutput, gaps: bool) -> Iterator[Tuple[int, Sequence[int]]]:
+    from drgn_ptwalk.procfs.pagemap import pagemap_pieces
+
+    return pagemap_pieces(res.mm, res.start, res.end, gaps=gaps)
+
+
+def write_pagemap(res: PagemapOutput, f: IO[bytes]) -> None:
+    """Write the raw bytes of *res* to the binary file *f* in its layout (see the module doc)."""
+    from array import array
+
+    from drgn_ptwalk.vmatree import checked_vma_ranges
+
     ps = res.page_size
-    return b"".join(struct.pack("<QQQ", start, start + len(data) // 8 * ps, len(data) // 8) + data
-                    for start, data in res.chunks)
+    if res.start is not None:
+        for _, vals in _pieces(res, gaps=True):
+            f.write(vals if isinstance(vals, array) else array("Q", vals))
+        return
+    from drgn_ptwalk.procfs.pagemap import pagemap_pieces
+
+    ranges = list(checked_vma_ranges(res.mm))
+    pieces = pagemap_pieces(res.mm, warnings=None, vma_ranges=ranges)
+    if res.records:
+        heads = {vs: struct.pack("<QQQ", vs, ve, (ve - vs) // ps) for _, vs, ve in ranges}
+        for addr, vals in pieces:
+            head = heads.get(addr)
+            if head is not None:
+                f.write(head)
+            f.write(vals if isinstance(vals, array) else array("Q", vals))
+        return
+    for addr, vals in pieces:
+        if not any(vals):
+            continue  # zeros: a hole of the sparse file
+        f.seek(addr // ps * 8)
+        f.write(vals if isinstance(vals, array) else array("Q", vals))
+    try:
+        f.truncate(res.task_size // ps * 8)
+    except OSError as e:
+        if e.errno != errno.EFBIG:
+            raise
+        # ext4 holds 16 TiB: a 5-level task's file is 128 TiB. It then ends after the last VMA.
+        last = ranges[-1][2] if ranges else 0
+        f.truncate(last // ps * 8)
+        warnings.warn(f"the file system cannot hold the {res.task_size // ps * 8:#x} bytes of the whole file "
+                      f"({e.strerror}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning)
 
 
 def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) -> None:
     """Raw bytes (to ``-o FILE`` or a standard output that is not a terminal) or the table."""
     table = args.table or (not args.raw and not args.output and out.isatty())
     if table:
+        pieces = _pieces(res, gaps=False)
         if args.output:
             with open(args.output, "w") as f:
-                pagemap_table(res.chunks, res.page_size, f)
+                pagemap_table(pieces, res.page_size, f)
         else:
-            pagemap_table(res.chunks, res.page_size, out)
+            pagemap_table(pieces, res.page_size, out)
         return
-    data = _raw(res)
     if args.output:
-        with open(args.output + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(args.output + ".tmp", args.output)
+        tmp = args.output + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                write_pagemap(res, f)
+            os.replace(tmp, args.output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return
     stream = getattr(out, "buffer", None)
     if stream is None or out.isatty():
         raise ValueError("pagemap is binary: give -o FILE or --table")
+    whole = res.start is None and not res.records
+    if whole and not stream.seekable():
+        raise ValueError("the whole task's pagemap is a sparse file: give -o FILE (or --records, or a range)")
     out.flush()
-    stream.write(data)
+    write_pagemap(res, stream)
     stream.flush()
 
 
 COMMANDS = (
     command(
         "pagemap",
-        "/proc/PID/pagemap entries: raw bytes (a range, or one record per VMA) or a table",
+        "/proc/PID/pagemap entries: raw bytes (the whole file, one record per VMA, or a range) or a table",
         (
             TASK,
-            *range_args("first address (default: every VMA; with --end: the first VMA's)",
-                        "end address (default: every VMA; with --start: the last VMA's end)"),
+            *range_args("first address (default: the whole task; with --end: the first VMA's)",
+                        "end address (default: the whole task; with --start: the last VMA's end)"),
             arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
+            arg("--records", action="store_true",
+                help="the whole task as one record per VMA (u64 start, end, n, then n entries)"),
             arg("--table", action="store_true", help="a readable table of the non-zero entries"),
             arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),
         ),

@@ -4,7 +4,17 @@
 (``show_pfn``: PFNs and swap fields filled in), from one
 :func:`~drgn_ptwalk.walk.pt_range_walk` of the range.
 
-:func:`pagemap_entries` gives the u64 values; :func:`pagemap` the bytes.
+:func:`pagemap_pieces` streams the u64 values of a whole task or a range
+in address order, in bounded memory (the ``pagemap`` command writes them as
+they come); :func:`pagemap_entries` gives those of a range, :func:`pagemap`
+their bytes, :func:`pagemap_records` those of every VMA.
+
+Speed: the walk keeps runs of consecutive PFNs whole across order-0 folios
+(``split_folios=False``); a run whose ``struct page`` entries (one read) are
+all order-0 gets its values from C-level column scans of those bytes (the
+anon bit of ``mapping``, ``_mapcount == 0`` for ``PM_MMAP_EXCLUSIVE``), not
+one folio lookup per page; other runs are cut by folio and take the
+per-folio path.
 
 Corrupt input: a corrupt VMA tree raises
 :class:`~drgn_ptwalk.vmatree.VmaTreeError` (address and level of the bad node
@@ -16,19 +26,22 @@ the bits that needed it (``PM_FILE``, ``PM_MMAP_EXCLUSIVE``), with a warning.
 """
 
 from array import array
-from typing import Dict, List, NamedTuple, Optional
+from itertools import repeat
+from operator import add, eq, mul, not_
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from drgn import FaultError, Object, Program
 
-from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
-from drgn_ptwalk.page import FolioReader
+from drgn_ptwalk.page import FolioReader, folio_runs, pages_all_order0, read_struct_pages
 from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
 from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
-__all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_records")
+__all__ = ("PagemapRecord", "PagemapResult", "pagemap", "pagemap_entries", "pagemap_mm", "pagemap_pieces",
+           "pagemap_records")
 
 PM_PFRAME_MASK = (1 << 55) - 1
 PM_SOFT_DIRTY = 1 << 55
@@ -90,26 +103,152 @@ class PagemapRecord(NamedTuple):
 def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[PagemapRecord]:
     """
     The pagemap values of every VMA of *mm* from one walk of the whole
-    address space (cheaper than one :func:`pagemap_entries` per VMA).
+    address space (cheaper than one :func:`pagemap_entries` per VMA). Holds
+    them all: :func:`pagemap_pieces` streams them.
 
     :param mm: ``struct mm_struct *``
     :param warnings: list collecting what the dump cannot tell
     """
-    prog = mm.prog_
-    gen = _generation(prog)
-    if warnings is None:
-        warnings = []
-    folios = FolioReader(prog)
     # One read of the VMA tree for the records and the walk (on a live kernel a second read may see
     # other VMAs), with each VMA's range as read then.
     ranges = list(checked_vma_ranges(mm))
-    by_addr = _vma_flags([v for v, _, _ in ranges], warnings)
-    out = {v.value_(): array("Q") for v, _, _ in ranges}
-    for e in pt_range_walk(mm, vma_ranges=ranges):
+    out = [array("Q") for _ in ranges]
+    starts = {vs: k for k, (_, vs, _) in enumerate(ranges)}
+    k = -1
+    for addr, vals in pagemap_pieces(mm, warnings=warnings, vma_ranges=ranges):
+        k = starts.get(addr, k)
+        out[k].extend(vals)
+    return [PagemapRecord(vs, ve, out[k]) for k, (_, vs, ve) in enumerate(ranges)]
+
+
+_CONST_PIECE = 1 << 16
+"""Most values in one piece of a run whose values are all alike (a hole in a huge VMA): bounded memory."""
+
+
+def pagemap_pieces(mm: Object, start: Optional[int] = None, end: Optional[int] = None, *,
+                   warnings: Optional[List[str]] = None,
+                   vma_ranges: Optional[Sequence[Tuple[Object, int, int]]] = None,
+                   gaps: bool = False) -> Iterator[Tuple[int, Sequence[int]]]:
+    """
+    The pagemap values of *mm* over ``[start, end)`` (default: the whole
+    user address space), streamed from one walk: ``(address, values)``
+    pieces in address order, one u64 per page from *address*, each inside
+    one VMA (or one gap between VMAs). Every page of every VMA in the range
+    is in exactly one piece; gaps only with *gaps* (their values are 0, as
+    ``pagemap_pte_hole()`` gives outside VMAs). A piece holds at most one
+    page-table page's worth of values, or :data:`_CONST_PIECE` alike.
+
+    :param mm: ``struct mm_struct *``
+    :param start: first address (page aligned)
+    :param end: end address (page aligned)
+    :param warnings: list collecting what the dump cannot tell
+    :param vma_ranges: the VMAs as :func:`~drgn_ptwalk.vmatree.checked_vma_ranges`
+        gives them, if already read (the tree is then read once)
+    :param gaps: also yield the gaps between VMAs
+    """
+    prog = mm.prog_
+    gen = _generation(prog)
+    ps = gen.page_size
+    if warnings is None:
+        warnings = []
+    folios = FolioReader(prog)
+    ranges = list(checked_vma_ranges(mm)) if vma_ranges is None else vma_ranges
+    vflags = _vma_flags([v for v, _, _ in ranges], warnings)
+    for e in pt_range_walk(mm, start, end, vma_ranges=ranges, split_folios=False):
         if e.vma is None:
+            if gaps:
+                yield from _const_pieces(e.start, e.end, ps, 0)
             continue
-        out[e.vma].extend(_entry_values(prog, gen, folios, e, by_addr[e.vma], warnings))
-    return [PagemapRecord(vs, ve, out[v.value_()]) for v, vs, ve in ranges]
+        vm_flags = vflags[e.vma]
+        n = (e.end - e.start) // ps
+        if n > _CONST_PIECE and (vm_flags is None or vm_flags & VM_PFNMAP or e.type == PtType.NONE
+                                 or e.type == PtType.ERROR):
+            # What _entry_values() gives each page of these, without a list of them.
+            if vm_flags is None:
+                v = 0
+            elif e.type == PtType.ERROR and not vm_flags & VM_PFNMAP:
+                warn(f"no valid page table for {e.start:#x}-{e.end:#x} ({e.reason}); reported as 0", warnings)
+                v = 0
+            else:
+                v = PM_SOFT_DIRTY if vm_flags & gen.soft_dirty_bit else 0
+            yield from _const_pieces(e.start, e.end, ps, v)
+            continue
+        yield e.start, _run_values(prog, gen, folios, e, vm_flags, warnings)
+
+
+def _const_pieces(a: int, b: int, ps: int, v: int) -> Iterator[Tuple[int, Sequence[int]]]:
+    step = _CONST_PIECE * ps
+    while a < b:
+        n = min(b - a, step) // ps
+        yield a, array("Q", [v]) * n
+        a += n * ps
+
+
+_RUN_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
+"""The types the walker cuts by folio (``split_folios``): the runs of these pagemap cuts itself."""
+
+
+def _run_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_flags: Optional[int],
+                warnings: List[str]) -> Sequence[int]:
+    # The values of an entry of a split_folios=False walk: a PTE run of consecutive PFNs may span folios.
+    n = e.nr_pages
+    if n == 1 or e.level != PtLevel.PTE or e.type not in _RUN_TYPES or vm_flags is None or vm_flags & VM_PFNMAP:
+        return _entry_values(prog, gen, folios, e, vm_flags, warnings)
+    if e.type == PtType.FOLIO and not vm_flags & VM_HUGETLB:
+        vals = _order0_values(prog, gen, folios, e, vm_flags)
+        if vals is not None:
+            return vals
+    # Cut by folio, as the walker's split_folios=True would have.
+    out = array("Q")
+    ps = gen.page_size
+    s = 0
+    for r in folio_runs(prog, e.pfn, n):  # type: ignore[arg-type]
+        sub = e._replace(start=e.start + s * ps, end=e.start + (s + r) * ps, pfn=e.pfn + s,  # type: ignore[operator]
+                         swap_offset=None if e.swap_offset is None else e.swap_offset + s)
+        out.extend(_entry_values(prog, gen, folios, sub, vm_flags, warnings))
+        s += r
+    return out
+
+
+def _order0_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_flags: int) -> Optional[array]:
+    """
+    The values of a present PTE run of *e.nr_pages* order-0 folios, from one
+    read of their ``struct page`` entries and C-level column scans; ``None``
+    if a page is part of a large folio, or the entries cannot be read or
+    scanned so (the caller then goes folio by folio, with warnings).
+    """
+    n = e.nr_pages
+    pfn = e.pfn
+    lay = folios.lay
+    s = lay.size
+    if pfn is None or pfn + n > PM_PFRAME_MASK or s % 8 or lay.mapping % 8 or lay.mapcount % 4:
+        return None
+    try:
+        buf = read_struct_pages(prog, pfn, n)
+    except FaultError:
+        return None
+    if not pages_all_order0(lay, buf, n):
+        return None
+    flags = PM_PRESENT
+    if vm_flags & gen.soft_dirty_bit or e.flags & PtFlag.SOFT_DIRTY:
+        flags |= PM_SOFT_DIRTY
+    if e.uffd_wp:
+        flags |= PM_UFFD_WP
+    first = flags | pfn
+    # The anon bit of each page's mapping (its own folio's: order 0), and its _mapcount: an order-0 page's
+    # precise mapcount is 1 (PM_MMAP_EXCLUSIVE) iff _mapcount as stored is 0, on every generation.
+    anon = buf[lay.mapping :: s].translate(_ANON_BIT)
+    mc = memoryview(buf).cast("i")[lay.mapcount // 4 :: s // 4]
+    if mc[1:] == mc[:-1] and anon[1:] == anon[:-1]:
+        extra = (0 if anon[0] else PM_FILE) | (PM_MMAP_EXCLUSIVE if mc[0] == 0 else 0)
+        return array("Q", range(first | extra, (first | extra) + n))
+    extras = map(add, map(mul, map(not_, anon), repeat(PM_FILE)),
+                 map(mul, map(eq, mc.tolist(), repeat(0)), repeat(PM_MMAP_EXCLUSIVE)))
+    return array("Q", map(add, range(first, first + n), extras))
+
+
+_ANON_BIT = bytes(x & 1 for x in range(256))
+"""``bytes.translate`` table: a byte to its bit 0 (``PAGE_MAPPING_ANON`` in the low byte of ``mapping``)."""
 
 
 def _vma_flags(vlist: List[Object], warnings: List[str]) -> Dict[int, Optional[int]]:
@@ -136,21 +275,15 @@ def pagemap_entries(mm: Object, start: int, end: int) -> PagemapResult:
 
     :param mm: ``struct mm_struct *``
     """
-    prog = mm.prog_
-    gen = _generation(prog)
-    ps = gen.page_size
+    ps = _generation(mm.prog_).page_size
     warnings: List[str] = []
     start -= start % ps
     end = min(end, _task_size(mm))
     out = array("Q")
     if end <= start:
         return PagemapResult(start, out, warnings)
-    folios = FolioReader(prog)
-    ranges = list(checked_vma_ranges(mm))
-    vflags = _vma_flags([v for v, _, _ in ranges], warnings)
-    for e in pt_range_walk(mm, start, -(-end // ps) * ps, vma_ranges=ranges):
-        vm_flags = vflags.get(e.vma) if e.vma is not None else None
-        out.extend(_entry_values(prog, gen, folios, e, vm_flags, warnings))
+    for _, vals in pagemap_pieces(mm, start, -(-end // ps) * ps, warnings=warnings, gaps=True):
+        out.extend(vals)
     del out[(end - start + ps - 1) // ps:]
     return PagemapResult(start, out, warnings)
 
