@@ -148,6 +148,17 @@ class Generation(NamedTuple):
     ``extend_table``), not in ``swap_map``: "mm, swap: use the swap table for the swap cache and switch
     API" (Kairui Song, v6.18 series; hash unconfirmed). The members themselves."""
 
+    kpage_scheme: str
+    """How fs/proc/page.c reads a page: ``"snapshot"`` (``stable_page_flags()`` and kpagecount on a
+    ``snapshot_page()`` copy, zero pages told by PFN, offline/page-table types tested on the folio, kpagecount
+    ``folio_precise_page_mapcount()`` under CONFIG_PAGE_MAPCOUNT: "fs/proc/page: snapshot page before
+    reading its flags" era, v6.17; hash unconfirmed; the function ``snapshot_page`` itself), ``"folio"``
+    (the folio's flags, ``KPF_THP`` for large rmappable folios, kpagecount ``folio_precise_page_mapcount()``:
+    "proc: rewrite stable_page_flags()" (Matthew Wilcox, v6.9; hash unconfirmed); *proxy*: the ``PGTY_*``
+    page-type enumeration of v6.11, so v6.9-v6.10 are read as ``"page"``) or ``"page"`` (v6.1: the page's
+    own flags, ``page_mapcount()``). CONFIG_NO_PAGE_MAPCOUNT (kpagecount = the folio's average
+    mapcount, v6.15+) leaves no trace in the debug info and is not Debian's: not detected."""
+
 
 def _arm64_v610_layout(prog: Program) -> bool:
     try:
@@ -215,6 +226,8 @@ def _detect(prog: Program) -> Generation:
         vm_flags_layout=_vm_flags_layout(prog),
         swap_table=_has_member(prog, "struct swap_cluster_info", "table")
         and _has_member(prog, "struct swap_cluster_info", "extend_table"),
+        kpage_scheme="snapshot" if _has(prog, "snapshot_page")
+        else "folio" if _has_constant(prog, "PGTY_buddy") else "page",
     )
 
 
