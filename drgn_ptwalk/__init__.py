@@ -27,6 +27,13 @@ _EXPORTS: Dict[str, str] = {
     "TaskNotFoundError": "drgn_ptwalk.errors",
     "VmaFieldError": "drgn_ptwalk.errors",
     "VmaTreeError": "drgn_ptwalk.errors",
+    "KPF": "drgn_ptwalk.kpage",
+    "KpageValues": "drgn_ptwalk.kpage",
+    "kpage_values": "drgn_ptwalk.kpage",
+    "kpagecgroup": "drgn_ptwalk.kpage",
+    "kpagecount": "drgn_ptwalk.kpage",
+    "kpageflags": "drgn_ptwalk.kpage",
+    "max_dump_pfn": "drgn_ptwalk.kpage",
     "PageInfo": "drgn_ptwalk.page",
     "compound_head_pfn": "drgn_ptwalk.page",
     "folio_info": "drgn_ptwalk.page",
@@ -89,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
         VmaFieldError,
         VmaTreeError,
     )
+    from drgn_ptwalk.kpage import KPF, KpageValues, kpage_values, kpagecgroup, kpagecount, kpageflags, max_dump_pfn
     from drgn_ptwalk.page import (
         PageInfo,
         compound_head_pfn,

@@ -2647,12 +2647,17 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 				   npfn ? "out of memory" : "no /proc/kpageflags");
 		out_write(1, g_kpage_msg, (size_t)len);
 	} else {
-		/* every page written to after snapshot A is allocated and touched before it */
-		memset(snap, 0, KPAGE_NFILES * npfn * 8);
-		memset(chunk, 0, sizeof(chunk));
-		memset(changed, 0, sizeof(changed));
-		memset(g_b64_out, 0, sizeof(g_b64_out));
-		memset(g_kpage_msg, 0, sizeof(g_kpage_msg));
+		/*
+		 * Every page written to after snapshot A is allocated and touched before it, with a non-zero
+		 * byte: the compiler turns malloc() + memset(0) into calloc(), which leaves fresh mmap()ed
+		 * pages untouched (they would then be allocated while snapshot A is read).
+		 */
+		memset(snap, 0xff, KPAGE_NFILES * npfn * 8);
+		memset(chunk, 0xff, sizeof(chunk));
+		memset(changed, 0xff, sizeof(changed));
+		memset(g_b64_out, 0xff, sizeof(g_b64_out));
+		memset(g_b64_in, 0xff, sizeof(g_b64_in));
+		memset(g_kpage_msg, 0xff, sizeof(g_kpage_msg));
 		double t1 = now();
 		int ok[KPAGE_NFILES];
 		for (int f = 0; f < KPAGE_NFILES; f++)

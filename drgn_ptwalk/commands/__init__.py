@@ -3,7 +3,8 @@
 The commands, each declared once: its name, its arguments, how it runs and how its result is printed.
 
 Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk.commands.pagemap`,
-:mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`) declares :class:`Command`
+:mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`,
+:mod:`~drgn_ptwalk.commands.kpage`) declares :class:`Command`
 objects in its ``COMMANDS``; :func:`registry` lists them all. Three front ends are built from it, so they
 accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
@@ -39,7 +40,7 @@ __all__ = (
     "run_script",
 )
 
-_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop")
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage")
 """The command modules, in the order the commands are listed."""
 
 USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
