@@ -159,6 +159,18 @@ class Generation(NamedTuple):
     own flags, ``page_mapcount()``). CONFIG_NO_PAGE_MAPCOUNT (kpagecount = the folio's average
     mapcount, v6.15+) leaves no trace in the debug info and is not Debian's: not detected."""
 
+    kpage_holes_zero: bool
+    """A PFN without an online ``struct page`` reads as 0 in all three files, /proc/kpageflags included
+    (``kpage_read()``, "fs/proc/page: refactor to reduce code duplication" (Luiz Capitulino, v6.17;
+    hash unconfirmed) returns 0 for them); before, /proc/kpageflags said ``KPF_NOPAGE``
+    (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
+
+    hugetlb_huge_index: bool
+    """A hugetlbfs folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
+    ``hugetlb_basepage_index()``); since "hugetlb: convert to use PAGE_SIZE index" era rework of v6.7
+    (hash unconfirmed) it counts base pages like every other page cache folio. The function
+    ``hugetlb_basepage_index`` itself."""
+
 
 def _arm64_v610_layout(prog: Program) -> bool:
     try:
@@ -228,6 +240,8 @@ def _detect(prog: Program) -> Generation:
         and _has_member(prog, "struct swap_cluster_info", "extend_table"),
         kpage_scheme="snapshot" if _has(prog, "snapshot_page")
         else "folio" if _has_constant(prog, "PGTY_buddy") else "page",
+        kpage_holes_zero=_has(prog, "kpage_read"),
+        hugetlb_huge_index=_has(prog, "hugetlb_basepage_index"),
     )
 
 

@@ -26,7 +26,7 @@ ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memor
 
 import struct
 from array import array
-from operator import and_, mul
+from operator import and_
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, offsetof
@@ -43,6 +43,7 @@ __all__ = (
     "kpageflags",
     "kpage_unsupported",
     "max_dump_pfn",
+    "pfn_online",
 )
 
 _U64 = struct.Struct("<Q")
@@ -120,6 +121,8 @@ class _Ctx(NamedTuple):
     huge_zero: Optional[int]
     """PFN of the huge zero folio (``None``: none allocated)."""
     hpage_pmd_nr: int
+    nopage: int
+    """/proc/kpageflags of a hole: ``KPF_NOPAGE``, or 0 (:attr:`Generation.kpage_holes_zero`)."""
     hvo: bool
     """HVO fake heads may exist (``hugetlb_optimize_vmemmap_key`` enabled, v6.1-v7.0)."""
     memcg_objexts: int
@@ -233,6 +236,7 @@ def _ctx(prog: Program) -> _Ctx:
         zero_pfn=zero_pfn,
         huge_zero=huge_zero,
         hpage_pmd_nr=1 << (pmd_shift - shift),
+        nopage=0 if gen.kpage_holes_zero else 1 << KPF["NOPAGE"],
         hvo=hvo,
         memcg_objexts=objexts,
         memcg_kmem=_const(prog, "MEMCG_DATA_KMEM") or 0,
@@ -285,6 +289,19 @@ def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
     except (AttributeError, FaultError):
         return True, None
     return True, prog.read(smap.address_, smap.type_.size)
+
+
+def pfn_online(prog: Program, pfn: int) -> bool:
+    """``pfn_to_online_page(pfn) != NULL``: *pfn* is online memory with a ``struct page``."""
+    ctx = _ctx(prog)
+    if pfn < 0:
+        return False
+    online, smap = _section_state(prog, pfn // ctx.pages_per_section)
+    if not online or smap is None:
+        return online
+    sub = ctx.pages_per_section // (len(smap) * 8)
+    i = (pfn % ctx.pages_per_section) // max(sub, 1)
+    return bool(smap[i // 8] >> (i % 8) & 1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -678,7 +695,7 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
         if 0 <= i < n:
             out_f[i], out_c[i], out_g[i] = _key_values(sec, keys[i], pfn)
     if valid is not None:
-        nopage = 1 << KPF["NOPAGE"]
+        nopage = ctx.nopage
         for i in range(n):
             if not valid[i]:
                 out_f[i], out_c[i], out_g[i] = nopage, 0, 0
@@ -722,7 +739,7 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
         online, smap = _section_state(prog, nr)
         lo, hi = pfn - base, min(end, base + pps) - base
         if not online:
-            out.flags.extend([1 << KPF["NOPAGE"]] * (hi - lo))
+            out.flags.extend([ctx.nopage] * (hi - lo))
             out.count.extend([0] * (hi - lo))
             out.cgroup.extend([0] * (hi - lo))
         else:

@@ -33,11 +33,13 @@ from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
 from drgn_ptwalk.entry import PtLevel, PtType
-from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout
+from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpage_values, max_dump_pfn, pfn_online
+from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
 
 __all__ = ("PageKind", "WhoMaps", "page_kind", "whomaps", "whomaps_pfns")
 
 _U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
 
 
 class WhoMaps(NamedTuple):
@@ -70,6 +72,34 @@ def _index(page: Object) -> int:
         return page.__folio_index.value_()
     except AttributeError:
         return page.index.value_()
+
+
+def _pgoff(prog: Program, hugetlb_file: bool, index: int, nr: int, off: int) -> int:
+    """``page_to_pgoff()`` of page *off* of a folio of *nr* pages whose ``index`` is *index*."""
+    from drgn_ptwalk.generations import generation
+
+    if hugetlb_file and generation(prog).hugetlb_huge_index:
+        return index * nr + off
+    return index + off
+
+
+def _file_name(host: Object) -> str:
+    """A path of an inode: from the root of its file system, or ``/`` and the name of a dentry of it (the
+    pseudo file systems: ``/SYSV...``, ``/dev/zero``, ``/memfd:...``)."""
+    from drgn.helpers.linux.fs import inode_path
+
+    try:
+        path = inode_path(host)
+    except (LookupError, FaultError, ValueError):
+        path = None
+    if path:
+        return path.decode(errors="replace")
+    try:
+        for d in hlist_for_each_entry("struct dentry", host.i_dentry.address_of_(), "d_u.d_alias"):
+            return "/" + d.d_name.name.string_().decode(errors="replace")
+    except (LookupError, FaultError):
+        pass
+    return f"inode {host.i_ino.value_()}"
 
 
 class _Mms:
@@ -135,8 +165,6 @@ class _Rmap:
     def index(self, head: int) -> int:
         i = self.index_of.get(head)
         if i is None:
-            from drgn_ptwalk.page import read_struct_pages
-
             i = self.index_of[head] = _U64.unpack_from(read_struct_pages(self.prog, head, 1), self.index_off)[0]
         return i
 
@@ -163,18 +191,13 @@ class _Rmap:
         index = self.index(folio.head)
         kind = "anon" if mapping & 1 else "file"
         vmas = self.tree(kind, mapping & ~3)
-        pgoffs = [index + off]
-        if kind == "file" and folio.hugetlb:
-            # hugetlbfs folios were indexed in huge pages before v6.7 ("hugetlb: ... PAGE_SIZE index"
-            # era; hash unconfirmed): both are tried, the walk decides.
-            pgoffs.append(index * folio.nr + off)
-        out = []
+        pgoff = _pgoff(self.prog, folio.hugetlb and kind == "file", index, folio.nr, off)
         how = "anon_vma" if kind == "anon" else "i_mmap"
-        for pgoff in pgoffs:
-            for v in vmas:
-                addr = v.start + ((pgoff - v.pgoff) << shift)
-                if v.start <= addr < v.end:
-                    out.append((v, addr, how))
+        out = []
+        for v in vmas:
+            addr = v.start + ((pgoff - v.pgoff) << shift)
+            if v.start <= addr < v.end:
+                out.append((v, addr, how))
         return out
 
 
@@ -300,38 +323,35 @@ def page_kind(prog: Program, pfn: int) -> PageKind:
 
     :raises ValueError: if *pfn* is negative
     """
-    from drgn_ptwalk.kpage import KPF, kpage_values
-
     if pfn < 0:
         raise ValueError(f"bad PFN {pfn:#x}")
-    v = kpage_values(prog, pfn, pfn + 1)
-    flags = v.flags[0] if len(v.flags) else 1 << KPF["NOPAGE"]
+    if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):
+        v = kpage_values(prog, pfn, pfn + 1)
+        return PageKind(pfn, "hole", "", v.flags[0] if len(v.flags) else 0)
+    flags = kpage_values(prog, pfn, pfn + 1).flags[0]
 
     def has(name: str) -> bool:
         return bool(flags >> KPF[name] & 1)
 
-    if has("NOPAGE"):
-        return PageKind(pfn, "hole", "", flags)
     if has("HWPOISON"):
         return PageKind(pfn, "hwpoison", "", flags)
     head = compound_head_pfn(prog, pfn)
     page = _page(prog, head)
     if has("BUDDY"):
-        order = ""
-        try:
-            # the buddy head covering this page: its order is page->private
-            for k in range(0, 11):
-                h = pfn & ~((1 << k) - 1)
-                hp = _page(prog, h)
-                from drgn_ptwalk.kpage import _ctx, _ptype
-
-                if _ptype(_ctx(prog), hp._mapcount.counter.value_() & 0xFFFFFFFF, "buddy") \
-                        and hp.private.value_() >= k:
-                    order = f"order {hp.private.value_()} block at PFN {h:#x}"
-                    break
-        except FaultError:
-            pass
-        return PageKind(pfn, "free", order, flags)
+        # is_free_buddy_page(): the PageBuddy head covering it; its order is page->private.
+        ctx = _kpage_ctx(prog)
+        detail = ""
+        for k in range(ctx.max_order + 1):
+            h = pfn & ~((1 << k) - 1)
+            try:
+                b = read_struct_pages(prog, h, 1)
+            except FaultError:
+                break
+            order = _U64.unpack_from(b, ctx.private)[0]
+            if _ptype(ctx, _U32.unpack_from(b, ctx.mapcount)[0], "buddy") and order >= k:
+                detail = f"order {order} block at PFN {h:#x}"
+                break
+        return PageKind(pfn, "free", detail, flags)
     if has("ZERO_PAGE"):
         return PageKind(pfn, "zero_page", "huge zero folio" if has("THP") else "", flags)
     if has("SLAB"):
@@ -345,31 +365,27 @@ def page_kind(prog: Program, pfn: int) -> PageKind:
         return PageKind(pfn, "page_table", "", flags)
     if has("OFFLINE"):
         return PageKind(pfn, "offline", "", flags)
-    if has("HUGE"):
-        mapped = has("MMAP") or page._refcount.counter.value_() > 0
-        return PageKind(pfn, "hugetlb" if mapped else "hugetlb_free",
-                        f"order {folio_order(prog, head)} folio at PFN {head:#x}", flags)
-    if has("KSM"):
-        if page.mapping.value_() & 3 == 3:
-            return PageKind(pfn, "ksm", "", flags)
-    if has("ANON"):
-        return PageKind(pfn, "anon", "", flags)
     mapping = page.mapping.value_()
+    file_detail = ""
     if mapping and not mapping & 3:
-        detail = ""
-        shmem = False
         try:
-            from drgn.helpers.linux.fs import inode_path
-
             host = Object(prog, "struct address_space *", mapping).host
-            path = inode_path(host)
-            name = path.decode(errors="replace") if path else f"inode {host.i_ino.value_()}"
             ps = 1 << prog["PAGE_SHIFT"].value_()
-            detail = f"{name} offset {(_index(page) + pfn - head) * ps:#x}"
-            shmem = bool(flags >> KPF["SWAPBACKED"] & 1)
+            order = folio_order(prog, head)
+            pgoff = _pgoff(prog, has("HUGE"), _index(page), 1 << order, pfn - head)
+            file_detail = f"{_file_name(host)} offset {pgoff * ps:#x}"
         except (LookupError, FaultError, ValueError):
             pass
-        return PageKind(pfn, "shmem" if shmem else "page_cache", detail, flags)
+    if has("HUGE"):
+        mapped = has("MMAP") or page._refcount.counter.value_() > 0
+        detail = file_detail or f"order {folio_order(prog, head)} folio at PFN {head:#x}"
+        return PageKind(pfn, "hugetlb" if mapped else "hugetlb_free", detail, flags)
+    if has("ANON") and page.mapping.value_() & 3 == 3:
+        return PageKind(pfn, "ksm", "", flags)
+    if has("ANON"):
+        return PageKind(pfn, "anon", "", flags)
+    if mapping and not mapping & 3:
+        return PageKind(pfn, "shmem" if has("SWAPBACKED") else "page_cache", file_detail, flags)
     if has("RESERVED"):
         return PageKind(pfn, "reserved", "", flags)
     return PageKind(pfn, "kernel", "", flags)
