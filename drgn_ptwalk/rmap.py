@@ -83,6 +83,13 @@ def _pgoff(prog: Program, hugetlb_file: bool, index: int, nr: int, off: int) -> 
     return index + off
 
 
+def _has_member(prog: Program, type_name: str, member: str) -> bool:
+    try:
+        return prog.type(type_name).has_member(member)
+    except LookupError:
+        return False
+
+
 def _file_name(host: Object) -> str:
     """A path of an inode: from the root of its file system, or ``/`` and the name of a dentry of it (the
     pseudo file systems: ``/SYSV...``, ``/dev/zero``, ``/memfd:...``)."""
@@ -95,8 +102,14 @@ def _file_name(host: Object) -> str:
     if path:
         return path.decode(errors="replace")
     try:
-        for d in hlist_for_each_entry("struct dentry", host.i_dentry.address_of_(), "d_u.d_alias"):
+        # struct dentry::d_alias: in the d_u union (v6.12) or in an anonymous union (v7.x)
+        alias = "d_u.d_alias" if _has_member(host.prog_, "struct dentry", "d_u") else "d_alias"
+        for d in hlist_for_each_entry("struct dentry", host.i_dentry.address_of_(), alias):
             return "/" + d.d_name.name.string_().decode(errors="replace")
+        # No alias (v7.x shared anonymous memory, "/dev/zero"): the dentry of a file mapping it.
+        root = host.i_mapping.i_mmap.rb_root.address_of_()
+        for vma in rbtree_inorder_for_each_entry("struct vm_area_struct", root, "shared.rb"):
+            return "/" + vma.vm_file.f_path.dentry.d_name.name.string_().decode(errors="replace")
     except (LookupError, FaultError):
         pass
     return f"inode {host.i_ino.value_()}"
