@@ -166,8 +166,8 @@ class Generation(NamedTuple):
     (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
 
     hugetlb_huge_index: bool
-    """A hugetlbfs folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
-    ``hugetlb_basepage_index()``); since "hugetlb: convert to use PAGE_SIZE index" era rework of v6.7
+    """A hugetlb folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
+    ``hugetlb_basepage_index()``, anonymous ones are placed by ``linear_hugepage_index()``); since "hugetlb: convert to use PAGE_SIZE index" era rework of v6.7
     (hash unconfirmed) it counts base pages like every other page cache folio. The function
     ``hugetlb_basepage_index`` itself."""
 

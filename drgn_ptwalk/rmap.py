@@ -74,11 +74,12 @@ def _index(page: Object) -> int:
         return page.index.value_()
 
 
-def _pgoff(prog: Program, hugetlb_file: bool, index: int, nr: int, off: int) -> int:
-    """``page_to_pgoff()`` of page *off* of a folio of *nr* pages whose ``index`` is *index*."""
+def _pgoff(prog: Program, hugetlb: bool, index: int, nr: int, off: int) -> int:
+    """``page_to_pgoff()`` of page *off* of a folio of *nr* pages whose ``index`` is *index* (hugetlb
+    folios, file or anonymous (``linear_hugepage_index()``), counted in huge pages on older kernels)."""
     from drgn_ptwalk.generations import generation
 
-    if hugetlb_file and generation(prog).hugetlb_huge_index:
+    if hugetlb and generation(prog).hugetlb_huge_index:
         return index * nr + off
     return index + off
 
@@ -204,7 +205,7 @@ class _Rmap:
         index = self.index(folio.head)
         kind = "anon" if mapping & 1 else "file"
         vmas = self.tree(kind, mapping & ~3)
-        pgoff = _pgoff(self.prog, folio.hugetlb and kind == "file", index, folio.nr, off)
+        pgoff = _pgoff(self.prog, folio.hugetlb, index, folio.nr, off)
         how = "anon_vma" if kind == "anon" else "i_mmap"
         out = []
         for v in vmas:
