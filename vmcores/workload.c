@@ -2758,46 +2758,16 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 
 static int cmd_b64(void)
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	static unsigned char in[57 * 1024];
-	static char outb[77 * 1024 + 16];
-	size_t have = 0;
-	int eof = 0;
-	while (!eof || have) {
-		while (!eof && have < sizeof(in)) {
-			ssize_t r = read(0, in + have, sizeof(in) - have);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				eof = 1;
-				break;
-			}
-			have += (size_t)r;
-		}
-		size_t use = eof ? have : have - have % 57;
-		size_t o = 0;
-		for (size_t i = 0; i < use; i += 57) {
-			size_t l = use - i < 57 ? use - i : 57;
-			for (size_t j = 0; j < l; j += 3) {
-				unsigned v = (unsigned)in[i + j] << 16;
-				if (j + 1 < l)
-					v |= (unsigned)in[i + j + 1] << 8;
-				if (j + 2 < l)
-					v |= in[i + j + 2];
-				outb[o++] = tbl[(v >> 18) & 63];
-				outb[o++] = tbl[(v >> 12) & 63];
-				outb[o++] = j + 1 < l ? tbl[(v >> 6) & 63] : '=';
-				outb[o++] = j + 2 < l ? tbl[v & 63] : '=';
-			}
-			outb[o++] = '\n';
-		}
-		out_write(1, outb, o);
-		memmove(in, in + use, have - use);
-		have -= use;
-		if (eof)
+	for (;;) {
+		ssize_t r = read(0, in, sizeof(in));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
 			break;
+		b64_put(in, (size_t)r);
 	}
+	b64_flush();
 	return 0;
 }
 
