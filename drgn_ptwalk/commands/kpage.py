@@ -9,12 +9,11 @@ choose). Without ``--start``/``--end``: every PFN the file covers.
 """
 
 import argparse
-import os
 from typing import NamedTuple, TextIO
 
 from drgn import Program
 
-from drgn_ptwalk.commands import address, arg, command
+from drgn_ptwalk.commands import BINARY_OUTPUT, address, arg, command, write_binary
 
 __all__ = ("COMMANDS", "KpageOutput", "kpage_table")
 
@@ -57,8 +56,6 @@ def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
     """The file's bytes for the range."""
     from drgn_ptwalk.kpage import kpagecgroup, kpagecount, kpageflags, max_dump_pfn
 
-    if args.table and args.raw:
-        raise ValueError("give --table or --raw, not both")
     start = 0 if args.start is None else args.start
     end = max_dump_pfn(prog) if args.end is None else args.end
     if start < 0 or end < start:
@@ -69,25 +66,7 @@ def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
 
 def format_kpage(res: KpageOutput, args: argparse.Namespace, out: TextIO) -> None:
     """Raw bytes (to ``-o FILE`` or a standard output that is not a terminal) or the table."""
-    table = args.table or (not args.raw and not args.output and out.isatty())
-    if table:
-        if args.output:
-            with open(args.output, "w") as f:
-                kpage_table(res, f)
-        else:
-            kpage_table(res, out)
-        return
-    if args.output:
-        with open(args.output + ".tmp", "wb") as f:
-            f.write(res.data)
-        os.replace(args.output + ".tmp", args.output)
-        return
-    stream = getattr(out, "buffer", None)
-    if stream is None or out.isatty():
-        raise ValueError(f"{res.file} is binary: give -o FILE or --table")
-    out.flush()
-    stream.write(res.data)
-    stream.flush()
+    write_binary(res.file, lambda: res.data, lambda f: kpage_table(res, f), args, out)
 
 
 COMMANDS = (
@@ -98,9 +77,7 @@ COMMANDS = (
             arg("file", choices=FILES, help="which file"),
             arg("--start", type=address, help="first PFN (default 0)"),
             arg("--end", type=address, help="end PFN, exclusive (default: where the kernel's file ends)"),
-            arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
-            arg("--table", action="store_true", help="a readable table of the non-zero entries"),
-            arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),
+            *BINARY_OUTPUT,
         ),
         run,
         format_kpage,

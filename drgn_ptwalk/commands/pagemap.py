@@ -10,13 +10,12 @@ entries.
 """
 
 import argparse
-import os
 import struct
 from typing import Iterable, List, NamedTuple, Optional, TextIO, Tuple
 
 from drgn import Program
 
-from drgn_ptwalk.commands import TASK, arg, command, range_args
+from drgn_ptwalk.commands import BINARY_OUTPUT, TASK, command, range_args, write_binary
 
 __all__ = ("COMMANDS", "PagemapOutput", "pagemap_table")
 
@@ -62,8 +61,6 @@ def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
     from drgn_ptwalk.tasks import find_target, task_mm
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
-    if args.table and args.raw:
-        raise ValueError("give --table or --raw, not both")
     task = find_target(prog, args.task)
     mm = task_mm(task)
     page_size = get_decoder(prog).page_size
@@ -91,26 +88,7 @@ def _raw(res: PagemapOutput) -> bytes:
 
 def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) -> None:
     """Raw bytes (to ``-o FILE`` or a standard output that is not a terminal) or the table."""
-    table = args.table or (not args.raw and not args.output and out.isatty())
-    if table:
-        if args.output:
-            with open(args.output, "w") as f:
-                pagemap_table(res.chunks, res.page_size, f)
-        else:
-            pagemap_table(res.chunks, res.page_size, out)
-        return
-    data = _raw(res)
-    if args.output:
-        with open(args.output + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(args.output + ".tmp", args.output)
-        return
-    stream = getattr(out, "buffer", None)
-    if stream is None or out.isatty():
-        raise ValueError("pagemap is binary: give -o FILE or --table")
-    out.flush()
-    stream.write(data)
-    stream.flush()
+    write_binary("pagemap", lambda: _raw(res), lambda f: pagemap_table(res.chunks, res.page_size, f), args, out)
 
 
 COMMANDS = (
@@ -121,9 +99,7 @@ COMMANDS = (
             TASK,
             *range_args("first address (default: every VMA; with --end: the first VMA's)",
                         "end address (default: every VMA; with --start: the last VMA's end)"),
-            arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
-            arg("--table", action="store_true", help="a readable table of the non-zero entries"),
-            arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),
+            *BINARY_OUTPUT,
         ),
         run,
         format_pagemap,
