@@ -26,7 +26,7 @@ ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memor
 
 import struct
 from array import array
-from operator import and_
+
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, offsetof
@@ -607,38 +607,77 @@ class KpageValues(NamedTuple):
     cgroup: array
 
 
+def _find_all(col: bytes, value: int) -> List[int]:
+    out = []
+    i = col.find(value)
+    while i >= 0:
+        out.append(i)
+        i = col.find(value, i + 1)
+    return out
+
+
+def _buddy_heads(ctx: _Ctx, buf: bytes, n: int) -> List[int]:
+    """Indexes of the pages of *buf* that may be ``PageBuddy()`` (a superset; C-level scans of the
+    ``page_type`` bytes): v6.11+ top byte ``PGTY_buddy``; v6.1 top nibble 0xf and bit 7 clear."""
+    s = ctx.size
+    top = buf[ctx.mapcount + 3 :: s]
+    if ctx.pgty:
+        return _find_all(top, ctx.pgty["buddy"])
+    low = buf[ctx.mapcount :: s].translate(_BIT7_CLEAR)
+    hi = top.translate(_TOP_NIBBLE_F)
+    both = (int.from_bytes(low, "little") & int.from_bytes(hi, "little")).to_bytes(n, "little")
+    return _find_all(both, 1)
+
+
+_BIT7_CLEAR = bytes(int(not x & 0x80) for x in range(256))
+_TOP_NIBBLE_F = bytes(int(x >= 0xF0) for x in range(256))
+
+
+def _changes(cols: List[Tuple[bytes, int]], n: int) -> List[int]:
+    """Indexes where a run of pages with equal columns starts (0 first): *cols* are (field values packed
+    one after another, width); each is compared with the previous page's by one XOR of big integers, and
+    its byte lanes folded into one "changed" byte per page (C-level translate and slices)."""
+    acc = 0
+    for col, w in cols:
+        d = (int.from_bytes(col[w:], "little") ^ int.from_bytes(col[:-w], "little")).to_bytes(len(col) - w,
+                                                                                          "little")
+        for k in range(w):
+            acc |= int.from_bytes(d[k::w].translate(_NONZERO), "little")
+    return [0] + [i + 1 for i in _find_all(acc.to_bytes(n - 1, "little"), 1)]
+_NONZERO = bytes(int(x != 0) for x in range(256))
+_AND3 = bytes(x & 3 for x in range(256))
+
+
 def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
                     valid: Optional[bytes]) -> Tuple[array, array, array]:
+    """
+    The three files for one section: pages are cut into runs whose fields (flags, mapping type bits,
+    refcount, mapcount/page type, memcg_data, folio, free-buddy coverage) are all equal, found at C speed;
+    each distinct run state is computed once.
+    """
     sec = _Section(prog, ctx, base, n)
     s = ctx.size
     buf = sec.buf
     mv = memoryview(buf)
     q = mv.cast("Q")
     w = mv.cast("I")
-    flags_l = q[ctx.flags // 8 :: s // 8].tolist()
-    info_l = q[ctx.info // 8 :: s // 8].tolist()
-    map_l = list(map(and_, q[ctx.mapping // 8 :: s // 8].tolist(), [3] * n))
-    ref_l = w[ctx.refcount // 4 :: s // 4].tolist()
-    mc_l = w[ctx.mapcount // 4 :: s // 4].tolist()
-    memcg_l = q[ctx.memcg // 8 :: s // 8].tolist() if ctx.memcg is not None else [0] * n
+    info_q = q[ctx.info // 8 :: s // 8]
     tails = buf[ctx.info :: s].translate(_BIT0)
     hb = ctx.pg["head"]
     heads_b = buf[ctx.flags + hb // 8 :: s].translate(bytes((x >> (hb % 8)) & 1 for x in range(256)))
 
     # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
-    owner = [0] * n
-    i = heads_b.find(1)
-    while i >= 0:
+    owner = array("q", bytes(8 * n))
+    for i in _find_all(heads_b, 1):
         if not tails[i]:
             owner[i] = -(base + i + 1)
-            if ctx.hvo and i + 1 < n and info_l[i + 1] & 1:
-                real = (info_l[i + 1] - 1 - ctx.vmemmap) // s
+            if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
+                real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
                 if real != base + i:
                     owner[i] = real + 1  # an HVO fake head: a tail of that head
-        i = heads_b.find(1, i + 1)
     i = tails.find(1)
     while i >= 0:
-        info = info_l[i]
+        info = info_q[i]
         addr = ctx.vmemmap + (base + i) * s
         head_addr = addr & info if ctx.info_is_mask else info - 1
         hp = (head_addr - ctx.vmemmap) // s
@@ -650,40 +689,55 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
             end = min(end, hp + h.nr - base)
             if end <= i:
                 end = i + 1
-        else:
-            # the run of tails naming this same head
+        elif info_q[i:end].tolist().count(info) != end - i:
+            # tails naming another head follow: this head's run ends where they start
             j = i + 1
-            while j < end and info_l[j] == info:
+            while j < end and info_q[j] == info:
                 j += 1
             end = j
-        owner[i:end] = [hp + 1] * (end - i)
+        owner[i:end] = array("q", [hp + 1]) * (end - i)
         i = tails.find(1, end)
 
     # Free buddy blocks: is_free_buddy_page() for pages not PageBuddy themselves.
     covered = bytearray(n)
-    for i, raw in enumerate(mc_l):
-        if raw >= 0xF0000000 and _ptype(ctx, raw, "buddy"):
+    for i in _buddy_heads(ctx, buf, n):
+        if _ptype(ctx, w[i * s // 4 + ctx.mapcount // 4], "buddy"):
             order = _U64.unpack_from(buf, i * s + ctx.private)[0]
             pfn = base + i
             tz = (pfn & -pfn).bit_length() - 1 if pfn else ctx.max_order
             k = min(order, tz, ctx.max_order)
             covered[i : i + (1 << k)] = b"\1" * len(covered[i : i + (1 << k)])
 
-    keys = list(zip(owner, flags_l, map_l, ref_l, mc_l, covered, memcg_l))
-    uniq: Dict[tuple, int] = dict.fromkeys(keys)  # type: ignore[arg-type]
-    res_f: List[int] = []
-    res_c: List[int] = []
-    res_g: List[int] = []
-    for idx, key in enumerate(uniq):
-        uniq[key] = idx
-        f, c, g = _key_values(sec, key, None)
-        res_f.append(f)
-        res_c.append(c)
-        res_g.append(g)
-    ids = list(map(uniq.__getitem__, keys))
-    out_f = array("Q", map(res_f.__getitem__, ids))
-    out_c = array("Q", map(res_c.__getitem__, ids))
-    out_g = array("Q", map(res_g.__getitem__, ids))
+    cols = [
+        (q[ctx.flags // 8 :: s // 8].tobytes(), 8),
+        (buf[ctx.mapping :: s].translate(_AND3), 1),
+        (w[ctx.refcount // 4 :: s // 4].tobytes(), 4),
+        (w[ctx.mapcount // 4 :: s // 4].tobytes(), 4),
+        (bytes(covered), 1),
+        (owner.tobytes(), 8),
+    ]
+    if ctx.memcg is not None:
+        cols.append((q[ctx.memcg // 8 :: s // 8].tobytes(), 8))
+    starts = _changes(cols, n)
+    starts.append(n)
+    memo: Dict[tuple, bytes] = {}
+    parts_f: List[bytes] = []
+    parts_c: List[bytes] = []
+    parts_g: List[bytes] = []
+    for r in range(len(starts) - 1):
+        i = starts[r]
+        key = _key_at(ctx, buf, w, q, owner, covered, i)
+        vals = memo.get(key)
+        if vals is None:
+            f, c, g = _key_values(sec, key, None)
+            vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
+        count = starts[r + 1] - i
+        parts_f.append(vals[0] * count)
+        parts_c.append(vals[1] * count)
+        parts_g.append(vals[2] * count)
+    out_f = array("Q", b"".join(parts_f))
+    out_c = array("Q", b"".join(parts_c))
+    out_g = array("Q", b"".join(parts_g))
     # PFN-dependent checks: the zero page and the huge zero folio.
     special = set()
     if ctx.zero_pfn is not None:
@@ -693,13 +747,22 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
     for pfn in special:
         i = pfn - base
         if 0 <= i < n:
-            out_f[i], out_c[i], out_g[i] = _key_values(sec, keys[i], pfn)
+            out_f[i], out_c[i], out_g[i] = _key_values(sec, _key_at(ctx, buf, w, q, owner, covered, i), pfn)
     if valid is not None:
         nopage = ctx.nopage
         for i in range(n):
             if not valid[i]:
                 out_f[i], out_c[i], out_g[i] = nopage, 0, 0
     return out_f, out_c, out_g
+
+
+def _key_at(ctx: _Ctx, buf: bytes, w: memoryview, q: memoryview, owner: array, covered: bytearray,
+            i: int) -> tuple:
+    """The fields page *i* of a section's bytes is computed from (see :func:`_key_values`)."""
+    s = ctx.size
+    o = i * s
+    return (owner[i], q[(o + ctx.flags) // 8], buf[o + ctx.mapping] & 3, w[(o + ctx.refcount) // 4],
+            w[(o + ctx.mapcount) // 4], covered[i], q[(o + ctx.memcg) // 8] if ctx.memcg is not None else 0)
 
 
 def _key_values(sec: _Section, key: tuple, pfn: Optional[int]) -> Tuple[int, int, int]:
