@@ -151,8 +151,8 @@ class Generation(NamedTuple):
     kpage_scheme: str
     """How fs/proc/page.c reads a page: ``"snapshot"`` (``stable_page_flags()`` and kpagecount on a
     ``snapshot_page()`` copy, zero pages told by PFN, offline/page-table types tested on the folio, kpagecount
-    ``folio_precise_page_mapcount()`` under CONFIG_PAGE_MAPCOUNT: "fs/proc/page: snapshot page before
-    reading its flags" era, v6.17; hash unconfirmed; the function ``snapshot_page`` itself), ``"folio"``
+    ``folio_precise_page_mapcount()`` under CONFIG_PAGE_MAPCOUNT: the ``snapshot_page()`` series (Luiz
+    Capitulino, v6.17; subject and hash unconfirmed); the function ``snapshot_page`` itself), ``"folio"``
     (the folio's flags, ``KPF_THP`` for large rmappable folios, kpagecount ``folio_precise_page_mapcount()``:
     "proc: rewrite stable_page_flags()" (Matthew Wilcox, v6.9; hash unconfirmed); *proxy*: the ``PGTY_*``
     page-type enumeration of v6.11, so v6.9-v6.10 are read as ``"page"``) or ``"page"`` (v6.1: the page's
@@ -161,14 +161,15 @@ class Generation(NamedTuple):
 
     kpage_holes_zero: bool
     """A PFN without an online ``struct page`` reads as 0 in all three files, /proc/kpageflags included
-    (``kpage_read()``, "fs/proc/page: refactor to reduce code duplication" (Luiz Capitulino, v6.17;
-    hash unconfirmed) returns 0 for them); before, /proc/kpageflags said ``KPF_NOPAGE``
+    (``kpage_read()``, which came with the ``snapshot_page()`` series (v6.17; subject and hash
+    unconfirmed), returns 0 for them); before, /proc/kpageflags said ``KPF_NOPAGE``
     (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
 
     hugetlb_huge_index: bool
     """A hugetlb folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
-    ``hugetlb_basepage_index()``, anonymous ones are placed by ``linear_hugepage_index()``); since "hugetlb: convert to use PAGE_SIZE index" era rework of v6.7
-    (hash unconfirmed) it counts base pages like every other page cache folio. The function
+    ``hugetlb_basepage_index()``, anonymous ones are placed by ``linear_hugepage_index()``); since
+    "mm/filemap: remove hugetlb special casing in filemap.c" (Sidhartha Kumar, v6.7; subject and hash
+    unconfirmed) it counts base pages like every other page cache folio. The function
     ``hugetlb_basepage_index`` itself."""
 
 

@@ -82,7 +82,7 @@ _COPY_FOLIO = (("IDLE", "idle"), ("LOCKED", "locked"), ("DIRTY", "dirty"), ("UPT
 # v6.1 page types (include/linux/page-flags.h: macros, so not in the debug info): a type is a bit
 # *cleared* in page_type, which starts as 0xffffffff (PAGE_TYPE_BASE 0xf0000000, PG_buddy 0x80, PG_offline
 # 0x100, PG_table 0x200; page_has_type(): (int)page_type < PAGE_MAPCOUNT_RESERVE (-128)). Replaced by
-# the PGTY_* enumeration ("mm: introduce page type enumeration"-era rework, v6.11), read from the kernel.
+# the PGTY_* enumeration (the page-type rework of v6.11; subject and hash unconfirmed), read from the kernel.
 _V61_TYPE_BASE = 0xF0000000
 _V61_TYPES = {"buddy": 0x80, "offline": 0x100, "table": 0x200}
 _V61_MAPCOUNT_RESERVE = -128
