@@ -104,3 +104,17 @@ def test_kpage_files(vmcore):
     _REPORT[vmcore.name] = lines
     print("\n".join(lines))
     assert not failures, "\n".join(failures)
+
+
+def test_kpage_ranges_are_slices_of_the_file(default_vmcore):
+    """A range read is what reading the file at ``start * 8`` returns: a slice of the whole file, cut at its
+    end (a read past it returns nothing); a reversed range is refused."""
+    prog = default_vmcore.prog()
+    end = max_dump_pfn(prog)
+    whole = kpage_values(prog, 0, end)
+    for a, b in ((0, 1), (12345, 99999), (0x40000 - 3, 0x40000 + 5), (end - 2, end + 100), (end, end + 8)):
+        part = kpage_values(prog, a, b)
+        for name in ("flags", "count", "cgroup"):
+            assert getattr(part, name).tolist() == getattr(whole, name)[a:b].tolist(), (name, a, b)
+    with pytest.raises(ValueError):
+        kpage_values(prog, 5, 2)
