@@ -36,6 +36,9 @@ _EXPORTS: Dict[str, str] = {
     "kpageflags": "drgn_ptwalk.kpage",
     "max_dump_pfn": "drgn_ptwalk.kpage",
     "pfn_online": "drgn_ptwalk.kpage",
+    "MemmapRow": "drgn_ptwalk.memmap",
+    "MemmapSummary": "drgn_ptwalk.memmap",
+    "memmap": "drgn_ptwalk.memmap",
     "PageKind": "drgn_ptwalk.rmap",
     "WhoMaps": "drgn_ptwalk.rmap",
     "page_kind": "drgn_ptwalk.rmap",
@@ -137,6 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover
         smaps_rollup_mm,
     )
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.rmap import PageKind, WhoMaps, page_kind, whomaps, whomaps_pfns
     from drgn_ptwalk.swapinfo import SwapTypes, swap_types
