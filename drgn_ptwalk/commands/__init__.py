@@ -115,7 +115,7 @@ def write_binary(name: str, data: Callable[[], bytes], table: Callable[[TextIO],
 
 
 def range_args(start_help: str, end_help: str) -> Tuple[Arg, Arg]:
-    """``--start`` and ``--end``: the address range of a per-task command (each says its default)."""
+    """``--start`` and ``--end``: the address (or PFN) range of a command (each says its default)."""
     return arg("--start", type=address, help=start_help), arg("--end", type=address, help=end_help)
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple, TextIO
 
 from drgn import Program
 
-from drgn_ptwalk.commands import BINARY_OUTPUT, address, arg, command, write_binary
+from drgn_ptwalk.commands import BINARY_OUTPUT, arg, command, range_args, write_binary
 
 __all__ = ("COMMANDS", "KpageOutput", "kpage_table")
 
@@ -75,8 +75,7 @@ COMMANDS = (
         "/proc/kpageflags, kpagecount or kpagecgroup of a PFN range: raw bytes or a table",
         (
             arg("file", choices=FILES, help="which file"),
-            arg("--start", type=address, help="first PFN (default 0)"),
-            arg("--end", type=address, help="end PFN, exclusive (default: where the kernel's file ends)"),
+            *range_args("first PFN (default 0)", "end PFN, exclusive (default: where the kernel's file ends)"),
             *BINARY_OUTPUT,
         ),
         run,
