@@ -101,7 +101,8 @@ def _file_name(host: Object) -> str:
     except (LookupError, FaultError, ValueError):
         path = None
     if path:
-        return path.decode(errors="replace")
+        text = path.decode(errors="replace")
+        return text if text.startswith("/") else "/" + text
     try:
         # struct dentry::d_alias: in the d_u union (v6.12) or in an anonymous union (v7.x)
         alias = "d_u.d_alias" if _has_member(host.prog_, "struct dentry", "d_u") else "d_alias"
