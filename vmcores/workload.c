@@ -2521,7 +2521,8 @@ static int cmd_run(const char *set)
  * prints the PFNs whose value changed between A and B (=====KPAGE-CHANGED===== block: unstable), then
  * =====READY-FOR-DUMP=====, and stays alive (its buffers mapped) until the dump; with "crash", it
  * crashes the kernel into the kexec'ed capture kernel itself. No other process runs in between: init
- * waits for it, and it allocates nothing after snapshot A.
+ * waits for it, and it allocates nothing after snapshot A. It maps no page the captured processes map
+ * (kpage_unmap_shared()).
  *
  * Encoding (little-endian LEB128 varints): per file in the order above, runs of equal values until the
  * file's PFN count, each a varint (count - 1) << 5 | i: i < 31 names the i-th most recently used value
@@ -2629,13 +2630,48 @@ static uint64_t kpage_npfn(int fd)
 #define KPAGE_MTF 31 /* recent values a run can name by index */
 static char g_kpage_msg[512];
 
+/* The clock without the vDSO (kpage unmaps it; glibc's clock_gettime() would call into it). */
+static double kpage_now(void)
+{
+	struct timespec ts;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * This process stays until the dump, so it must not add a mapping to a page the captured processes
+ * share: the vDSO (and the vvar and other special pages) are mapped by every process, and one more
+ * mapping would change their mapcount (numa_maps' mapmax, smaps' Pss) after the capture. It unmaps them
+ * (its binary, /capture, is not the workload's; its other memory is its own).
+ */
+static void kpage_unmap_shared(void)
+{
+	static char maps[32768];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size_t n = kpage_pread(fd, maps, sizeof(maps) - 1, 0);
+	close(fd);
+	maps[n] = 0;
+	for (char *line = maps; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		unsigned long long start, end;
+		if (sscanf(line, "%llx-%llx", &start, &end) == 2 && strchr(line, '[') &&
+		    !strstr(line, "[heap]") && !strstr(line, "[stack]"))
+			munmap((void *)(uintptr_t)start, (size_t)(end - start));
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
 static int __attribute__((noreturn)) cmd_kpage(int crash)
 {
 	static uint64_t chunk[KPAGE_NFILES][KPAGE_CHUNK];
 	static uint64_t changed[KPAGE_MAX_CHANGED][2];
 	int fds[KPAGE_NFILES];
 	uint64_t npfn = 0;
-	double t0 = now();
+	double t0 = kpage_now();
 	for (int f = 0; f < KPAGE_NFILES; f++) {
 		fds[f] = open(g_kpage_files[f], O_RDONLY | O_CLOEXEC);
 		if (fds[f] >= 0 && !npfn)
@@ -2658,11 +2694,12 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		memset(g_b64_out, 0xff, sizeof(g_b64_out));
 		memset(g_b64_in, 0xff, sizeof(g_b64_in));
 		memset(g_kpage_msg, 0xff, sizeof(g_kpage_msg));
-		double t1 = now();
+		kpage_unmap_shared();
+		double t1 = kpage_now();
 		int ok[KPAGE_NFILES];
 		for (int f = 0; f < KPAGE_NFILES; f++)
 			ok[f] = fds[f] >= 0 && kpage_pread(fds[f], snap + f * npfn, npfn * 8, 0) == npfn * 8;
-		double t2 = now();
+		double t2 = kpage_now();
 		out_write(1, "=====KPAGE-BEGIN=====\n", 22);
 		b64_put((const unsigned char *)"KPG1", 4);
 		b64_varint(npfn);
@@ -2698,7 +2735,7 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		size_t encoded = g_b64_total;
 		out_write(1, "=====KPAGE-END=====\n", 20);
 		/* snapshot B, compared with A chunk by chunk */
-		double t3 = now();
+		double t3 = kpage_now();
 		uint64_t nchanged = 0;
 		int overflow = 0;
 		for (uint64_t base = 0; base < npfn; base += KPAGE_CHUNK) {
@@ -2721,7 +2758,7 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 				changed[nchanged++][1] = m;
 			}
 		}
-		double t4 = now();
+		double t4 = kpage_now();
 		g_b64_total = 0;
 		out_write(1, "=====KPAGE-CHANGED=====\n", 24);
 		b64_varint(nchanged);
