@@ -89,6 +89,7 @@ TARGETS = {
     "walk_runs/floor": ("<=", 4.0),
     "idiom/walk_runs": (">=", 20.0),
     "smaps(big)/walk_runs": ("<=", 2.0),
+    "kpageflags/memmap floor": ("<=", 4.0),
 }
 
 
@@ -533,6 +534,64 @@ def profile(prog: Program, btask: Object, n: int = 12) -> Dict[str, List[Tuple[s
     return out
 
 
+def _online_sections(prog: Program) -> Optional[List[Tuple[int, int]]]:
+    """(first PFN, PFNs) of every online section up to where /proc/kpageflags ends (None: an old tree)."""
+    try:
+        from drgn_ptwalk.kpage import _ctx, _section_state, max_dump_pfn
+    except ImportError:
+        return None
+    pps = _ctx(prog).pages_per_section
+    return [(nr * pps, pps) for nr in range(max_dump_pfn(prog) // pps) if _section_state(prog, nr)[0]]
+
+
+def m_memmap_floor(prog: Program) -> Optional[Callable[[], Dict[str, Any]]]:
+    """Read the struct pages of all of RAM once, one read per section (what kpageflags must read)."""
+    sections = _online_sections(prog)
+    if sections is None:
+        return None
+    from drgn_ptwalk.page import page_layout
+
+    lay = page_layout(prog)
+
+    def run() -> Dict[str, Any]:
+        n = 0
+        for pfn, count in sections:
+            n += len(prog.read(lay.vmemmap + pfn * lay.size, count * lay.size))
+        return {"bytes": n, "pfns": sum(c for _, c in sections)}
+
+    return run
+
+
+def m_kpageflags(prog: Program) -> Optional[Callable[[], Dict[str, Any]]]:
+    """/proc/kpageflags (and kpagecount, kpagecgroup: one pass computes all three) of every PFN."""
+    try:
+        from drgn_ptwalk.kpage import kpage_values, max_dump_pfn
+    except ImportError:
+        return None
+
+    def run() -> Dict[str, Any]:
+        return {"pfns": len(kpage_values(prog, 0, max_dump_pfn(prog)).flags)}
+
+    return run
+
+
+def m_whomaps(prog: Program, mm: Object) -> Optional[Callable[[], Dict[str, Any]]]:
+    """whomaps of one anonymous page of the big task (a fresh call: process list and rmap tree read)."""
+    try:
+        from drgn_ptwalk.rmap import whomaps
+    except ImportError:
+        return None
+    from drgn_ptwalk.entry import PtType
+    from drgn_ptwalk.walk import pt_range_walk
+
+    pfn = next(e.pfn for e in pt_range_walk(mm, include_none=False, types=(PtType.FOLIO,)))
+
+    def run() -> Dict[str, Any]:
+        return {"mappings": len(whomaps(prog, pfn))}
+
+    return run
+
+
 def dump_census(prog: Program) -> Dict[str, int]:
     """Tasks, distinct mms, VMAs, walk entries and mapped pages of the whole dump (untimed)."""
     tasks = mms = vmas = entries = mapped = 0
@@ -717,6 +776,9 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         ("smaps_big", "smaps (big task)", m_smaps(btask), big, "smaps", 1.0),
         ("smaps_vmas", f"smaps ({nvmas_v:,}-VMA task)", m_smaps(vtask), vmas_pid, "smaps", 1.0),
         ("memtop", "memtop (all tasks)", m_memtop(prog), 0, "memtop", 1.0),
+        ("whomaps", "whomaps of one page of the big task", m_whomaps(prog, bmm), 0, "", 1.0),
+        ("memmap_floor", "memmap floor: every online section's struct pages", m_memmap_floor(prog), 0, "", 1.0),
+        ("kpageflags", "kpageflags + kpagecount + kpagecgroup, all of RAM", m_kpageflags(prog), 0, "", 1.0),
         # Last: reading 100 MB of struct pages fills a compressed dump's page cache (libkdumpfile), which
         # made the idiom measured after it many times slower.
         ("floor_smaps", "smaps floor: reads of tables + struct pages", m_floor_smaps(prog, tables, memmap_runs(bmm)),
@@ -774,7 +836,8 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                        ("idiom/walk", "idiom", "walk"), ("smaps(big)/walk", "smaps_big", "walk"),
                        ("walk_runs/floor", "walk_runs", "floor"), ("idiom/walk_runs", "idiom", "walk_runs"),
                        ("smaps(big)/walk_runs", "smaps_big", "walk_runs"),
-                       ("smaps(big)/smaps floor", "smaps_big", "floor_smaps")):
+                       ("smaps(big)/smaps floor", "smaps_big", "floor_smaps"),
+                       ("kpageflags/memmap floor", "kpageflags", "memmap_floor")):
         if med(a) and med(b):
             ratios[name] = med(a) / med(b)
         if cpu(a) and cpu(b):

@@ -3,7 +3,8 @@
 drgn-ptwalk: walk a task's real page tables in a live kernel or crash dump.
 
 The public API is :func:`pt_range_walk` and its result type :class:`PtEntry`; :mod:`drgn_ptwalk.page`
-reads ``struct page``/folio state; :mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,
+reads ``struct page``/folio state; :mod:`drgn_ptwalk.kpage` rebuilds /proc/kpageflags, kpagecount and
+kpagecgroup; :func:`whomaps` finds who maps a physical page (:mod:`drgn_ptwalk.rmap`); :mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,
 numa_maps,pagemap} on the walker; :func:`memtop` ranks processes by memory; every public exception and
 warning is in :mod:`drgn_ptwalk.errors`. The names below are imported when first used, so that loading
 the drgn plugin (which imports this package) costs only registering its commands.
@@ -27,6 +28,22 @@ _EXPORTS: Dict[str, str] = {
     "TaskNotFoundError": "drgn_ptwalk.errors",
     "VmaFieldError": "drgn_ptwalk.errors",
     "VmaTreeError": "drgn_ptwalk.errors",
+    "KPF": "drgn_ptwalk.kpage",
+    "KpageValues": "drgn_ptwalk.kpage",
+    "kpage_values": "drgn_ptwalk.kpage",
+    "kpagecgroup": "drgn_ptwalk.kpage",
+    "kpagecount": "drgn_ptwalk.kpage",
+    "kpageflags": "drgn_ptwalk.kpage",
+    "max_dump_pfn": "drgn_ptwalk.kpage",
+    "pfn_online": "drgn_ptwalk.kpage",
+    "MemmapRow": "drgn_ptwalk.memmap",
+    "MemmapSummary": "drgn_ptwalk.memmap",
+    "memmap": "drgn_ptwalk.memmap",
+    "PageKind": "drgn_ptwalk.rmap",
+    "WhoMaps": "drgn_ptwalk.rmap",
+    "page_kind": "drgn_ptwalk.rmap",
+    "whomaps": "drgn_ptwalk.rmap",
+    "whomaps_pfns": "drgn_ptwalk.rmap",
     "PageInfo": "drgn_ptwalk.page",
     "compound_head_pfn": "drgn_ptwalk.page",
     "folio_info": "drgn_ptwalk.page",
@@ -89,6 +106,16 @@ if TYPE_CHECKING:  # pragma: no cover
         VmaFieldError,
         VmaTreeError,
     )
+    from drgn_ptwalk.kpage import (
+        KPF,
+        KpageValues,
+        kpage_values,
+        kpagecgroup,
+        kpagecount,
+        kpageflags,
+        max_dump_pfn,
+        pfn_online,
+    )
     from drgn_ptwalk.page import (
         PageInfo,
         compound_head_pfn,
@@ -113,7 +140,9 @@ if TYPE_CHECKING:  # pragma: no cover
         smaps_rollup_mm,
     )
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
+    from drgn_ptwalk.rmap import PageKind, WhoMaps, page_kind, whomaps, whomaps_pfns
     from drgn_ptwalk.swapinfo import SwapTypes, swap_types
     from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
     from drgn_ptwalk.walk import mm_segments, pt_range_walk

@@ -148,6 +148,30 @@ class Generation(NamedTuple):
     ``extend_table``), not in ``swap_map``: "mm, swap: use the swap table for the swap cache and switch
     API" (Kairui Song, v6.18 series; hash unconfirmed). The members themselves."""
 
+    kpage_scheme: str
+    """How fs/proc/page.c reads a page: ``"snapshot"`` (``stable_page_flags()`` and kpagecount on a
+    ``snapshot_page()`` copy, zero pages told by PFN, offline/page-table types tested on the folio, kpagecount
+    ``folio_precise_page_mapcount()`` under CONFIG_PAGE_MAPCOUNT: the ``snapshot_page()`` series (Luiz
+    Capitulino, v6.17; subject and hash unconfirmed); the function ``snapshot_page`` itself), ``"folio"``
+    (the folio's flags, ``KPF_THP`` for large rmappable folios, kpagecount ``folio_precise_page_mapcount()``:
+    "proc: rewrite stable_page_flags()" (Matthew Wilcox, v6.9; hash unconfirmed); *proxy*: the ``PGTY_*``
+    page-type enumeration of v6.11, so v6.9-v6.10 are read as ``"page"``) or ``"page"`` (v6.1: the page's
+    own flags, ``page_mapcount()``). CONFIG_NO_PAGE_MAPCOUNT (kpagecount = the folio's average
+    mapcount, v6.15+) leaves no trace in the debug info and is not Debian's: not detected."""
+
+    kpage_holes_zero: bool
+    """A PFN without an online ``struct page`` reads as 0 in all three files, /proc/kpageflags included
+    (``kpage_read()``, which came with the ``snapshot_page()`` series (v6.17; subject and hash
+    unconfirmed), returns 0 for them); before, /proc/kpageflags said ``KPF_NOPAGE``
+    (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
+
+    hugetlb_huge_index: bool
+    """A hugetlb folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
+    ``hugetlb_basepage_index()``, anonymous ones are placed by ``linear_hugepage_index()``); since
+    "mm/filemap: remove hugetlb special casing in filemap.c" (Sidhartha Kumar, v6.7; subject and hash
+    unconfirmed) it counts base pages like every other page cache folio. The function
+    ``hugetlb_basepage_index`` itself."""
+
 
 def _arm64_v610_layout(prog: Program) -> bool:
     try:
@@ -215,6 +239,10 @@ def _detect(prog: Program) -> Generation:
         vm_flags_layout=_vm_flags_layout(prog),
         swap_table=_has_member(prog, "struct swap_cluster_info", "table")
         and _has_member(prog, "struct swap_cluster_info", "extend_table"),
+        kpage_scheme="snapshot" if _has(prog, "snapshot_page")
+        else "folio" if _has_constant(prog, "PGTY_buddy") else "page",
+        kpage_holes_zero=_has(prog, "kpage_read"),
+        hugetlb_huge_index=_has(prog, "hugetlb_basepage_index"),
     )
 
 

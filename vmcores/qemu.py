@@ -29,6 +29,11 @@ MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free 
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
 
 BEGIN, END = "=====TRUTH-BEGIN=====", "=====TRUTH-END====="
+# `workload kpage`'s blocks (after the truth archive): file in truth/ -> (begin, end) markers.
+KPAGE_BLOCKS = {
+    "kpage.bin": ("=====KPAGE-BEGIN=====", "=====KPAGE-END====="),
+    "kpage-changed.bin": ("=====KPAGE-CHANGED=====", "=====KPAGE-CHANGED-END====="),
+}
 READY, FAILED = "=====READY-FOR-DUMP=====", "=====GUEST-FAILED====="
 KDUMP_DONE = "=====KDUMP-DONE====="
 # Room for the kdump kernel, its initramfs and makedumpfile's working memory on a 6 GiB guest.
@@ -209,8 +214,9 @@ class Guest:
         except FileNotFoundError:
             return "(no serial output)"
         # Do not show pages of base64.
-        if BEGIN in text:
-            text = text.split(BEGIN)[0] + BEGIN + " ...\n" + text.split(END)[-1]
+        for begin, end in ((BEGIN, END), *KPAGE_BLOCKS.values()):
+            if begin in text:
+                text = text.split(begin)[0] + begin + " ...\n" + text.split(end)[-1]
         return "\n".join(text.splitlines()[-lines:])
 
     def wait_ready(self, timeout: float) -> None:
@@ -298,6 +304,10 @@ class Guest:
         tmp.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
             tf.extractall(tmp, filter="data")
+        for name, (begin, end) in KPAGE_BLOCKS.items():
+            if begin in text and end in text:
+                body = text.split(begin, 1)[1].split(end, 1)[0]
+                (tmp / name).write_bytes(base64.b64decode("".join(body.split())))
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
 

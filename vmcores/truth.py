@@ -5,7 +5,8 @@ import json
 import struct
 from array import array
 from pathlib import Path
-from typing import Dict, Iterator, NamedTuple
+from itertools import repeat
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 PM_PFN_MASK = (1 << 55) - 1
@@ -43,3 +44,91 @@ def read_pagemap(path: Path) -> Iterator[PagemapRecord]:
 
 def pids(truth: Path) -> Dict[str, int]:
     return json.loads((Path(truth) / "pids.json").read_text())
+
+
+# /proc/kpageflags, kpagecount, kpagecgroup of every PFN (`workload kpage`: truth/kpage.bin and
+# truth/kpage-changed.bin, the bytes of the =====KPAGE-BEGIN===== and =====KPAGE-CHANGED===== blocks).
+KPAGE_FILES = ("kpageflags", "kpagecount", "kpagecgroup")
+_KPAGE_MTF = 31
+
+
+class _Varints:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def __call__(self) -> int:
+        data, pos = self.data, self.pos
+        value = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                self.pos = pos
+                return value
+
+
+class KpageTruth(NamedTuple):
+    """The three files the guest read just before the dump, and the PFNs that changed while it sent them."""
+
+    npfn: int
+    page_size: int
+    files: Dict[str, Optional[array]]
+    """``kpageflags`` etc. -> u64 per PFN (``None``: the guest could not read that file)."""
+    changed: Dict[int, int]
+    """PFN -> mask of the files (bit i: ``KPAGE_FILES[i]``) whose value changed between the two reads."""
+    changed_overflow: bool
+    """More PFNs changed than the guest could list: every PFN is then unstable."""
+
+
+def read_kpage(truth: Path) -> Optional[KpageTruth]:
+    """The kpage truth of a build, or ``None`` if it has none (a build from before it was captured)."""
+    truth = Path(truth)
+    path = truth / "kpage.bin"
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    if data[:4] != b"KPG1":
+        raise ValueError(f"{path}: not a kpage capture")
+    v = _Varints(data)
+    v.pos = 4
+    npfn, page_size, nfiles = v(), v(), v()
+    files: Dict[str, Optional[array]] = {}
+    for f in range(nfiles):
+        name = KPAGE_FILES[f] if f < len(KPAGE_FILES) else f"file{f}"
+        if not v():
+            files[name] = None
+            continue
+        out = array("Q")
+        tab: List[int] = []
+        n = 0
+        while n < npfn:
+            code = v()
+            count, idx = (code >> 5) + 1, code & 31
+            if idx == _KPAGE_MTF:
+                value = v()
+                if len(tab) == _KPAGE_MTF:
+                    tab.pop()
+            else:
+                value = tab.pop(idx)
+            tab.insert(0, value)
+            out.extend(repeat(value, count))
+            n += count
+        if n != npfn:
+            raise ValueError(f"{path}: {name} has {n} PFNs, the header says {npfn}")
+        files[name] = out
+    changed: Dict[int, int] = {}
+    overflow = False
+    cpath = truth / "kpage-changed.bin"
+    if cpath.is_file():
+        c = _Varints(cpath.read_bytes())
+        pfn = 0
+        for _ in range(c()):
+            pfn += c()
+            changed[pfn] = c()
+        overflow = bool(c())
+    else:
+        overflow = True
+    return KpageTruth(npfn, page_size, files, changed, overflow)

@@ -9,6 +9,8 @@
  *   workload churn                 keep changing its own memory until killed
  *                                  (live tests; started by init on ptwalk.churn=1)
  *   workload b64                   base64-encode stdin to stdout
+ *   workload kpage [crash]         /proc/kpage{flags,count,cgroup} of every PFN to the console, then
+ *                                  wait for the dump (or crash into the capture kernel)
  *   workload pagesize              print the page size
  *
  * Environment:
@@ -2516,50 +2518,299 @@ static int cmd_run(const char *set)
 }
 
 /* ------------------------------------------------------------------ */
+/* kpage: /proc/kpageflags, kpagecount and kpagecgroup of every PFN      */
+
+/*
+ * `workload kpage [crash]`, init's last step (after the truth archive is out): reads the three files for
+ * every PFN (snapshot A) into buffers allocated and touched before the read, prints A run-length encoded
+ * in base64 between =====KPAGE-BEGIN===== and =====KPAGE-END=====, reads them again (snapshot B) and
+ * prints the PFNs whose value changed between A and B (=====KPAGE-CHANGED===== block: unstable), then
+ * =====READY-FOR-DUMP=====, and stays alive (its buffers mapped) until the dump; with "crash", it
+ * crashes the kernel into the kexec'ed capture kernel itself. No other process runs in between: init
+ * waits for it, and it allocates nothing after snapshot A. It maps no page the captured processes map
+ * (kpage_unmap_shared()).
+ *
+ * Encoding (little-endian LEB128 varints): per file in the order above, runs of equal values until the
+ * file's PFN count, each a varint (count - 1) << 5 | i: i < 31 names the i-th most recently used value
+ * (move to front), i = 31 a new value, in a varint that follows (it becomes the most recent, the table
+ * keeps 31); before them a header: "KPG1", varint PFN count, varint page size, varint
+ * number of files, and per file a varint: 1 if it could be read, else 0 and no runs. The changed block:
+ * varint n, then n times (varint PFN delta from the previous one, varint mask of the files that
+ * changed), then varint 1 if the list overflowed else 0.
+ */
+#define KPAGE_NFILES 3
+static const char *const g_kpage_files[KPAGE_NFILES] = { "/proc/kpageflags", "/proc/kpagecount", "/proc/kpagecgroup" };
+
+static unsigned char g_b64_in[57 * 64];
+static size_t g_b64_n;
+static char g_b64_out[78 * 64];
+
+static void b64_flush(void)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < g_b64_n; i += 57) {
+		size_t l = g_b64_n - i < 57 ? g_b64_n - i : 57;
+		for (size_t j = 0; j < l; j += 3) {
+			unsigned v = (unsigned)g_b64_in[i + j] << 16;
+			if (j + 1 < l)
+				v |= (unsigned)g_b64_in[i + j + 1] << 8;
+			if (j + 2 < l)
+				v |= g_b64_in[i + j + 2];
+			g_b64_out[o++] = tbl[(v >> 18) & 63];
+			g_b64_out[o++] = tbl[(v >> 12) & 63];
+			g_b64_out[o++] = j + 1 < l ? tbl[(v >> 6) & 63] : '=';
+			g_b64_out[o++] = j + 2 < l ? tbl[v & 63] : '=';
+		}
+		g_b64_out[o++] = '\n';
+	}
+	out_write(1, g_b64_out, o);
+	g_b64_n = 0;
+}
+
+static size_t g_b64_total;
+
+static void b64_put(const unsigned char *p, size_t n)
+{
+	g_b64_total += n;
+	while (n) {
+		size_t k = sizeof(g_b64_in) - g_b64_n;
+		if (k > n)
+			k = n;
+		memcpy(g_b64_in + g_b64_n, p, k);
+		g_b64_n += k;
+		p += k;
+		n -= k;
+		if (g_b64_n == sizeof(g_b64_in))
+			b64_flush();
+	}
+}
+
+static void b64_varint(uint64_t v)
+{
+	unsigned char b[10];
+	size_t n = 0;
+	do {
+		b[n] = v & 0x7f;
+		v >>= 7;
+		if (v)
+			b[n] |= 0x80;
+		n++;
+	} while (v);
+	b64_put(b, n);
+}
+
+/* bytes of [off, off + len) of a /proc/kpage* file: returns what was read */
+static size_t kpage_pread(int fd, void *buf, size_t len, off_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static uint64_t kpage_npfn(int fd)
+{
+	uint64_t v, lo = 0, hi = 1;
+	/* the file ends at round_up(max_pfn, PAGES_PER_SECTION) */
+	while (hi < (1ull << 40) && kpage_pread(fd, &v, 8, (off_t)(hi * 8)) == 8)
+		hi *= 2;
+	while (lo + 1 < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (kpage_pread(fd, &v, 8, (off_t)(mid * 8)) == 8)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return kpage_pread(fd, &v, 8, 0) == 8 ? lo + 1 : 0;
+}
+
+#define KPAGE_CHUNK 65536 /* PFNs per read */
+#define KPAGE_MAX_CHANGED (1 << 18)
+#define KPAGE_MTF 31 /* recent values a run can name by index */
+static char g_kpage_msg[512];
+
+/* The clock without the vDSO (kpage unmaps it; glibc's clock_gettime() would call into it). */
+static double kpage_now(void)
+{
+	struct timespec ts;
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * This process stays until the dump, so it must not add a mapping to a page the captured processes
+ * share: the vDSO (and the vvar and other special pages) are mapped by every process, and one more
+ * mapping would change their mapcount (numa_maps' mapmax, smaps' Pss) after the capture. It unmaps them
+ * (its binary, /capture, is not the workload's; its other memory is its own).
+ */
+static void kpage_unmap_shared(void)
+{
+	static char maps[32768];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size_t n = kpage_pread(fd, maps, sizeof(maps) - 1, 0);
+	close(fd);
+	maps[n] = 0;
+	for (char *line = maps; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		unsigned long long start, end;
+		if (sscanf(line, "%llx-%llx", &start, &end) == 2 && strchr(line, '[') &&
+		    !strstr(line, "[heap]") && !strstr(line, "[stack]"))
+			munmap((void *)(uintptr_t)start, (size_t)(end - start));
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
+static int __attribute__((noreturn)) cmd_kpage(int crash)
+{
+	static uint64_t chunk[KPAGE_NFILES][KPAGE_CHUNK];
+	static uint64_t changed[KPAGE_MAX_CHANGED][2];
+	int fds[KPAGE_NFILES];
+	uint64_t npfn = 0;
+	double t0 = kpage_now();
+	for (int f = 0; f < KPAGE_NFILES; f++) {
+		fds[f] = open(g_kpage_files[f], O_RDONLY | O_CLOEXEC);
+		if (fds[f] >= 0 && !npfn)
+			npfn = kpage_npfn(fds[f]);
+	}
+	uint64_t *snap = npfn ? malloc(KPAGE_NFILES * npfn * 8) : NULL;
+	if (!snap) {
+		int len = snprintf(g_kpage_msg, sizeof(g_kpage_msg), "=====KPAGE-FAILED===== %s\n",
+				   npfn ? "out of memory" : "no /proc/kpageflags");
+		out_write(1, g_kpage_msg, (size_t)len);
+	} else {
+		/*
+		 * Every page written to after snapshot A is allocated and touched before it, with a non-zero
+		 * byte: the compiler turns malloc() + memset(0) into calloc(), which leaves fresh mmap()ed
+		 * pages untouched (they would then be allocated while snapshot A is read).
+		 */
+		memset(snap, 0xff, KPAGE_NFILES * npfn * 8);
+		memset(chunk, 0xff, sizeof(chunk));
+		memset(changed, 0xff, sizeof(changed));
+		memset(g_b64_out, 0xff, sizeof(g_b64_out));
+		memset(g_b64_in, 0xff, sizeof(g_b64_in));
+		memset(g_kpage_msg, 0xff, sizeof(g_kpage_msg));
+		kpage_unmap_shared();
+		double t1 = kpage_now();
+		int ok[KPAGE_NFILES];
+		for (int f = 0; f < KPAGE_NFILES; f++)
+			ok[f] = fds[f] >= 0 && kpage_pread(fds[f], snap + f * npfn, npfn * 8, 0) == npfn * 8;
+		double t2 = kpage_now();
+		out_write(1, "=====KPAGE-BEGIN=====\n", 22);
+		b64_put((const unsigned char *)"KPG1", 4);
+		b64_varint(npfn);
+		b64_varint((uint64_t)g_ps);
+		b64_varint(KPAGE_NFILES);
+		for (int f = 0; f < KPAGE_NFILES; f++) {
+			b64_varint((uint64_t)ok[f]);
+			if (!ok[f])
+				continue;
+			const uint64_t *v = snap + f * npfn;
+			uint64_t tab[KPAGE_MTF];
+			unsigned ntab = 0;
+			for (uint64_t i = 0; i < npfn;) {
+				uint64_t j = i + 1;
+				while (j < npfn && v[j] == v[i])
+					j++;
+				unsigned k;
+				for (k = 0; k < ntab && tab[k] != v[i]; k++)
+					;
+				b64_varint((j - i - 1) << 5 | (k < ntab ? k : KPAGE_MTF));
+				if (k == ntab) {
+					b64_varint(v[i]);
+					if (ntab < KPAGE_MTF)
+						ntab++;
+					k = ntab - 1;
+				}
+				memmove(tab + 1, tab, k * sizeof(tab[0]));
+				tab[0] = v[i];
+				i = j;
+			}
+		}
+		b64_flush();
+		size_t encoded = g_b64_total;
+		out_write(1, "=====KPAGE-END=====\n", 20);
+		/* snapshot B, compared with A chunk by chunk */
+		double t3 = kpage_now();
+		uint64_t nchanged = 0;
+		int overflow = 0;
+		for (uint64_t base = 0; base < npfn; base += KPAGE_CHUNK) {
+			uint64_t n = npfn - base < KPAGE_CHUNK ? npfn - base : KPAGE_CHUNK;
+			for (int f = 0; f < KPAGE_NFILES; f++)
+				if (ok[f] && kpage_pread(fds[f], chunk[f], n * 8, (off_t)(base * 8)) != n * 8)
+					memset(chunk[f], 0xff, n * 8);
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t m = 0;
+				for (int f = 0; f < KPAGE_NFILES; f++)
+					if (ok[f] && snap[f * npfn + base + i] != chunk[f][i])
+						m |= 1u << f;
+				if (!m)
+					continue;
+				if (nchanged == KPAGE_MAX_CHANGED) {
+					overflow = 1;
+					continue;
+				}
+				changed[nchanged][0] = base + i;
+				changed[nchanged++][1] = m;
+			}
+		}
+		double t4 = kpage_now();
+		g_b64_total = 0;
+		out_write(1, "=====KPAGE-CHANGED=====\n", 24);
+		b64_varint(nchanged);
+		uint64_t prev = 0;
+		for (uint64_t k = 0; k < nchanged; k++) {
+			b64_varint(changed[k][0] - prev);
+			b64_varint(changed[k][1]);
+			prev = changed[k][0];
+		}
+		b64_varint((uint64_t)overflow);
+		b64_flush();
+		out_write(1, "=====KPAGE-CHANGED-END=====\n", 28);
+		int len = snprintf(g_kpage_msg, sizeof(g_kpage_msg),
+				   "[kpage] %llu PFNs: read in %.2f s, %zu bytes encoded, sent in %.2f s; reread in "
+				   "%.2f s: %llu PFNs changed%s (setup %.2f s)\n", (unsigned long long)npfn, t2 - t1,
+				   encoded, t3 - t2, t4 - t3, (unsigned long long)nchanged,
+				   overflow ? " (list overflowed)" : "", t1 - t0);
+		out_write(1, g_kpage_msg, (size_t)len);
+	}
+	out_write(1, "=====READY-FOR-DUMP=====\n", 25);
+	if (crash) {
+		/* the way production crashes: kexec boots the capture kernel, which writes the dumps */
+		sleep(2);
+		int fd = open("/proc/sysrq-trigger", O_WRONLY);
+		if (fd >= 0)
+			out_write(fd, "c", 1);
+	}
+	for (;;)
+		pause();
+}
+
+/* ------------------------------------------------------------------ */
 /* base64                                                               */
 
 static int cmd_b64(void)
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	static unsigned char in[57 * 1024];
-	static char outb[77 * 1024 + 16];
-	size_t have = 0;
-	int eof = 0;
-	while (!eof || have) {
-		while (!eof && have < sizeof(in)) {
-			ssize_t r = read(0, in + have, sizeof(in) - have);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				eof = 1;
-				break;
-			}
-			have += (size_t)r;
-		}
-		size_t use = eof ? have : have - have % 57;
-		size_t o = 0;
-		for (size_t i = 0; i < use; i += 57) {
-			size_t l = use - i < 57 ? use - i : 57;
-			for (size_t j = 0; j < l; j += 3) {
-				unsigned v = (unsigned)in[i + j] << 16;
-				if (j + 1 < l)
-					v |= (unsigned)in[i + j + 1] << 8;
-				if (j + 2 < l)
-					v |= in[i + j + 2];
-				outb[o++] = tbl[(v >> 18) & 63];
-				outb[o++] = tbl[(v >> 12) & 63];
-				outb[o++] = j + 1 < l ? tbl[(v >> 6) & 63] : '=';
-				outb[o++] = j + 2 < l ? tbl[v & 63] : '=';
-			}
-			outb[o++] = '\n';
-		}
-		out_write(1, outb, o);
-		memmove(in, in + use, have - use);
-		have -= use;
-		if (eof)
+	for (;;) {
+		ssize_t r = read(0, in, sizeof(in));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
 			break;
+		b64_put(in, (size_t)r);
 	}
+	b64_flush();
 	return 0;
 }
 
@@ -2707,7 +2958,7 @@ static void unmap_own_vdso(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | churn | b64 | pagesize\n");
+	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | churn | kpage [crash] | b64 | pagesize\n");
 }
 
 static void open_out(const char *dir)
@@ -2731,6 +2982,8 @@ int main(int argc, char **argv)
 		return cmd_b64();
 	if (argc >= 2 && !strcmp(argv[1], "churn"))
 		return cmd_churn();
+	if (argc >= 2 && !strcmp(argv[1], "kpage"))
+		return cmd_kpage(argc >= 3 && !strcmp(argv[2], "crash"));
 	if (argc >= 2 && !strcmp(argv[1], "pagesize")) {
 		printf("%ld\n", g_ps);
 		return 0;

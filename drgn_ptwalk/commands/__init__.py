@@ -3,7 +3,8 @@
 The commands, each declared once: its name, its arguments, how it runs and how its result is printed.
 
 Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk.commands.pagemap`,
-:mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`) declares :class:`Command`
+:mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`,
+:mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`) declares :class:`Command`
 objects in its ``COMMANDS``; :func:`registry` lists them all. Three front ends are built from it, so they
 accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
@@ -16,6 +17,7 @@ what a command needs to run is imported by its ``run``.
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
@@ -25,6 +27,7 @@ from drgn_ptwalk.errors import NoMmError, ProgramError, PtWalkError, TaskNotFoun
 
 __all__ = (
     "Arg",
+    "BINARY_OUTPUT",
     "Command",
     "TASK",
     "USER_ERRORS",
@@ -37,9 +40,10 @@ __all__ = (
     "range_args",
     "registry",
     "run_script",
+    "write_binary",
 )
 
-_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop")
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap")
 """The command modules, in the order the commands are listed."""
 
 USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
@@ -70,9 +74,48 @@ def address(text: str) -> int:
 TASK = arg("task", help="PID, struct task_struct address (0x...), or process name")
 """The task argument of the per-task commands."""
 
+BINARY_OUTPUT = (
+    arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
+    arg("--table", action="store_true", help="a readable table of the non-zero entries"),
+    arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),
+)
+"""The output arguments of the commands that write a binary /proc file (``pagemap``, ``kpage``)."""
+
+
+def write_binary(name: str, data: Callable[[], bytes], table: Callable[[TextIO], None],
+                 args: argparse.Namespace, out: TextIO) -> None:
+    """
+    Print a binary /proc file the way :data:`BINARY_OUTPUT` asks: raw bytes to ``-o FILE`` (replaced
+    atomically) or to a standard output that is not a terminal, else (or with ``--table``) the table.
+
+    :param data: makes the raw bytes
+    :param table: writes the table to a text stream
+    :raises ValueError: for raw bytes to a terminal, or both ``--table`` and ``--raw``
+    """
+    if args.table and args.raw:
+        raise ValueError("give --table or --raw, not both")
+    if args.table or (not args.raw and not args.output and out.isatty()):
+        if args.output:
+            with open(args.output, "w") as f:
+                table(f)
+        else:
+            table(out)
+        return
+    if args.output:
+        with open(args.output + ".tmp", "wb") as f:
+            f.write(data())
+        os.replace(args.output + ".tmp", args.output)
+        return
+    stream = getattr(out, "buffer", None)
+    if stream is None or out.isatty():
+        raise ValueError(f"{name} is binary: give -o FILE or --table")
+    out.flush()
+    stream.write(data())
+    stream.flush()
+
 
 def range_args(start_help: str, end_help: str) -> Tuple[Arg, Arg]:
-    """``--start`` and ``--end``: the address range of a per-task command (each says its default)."""
+    """``--start`` and ``--end``: the address (or PFN) range of a command (each says its default)."""
     return arg("--start", type=address, help=start_help), arg("--end", type=address, help=end_help)
 
 

@@ -27,7 +27,7 @@ from typing import IO, Iterator, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 from drgn import Object, Program
 
-from drgn_ptwalk.commands import TASK, arg, command, range_args
+from drgn_ptwalk.commands import BINARY_OUTPUT, TASK, arg, command, range_args
 from drgn_ptwalk.errors import ProcfsWarning
 
 __all__ = ("COMMANDS", "PagemapOutput", "pagemap_table", "write_pagemap")
@@ -196,11 +196,9 @@ COMMANDS = (
             TASK,
             *range_args("first address (default: the whole task; with --end: the first VMA's)",
                         "end address (default: the whole task; with --start: the last VMA's end)"),
-            arg("-o", "--output", metavar="FILE", help="write to FILE instead of standard output"),
+            *BINARY_OUTPUT,
             arg("--records", action="store_true",
                 help="the whole task as one record per VMA (u64 start, end, n, then n entries)"),
-            arg("--table", action="store_true", help="a readable table of the non-zero entries"),
-            arg("--raw", action="store_true", help="raw bytes even where a table is the default (a terminal)"),
         ),
         run,
         format_pagemap,

@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+The ``whomaps`` command: who maps a physical page (:func:`drgn_ptwalk.rmap.whomaps_pfns`), and what the
+page is (:func:`drgn_ptwalk.rmap.page_kind`), for one PFN or physical address or a range ``A-B``.
+"""
+
+import argparse
+import json
+from typing import TYPE_CHECKING, List, NamedTuple, TextIO, Tuple
+
+from drgn import Program
+
+from drgn_ptwalk.commands import arg, command
+
+if TYPE_CHECKING:  # pragma: no cover
+    from drgn_ptwalk.rmap import PageKind, WhoMaps
+
+__all__ = ("COMMANDS", "WhomapsOutput", "parse_frames")
+
+MAX_RANGE = 1 << 20
+"""PFNs a range may name (a larger one is refused, not truncated)."""
+
+
+class WhomapsOutput(NamedTuple):
+    """Per PFN: what the page is and who maps it."""
+
+    pages: List[Tuple["PageKind", List["WhoMaps"]]]
+
+
+def parse_frames(text: str, phys: bool, page_shift: int) -> range:
+    """The PFNs *text* names: ``N`` or ``A-B`` (inclusive), PFNs, or physical addresses with *phys*."""
+    lo_text, sep, hi_text = text.partition("-")
+    try:
+        lo = int(lo_text, 0)
+        hi = int(hi_text, 0) if sep else lo
+    except ValueError:
+        raise ValueError(f"not a number or range A-B: {text!r}") from None
+    if phys:
+        lo, hi = lo >> page_shift, hi >> page_shift
+    if lo < 0 or hi < lo:
+        raise ValueError(f"bad range {text!r}")
+    if hi - lo + 1 > MAX_RANGE:
+        raise ValueError(f"{hi - lo + 1} PFNs: at most {MAX_RANGE} at a time")
+    return range(lo, hi + 1)
+
+
+def run(prog: Program, args: argparse.Namespace) -> WhomapsOutput:
+    from drgn_ptwalk.kpage import max_dump_pfn
+    from drgn_ptwalk.rmap import page_kind, whomaps_pfns
+
+    if args.phys and args.pfn:
+        raise ValueError("give --phys or --pfn, not both")
+    pfns = parse_frames(args.frame, args.phys, prog["PAGE_SHIFT"].value_())
+    if pfns.stop > max_dump_pfn(prog):
+        raise ValueError(f"PFN {pfns.stop - 1:#x} is beyond the last one ({max_dump_pfn(prog) - 1:#x})")
+    maps = whomaps_pfns(prog, pfns)
+    return WhomapsOutput([(page_kind(prog, pfn), maps[pfn]) for pfn in pfns])
+
+
+def format_whomaps(res: WhomapsOutput, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        out.write(json.dumps([
+            {"pfn": kind.pfn, "kind": kind.kind, "detail": kind.detail, "kpageflags": kind.kpageflags,
+             "mappings": [{"pid": m.pid, "comm": m.task.comm.string_().decode(errors="replace"),
+                           "vma": m.vma, "address": m.address, "level": m.level.name.lower(),
+                           "type": m.type.name.lower(), "found_by": m.found_by} for m in maps]}
+            for kind, maps in res.pages], indent=1) + "\n")
+        return
+    from tabulate import tabulate
+
+    rows = []
+    for kind, maps in res.pages:
+        what = f"{kind.kind} {kind.detail}".strip()
+        if not maps:
+            rows.append([f"{kind.pfn:#x}", what, "", "", "", "", "", ""])
+        for m in maps:
+            rows.append([f"{kind.pfn:#x}", what, m.pid, m.task.comm.string_().decode(errors="replace"),
+                         f"{m.address:#x}", m.level.name.lower(), m.type.name.lower(), m.found_by])
+    out.write(tabulate(rows, headers=("pfn", "page", "pid", "comm", "address", "level", "type", "found by"),
+                       tablefmt="plain", disable_numparse=True) + "\n")
+
+
+COMMANDS = (
+    command(
+        "whomaps",
+        "who maps a physical page (the kernel's rmap, confirmed in the page tables) and what the page is",
+        (
+            arg("frame", help="PFN or range A-B (inclusive); physical addresses with --phys"),
+            arg("--pfn", action="store_true", help="FRAME is a PFN (the default)"),
+            arg("--phys", action="store_true", help="FRAME is a physical address"),
+            arg("--json", action="store_true", help="print a JSON list, one object per PFN"),
+        ),
+        run,
+        format_whomaps,
+    ),
+)

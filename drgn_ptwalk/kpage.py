@@ -1,0 +1,839 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+/proc/kpageflags, /proc/kpagecount and /proc/kpagecgroup from a dump (``fs/proc/page.c``): what reading
+each file at offset ``start_pfn * 8`` returns, one little-endian u64 per PFN.
+
+The ``struct page`` array is read one SPARSEMEM section at a time (one ``prog.read()`` per section), never
+as drgn Objects. A page's values depend on a handful of its fields and, for a page of a large folio, on
+its head; pages are grouped by those fields (C-level column slices of the section's bytes) and each group
+is computed once, so the cost is per section and per distinct state, not per page.
+
+The rules follow ``stable_page_flags()``, ``kpagecount_read()`` and ``page_cgroup_ino()`` of each kernel
+generation (:attr:`~drgn_ptwalk.generations.Generation.kpage_scheme`):
+
+* ``"page"`` (v6.1): flags of the page itself, ``PageSlab``/``page_has_type`` pages count 0,
+  ``page_mapcount()`` with ``compound_mapcount``, THP as ``PageLRU || PageAnon`` of the head,
+  ``page_memcg_check()`` of the page itself;
+* ``"folio"`` (v6.12): flags of the folio, ``KPF_THP`` for large rmappable folios,
+  ``folio_precise_page_mapcount()``, ``folio_memcg_check()`` of the folio;
+* ``"snapshot"`` (v7.x): the same on a ``snapshot_page()`` copy, with the zero pages told by PFN and
+  page types tested on the folio.
+
+What a dump cannot hold: ``KPF_IDLE`` kept in ``page_ext`` (32-bit kernels with ``CONFIG_PAGE_IDLE_FLAG``;
+on 64-bit kernels ``PG_idle`` is a page flag and is read) — :func:`kpage_unsupported` names it;
+ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memory and read as holes.
+"""
+
+import struct
+from array import array
+
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from drgn import FaultError, Object, Program, offsetof
+
+from drgn_ptwalk.generations import generation
+from drgn_ptwalk.page import page_layout
+
+__all__ = (
+    "KPF",
+    "KpageValues",
+    "kpage_values",
+    "kpagecgroup",
+    "kpagecount",
+    "kpageflags",
+    "kpage_unsupported",
+    "max_dump_pfn",
+    "pfn_online",
+)
+
+_U64 = struct.Struct("<Q")
+_S32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+
+KPF: Dict[str, int] = {
+    "LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5, "ACTIVE": 6, "SLAB": 7,
+    "WRITEBACK": 8, "RECLAIM": 9, "BUDDY": 10, "MMAP": 11, "ANON": 12, "SWAPCACHE": 13, "SWAPBACKED": 14,
+    "COMPOUND_HEAD": 15, "COMPOUND_TAIL": 16, "HUGE": 17, "UNEVICTABLE": 18, "HWPOISON": 19, "NOPAGE": 20,
+    "KSM": 21, "THP": 22, "OFFLINE": 23, "ZERO_PAGE": 24, "IDLE": 25, "PGTABLE": 26,
+    "RESERVED": 32, "MLOCKED": 33, "MAPPEDTODISK": 34, "OWNER_2": 34, "PRIVATE": 35, "PRIVATE_2": 36,
+    "OWNER_PRIVATE": 37, "ARCH": 38, "UNCACHED": 39, "SOFTDIRTY": 40, "ARCH_2": 41, "ARCH_3": 42,
+}
+"""``KPF_*`` bit numbers (include/uapi/linux/kernel-page-flags.h and include/linux/kernel-page-flags.h;
+``KPF_MAPPEDTODISK`` became ``KPF_OWNER_2`` in v6.12, same bit)."""
+
+# (KPF bit, PG_ name) pairs copied from the folio/page flags, in stable_page_flags() order; only those whose
+# PG_ bit this kernel has are used (PG_uncached: CONFIG_ARCH_USES_PG_UNCACHED; PG_arch_2/3:
+# CONFIG_ARCH_USES_PG_ARCH_2/3 (v6.1: CONFIG_64BIT); PG_error and PG_mappedtodisk: v6.1 only; PG_owner_2:
+# v6.12+).
+_COPY_V61 = (("LOCKED", "locked"), ("ERROR", "error"), ("DIRTY", "dirty"), ("UPTODATE", "uptodate"),
+             ("WRITEBACK", "writeback"), ("LRU", "lru"), ("REFERENCED", "referenced"), ("ACTIVE", "active"),
+             ("RECLAIM", "reclaim"), ("SWAPBACKED", "swapbacked"), ("UNEVICTABLE", "unevictable"),
+             ("MLOCKED", "mlocked"), ("UNCACHED", "uncached"), ("RESERVED", "reserved"),
+             ("MAPPEDTODISK", "mappedtodisk"), ("PRIVATE", "private"), ("PRIVATE_2", "private_2"),
+             ("OWNER_PRIVATE", "owner_priv_1"), ("ARCH", "arch_1"), ("ARCH_2", "arch_2"))
+_COPY_FOLIO = (("IDLE", "idle"), ("LOCKED", "locked"), ("DIRTY", "dirty"), ("UPTODATE", "uptodate"),
+               ("WRITEBACK", "writeback"), ("LRU", "lru"), ("REFERENCED", "referenced"),
+               ("ACTIVE", "active"), ("RECLAIM", "reclaim"), ("SWAPBACKED", "swapbacked"),
+               ("UNEVICTABLE", "unevictable"), ("MLOCKED", "mlocked"), ("RESERVED", "reserved"),
+               ("OWNER_2", "owner_2"), ("PRIVATE", "private"), ("PRIVATE_2", "private_2"),
+               ("OWNER_PRIVATE", "owner_priv_1"), ("ARCH", "arch_1"), ("ARCH_2", "arch_2"),
+               ("ARCH_3", "arch_3"))
+
+# v6.1 page types (include/linux/page-flags.h: macros, so not in the debug info): a type is a bit
+# *cleared* in page_type, which starts as 0xffffffff (PAGE_TYPE_BASE 0xf0000000, PG_buddy 0x80, PG_offline
+# 0x100, PG_table 0x200; page_has_type(): (int)page_type < PAGE_MAPCOUNT_RESERVE (-128)). Replaced by
+# the PGTY_* enumeration (the page-type rework of v6.11; subject and hash unconfirmed), read from the kernel.
+_V61_TYPE_BASE = 0xF0000000
+_V61_TYPES = {"buddy": 0x80, "offline": 0x100, "table": 0x200}
+_V61_MAPCOUNT_RESERVE = -128
+
+
+class _Ctx(NamedTuple):
+    scheme: str
+    size: int
+    flags: int
+    refcount: int
+    mapcount: int
+    """Offset of ``_mapcount`` / ``page_type`` (one union in every supported kernel)."""
+    mapping: int
+    private: int
+    info: int
+    info_is_mask: bool
+    memcg: Optional[int]
+    """Offset of ``memcg_data`` (``None`` without CONFIG_MEMCG: no /proc/kpagecgroup)."""
+    order_offset: int
+    entire_mapcount: Optional[int]
+    large_mapcount: Optional[int]
+    compound_mapcount: Optional[int]
+    compound_dtor: Optional[int]
+    """v6.1: offset in ``page[1]`` of ``compound_dtor``, and :attr:`hugetlb_dtor` its hugetlb value."""
+    hugetlb_dtor: int
+    pg: Dict[str, int]
+    copy: Tuple[Tuple[int, int], ...]
+    """(KPF bit, PG bit) pairs copied."""
+    pgty: Dict[str, int]
+    """v6.11+: ``PGTY_*`` values (``page_type >> 24``); empty for v6.1's cleared-bit types."""
+    vmemmap: int
+    pages_per_section: int
+    max_order: int
+    """Highest buddy order (``MAX_ORDER - 1`` in v6.1, ``MAX_PAGE_ORDER`` later)."""
+    zero_pfn: Optional[int]
+    huge_zero: Optional[int]
+    """PFN of the huge zero folio (``None``: none allocated)."""
+    hpage_pmd_nr: int
+    nopage: int
+    """/proc/kpageflags of a hole: ``KPF_NOPAGE``, or 0 (:attr:`Generation.kpage_holes_zero`)."""
+    hvo: bool
+    """HVO fake heads may exist (``hugetlb_optimize_vmemmap_key`` enabled, v6.1-v7.0)."""
+    memcg_objexts: int
+    memcg_kmem: int
+    memcg_mask: int
+    css_online: int
+
+
+def _const(prog: Program, name: str) -> Optional[int]:
+    try:
+        return prog.constant(name).value_()
+    except LookupError:
+        return None
+
+
+def _var(prog: Program, name: str) -> Optional[Object]:
+    try:
+        return prog[name]
+    except KeyError:
+        return None
+
+
+def _ctx(prog: Program) -> _Ctx:
+    try:
+        return prog.cache["ptwalk_kpage_ctx"]
+    except KeyError:
+        pass
+    gen = generation(prog)
+    lay = page_layout(prog)
+    page = prog.type("struct page")
+    pg: Dict[str, int] = {}
+    for name in ("locked", "error", "referenced", "uptodate", "dirty", "lru", "active", "slab", "writeback",
+                 "reclaim", "swapbacked", "swapcache", "unevictable", "mlocked", "uncached", "hwpoison",
+                 "reserved", "mappedtodisk", "owner_2", "private", "private_2", "owner_priv_1", "arch_1",
+                 "arch_2", "arch_3", "idle", "head", "double_map", "large_rmappable"):
+        v = _const(prog, "PG_" + name)
+        if v is not None:
+            pg[name] = v
+    scheme = gen.kpage_scheme
+    copy = tuple((KPF[k], pg[p]) for k, p in (_COPY_V61 if scheme == "page" else _COPY_FOLIO) if p in pg)
+    pgty: Dict[str, int] = {}
+    if gen.hugetlb_page_type:
+        for name in ("buddy", "offline", "table", "hugetlb", "slab"):
+            v = _const(prog, "PGTY_" + name)
+            if v is not None:
+                pgty[name] = v
+    memcg = offsetof(page, "memcg_data") if page.has_member("memcg_data") else None
+    objexts = _const(prog, "MEMCG_DATA_OBJEXTS")
+    if objexts is None:
+        objexts = _const(prog, "MEMCG_DATA_OBJCGS") or 0
+    nr_flags = _const(prog, "__NR_OBJEXTS_FLAGS") or _const(prog, "__NR_MEMCG_DATA_FLAGS") or 4
+    # Zero pages: zero_page_pfn (v7.x, "mm: ... zero_page_pfn", hash unconfirmed) or zero_pfn.
+    zp = _var(prog, "zero_page_pfn") or _var(prog, "zero_pfn")
+    zero_pfn = zp.value_() if zp is not None else None
+    huge_zero: Optional[int] = None
+    if gen.kpage_scheme == "snapshot":
+        v = _var(prog, "huge_zero_pfn")
+        if v is not None and v.value_() != (1 << 64) - 1:
+            huge_zero = v.value_()
+    else:
+        for name in ("huge_zero_folio", "huge_zero_page"):
+            v = _var(prog, name)
+            if v is not None:
+                if v.value_():
+                    huge_zero = (v.value_() - lay.vmemmap) // lay.size
+                break
+    shift = prog["PAGE_SHIFT"].value_()
+    try:
+        pmd_shift = prog["PMD_SHIFT"].value_()
+    except (KeyError, LookupError):
+        pmd_shift = shift + (shift - 3)
+    section_bits = prog["SECTION_SIZE_BITS"].value_()
+    # MAX_PAGE_ORDER (v6.8+) / MAX_ORDER - 1 (v6.1: MAX_ORDER is the exclusive bound) are macros:
+    # the free_area array has one entry per order.
+    max_order = prog.type("struct zone").member("free_area").type.length - 1
+    hvo = False
+    key = _var(prog, "hugetlb_optimize_vmemmap_key")
+    if key is not None and not gen.compound_info_mask:
+        try:
+            hvo = key.key.enabled.counter.value_() > 0
+        except (AttributeError, LookupError):
+            hvo = True
+    compound_dtor = None
+    hugetlb_dtor = 0
+    if page.has_member("compound_dtor") and _const(prog, "HUGETLB_PAGE_DTOR") is not None:
+        compound_dtor = offsetof(page, "compound_dtor")
+        hugetlb_dtor = _const(prog, "HUGETLB_PAGE_DTOR") or 0
+    ctx = _Ctx(
+        scheme=scheme,
+        size=lay.size,
+        flags=lay.flags,
+        refcount=lay.refcount,
+        mapcount=lay.mapcount,
+        mapping=lay.mapping,
+        private=offsetof(page, "private"),
+        info=lay.info,
+        info_is_mask=lay.info_is_mask,
+        memcg=memcg,
+        order_offset=lay.order_offset,
+        entire_mapcount=lay.entire_mapcount,
+        large_mapcount=lay.large_mapcount,
+        compound_mapcount=lay.compound_mapcount,
+        compound_dtor=compound_dtor,
+        hugetlb_dtor=hugetlb_dtor,
+        pg=pg,
+        copy=copy,
+        pgty=pgty,
+        vmemmap=lay.vmemmap,
+        pages_per_section=1 << (section_bits - shift),
+        max_order=max_order,
+        zero_pfn=zero_pfn,
+        huge_zero=huge_zero,
+        hpage_pmd_nr=1 << (pmd_shift - shift),
+        nopage=0 if gen.kpage_holes_zero else 1 << KPF["NOPAGE"],
+        hvo=hvo,
+        memcg_objexts=objexts,
+        memcg_kmem=_const(prog, "MEMCG_DATA_KMEM") or 0,
+        memcg_mask=nr_flags - 1,
+        css_online=_const(prog, "CSS_ONLINE") or 2,
+    )
+    prog.cache["ptwalk_kpage_ctx"] = ctx
+    return ctx
+
+
+def kpage_unsupported(prog: Program) -> List[str]:
+    """
+    What of the three files this kernel keeps outside a dump's reach (empty on 64-bit kernels): each
+    entry names the bit or file and why.
+    """
+    out = []
+    ctx = _ctx(prog)
+    if "idle" not in ctx.pg and _var(prog, "page_idle_ops") is not None:
+        out.append("KPF_IDLE: the idle bit is in page_ext (CONFIG_PAGE_IDLE_FLAG on a 32-bit kernel), "
+                   "not read")
+    if ctx.memcg is None:
+        out.append("/proc/kpagecgroup: no CONFIG_MEMCG, the kernel has no such file")
+    return out
+
+
+def max_dump_pfn(prog: Program) -> int:
+    """``get_max_dump_pfn()``: where the files end (``max_pfn`` rounded up to a SPARSEMEM section)."""
+    pps = _ctx(prog).pages_per_section
+    return -(-prog["max_pfn"].value_() // pps) * pps
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sections
+
+def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
+    """(online, subsection map bytes or ``None`` when the whole section is valid) of section *nr*."""
+    from drgn.helpers.linux.mmzone import _section_flags, nr_to_section
+
+    ms = nr_to_section(prog, nr)
+    if not ms:
+        return False, None
+    flags = _section_flags(prog)
+    value = ms.section_mem_map.value_()
+    if not value & flags["SECTION_IS_ONLINE"] or not value & flags["SECTION_HAS_MEM_MAP"]:
+        return False, None
+    if value & flags["SECTION_IS_EARLY"]:
+        return True, None
+    try:
+        smap = ms.usage.subsection_map
+    except (AttributeError, FaultError):
+        return True, None
+    return True, prog.read(smap.address_, smap.type_.size)
+
+
+def pfn_online(prog: Program, pfn: int) -> bool:
+    """``pfn_to_online_page(pfn) != NULL``: *pfn* is online memory with a ``struct page``."""
+    ctx = _ctx(prog)
+    if pfn < 0:
+        return False
+    online, smap = _section_state(prog, pfn // ctx.pages_per_section)
+    if not online or smap is None:
+        return online
+    sub = ctx.pages_per_section // (len(smap) * 8)
+    i = (pfn % ctx.pages_per_section) // max(sub, 1)
+    return bool(smap[i // 8] >> (i % 8) & 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the values of one section
+
+
+class _Head(NamedTuple):
+    pfn: int
+    flags: int
+    flags1: int
+    """``page[1].flags`` (0 for a small folio)."""
+    mapping: int
+    refcount: int
+    mapcount: int
+    """Head ``_mapcount``/``page_type`` raw (signed)."""
+    nr: int
+    entire: int
+    """``_entire_mapcount + 1`` (v6.1: ``compound_mapcount + 1``)."""
+    large: int
+    """``_large_mapcount + 1``."""
+    hugetlb: bool
+    memcg: int
+    mapped_any: bool
+    """v6.1 ``folio_mapped()`` of a large folio: some page's ``_mapcount >= 0``."""
+
+
+def _ptype(ctx: _Ctx, raw: int, name: str) -> bool:
+    """``Page<Type>()`` of a ``page_type``/``_mapcount`` value (*raw* unsigned 32-bit)."""
+    if ctx.pgty:
+        v = ctx.pgty.get(name)
+        return v is not None and raw >> 24 == v
+    bit = _V61_TYPES[name]
+    return raw & (_V61_TYPE_BASE | bit) == _V61_TYPE_BASE
+
+
+def _mapcount_is_type(raw: int) -> bool:
+    """``page_mapcount_is_type(_mapcount + 1)`` (v6.11+): ``(int)_mapcount < PGTY_mapcount_underflow << 24``."""
+    return (raw - (1 << 32) if raw >= 1 << 31 else raw) < -0x1000000
+
+
+class _Section:
+    """The ``struct page`` bytes of one section and what is derived from them per page."""
+
+    def __init__(self, prog: Program, ctx: _Ctx, base: int, n: int) -> None:
+        self.prog = prog
+        self.ctx = ctx
+        self.base = base
+        self.n = n
+        s = ctx.size
+        self.buf = prog.read(ctx.vmemmap + base * s, n * s)
+        self.heads: Dict[int, _Head] = {}
+
+    def page_bytes(self, pfn: int, count: int) -> bytes:
+        ctx = self.ctx
+        s = ctx.size
+        i = pfn - self.base
+        if 0 <= i and i + count <= self.n:
+            return self.buf[i * s : (i + count) * s]
+        return self.prog.read(ctx.vmemmap + pfn * s, count * s)
+
+    def head(self, pfn: int) -> _Head:
+        h = self.heads.get(pfn)
+        if h is None:
+            h = self.heads[pfn] = self._read_head(pfn)
+        return h
+
+    def _read_head(self, pfn: int) -> _Head:
+        ctx = self.ctx
+        s = ctx.size
+        try:
+            b = self.page_bytes(pfn, 3)
+        except FaultError:
+            b = self.page_bytes(pfn, 1) + bytes(2 * s)
+        flags = _U64.unpack_from(b, ctx.flags)[0]
+        large = bool(flags >> ctx.pg["head"] & 1)
+        raw_mc = _S32.unpack_from(b, ctx.mapcount)[0]
+        memcg = _U64.unpack_from(b, ctx.memcg)[0] if ctx.memcg is not None else 0
+        mapping = _U64.unpack_from(b, ctx.mapping)[0]
+        refcount = _S32.unpack_from(b, ctx.refcount)[0]
+        if not large:
+            return _Head(pfn, flags, 0, mapping, refcount, raw_mc, 1, 0, 0, False, memcg, False)
+        order = b[ctx.order_offset]
+        nr = 1 << order
+        entire = large_mc = 0
+        if ctx.entire_mapcount is not None:
+            entire = _S32.unpack_from(b, ctx.entire_mapcount)[0] + 1
+        elif ctx.compound_mapcount is not None:
+            entire = _S32.unpack_from(b, ctx.compound_mapcount)[0] + 1
+        if ctx.large_mapcount is not None:
+            large_mc = _S32.unpack_from(b, ctx.large_mapcount)[0] + 1
+        if ctx.pgty:
+            v = ctx.pgty.get("hugetlb")
+            hugetlb = v is not None and (raw_mc & 0xFFFFFFFF) >> 24 == v
+        elif ctx.compound_dtor is not None:
+            hugetlb = b[s + ctx.compound_dtor] == ctx.hugetlb_dtor
+        else:
+            hugetlb = False
+        mapped_any = False
+        if ctx.scheme == "page" and not hugetlb and entire <= 0:
+            # v6.1 folio_mapped(): any page's _mapcount >= 0 (the loop over the folio).
+            try:
+                fb = self.page_bytes(pfn, nr)
+                mc = memoryview(fb).cast("i")[ctx.mapcount // 4 :: s // 4]
+                mapped_any = max(mc) >= 0
+            except FaultError:
+                mapped_any = False
+        flags1 = _U64.unpack_from(b, s + ctx.flags)[0]
+        return _Head(pfn, flags, flags1, mapping, refcount, raw_mc & 0xFFFFFFFF, nr, entire, large_mc, hugetlb,
+                     memcg, mapped_any)
+
+    def _compute(self, pfn: int, h: _Head, is_head: bool, flags: int, raw_mc: int, covered: bool,
+                 memcg: int, special: bool) -> Tuple[int, int, int]:
+        ctx = self.ctx
+        if ctx.scheme == "page":
+            return (self._flags_v61(pfn, h, is_head, flags, raw_mc, covered, special),
+                    self._count_v61(h, is_head, flags, raw_mc), self._cgroup(memcg))
+        return (self._flags_folio(pfn, h, is_head, flags, raw_mc, covered, special),
+                self._count_folio(h, raw_mc), self._cgroup(h.memcg))
+
+    def _flags_v61(self, pfn: int, h: _Head, is_head: bool, k: int, raw_mc: int, covered: bool,
+                   special: bool) -> int:
+        ctx = self.ctx
+        pg = ctx.pg
+        u = 0
+        large = h.nr > 1 or bool(h.flags >> pg["head"] & 1)
+        head_slab = bool(h.flags >> pg["slab"] & 1)
+        # page_mapped(page) = folio_mapped(page_folio(page))
+        if large:
+            mapped = h.entire > 0 or (not h.hugetlb and h.mapped_any)
+        else:
+            mapped = raw_mc < 1 << 31
+        if not head_slab and mapped:
+            u |= 1 << KPF["MMAP"]
+        if h.mapping & 1:
+            u |= 1 << KPF["ANON"]
+        if h.mapping & 3 == 3:
+            u |= 1 << KPF["KSM"]
+        tail = not is_head
+        if large and is_head:
+            u |= 1 << KPF["COMPOUND_HEAD"]
+        if tail:
+            u |= 1 << KPF["COMPOUND_TAIL"]
+        compound = large
+        if compound and h.hugetlb:
+            u |= 1 << KPF["HUGE"]
+        elif compound:
+            if h.flags >> pg["lru"] & 1 or h.mapping & 1:
+                u |= 1 << KPF["THP"]
+            elif ctx.huge_zero is not None and h.pfn == ctx.huge_zero:
+                u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
+        elif special and pfn == ctx.zero_pfn:
+            u |= 1 << KPF["ZERO_PAGE"]
+        if _ptype(ctx, raw_mc, "buddy"):
+            u |= 1 << KPF["BUDDY"]
+        elif h.refcount == 0 and covered:
+            u |= 1 << KPF["BUDDY"]
+        if _ptype(ctx, raw_mc, "offline"):
+            u |= 1 << KPF["OFFLINE"]
+        if _ptype(ctx, raw_mc, "table"):
+            u |= 1 << KPF["PGTABLE"]
+        u |= (k >> pg["slab"] & 1) << KPF["SLAB"]
+        if tail and head_slab:
+            u |= 1 << KPF["SLAB"]
+        sc = pg["swapcache"]
+        if h.flags >> pg["swapbacked"] & 1 and h.flags >> sc & 1:
+            u |= 1 << KPF["SWAPCACHE"]
+        if "hwpoison" in pg:
+            u |= (k >> pg["hwpoison"] & 1) << KPF["HWPOISON"]
+        for kbit, pbit in ctx.copy:
+            u |= (k >> pbit & 1) << kbit
+        return u
+
+    def _count_v61(self, h: _Head, is_head: bool, k: int, raw_mc: int) -> int:
+        ctx = self.ctx
+        pg = ctx.pg
+        signed = raw_mc - (1 << 32) if raw_mc >= 1 << 31 else raw_mc
+        if h.flags >> pg["slab"] & 1 or signed < _V61_MAPCOUNT_RESERVE:
+            return 0
+        ret = signed + 1
+        large = h.nr > 1 or bool(h.flags >> pg["head"] & 1)
+        if not large:
+            return ret
+        # __page_mapcount()
+        if not h.mapping & 1 and not h.hugetlb:
+            return ret
+        ret += h.entire
+        if "double_map" in pg and h.flags1 >> pg["double_map"] & 1:
+            ret -= 1
+        return ret & 0xFFFFFFFFFFFFFFFF
+
+    def _flags_folio(self, pfn: int, h: _Head, is_head: bool, own: int, raw_mc: int, covered: bool,
+                     special: bool) -> int:
+        ctx = self.ctx
+        pg = ctx.pg
+        k = h.flags
+        u = 0
+        large = bool(k >> pg["head"] & 1)
+        # folio_mapped(): folio_mapcount() >= 1 (a small folio's _mapcount >= 0: page types are negative)
+        mapped = h.large >= 1 if large else h.mapcount < 1 << 31
+        if mapped:
+            u |= 1 << KPF["MMAP"]
+        if h.mapping & 1:
+            u |= 1 << KPF["ANON"]
+            # v6.12 tests "mapping & PAGE_MAPPING_KSM" (ANON | MOVABLE): true for every anonymous folio;
+            # v7.x "(mapping & FOLIO_MAPPING_FLAGS) == FOLIO_MAPPING_KSM".
+            if ctx.scheme == "folio" or h.mapping & 3 == 3:
+                u |= 1 << KPF["KSM"]
+        if is_head:
+            u |= (k >> pg["head"] & 1) << KPF["COMPOUND_HEAD"]
+        else:
+            u |= 1 << KPF["COMPOUND_TAIL"]
+        if h.hugetlb:
+            u |= 1 << KPF["HUGE"]
+        elif large and "large_rmappable" in pg and h.flags1 >> pg["large_rmappable"] & 1:
+            u |= 1 << KPF["THP"]
+        elif ctx.scheme == "snapshot":
+            if special and ctx.huge_zero is not None and pfn & ~(ctx.hpage_pmd_nr - 1) == ctx.huge_zero:
+                u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
+            elif special and pfn == ctx.zero_pfn:
+                u |= 1 << KPF["ZERO_PAGE"]
+        elif ctx.huge_zero is not None and h.pfn == ctx.huge_zero:
+            u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
+        elif h.pfn == ctx.zero_pfn:
+            u |= 1 << KPF["ZERO_PAGE"]
+        if _ptype(ctx, raw_mc, "buddy"):
+            u |= 1 << KPF["BUDDY"]
+        elif h.refcount == 0 and covered:
+            u |= 1 << KPF["BUDDY"]
+        # v6.12: PageOffline/PageTable of the page; v7.x: folio_test_offline/pgtable of the folio.
+        tmc = h.mapcount if ctx.scheme == "snapshot" else raw_mc
+        if _ptype(ctx, tmc, "offline"):
+            u |= 1 << KPF["OFFLINE"]
+        if _ptype(ctx, tmc, "table"):
+            u |= 1 << KPF["PGTABLE"]
+        if _ptype(ctx, h.mapcount, "slab"):
+            u |= 1 << KPF["SLAB"]
+        sc = pg["swapcache"]
+        if k >> pg["swapbacked"] & 1 and k >> sc & 1:
+            u |= 1 << KPF["SWAPCACHE"]
+        if "hwpoison" in pg:
+            src = k if h.hugetlb else own
+            u |= (src >> pg["hwpoison"] & 1) << KPF["HWPOISON"]
+        for kbit, pbit in ctx.copy:
+            u |= (k >> pbit & 1) << kbit
+        return u
+
+    def _count_folio(self, h: _Head, raw_mc: int) -> int:
+        mapcount = 0 if _mapcount_is_type(raw_mc) else ((raw_mc + 1) & 0xFFFFFFFF)
+        if mapcount >= 1 << 31:
+            mapcount -= 1 << 32
+        if h.flags >> self.ctx.pg["head"] & 1:
+            mapcount += h.entire
+        return mapcount & 0xFFFFFFFFFFFFFFFF
+
+    def _cgroup(self, memcg_data: int) -> int:
+        ctx = self.ctx
+        if ctx.memcg is None or not memcg_data:
+            return 0
+        cache = self.prog.cache.setdefault("ptwalk_kpage_cgroup", {})
+        ino = cache.get(memcg_data)
+        if ino is None:
+            ino = cache[memcg_data] = _memcg_ino(self.prog, ctx, memcg_data)
+        return ino
+
+
+def _memcg_ino(prog: Program, ctx: _Ctx, data: int) -> int:
+    """``page_cgroup_ino()`` from a ``memcg_data`` value."""
+    if data & ctx.memcg_objexts:
+        return 0
+    ptr = data & ~ctx.memcg_mask & 0xFFFFFFFFFFFFFFFF
+    if not ptr:
+        return 0
+    if ctx.scheme == "snapshot" or data & ctx.memcg_kmem:
+        # v7.x: memcg_data is always an obj_cgroup; before, only with MEMCG_DATA_KMEM.
+        memcg = Object(prog, "struct obj_cgroup *", ptr).memcg.read_()
+    else:
+        memcg = Object(prog, "struct mem_cgroup *", ptr)
+    for _ in range(64):
+        if not memcg:
+            return 0
+        if memcg.css.flags.value_() & ctx.css_online:
+            return memcg.css.cgroup.kn.id.value_()
+        parent = memcg.css.parent.read_()
+        if not parent:
+            return 0
+        memcg = Object(prog, "struct mem_cgroup *", parent.value_() - offsetof(prog.type("struct mem_cgroup"), "css"))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bulk
+
+
+_BIT0 = bytes(x & 1 for x in range(256))
+
+
+class KpageValues(NamedTuple):
+    """The three files for PFNs ``[start, start + len(flags))``: one u64 per PFN each."""
+
+    start: int
+    flags: array
+    count: array
+    cgroup: array
+
+
+def _find_all(col: bytes, value: int) -> List[int]:
+    out = []
+    i = col.find(value)
+    while i >= 0:
+        out.append(i)
+        i = col.find(value, i + 1)
+    return out
+
+
+def _buddy_heads(ctx: _Ctx, buf: bytes, n: int) -> List[int]:
+    """Indexes of the pages of *buf* that may be ``PageBuddy()`` (a superset; C-level scans of the
+    ``page_type`` bytes): v6.11+ top byte ``PGTY_buddy``; v6.1 top nibble 0xf and bit 7 clear."""
+    s = ctx.size
+    top = buf[ctx.mapcount + 3 :: s]
+    if ctx.pgty:
+        return _find_all(top, ctx.pgty["buddy"])
+    low = buf[ctx.mapcount :: s].translate(_BIT7_CLEAR)
+    hi = top.translate(_TOP_NIBBLE_F)
+    both = (int.from_bytes(low, "little") & int.from_bytes(hi, "little")).to_bytes(n, "little")
+    return _find_all(both, 1)
+
+
+_BIT7_CLEAR = bytes(int(not x & 0x80) for x in range(256))
+_TOP_NIBBLE_F = bytes(int(x >= 0xF0) for x in range(256))
+
+
+def _changes(cols: List[Tuple[bytes, int]], n: int) -> List[int]:
+    """Indexes where a run of pages with equal columns starts (0 first): *cols* are (field values packed
+    one after another, width); each is compared with the previous page's by one XOR of big integers, and
+    its byte lanes folded into one "changed" byte per page (C-level translate and slices)."""
+    acc = 0
+    for col, w in cols:
+        d = (int.from_bytes(col[w:], "little") ^ int.from_bytes(col[:-w], "little")).to_bytes(len(col) - w,
+                                                                                          "little")
+        for k in range(w):
+            acc |= int.from_bytes(d[k::w].translate(_NONZERO), "little")
+    return [0] + [i + 1 for i in _find_all(acc.to_bytes(n - 1, "little"), 1)]
+_NONZERO = bytes(int(x != 0) for x in range(256))
+_AND3 = bytes(x & 3 for x in range(256))
+
+
+def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
+                    valid: Optional[bytes]) -> Tuple[array, array, array]:
+    """
+    The three files for one section: pages are cut into runs whose fields (flags, mapping type bits,
+    refcount, mapcount/page type, memcg_data, folio, free-buddy coverage) are all equal, found at C speed;
+    each distinct run state is computed once.
+    """
+    sec = _Section(prog, ctx, base, n)
+    s = ctx.size
+    buf = sec.buf
+    mv = memoryview(buf)
+    q = mv.cast("Q")
+    w = mv.cast("I")
+    info_q = q[ctx.info // 8 :: s // 8]
+    tails = buf[ctx.info :: s].translate(_BIT0)
+    hb = ctx.pg["head"]
+    heads_b = buf[ctx.flags + hb // 8 :: s].translate(bytes((x >> (hb % 8)) & 1 for x in range(256)))
+
+    # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
+    owner = array("q", bytes(8 * n))
+    for i in _find_all(heads_b, 1):
+        if not tails[i]:
+            owner[i] = -(base + i + 1)
+            if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
+                real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
+                if real != base + i:
+                    owner[i] = real + 1  # an HVO fake head: a tail of that head
+    i = tails.find(1)
+    while i >= 0:
+        info = info_q[i]
+        addr = ctx.vmemmap + (base + i) * s
+        head_addr = addr & info if ctx.info_is_mask else info - 1
+        hp = (head_addr - ctx.vmemmap) // s
+        end = tails.find(0, i)
+        if end < 0:
+            end = n
+        if ctx.info_is_mask:
+            h = sec.head(hp)
+            end = min(end, hp + h.nr - base)
+            if end <= i:
+                end = i + 1
+        elif info_q[i:end].tolist().count(info) != end - i:
+            # tails naming another head follow: this head's run ends where they start
+            j = i + 1
+            while j < end and info_q[j] == info:
+                j += 1
+            end = j
+        owner[i:end] = array("q", [hp + 1]) * (end - i)
+        i = tails.find(1, end)
+
+    # Free buddy blocks: is_free_buddy_page() for pages not PageBuddy themselves.
+    covered = bytearray(n)
+    for i in _buddy_heads(ctx, buf, n):
+        if _ptype(ctx, w[i * s // 4 + ctx.mapcount // 4], "buddy"):
+            order = _U64.unpack_from(buf, i * s + ctx.private)[0]
+            pfn = base + i
+            tz = (pfn & -pfn).bit_length() - 1 if pfn else ctx.max_order
+            k = min(order, tz, ctx.max_order)
+            covered[i : i + (1 << k)] = b"\1" * len(covered[i : i + (1 << k)])
+
+    cols = [
+        (q[ctx.flags // 8 :: s // 8].tobytes(), 8),
+        (buf[ctx.mapping :: s].translate(_AND3), 1),
+        (w[ctx.refcount // 4 :: s // 4].tobytes(), 4),
+        (w[ctx.mapcount // 4 :: s // 4].tobytes(), 4),
+        (bytes(covered), 1),
+        (owner.tobytes(), 8),
+    ]
+    if ctx.memcg is not None:
+        cols.append((q[ctx.memcg // 8 :: s // 8].tobytes(), 8))
+    starts = _changes(cols, n)
+    starts.append(n)
+    memo: Dict[tuple, bytes] = {}
+    parts_f: List[bytes] = []
+    parts_c: List[bytes] = []
+    parts_g: List[bytes] = []
+    for r in range(len(starts) - 1):
+        i = starts[r]
+        key = _key_at(ctx, buf, w, q, owner, covered, i)
+        vals = memo.get(key)
+        if vals is None:
+            f, c, g = _key_values(sec, key, None)
+            vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
+        count = starts[r + 1] - i
+        parts_f.append(vals[0] * count)
+        parts_c.append(vals[1] * count)
+        parts_g.append(vals[2] * count)
+    out_f = array("Q", b"".join(parts_f))
+    out_c = array("Q", b"".join(parts_c))
+    out_g = array("Q", b"".join(parts_g))
+    # PFN-dependent checks: the zero page and the huge zero folio.
+    special = set()
+    if ctx.zero_pfn is not None:
+        special.add(ctx.zero_pfn)
+    if ctx.huge_zero is not None:
+        special.update(range(ctx.huge_zero, ctx.huge_zero + ctx.hpage_pmd_nr))
+    for pfn in special:
+        i = pfn - base
+        if 0 <= i < n:
+            out_f[i], out_c[i], out_g[i] = _key_values(sec, _key_at(ctx, buf, w, q, owner, covered, i), pfn)
+    if valid is not None:
+        nopage = ctx.nopage
+        for i in range(n):
+            if not valid[i]:
+                out_f[i], out_c[i], out_g[i] = nopage, 0, 0
+    return out_f, out_c, out_g
+
+
+def _key_at(ctx: _Ctx, buf: bytes, w: memoryview, q: memoryview, owner: array, covered: bytearray,
+            i: int) -> tuple:
+    """The fields page *i* of a section's bytes is computed from (see :func:`_key_values`)."""
+    s = ctx.size
+    o = i * s
+    return (owner[i], q[(o + ctx.flags) // 8], buf[o + ctx.mapping] & 3, w[(o + ctx.refcount) // 4],
+            w[(o + ctx.mapcount) // 4], covered[i], q[(o + ctx.memcg) // 8] if ctx.memcg is not None else 0)
+
+
+def _key_values(sec: _Section, key: tuple, pfn: Optional[int]) -> Tuple[int, int, int]:
+    owner, flags, _map3, _ref, raw_mc, covered, memcg = key
+    special = pfn is not None
+    if owner > 0:
+        head = sec.head(owner - 1)
+        p = pfn if pfn is not None else -1
+        return sec._compute(p, head, False, flags, raw_mc, bool(covered), memcg, special)
+    if owner < 0:
+        hp = -owner - 1
+        head = sec.head(hp)
+        return sec._compute(hp, head, True, flags, raw_mc, bool(covered), memcg, special)
+    # Its own folio: the head fields are the page's.
+    h = _Head(pfn if pfn is not None else -1, flags, 0, _map3, _ref, raw_mc, 1, 0, 0, False, memcg, False)
+    return sec._compute(h.pfn, h, True, flags, raw_mc, bool(covered), memcg, special)
+
+
+def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
+    """
+    /proc/kpageflags, kpagecount and kpagecgroup for PFNs ``[start, end)`` (cut at
+    :func:`max_dump_pfn`, where the kernel's files end).
+
+    :raises ValueError: if the range is negative or reversed
+    :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
+    """
+    if start < 0 or end < start:
+        raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
+    ctx = _ctx(prog)
+    end = min(end, max_dump_pfn(prog))
+    pps = ctx.pages_per_section
+    out = KpageValues(start, array("Q"), array("Q"), array("Q"))
+    pfn = start
+    while pfn < end:
+        nr = pfn // pps
+        base = nr * pps
+        online, smap = _section_state(prog, nr)
+        lo, hi = pfn - base, min(end, base + pps) - base
+        if not online:
+            out.flags.extend([ctx.nopage] * (hi - lo))
+            out.count.extend([0] * (hi - lo))
+            out.cgroup.extend([0] * (hi - lo))
+        else:
+            valid = None
+            if smap is not None:
+                sub = pps // (len(smap) * 8) if len(smap) * 8 <= pps else pps
+                bits = int.from_bytes(smap, "little")
+                nsub = pps // sub
+                if bits & ((1 << nsub) - 1) != (1 << nsub) - 1:
+                    valid = bytearray(pps)
+                    for b in range(nsub):
+                        if bits >> b & 1:
+                            valid[b * sub : (b + 1) * sub] = b"\1" * sub
+            f, c, g = _section_values(prog, ctx, base, pps, bytes(valid) if valid is not None else None)
+            out.flags.extend(f[lo:hi])
+            out.count.extend(c[lo:hi])
+            out.cgroup.extend(g[lo:hi])
+        pfn = base + hi
+    return out
+
+
+def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
+    """What reading /proc/kpageflags at ``start_pfn * 8`` for ``end_pfn - start_pfn`` entries returns."""
+    return kpage_values(prog, start_pfn, end_pfn).flags.tobytes()
+
+
+def kpagecount(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
+    """What reading /proc/kpagecount at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
+    return kpage_values(prog, start_pfn, end_pfn).count.tobytes()
+
+
+def kpagecgroup(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
+    """What reading /proc/kpagecgroup at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
+    return kpage_values(prog, start_pfn, end_pfn).cgroup.tobytes()

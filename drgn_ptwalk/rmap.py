@@ -1,0 +1,406 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+Who maps a physical page, found the way the kernel's reverse map finds it, and what a page is.
+
+:func:`whomaps` starts from the folio of the PFN and its ``mapping``:
+
+* an anonymous folio: the VMAs of its ``anon_vma`` tree (``anon_vma->rb_root``, ``anon_vma_chain``), at
+  ``vma->vm_start + ((index - vma->vm_pgoff) << PAGE_SHIFT)`` (``vma_address()``);
+* a KSM folio: the ``rmap_item``\\ s of its stable node, each an address in the VMAs of its ``anon_vma``
+  (``rmap_walk_ksm()``);
+* a file, shmem or hugetlbfs folio: the VMAs of its ``address_space``'s ``i_mmap`` tree (hugetlb folios
+  of kernels that index them in huge pages are tried both ways);
+
+then walks only that one address of that mm with :func:`~drgn_ptwalk.walk.pt_range_walk` and keeps it if
+the entry there maps that very PFN (so the answer is what the page tables say, never a stale rmap
+candidate). Pages no rmap tracks (the shared zero pages, pages of ``VM_PFNMAP``/``VM_MIXEDMAP`` and special
+mappings: ``mapping`` is ``NULL``) are found by one walk over every process's page tables, batched for all
+such PFNs of a call, and say so (:attr:`WhoMaps.found_by` ``"walk"``).
+
+:func:`page_kind` says what a page is, mapped or not: free (buddy order), slab (cache), page table,
+page cache (inode, path, offset), anonymous, KSM, hugetlb (in use or in the free pool), reserved, zero
+page, hwpoisoned, offline, or other kernel memory.
+"""
+
+import struct
+from bisect import bisect_left
+from collections import defaultdict
+from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+
+from drgn import FaultError, Object, Program, cast, offsetof
+from drgn.helpers.linux.list import hlist_for_each_entry
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
+
+from drgn_ptwalk.entry import PtLevel, PtType
+from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpage_values, max_dump_pfn, pfn_online
+from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
+
+__all__ = ("PageKind", "WhoMaps", "page_kind", "whomaps", "whomaps_pfns")
+
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+class WhoMaps(NamedTuple):
+    """One mapping of a page: a process, its VMA and the user address there."""
+
+    pfn: int
+    pid: int
+    """Thread-group ID of a process whose mm it is (one record per process sharing the mm)."""
+    task: Object
+    """``struct task_struct *`` of that process."""
+    vma: int
+    """Address of the ``struct vm_area_struct``."""
+    address: int
+    level: PtLevel
+    """Level of the page-table entry that maps it (PTE, PMD, PUD)."""
+    type: PtType
+    """Type of that entry (:attr:`PtType.FOLIO` or :attr:`PtType.PFN`)."""
+    found_by: str
+    """``"anon_vma"``, ``"ksm"``, ``"i_mmap"`` (the kernel's rmap) or ``"walk"`` (no rmap: every process
+    was walked)."""
+
+
+def _page(prog: Program, pfn: int) -> Object:
+    lay = page_layout(prog)
+    return Object(prog, "struct page *", lay.vmemmap + pfn * lay.size)
+
+
+def _index(page: Object) -> int:
+    try:
+        return page.__folio_index.value_()
+    except AttributeError:
+        return page.index.value_()
+
+
+def _pgoff(prog: Program, hugetlb: bool, index: int, nr: int, off: int) -> int:
+    """``page_to_pgoff()`` of page *off* of a folio of *nr* pages whose ``index`` is *index* (hugetlb
+    folios, file or anonymous (``linear_hugepage_index()``), counted in huge pages on older kernels)."""
+    from drgn_ptwalk.generations import generation
+
+    if hugetlb and generation(prog).hugetlb_huge_index:
+        return index * nr + off
+    return index + off
+
+
+def _has_member(prog: Program, type_name: str, member: str) -> bool:
+    try:
+        return prog.type(type_name).has_member(member)
+    except LookupError:
+        return False
+
+
+def _file_name(host: Object) -> str:
+    """A path of an inode: from the root of its file system, or ``/`` and the name of a dentry of it (the
+    pseudo file systems: ``/SYSV...``, ``/dev/zero``, ``/memfd:...``)."""
+    from drgn.helpers.linux.fs import inode_path
+
+    try:
+        path = inode_path(host)
+    except (LookupError, FaultError, ValueError):
+        path = None
+    if path:
+        text = path.decode(errors="replace")
+        return text if text.startswith("/") else "/" + text
+    try:
+        # struct dentry::d_alias: in the d_u union (v6.12) or in an anonymous union (v7.x)
+        alias = "d_u.d_alias" if _has_member(host.prog_, "struct dentry", "d_u") else "d_alias"
+        for d in hlist_for_each_entry("struct dentry", host.i_dentry.address_of_(), alias):
+            return "/" + d.d_name.name.string_().decode(errors="replace")
+        # No alias (v7.x shared anonymous memory, "/dev/zero"): the dentry of a file mapping it.
+        root = host.i_mapping.i_mmap.rb_root.address_of_()
+        for vma in rbtree_inorder_for_each_entry("struct vm_area_struct", root, "shared.rb"):
+            return "/" + vma.vm_file.f_path.dentry.d_name.name.string_().decode(errors="replace")
+    except (LookupError, FaultError):
+        pass
+    return f"inode {host.i_ino.value_()}"
+
+
+class _Mms:
+    """mm address -> the processes using it (thread-group leaders: a thread's mappings are its process's;
+    a kernel thread using a borrowed mm is its own leader), read once per call."""
+
+    def __init__(self, prog: Program) -> None:
+        self.by_mm: Dict[int, List[Tuple[int, Object]]] = defaultdict(list)
+        for task in for_each_task(prog):
+            try:
+                if task.pid != task.tgid:
+                    continue
+                mm = task.mm.value_()
+            except FaultError:
+                continue
+            if mm:
+                self.by_mm[mm].append((task.tgid.value_(), task))
+
+
+class _Vma(NamedTuple):
+    addr: int
+    start: int
+    end: int
+    pgoff: int
+    mm: int
+
+
+def _vma_tuple(vma: Object) -> _Vma:
+    return _Vma(vma.value_(), vma.vm_start.value_(), vma.vm_end.value_(), vma.vm_pgoff.value_(),
+                vma.vm_mm.value_())
+
+
+def _anon_vmas(prog: Program, anon_vma: int) -> List[_Vma]:
+    root = Object(prog, "struct anon_vma *", anon_vma).rb_root.rb_root.address_of_()
+    return [_vma_tuple(avc.vma) for avc in rbtree_inorder_for_each_entry("struct anon_vma_chain", root, "rb")]
+
+
+def _file_vmas(prog: Program, mapping: int) -> List[_Vma]:
+    root = Object(prog, "struct address_space *", mapping).i_mmap.rb_root.address_of_()
+    return [_vma_tuple(v) for v in rbtree_inorder_for_each_entry("struct vm_area_struct", root, "shared.rb")]
+
+
+class _Rmap:
+    """The kernel's rmap, read from a dump: one instance per call, its trees read once."""
+
+    def __init__(self, prog: Program) -> None:
+        from drgn_ptwalk.page import FolioReader
+
+        self.prog = prog
+        self.page_shift = prog["PAGE_SHIFT"].value_()
+        self.folios = FolioReader(prog)
+        page = prog.type("struct page")
+        self.index_off = offsetof(page, "__folio_index" if page.has_member("__folio_index") else "index")
+        self.trees: Dict[Tuple[str, int], List[_Vma]] = {}
+        self.index_of: Dict[int, int] = {}
+
+    def tree(self, kind: str, ptr: int) -> List[_Vma]:
+        t = self.trees.get((kind, ptr))
+        if t is None:
+            t = self.trees[(kind, ptr)] = (_anon_vmas if kind == "anon" else _file_vmas)(self.prog, ptr)
+        return t
+
+    def index(self, head: int) -> int:
+        i = self.index_of.get(head)
+        if i is None:
+            i = self.index_of[head] = _U64.unpack_from(read_struct_pages(self.prog, head, 1), self.index_off)[0]
+        return i
+
+    def candidates(self, pfn: int) -> Optional[List[Tuple[_Vma, int, str]]]:
+        """(VMA, address, found_by) the rmap names for *pfn*, or ``None`` if nothing tracks the page."""
+        folio = self.folios.folio(pfn)
+        mapping = folio.mapping
+        if not mapping:
+            return None
+        shift = self.page_shift
+        off = pfn - folio.head
+        if mapping & 3 == 3:
+            # KSM: the rmap_items of the stable node (rmap_walk_ksm()).
+            out = []
+            node = Object(self.prog, "struct ksm_stable_node *", mapping & ~3)
+            for item in hlist_for_each_entry("struct ksm_rmap_item", node.hlist.address_of_(), "hlist"):
+                addr = item.address.value_() & ~((1 << shift) - 1)
+                for v in self.tree("anon", item.anon_vma.value_()):
+                    if v.start <= addr < v.end:
+                        out.append((v, addr, "ksm"))
+            return out
+        if mapping & 2:
+            return None  # movable_ops pages (zsmalloc, balloon): no user mappings
+        index = self.index(folio.head)
+        kind = "anon" if mapping & 1 else "file"
+        vmas = self.tree(kind, mapping & ~3)
+        pgoff = _pgoff(self.prog, folio.hugetlb, index, folio.nr, off)
+        how = "anon_vma" if kind == "anon" else "i_mmap"
+        out = []
+        for v in vmas:
+            addr = v.start + ((pgoff - v.pgoff) << shift)
+            if v.start <= addr < v.end:
+                out.append((v, addr, how))
+        return out
+
+
+def _walk_ranges(prog: Program, mm: int, addrs: List[int], ps: int):
+    """The FOLIO/PFN entries over *addrs* (sorted) of one mm: one walk per run of adjacent pages."""
+    from drgn_ptwalk.walk import pt_range_walk
+
+    mmo = Object(prog, "struct mm_struct *", mm)
+    i = 0
+    while i < len(addrs):
+        j = i
+        while j + 1 < len(addrs) and addrs[j + 1] - addrs[j] <= 64 * ps:
+            j += 1
+        try:
+            yield from pt_range_walk(mmo, addrs[i], addrs[j] + ps, include_none=False, vmas=False,
+                                     types=(PtType.FOLIO, PtType.PFN), split_folios=False)
+        except (FaultError, ValueError):
+            pass
+        i = j + 1
+
+
+def whomaps_pfns(prog: Program, pfns: Iterable[int]) -> Dict[int, List[WhoMaps]]:
+    """
+    :func:`whomaps` of several PFNs: the rmap trees and the process list are read once, each mm's
+    candidate addresses are confirmed by one walk per run of nearby pages, and pages no rmap tracks share
+    one walk over every process.
+
+    :return: PFN -> its mappings (an empty list: nobody maps it)
+    """
+    from drgn_ptwalk.walk import pt_range_walk
+
+    ps = 1 << prog["PAGE_SHIFT"].value_()
+    pfns = sorted(set(pfns))
+    mms = _Mms(prog)
+    rmap = _Rmap(prog)
+    out: Dict[int, List[WhoMaps]] = {pfn: [] for pfn in pfns}
+    untracked: Set[int] = set()
+    # mm -> address -> [(pfn, vma, found_by)]
+    want: Dict[int, Dict[int, List[Tuple[int, int, str]]]] = defaultdict(lambda: defaultdict(list))
+    for pfn in pfns:
+        try:
+            cands = rmap.candidates(pfn)
+        except FaultError:
+            cands = None
+        if cands is None:
+            untracked.add(pfn)
+            continue
+        for v, addr, how in cands:
+            want[v.mm][addr].append((pfn, v.addr, how))
+    for mm, by_addr in want.items():
+        procs = mms.by_mm.get(mm, ())
+        addrs = sorted(by_addr)
+        for e in _walk_ranges(prog, mm, addrs, ps):
+            if e.pfn is None:
+                continue
+            k = bisect_left(addrs, e.start)
+            while k < len(addrs) and addrs[k] < e.end:
+                addr = addrs[k]
+                at = e.pfn + (addr - e.start) // ps
+                for pfn, vma, how in by_addr[addr]:
+                    if pfn == at:
+                        for pid, task in procs:
+                            out[pfn].append(WhoMaps(pfn, pid, task, vma, addr, e.level, e.type, how))
+                k += 1
+    if untracked:
+        lo, hi = min(untracked), max(untracked)
+        for mm_addr, procs in mms.by_mm.items():
+            mm = Object(prog, "struct mm_struct *", mm_addr)
+            try:
+                for e in pt_range_walk(mm, include_none=False, types=(PtType.FOLIO, PtType.PFN),
+                                       split_folios=False):
+                    if e.pfn is None:
+                        continue
+                    n = (e.end - e.start) // ps
+                    if e.pfn > hi or e.pfn + n <= lo:
+                        continue
+                    for pfn in range(max(e.pfn, lo), min(e.pfn + n, hi + 1)):
+                        if pfn in untracked:
+                            addr = e.start + (pfn - e.pfn) * ps
+                            for pid, task in procs:
+                                out[pfn].append(WhoMaps(pfn, pid, task, e.vma or 0, addr, e.level, e.type,
+                                                        "walk"))
+            except (FaultError, ValueError, LookupError):
+                continue
+    for recs in out.values():
+        recs.sort(key=lambda r: (r.pid, r.address))
+    return out
+
+
+def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
+    """
+    Every (process, VMA, address) whose page tables map *pfn*, found by the kernel's reverse map (see the
+    module doc) and confirmed by walking that address.
+
+    :param pfn: a page frame number (``phys >> PAGE_SHIFT``)
+    :raises ValueError: if *pfn* has no ``struct page``
+    """
+    from drgn_ptwalk.page import highest_memmap_pfn
+
+    top = highest_memmap_pfn(prog)
+    if pfn < 0 or pfn > top:
+        raise ValueError(f"PFN {pfn:#x} has no struct page (highest_memmap_pfn is {top:#x})")
+    return whomaps_pfns(prog, [pfn])[pfn]
+
+
+class PageKind(NamedTuple):
+    """What a page is."""
+
+    pfn: int
+    kind: str
+    """``"free"``, ``"slab"``, ``"page_table"``, ``"page_cache"``, ``"shmem"``, ``"anon"``, ``"ksm"``,
+    ``"hugetlb"``, ``"hugetlb_free"``, ``"zero_page"``, ``"reserved"``, ``"hwpoison"``, ``"offline"``,
+    ``"hole"`` (no online ``struct page``) or ``"kernel"`` (allocated, none of these)."""
+    detail: str
+    """Buddy order, slab cache name, file path and offset, ...; ``""`` if nothing more is known."""
+    kpageflags: int
+    """The page's /proc/kpageflags value."""
+
+
+def page_kind(prog: Program, pfn: int) -> PageKind:
+    """
+    What *pfn* is (see :class:`PageKind`), from its /proc/kpageflags value and its ``struct page``.
+
+    :raises ValueError: if *pfn* is negative
+    """
+    if pfn < 0:
+        raise ValueError(f"bad PFN {pfn:#x}")
+    if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):
+        v = kpage_values(prog, pfn, pfn + 1)
+        return PageKind(pfn, "hole", "", v.flags[0] if len(v.flags) else 0)
+    flags = kpage_values(prog, pfn, pfn + 1).flags[0]
+
+    def has(name: str) -> bool:
+        return bool(flags >> KPF[name] & 1)
+
+    if has("HWPOISON"):
+        return PageKind(pfn, "hwpoison", "", flags)
+    head = compound_head_pfn(prog, pfn)
+    page = _page(prog, head)
+    if has("BUDDY"):
+        # is_free_buddy_page(): the PageBuddy head covering it; its order is page->private.
+        ctx = _kpage_ctx(prog)
+        detail = ""
+        for k in range(ctx.max_order + 1):
+            h = pfn & ~((1 << k) - 1)
+            try:
+                b = read_struct_pages(prog, h, 1)
+            except FaultError:
+                break
+            order = _U64.unpack_from(b, ctx.private)[0]
+            if _ptype(ctx, _U32.unpack_from(b, ctx.mapcount)[0], "buddy") and order >= k:
+                detail = f"order {order} block at PFN {h:#x}"
+                break
+        return PageKind(pfn, "free", detail, flags)
+    if has("ZERO_PAGE"):
+        return PageKind(pfn, "zero_page", "huge zero folio" if has("THP") else "", flags)
+    if has("SLAB"):
+        try:
+            slab = cast("struct slab *", page)
+            name = slab.slab_cache.name.string_().decode(errors="replace")
+        except (LookupError, FaultError):
+            name = ""
+        return PageKind(pfn, "slab", name, flags)
+    if has("PGTABLE"):
+        return PageKind(pfn, "page_table", "", flags)
+    if has("OFFLINE"):
+        return PageKind(pfn, "offline", "", flags)
+    mapping = page.mapping.value_()
+    file_detail = ""
+    if mapping and not mapping & 3:
+        try:
+            host = Object(prog, "struct address_space *", mapping).host
+            ps = 1 << prog["PAGE_SHIFT"].value_()
+            order = folio_order(prog, head)
+            pgoff = _pgoff(prog, has("HUGE"), _index(page), 1 << order, pfn - head)
+            file_detail = f"{_file_name(host)} offset {pgoff * ps:#x}"
+        except (LookupError, FaultError, ValueError):
+            pass
+    if has("HUGE"):
+        mapped = has("MMAP") or page._refcount.counter.value_() > 0
+        detail = file_detail or f"order {folio_order(prog, head)} folio at PFN {head:#x}"
+        return PageKind(pfn, "hugetlb" if mapped else "hugetlb_free", detail, flags)
+    if has("ANON") and page.mapping.value_() & 3 == 3:
+        return PageKind(pfn, "ksm", "", flags)
+    if has("ANON"):
+        return PageKind(pfn, "anon", "", flags)
+    if mapping and not mapping & 3:
+        return PageKind(pfn, "shmem" if has("SWAPBACKED") else "page_cache", file_detail, flags)
+    if has("RESERVED"):
+        return PageKind(pfn, "reserved", "", flags)
+    return PageKind(pfn, "kernel", "", flags)

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The judge for drgn_ptwalk.rmap.
+
+* whomaps: for every present page of every captured pagemap, the set of (process, address) whomaps finds
+  among the captured processes is exactly the set the pagemaps say (a thread's pagemap is its process's:
+  PIDs are compared by thread-group ID).
+* page_kind: for a sample of the PFNs the kernel's own /proc/kpageflags (captured in the guest) calls free,
+  slab, page table or page cache, it says the same; a page-cache page mapped by a captured process names
+  that process's file (its /proc/PID/maps path) and offset.
+"""
+
+import random
+from collections import Counter, defaultdict
+from typing import Dict, List, Set, Tuple
+
+import pytest
+from drgn.helpers.linux.pid import find_task
+
+from drgn_ptwalk.kpage import KPF
+from drgn_ptwalk.rmap import page_kind, whomaps_pfns
+from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
+
+_REPORT: Dict[str, str] = {}
+
+
+class _Reporter:
+    def pytest_terminal_summary(self, terminalreporter):
+        if not _REPORT:
+            return
+        terminalreporter.section("whomaps against the captured pagemaps")
+        for name in sorted(_REPORT):
+            terminalreporter.write_line(f"{name}: {_REPORT[name]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rmap_report(request):
+    request.config.pluginmanager.register(_Reporter(), "ptwalk-rmap-report")
+    yield
+
+
+def _maps_lines(path) -> List[Tuple[int, int, int, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split(None, 5)
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        out.append((start, end, int(parts[2], 16), parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+def _pagemaps(vmcore, prog):
+    """PFN -> {(tgid, address)} of every present page of every captured pagemap, and PFN -> (path, offset)
+    of present file pages."""
+    ps = vmcore.page_size
+    present: Dict[int, Set[Tuple[int, int]]] = defaultdict(set)
+    files: Dict[int, Tuple[str, int]] = {}
+    for name, pid in pids(vmcore.truth).items():
+        path = vmcore.pid_dir(pid) / "pagemap.bin"
+        if not path.is_file():
+            continue
+        task = find_task(prog, pid)
+        tgid = task.tgid.value_() if task else pid
+        maps = _maps_lines(vmcore.pid_dir(pid) / "maps")
+        for rec in read_pagemap(path):
+            line = next((m for m in maps if m[0] == rec.start), None)
+            for i, e in enumerate(rec.entries):
+                if not e & PM_PRESENT:
+                    continue
+                pfn = e & PM_PFN_MASK
+                addr = rec.start + i * ps
+                present[pfn].add((tgid, addr))
+                if e & PM_FILE and line is not None and line[3].startswith("/"):
+                    files[pfn] = (line[3], line[2] + (addr - line[0]))
+    return present, files
+
+
+def test_whomaps_is_the_pagemaps(vmcore):
+    prog = vmcore.prog()
+    present, _ = _pagemaps(vmcore, prog)
+    captured = {tgid for s in present.values() for tgid, _ in s}
+    got = whomaps_pfns(prog, present)
+    bad = []
+    how = Counter()
+    for pfn, want in present.items():
+        have = {(r.pid, r.address) for r in got[pfn] if r.pid in captured}
+        how.update({r.found_by for r in got[pfn]} or {"none"})
+        if have != want:
+            bad.append(f"{pfn:#x}: missing {sorted((p, hex(a)) for p, a in want - have)[:4]} "
+                       f"extra {sorted((p, hex(a)) for p, a in have - want)[:4]}")
+    _REPORT[vmcore.name] = (f"{len(present)} PFNs mapped by {len(captured)} processes, {len(bad)} differ; "
+                            f"found by {dict(how)}")
+    assert not bad, f"{len(bad)} PFNs: " + "; ".join(bad[:8])
+
+
+_KINDS = {"free": "BUDDY", "slab": "SLAB", "page_table": "PGTABLE"}
+
+
+def test_page_kind_says_what_the_kernel_says(vmcore):
+    truth = read_kpage(vmcore.truth)
+    if truth is None:
+        pytest.fail(f"{vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
+    prog = vmcore.prog()
+    flags = truth.files["kpageflags"]
+    rnd = random.Random(15)
+    failures = []
+    for kind, bit in _KINDS.items():
+        pfns = [p for p in range(truth.npfn) if flags[p] >> KPF[bit] & 1 and p not in truth.changed]
+        assert pfns, f"no {kind} page in the kernel's kpageflags"
+        for pfn in rnd.sample(pfns, min(25, len(pfns))):
+            k = page_kind(prog, pfn)
+            if k.kind != kind:
+                failures.append(f"{pfn:#x}: kernel {bit}, page_kind {k}")
+    _, files = _pagemaps(vmcore, prog)
+    sample = rnd.sample(sorted(files), min(25, len(files)))
+    assert sample, "no file page mapped by the workload"
+    for pfn in sample:
+        path, offset = files[pfn]
+        k = page_kind(prog, pfn)
+        name, _, off = k.detail.rpartition(" offset ")
+        # The page belongs to the file's own inode: maps prints the path the process used (through an
+        # overlay mount, file_user_path()), page_kind the inode's path on its file system: same file name.
+        user = path.replace(" (deleted)", "")
+        same_file = user.endswith(name) or user.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]
+        if k.kind not in ("page_cache", "shmem", "hugetlb") or int(off or "-1", 0) != offset or not same_file:
+            failures.append(f"{pfn:#x}: maps says {path} offset {offset:#x}, page_kind {k}")
+    assert not failures, "; ".join(failures[:10])
