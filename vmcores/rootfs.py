@@ -263,7 +263,7 @@ def build_stage1(kernel_dir: Path, busybox: Path, modules, payload: Dict[str, Pa
 def drive_args(image: Path) -> List[str]:
     """QEMU arguments for the root image as a virtio disk whose writes go to a temporary overlay."""
     return ["-drive", f"file={image},format=raw,if=none,id=rootfs,snapshot=on",
-            "-device", "virtio-blk-pci,drive=rootfs"]
+            "-device", "virtio-blk-pci,drive=rootfs,serial=ptwalk-rootfs"]
 
 
 # ---------------------------------------------------------------------------------------------------------
