@@ -15,6 +15,7 @@ drgn itself on ``/proc/kcore``) reuses this module with its own package set.
 """
 
 import hashlib
+import inspect
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -137,8 +139,10 @@ def download(apt: fetch.Apt, suite: str, arch: str, packages: List[str],
 
 
 def digest(suite: str, arch: str, name: str, closure: List[Tuple[str, str, str]]) -> str:
-    h = hashlib.sha256(json.dumps([suite, arch, name, closure]).encode())
-    h.update(Path(__file__).read_bytes())
+    """The image's inputs: the resolved packages and the code and settings that lay out the tree."""
+    h = hashlib.sha256(json.dumps([suite, arch, name, closure, USERS, WWW_FILES, FREE_MIB]).encode())
+    for fn in (_make_tree, _extract, configure, _mkfs):
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
 
 
@@ -196,10 +200,33 @@ def _extract(deb: Path, root: Path) -> None:
         raise FetchError(f"extracting {deb.name} failed: {tar.stderr.strip()[-1000:]}")
 
 
+def _make_tree(root: Path, arch: str, debs: List[Path]) -> None:
+    root.mkdir()
+    # merged /usr, as trixie's base-files lays it out
+    (root / "usr").mkdir()
+    for d in ["bin", "sbin", "lib"] + (["lib64"] if arch == "amd64" else []):
+        (root / "usr" / d).mkdir()
+        (root / d).symlink_to(f"usr/{d}")
+    for deb in debs:
+        _extract(deb, root)
+    configure(root, arch)
+
+
+def _mkfs(root: Path, img: Path) -> Tuple[int, int]:
+    """``root`` as an ext4 image with FREE_MIB to spare: (MiB used by the tree, image size in MiB)."""
+    used = int(subprocess.run(["du", "-sm", "--apparent-size", str(root)], capture_output=True, text=True,
+                              check=True).stdout.split()[0])
+    size_mib = (used * 5 // 4 + FREE_MIB + 63) // 64 * 64
+    p = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "ptwalk-root", "-d", str(root), str(img), f"{size_mib}M"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise FetchError(f"mkfs.ext4 -d failed: {p.stderr.strip()[-2000:]}")
+    return used, size_mib
+
+
 def build_image(apt: fetch.Apt, suite: str, arch: str, name: str) -> Dict[str, Any]:
     """The ext4 image of package set ``name`` for ``suite``/``arch`` (cached); returns its description:
     ``image``, ``digest``, ``packages`` (name=version), ``seconds`` spent building it now (0 if cached)."""
-    import time
     packages = PACKAGE_SETS[name]
     closure = resolve(apt, suite, arch, packages)
     dig = digest(suite, arch, name, closure)
@@ -216,26 +243,15 @@ def build_image(apt: fetch.Apt, suite: str, arch: str, name: str) -> Dict[str, A
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         root = Path(tmp) / "root"
-        root.mkdir()
-        # merged /usr, as trixie's base-files lays it out
-        (root / "usr").mkdir()
-        libdirs = ["bin", "sbin", "lib"] + (["lib64"] if arch == "amd64" else [])
-        for d in libdirs:
-            (root / "usr" / d).mkdir()
-            (root / d).symlink_to(f"usr/{d}")
-        for deb in debs:
-            _extract(deb, root)
-        configure(root, arch)
+        _make_tree(root, arch, debs)
         t_x = time.monotonic() - t0 - t_dl
-        used = int(subprocess.run(["du", "-sm", "--apparent-size", str(root)], capture_output=True, text=True,
-                                  check=True).stdout.split()[0])
         img = Path(tmp) / "image.ext4"
-        size_mib = (used * 5 // 4 + FREE_MIB + 63) // 64 * 64
-        p = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "ptwalk-root", "-d", str(root), str(img),
-                            f"{size_mib}M"], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise FetchError(f"mkfs.ext4 -d failed: {p.stderr.strip()[-2000:]}")
+        used, size_mib = _mkfs(root, img)
         os.replace(img, out)
+    # Older images of this set (other package versions) are not used again.
+    for old in out.parent.glob(f"{name}-{suite}-{arch}-*.ext4"):
+        if old != out:
+            old.unlink(missing_ok=True)
     seconds = {"download": round(t_dl, 1), "extract": round(t_x, 1),
                "image": round(time.monotonic() - t0 - t_dl - t_x, 1)}
     print(f"[rootfs] {out.name}: {len(closure)} packages, {used} MiB in a {size_mib} MiB image; "
