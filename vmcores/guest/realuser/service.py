@@ -19,7 +19,7 @@ SHM_SIZE = 8 << 20
 db = sqlite3.connect(":memory:", check_same_thread=False)
 db.execute("create table items (id integer primary key, name text, payload blob)")
 db.executemany("insert into items values (?, ?, ?)",
-               ((i, f"item-{i}", bytes((i * 7 + j) & 0xFF for j in range(64))) for i in range(ROWS)))
+               ((i, f"item-{i}", i.to_bytes(8, "little") * 8) for i in range(ROWS)))
 db.commit()
 cache = {}
 shm = shared_memory.SharedMemory(name="ptwalk-py", create=True, size=SHM_SIZE)
