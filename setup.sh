@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 pkgs="qemu-system-x86 qemu-system-arm gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross cpio kmod xz-utils zstd e2fsprogs xfsprogs
-      debian-archive-keyring dpkg util-linux"
+      debian-archive-keyring dpkg util-linux tar"
 missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"; done)
 if [ -n "$missing" ]; then
     SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Dict, List
 
-from . import fetch, guest, qemu
+from . import fetch, guest, qemu, rootfs
 from .fetch import cache_dir
 
 MANIFEST = Path(__file__).resolve().parent / "kernels.toml"
@@ -77,10 +77,15 @@ def page_size_of(e: Dict[str, Any]) -> int:
 
 
 def _prepare(e: Dict[str, Any], apt: fetch.Apt, work: Path):
+    """(kernel dir, kernel.json, initramfs, extra QEMU arguments, rootfs image description or None)."""
     kdir = fetch.fetch_kernel(apt, e["suite"], e["arch"], e["flavour"])
     kinfo = json.loads((kdir / "kernel.json").read_text())
     busybox = fetch.fetch_busybox(apt, e["arch"])
     workload = guest.build_workload(e["arch"])
+    if e.get("rootfs"):
+        # A Debian root image with real servers (vmcores/rootfs.py) instead of the workload's initramfs.
+        initramfs, argv, image = rootfs.prepare_guest(e, apt, kdir, busybox, workload, work)
+        return kdir, kinfo, initramfs, argv, image
     kdump = None
     if qemu.kdump_levels(e):
         # The capture kernel is the crashed one (as with Debian's kdump-tools); kexec, makedumpfile and
@@ -93,7 +98,7 @@ def _prepare(e: Dict[str, Any], apt: fetch.Apt, work: Path):
                  "initrd": guest.build_capture_initramfs(kdir, busybox, tools, work / "capture.cpio.gz")}
     initramfs = guest.build_initramfs(kdir, e["arch"], busybox, workload, kinfo["release"],
                                       work / "initramfs.cpio.gz", kdump=kdump)
-    return kdir, kinfo, initramfs
+    return kdir, kinfo, initramfs, [], None
 
 
 def _inputs_digest(e: Dict[str, Any], kinfo: Dict[str, Any]) -> str:
@@ -126,6 +131,8 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
     info = fetch.resolve_kernel(apt, e["suite"], e["arch"], e["flavour"])
     meta_path = out / "meta.json"
     digest = _inputs_digest(e, info)
+    if e.get("rootfs"):
+        digest = hashlib.sha256((digest + rootfs.guest_digest(e, apt)).encode()).hexdigest()[:16]
     if meta_path.is_file() and not force:
         meta = json.loads(meta_path.read_text())
         if meta.get("digest") == digest and all(Path(p).is_file() for p in meta["dumps"].values()):
@@ -133,10 +140,11 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
             return meta
     meta_path.unlink(missing_ok=True)
     t0 = time.monotonic()
-    kdir, kinfo, initramfs = _prepare(e, apt, out)
+    kdir, kinfo, initramfs, extra_argv, image = _prepare(e, apt, out)
     t_prep = time.monotonic() - t0
     log(f"[vmcores] {kernel_id}: booting {kinfo['release']} ({kinfo['version']}) on {e['cpu']}")
     g = qemu.Guest(e, kdir, initramfs, out, page_size_of(e))
+    g.argv += extra_argv
     dumps: Dict[str, str] = {}
     try:
         g.start()
@@ -187,6 +195,8 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
     }
+    if image is not None:
+        meta["rootfs"] = image
     tmp = meta_path.with_name("meta.json.tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, meta_path)
@@ -230,8 +240,9 @@ def live(kernel_id: str, log=print, churn: bool = False) -> qemu.Guest:
     work.mkdir(parents=True, exist_ok=True)
     apt = fetch.Apt()
     apt.update()
-    kdir, kinfo, initramfs = _prepare(e, apt, work)
+    kdir, kinfo, initramfs, extra_argv, _ = _prepare(e, apt, work)
     g = qemu.Guest(e, kdir, initramfs, work, page_size_of(e))
+    g.argv += extra_argv
     g.start()
     try:
         g.wait_ready(ready_timeout(e))
