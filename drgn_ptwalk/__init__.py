@@ -40,10 +40,14 @@ _EXPORTS: Dict[str, str] = {
     "MemmapSummary": "drgn_ptwalk.memmap",
     "memmap": "drgn_ptwalk.memmap",
     "PageKind": "drgn_ptwalk.rmap",
+    "TableOwner": "drgn_ptwalk.rmap",
     "WhoMaps": "drgn_ptwalk.rmap",
+    "WhoSwaps": "drgn_ptwalk.rmap",
     "page_kind": "drgn_ptwalk.rmap",
+    "page_table_owners": "drgn_ptwalk.rmap",
     "whomaps": "drgn_ptwalk.rmap",
     "whomaps_pfns": "drgn_ptwalk.rmap",
+    "whoswaps": "drgn_ptwalk.rmap",
     "PageInfo": "drgn_ptwalk.page",
     "compound_head_pfn": "drgn_ptwalk.page",
     "folio_info": "drgn_ptwalk.page",
@@ -142,7 +146,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
     from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
-    from drgn_ptwalk.rmap import PageKind, WhoMaps, page_kind, whomaps, whomaps_pfns
+    from drgn_ptwalk.rmap import (
+        PageKind,
+        TableOwner,
+        WhoMaps,
+        WhoSwaps,
+        page_kind,
+        page_table_owners,
+        whomaps,
+        whomaps_pfns,
+        whoswaps,
+    )
     from drgn_ptwalk.swapinfo import SwapTypes, swap_types
     from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
     from drgn_ptwalk.walk import mm_segments, pt_range_walk

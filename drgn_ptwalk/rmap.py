@@ -36,7 +36,8 @@ from drgn_ptwalk.entry import PtLevel, PtType
 from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpage_values, max_dump_pfn, pfn_online
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
 
-__all__ = ("PageKind", "WhoMaps", "page_kind", "whomaps", "whomaps_pfns")
+__all__ = ("PageKind", "TableOwner", "WhoMaps", "WhoSwaps", "page_kind", "page_table_owners", "whomaps",
+           "whomaps_pfns", "whoswaps")
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -123,15 +124,21 @@ class _Mms:
 
     def __init__(self, prog: Program) -> None:
         self.by_mm: Dict[int, List[Tuple[int, Object]]] = defaultdict(list)
-        for task in for_each_task(prog):
-            try:
-                if task.pid != task.tgid:
+        seen: Set[Tuple[int, int]] = set()
+        # Leaders first; a thread counts for a process whose leader has exited (a zombie leader has no mm
+        # while its other threads still use one).
+        for leaders in (True, False):
+            for task in for_each_task(prog):
+                try:
+                    if (task.pid == task.tgid) != leaders:
+                        continue
+                    mm = task.mm.value_()
+                    tgid = task.tgid.value_()
+                except FaultError:
                     continue
-                mm = task.mm.value_()
-            except FaultError:
-                continue
-            if mm:
-                self.by_mm[mm].append((task.tgid.value_(), task))
+                if mm and (mm, tgid) not in seen:
+                    seen.add((mm, tgid))
+                    self.by_mm[mm].append((tgid, task))
 
 
 class _Vma(NamedTuple):
@@ -318,6 +325,191 @@ def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
     return whomaps_pfns(prog, [pfn])[pfn]
 
 
+class WhoSwaps(NamedTuple):
+    """One page-table entry holding a swap entry: a process and the user address there."""
+
+    swap_type: int
+    offset: int
+    pid: int
+    """Thread-group ID of a process whose mm it is (one record per process sharing the mm)."""
+    task: Object
+    """``struct task_struct *`` of that process."""
+    vma: int
+    """Address of the ``struct vm_area_struct``."""
+    address: int
+    level: PtLevel
+
+
+def whoswaps(prog: Program, entries: Iterable[Tuple[int, int]]) -> Dict[Tuple[int, int], List[WhoSwaps]]:
+    """
+    Which processes hold each swap entry ``(type, offset)`` of *entries* in their page tables (the
+    ``type:offset`` of a swap device slot, as pagemap and ``swp_entry_t`` give it).
+
+    Nothing in a dump leads from a swap slot back to its page-table entries (the kernel's swapoff
+    walks every mm too): one walk over every process's page tables, of swap entries only, answers all
+    the entries of a call. Shmem pages swapped out sit in their file's page cache, not in page tables,
+    and are not listed.
+
+    :return: ``(type, offset)`` -> its holders, sorted by PID and address (an empty list: nobody)
+    """
+    from drgn_ptwalk.walk import pt_range_walk
+
+    ps = 1 << prog["PAGE_SHIFT"].value_()
+    wanted: Dict[int, Set[int]] = defaultdict(set)
+    for t, off in entries:
+        if t < 0 or off < 0:
+            raise ValueError(f"bad swap entry {t}:{off:#x}")
+        wanted[t].add(off)
+    out: Dict[Tuple[int, int], List[WhoSwaps]] = {(t, o): [] for t, offs in wanted.items() for o in offs}
+    if not out:
+        return out
+    for mm_addr, procs in _Mms(prog).by_mm.items():
+        mm = Object(prog, "struct mm_struct *", mm_addr)
+        try:
+            for e in pt_range_walk(mm, include_none=False, types=(PtType.SWAP,)):
+                offs = wanted.get(e.swap_type)
+                if not offs or e.swap_offset is None:
+                    continue
+                n = (e.end - e.start) // ps
+                for k in range(n) if n <= len(offs) else (o - e.swap_offset for o in offs):
+                    off = e.swap_offset + k
+                    if off in offs and 0 <= k < n:
+                        for pid, task in procs:
+                            out[(e.swap_type, off)].append(
+                                WhoSwaps(e.swap_type, off, pid, task, e.vma or 0, e.start + k * ps, e.level))
+        except (FaultError, ValueError, LookupError):
+            continue
+    for recs in out.values():
+        recs.sort(key=lambda r: (r.pid, r.address))
+    return out
+
+
+class TableOwner(NamedTuple):
+    """Whose page table a page is: an mm, the level, and the addresses it translates."""
+
+    mm: int
+    """Address of the ``struct mm_struct`` (``init_mm``: the kernel's own tables)."""
+    pids: Tuple[int, ...]
+    """Thread-group IDs of the processes using that mm (empty for ``init_mm``)."""
+    level: PtLevel
+    start: int
+    end: int
+    """``[start, end)``: the virtual addresses the table translates (for a deposited table: those of
+    the PMD entry it was deposited for)."""
+    deposited: bool = False
+    """An empty PTE table kept for a PMD-mapped THP (``pgtable_trans_huge_deposit()``), reached from its
+    PMD table's ``pmd_huge_pte``, not from an entry."""
+
+
+def _deposit_layout(prog: Program) -> Optional[Tuple[int, int]]:
+    # (offset of pmd_huge_pte in the PMD table's ptdesc/page, offset of lru/pt_list), or None if the
+    # kernel keeps deposits elsewhere (no split PMD locks: mm->pmd_huge_pte, not read here).
+    for name in ("struct ptdesc", "struct page"):
+        try:
+            t = prog.type(name)
+            return offsetof(t, "pmd_huge_pte"), offsetof(t, "pt_list" if t.has_member("pt_list") else "lru")
+        except (LookupError, ValueError):
+            continue
+    return None
+
+
+def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Dict[int, List[TableOwner]]:
+    """
+    Whose page tables pages are: every table reachable from every process's mm (its user half) and from
+    ``init_mm`` (the kernel's), by one read per table. A table shared between mms (hugetlb PMD sharing)
+    has one owner per mm.
+
+    :param pfns: only these PFNs (default: every table found)
+    :return: PFN -> its owners; a page-table page that no mm reaches (freed by RCU, an EFI or other
+        private mm) is absent
+    """
+    from drgn import TypeKind
+    from drgn.helpers.linux.mm import follow_phys
+
+    from drgn_ptwalk.arch import TABLE, get_decoder
+
+    dec = get_decoder(prog)
+    ps = dec.page_size
+    want = None if pfns is None else set(pfns)
+    out: Dict[int, List[TableOwner]] = defaultdict(list)
+    nlev = len(dec.levels)
+    top = dec.user_range()[1]
+    # x86's root table covers both halves (the kernel's from index n/2, sign-extended); arm64's kernel
+    # root (TTBR1) covers the kernel half alone.
+    both = dec.levels[0][2] << dec.levels[0][1] > top
+    ext = (1 << 64) - 2 * top
+
+    def canon(a: int) -> int:
+        return a + ext if both and a >= top else a
+
+    deposit = _deposit_layout(prog)
+    vmemmap = page_layout(prog)
+
+    def deposited(mm: int, pids: Tuple[int, ...], pmd_table: int, base: int, end: int) -> None:
+        # pmd_huge_pte of the PMD table's ptdesc (split PMD locks) heads a list (lru) of deposited tables.
+        if deposit is None:
+            return
+        huge_off, lru_off = deposit
+        try:
+            first = _U64.unpack(prog.read(vmemmap.vmemmap + pmd_table // ps * vmemmap.size + huge_off, 8))[0]
+            page, n = first, 0
+            while page and n < 512:
+                pfn = (page - vmemmap.vmemmap) // vmemmap.size
+                if want is None or pfn in want:
+                    out[pfn].append(TableOwner(mm, pids, PtLevel.PTE, canon(base), canon(end - 1) + 1, True))
+                page = _U64.unpack(prog.read(page + lru_off, 8))[0] - lru_off
+                n += 1
+                if page == first:
+                    break
+        except FaultError:
+            return
+
+    def walk(mm: int, pids: Tuple[int, ...], table: int, depth: int, base: int, lo: int, hi: int) -> None:
+        lvl, shift, n = dec.levels[depth]
+        pfn = table // ps
+        if want is None or pfn in want:
+            out[pfn].append(TableOwner(mm, pids, lvl, canon(base), canon(base + (n << shift) - 1) + 1))
+        if lvl == PtLevel.PMD and pids:
+            deposited(mm, pids, table, base, base + (n << shift))
+        if depth + 1 >= nlev:
+            return
+        try:
+            data = prog.read(table, n * 8, True)
+        except FaultError:
+            return
+        first = max(0, (lo - base) >> shift)
+        last = min(n, -(-(hi - base) >> shift))
+        for i, v in enumerate(struct.unpack_from(f"<{n}Q", data)):
+            if first <= i < last and v and dec.kind(v, depth) == TABLE:
+                walk(mm, pids, dec.table_addr(v), depth + 1, base + (i << shift), lo, hi)
+
+    # (mm, pids, base of the root, [lo, hi) walked in the root's own address space)
+    roots = [(mm, tuple(pid for pid, _ in procs), 0, 0, top) for mm, procs in _Mms(prog).by_mm.items()]
+    init_mm = prog["init_mm"].address_of_()
+    kernel = [init_mm.value_()]
+    for name in ("poking_mm", "efi_mm"):  # the kernel's private mms: x86 text poking, EFI runtime services
+        try:
+            obj = prog[name]
+            kernel.append(obj.value_() if obj.type_.unqualified().kind == TypeKind.POINTER
+                          else obj.address_of_().value_())
+        except (KeyError, LookupError, FaultError):
+            pass
+    for mm in kernel[1:]:
+        if mm:
+            roots.append((mm, (), 0, 0, top))
+    roots.append((kernel[0], (), 0, top, 2 * top) if both else
+                 (kernel[0], (), (1 << 64) - top, (1 << 64) - top, 1 << 64))
+    for mm, pids, base, lo, hi in roots:
+        try:
+            root, physical = dec.root(Object(prog, "struct mm_struct *", mm))
+            if not physical:  # the direct map, or the kernel image (x86's init_top_pgt)
+                root = follow_phys(init_mm, root).value_()
+        except (FaultError, ValueError, LookupError):
+            continue
+        walk(mm, pids, root, 0, base, lo, hi)
+    return dict(out)
+
+
 class PageKind(NamedTuple):
     """What a page is."""
 
@@ -332,10 +524,25 @@ class PageKind(NamedTuple):
     """The page's /proc/kpageflags value."""
 
 
-def page_kind(prog: Program, pfn: int) -> PageKind:
+def _owner_text(owners: List[TableOwner]) -> str:
+    o = owners[0]
+    if o.deposited:
+        return (f"PTE table deposited for the THP at {o.start:#x} of pid "
+                + ",".join(str(p) for p in o.pids[:4]))
+    if not o.pids:
+        who = "the kernel (init_mm)"
+    else:
+        who = "pid " + ",".join(str(p) for p in o.pids[:4]) + ("..." if len(o.pids) > 4 else "")
+    more = f" (+{len(owners) - 1} more mm)" if len(owners) > 1 else ""
+    return f"{o.level.name} table of {who} for {o.start:#x}-{o.end:#x}{more}"
+
+
+def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwner]]] = None) -> PageKind:
     """
     What *pfn* is (see :class:`PageKind`), from its /proc/kpageflags value and its ``struct page``.
 
+    :param owners: :func:`page_table_owners` of the PFNs asked about, when many are (a page table's owner
+        is otherwise found by a walk of every mm's tables for this PFN alone)
     :raises ValueError: if *pfn* is negative
     """
     if pfn < 0:
@@ -377,7 +584,8 @@ def page_kind(prog: Program, pfn: int) -> PageKind:
             name = ""
         return PageKind(pfn, "slab", name, flags)
     if has("PGTABLE"):
-        return PageKind(pfn, "page_table", "", flags)
+        mine = (page_table_owners(prog, [pfn]) if owners is None else owners).get(pfn)
+        return PageKind(pfn, "page_table", _owner_text(mine) if mine else "no mm reaches it", flags)
     if has("OFFLINE"):
         return PageKind(pfn, "offline", "", flags)
     mapping = page.mapping.value_()
@@ -401,6 +609,11 @@ def page_kind(prog: Program, pfn: int) -> PageKind:
         return PageKind(pfn, "anon", "", flags)
     if mapping and not mapping & 3:
         return PageKind(pfn, "shmem" if has("SWAPBACKED") else "page_cache", file_detail, flags)
+    # Kernel page tables set up early (and x86's PGDs and P4Ds) carry no PGTABLE type: a page no other
+    # state claims is looked up among the tables.
+    mine = (page_table_owners(prog, [pfn]) if owners is None else owners).get(pfn)
+    if mine:
+        return PageKind(pfn, "page_table", _owner_text(mine), flags)
     if has("RESERVED"):
         return PageKind(pfn, "reserved", "", flags)
     return PageKind(pfn, "kernel", "", flags)

@@ -7,6 +7,9 @@
 * page_kind: for a sample of the PFNs the kernel's own /proc/kpageflags (captured in the guest) calls free,
   slab, page table or page cache, it says the same; a page-cache page mapped by a captured process names
   that process's file (its /proc/PID/maps path) and offset.
+* page_table_owners: every page the kernel's kpageflags calls a page table is reached from some mm's
+  tables (or is a PTE table deposited for a THP), and every captured process's own tables are its.
+* whoswaps: for every swap entry of every captured pagemap, the (process, address) set is the pagemaps'.
 """
 
 import random
@@ -17,8 +20,8 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk.kpage import KPF
-from drgn_ptwalk.rmap import page_kind, whomaps_pfns
-from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
+from drgn_ptwalk.rmap import page_kind, page_table_owners, whomaps_pfns, whoswaps
+from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, PM_SWAP, pids, read_kpage, read_pagemap
 
 _REPORT: Dict[str, str] = {}
 
@@ -123,3 +126,100 @@ def test_page_kind_says_what_the_kernel_says(vmcore):
         if k.kind not in ("page_cache", "shmem", "hugetlb") or int(off or "-1", 0) != offset or not same_file:
             failures.append(f"{pfn:#x}: maps says {path} offset {offset:#x}, page_kind {k}")
     assert not failures, "; ".join(failures[:10])
+
+
+def test_page_table_owners(vmcore):
+    truth = read_kpage(vmcore.truth)
+    if truth is None:
+        pytest.fail(f"{vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
+    prog = vmcore.prog()
+    owners = page_table_owners(prog)
+    flags = truth.files["kpageflags"]
+    tables = [p for p in range(truth.npfn) if flags[p] >> KPF["PGTABLE"] & 1 and p not in truth.changed]
+    assert tables, "no page table in the kernel's kpageflags"
+    unowned = [p for p in tables if p not in owners]
+    assert not unowned, f"{len(unowned)} of {len(tables)} page-table pages no mm reaches: {[hex(p) for p in unowned[:8]]}"
+    # Each captured process's root table is its own.
+    from drgn_ptwalk.arch import get_decoder
+    from drgn_ptwalk.tasks import get_task_mm
+    from drgn.helpers.linux.mm import follow_phys
+
+    dec = get_decoder(prog)
+    checked = 0
+    for name, pid in pids(vmcore.truth).items():
+        task = find_task(prog, pid)
+        mm = get_task_mm(task) if task else None
+        if not mm:
+            continue
+        root, physical = dec.root(mm)
+        if not physical:
+            root = follow_phys(prog["init_mm"].address_of_(), root).value_()
+        mine = owners.get(root // dec.page_size, [])
+        assert any(task.tgid.value_() in o.pids and o.mm == mm.value_() for o in mine), (name, mine)
+        assert page_kind(prog, root // dec.page_size, owners).kind == "page_table", name
+        checked += 1
+    assert checked
+
+
+def test_whoswaps_is_the_pagemaps(vmcore):
+    prog = vmcore.prog()
+    ps = vmcore.page_size
+    nswap = prog["nr_swapfiles"].value_()
+    want: Dict[Tuple[int, int], Set[Tuple[int, int]]] = defaultdict(set)
+    captured = set()
+    for name, pid in pids(vmcore.truth).items():
+        path = vmcore.pid_dir(pid) / "pagemap.bin"
+        task = find_task(prog, pid)
+        if not path.is_file() or not task:
+            continue
+        captured.add(task.tgid.value_())
+        for rec in read_pagemap(path):
+            for i, e in enumerate(rec.entries):
+                # PM_SWAP with a swap device's type: a swapped-out page (higher types are migration,
+                # device, hwpoison entries and markers).
+                if e & PM_SWAP and not e & PM_PRESENT and (e & 0x1F) < nswap:
+                    want[(e & 0x1F, (e & PM_PFN_MASK) >> 5)].add((task.tgid.value_(), rec.start + i * ps))
+    if vmcore.scenario == "default":
+        assert want, "no swapped-out page in the captured pagemaps (the swap scenario swaps some out)"
+    got = whoswaps(prog, want)
+    bad = [f"{t}:{o:#x}: want {sorted(w)[:3]} have {sorted((r.pid, r.address) for r in got[(t, o)])[:3]}"
+           for (t, o), w in want.items() if {(r.pid, r.address) for r in got[(t, o)] if r.pid in captured} != w]
+    assert not bad, f"{len(bad)} of {len(want)} swap entries: " + "; ".join(bad[:6])
+
+
+def test_whomaps_command(default_vmcore):
+    """The ``whomaps`` command says what the API says: a page (who maps it, what it is) and a swap entry."""
+    import io
+    import json
+
+    from drgn_ptwalk.commands import execute, lookup, make_parser
+
+    def run(*argv: str):
+        cmd = lookup("whomaps")
+        out = io.StringIO()
+        execute(cmd, prog, make_parser(cmd).parse_args(list(argv)), out)
+        return json.loads(out.getvalue())
+
+    v = default_vmcore
+    prog = v.prog()
+    pid = v.pids["swap"]
+    swapped = present = None
+    for rec in read_pagemap(v.pid_dir(pid) / "pagemap.bin"):
+        for i, e in enumerate(rec.entries):
+            if e & PM_PRESENT and present is None:
+                present = e & PM_PFN_MASK
+            if e & PM_SWAP and not e & PM_PRESENT and swapped is None:
+                swapped = (e & 0x1F, (e & PM_PFN_MASK) >> 5, rec.start + i * v.page_size)
+    assert present is not None and swapped is not None, "the swap scenario has no present and no swapped page"
+    (page,) = run(str(present), "--json")
+    assert page["pfn"] == present and page["kind"] == page_kind(prog, present).kind
+    tgid = find_task(prog, pid).tgid.value_()
+    assert tgid in {m["pid"] for m in page["mappings"]}
+    t, off, addr = swapped
+    (entry,) = run("--swap", f"{t}:{off:#x}", "--json")
+    assert (entry["type"], entry["offset"]) == (t, off)
+    assert (tgid, addr) in {(h["pid"], h["address"]) for h in entry["holders"]}
+    with pytest.raises(ValueError):
+        run("--swap", "nonsense")
+    with pytest.raises(ValueError):
+        run()
