@@ -50,8 +50,10 @@ RULES: Dict[str, str] = {
                    "KPF_MMAP marks every page of a large folio any page of which is mapped, so a partly "
                    "mapped THP counts whole here",
     "anon_unmapped": "anonymous pages no process maps (swap cache, being freed): no counter",
-    "shmem": "Shmem (NR_SHMEM): tmpfs, SysV and shared anonymous pages, mapped or not; here the pages "
-             "flagged swap-backed and not anonymous (a difference is not explained yet)",
+    "shmem": "Shmem (NR_SHMEM): tmpfs, SysV and shared anonymous pages in their file's page cache, mapped "
+             "or not: the pages flagged swap-backed, not anonymous and not in the swap cache",
+    "shmem_swapcache": "shmem pages written to swap and still in the swap cache: out of their file's page "
+                       "cache, so out of Shmem (SwapCached counts them with the anonymous ones)",
     "file_mapped": "Mapped (NR_FILE_MAPPED) counts the mapped pages of file and shmem folios: shmem's "
                    "mapped pages are in the shmem row here",
     "file_unmapped": "page cache no process maps: Cached - Shmem - Mapped (the kernel counts folios on "
@@ -96,7 +98,8 @@ def _row(v: int) -> str:
     if has("ANON"):
         return "anon_mapped" if has("MMAP") else "anon_unmapped"
     if has("SWAPBACKED"):
-        return "shmem"
+        # shmem_writeout() moves the folio from the shmem mapping to the swap cache (NR_SHMEM drops).
+        return "shmem_swapcache" if has("SWAPCACHE") else "shmem"
     if has("LRU") or (has("UPTODATE") and has("MMAP")):
         return "file_mapped" if has("MMAP") else "file_unmapped"
     if has("RESERVED"):
@@ -176,8 +179,21 @@ def memmap(prog: Program) -> MemmapSummary:
         counts[0] = counts.get(0, 0) - holes
     rows: Dict[str, int] = dict.fromkeys(_ORDER, 0)
     rows["hole"] = holes
+    row_of = {v: _row(v) for v in counts}
     for v, n in counts.items():
-        rows[_row(v)] += n
+        rows[row_of[v]] += n
+    # A tail page is in its folio's row. v6.1's kpageflags gives tails their own page->flags (no
+    # SWAPBACKED, LRU, ...: a shmem THP's tails would land in other_kernel); later kernels give them the
+    # folio's, and this pass moves nothing.
+    tail, head = 1 << KPF["COMPOUND_TAIL"], 1 << KPF["COMPOUND_HEAD"]
+    if any(v & tail and row_of[v] != "hugetlb" for v in counts):
+        head_row = None
+        for v in values:
+            if v & head:
+                head_row = row_of[v]
+            elif v & tail and head_row is not None and row_of[v] != head_row:
+                rows[row_of[v]] -= 1
+                rows[head_row] += 1
     page_size = 1 << prog["PAGE_SHIFT"].value_()
     counters = _counters(prog, page_size)
     out = [MemmapRow(name, rows[name], counters.get(name)) for name in _ORDER]

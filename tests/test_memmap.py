@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """drgn_ptwalk.memmap: the rows add up to every PFN /proc/kpageflags covers, and the rows whose kernel
-counter counts exactly the same pages (free buddy pages, the hugetlb pool, page tables) equal it; every
+counter counts exactly the same pages (free buddy pages, the hugetlb pool, page tables, shmem in its page
+cache) equal it; every
 other difference has its rule (memmap.RULES)."""
 
 from drgn_ptwalk.memmap import RULES, memmap
 
-EXACT = ("free", "hugetlb", "page_tables")
+EXACT = ("free", "hugetlb", "page_tables", "shmem")
 
 
 def test_memmap_adds_up(vmcore):
