@@ -487,7 +487,9 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     roots = [(mm, tuple(pid for pid, _ in procs), 0, 0, top) for mm, procs in _Mms(prog).by_mm.items()]
     init_mm = prog["init_mm"].address_of_()
     kernel = [init_mm.value_()]
-    for name in ("poking_mm", "efi_mm"):  # the kernel's private mms: x86 text poking, EFI runtime services
+    # The kernel's private mms: x86 text poking (poking_mm, renamed text_poke_mm in v7.x), EFI runtime
+    # services, Intel TXT.
+    for name in ("poking_mm", "text_poke_mm", "efi_mm", "tboot_mm"):
         try:
             obj = prog[name]
             kernel.append(obj.value_() if obj.type_.unqualified().kind == TypeKind.POINTER
@@ -499,6 +501,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
             roots.append((mm, (), 0, 0, top))
     roots.append((kernel[0], (), 0, top, 2 * top) if both else
                  (kernel[0], (), (1 << 64) - top, (1 << 64) - top, 1 << 64))
+    seen: Set[Tuple[int, int]] = set()
     for mm, pids, base, lo, hi in roots:
         try:
             root, physical = dec.root(Object(prog, "struct mm_struct *", mm))
@@ -506,6 +509,9 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
                 root = follow_phys(init_mm, root).value_()
         except (FaultError, ValueError, LookupError):
             continue
+        if (root, lo) in seen:  # tboot_mm and init_mm share swapper's tables
+            continue
+        seen.add((root, lo))
         walk(mm, pids, root, 0, base, lo, hi)
     return dict(out)
 
