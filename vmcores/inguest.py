@@ -186,6 +186,7 @@ def payload(work: Path, workload: Path) -> Dict[str, Path]:
 def parse_results(text: str) -> Dict[str, Any]:
     """label -> result of every complete result block on the console."""
     out = {}
+    text = text.replace("\r\n", "\n")  # the serial console's line ends
     for m in re.finditer(re.escape(RESULT) + r" (\S+)\n(.*?)" + re.escape(RESULT_END), text, re.S):
         data = "".join(l.strip() for l in m.group(2).splitlines() if re.fullmatch(r"[A-Za-z0-9+/=]+", l.strip()))
         out[m.group(1)] = json.loads(zlib.decompress(base64.b64decode(data)))
@@ -249,6 +250,8 @@ def run(arch: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
     finally:
         g.kill()
     results = parse_results(text)
+    # The console of the last run stays for a look after a failure; the rest (overlays, images) goes.
+    shutil.copy(g.serial, cache_dir() / "inguest" / f"last-serial-{arch}.log")
     shutil.rmtree(work, ignore_errors=True)
     return {"results": results, "kernel": kdir.name, "disk": disk.name,
             "seconds": {"prepare": round(prepared, 1), "total": round(time.monotonic() - t0, 1)}}
