@@ -34,7 +34,7 @@ import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List
 
 from . import build, fetch, guest, qemu, rootfs
 from .fetch import FetchError, cache_dir
@@ -166,10 +166,12 @@ def live_disk(apt: fetch.Apt, e: Dict[str, Any], kdir: Path) -> Path:
 
 
 def source_tar(out: Path) -> Path:
-    """The checkout's drgn_ptwalk package as a tar (no caches)."""
+    """The checkout's drgn_ptwalk package and the live tests' rules (``vmcores/livecheck.py``) as a tar."""
     with tarfile.open(out, "w") as tf:
         tf.add(REPO / "drgn_ptwalk", "drgn_ptwalk",
                filter=lambda t: None if "__pycache__" in t.name or t.name.endswith(".pyc") else t)
+        for f in ("__init__.py", "livecheck.py"):
+            tf.add(HERE / f, f"vmcores/{f}")
     return out
 
 

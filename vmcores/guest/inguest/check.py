@@ -10,7 +10,8 @@ file the kernel's file read by this process, ours computed, the kernel's read ag
 whenever the two reads agree (this reader maps libc and the vDSO too, so only a read by this very
 process at that moment is the truth for it; a changed pair is read again). Then ``workload churn``
 walked while it changes its memory. ``check.py cli PID FILE``: the ``drgn-ptwalk -k`` CLI run in this
-process (its console script's ``main``), then the kernel's file read by the same process.
+process (its console script's ``main``), then the kernel's file read by the same process. The churn
+walks are judged by the rule of ``tests/test_live.py`` (``vmcores/livecheck.py``).
 """
 
 import argparse
@@ -26,11 +27,12 @@ import time
 import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
+# vmcores/livecheck.py comes in src.tar with drgn_ptwalk (the rules tests/test_live.py judges by).
+from vmcores.livecheck import CHURN_HI, CHURN_LO, ChurnTally, first_difference, judge_churn_walk
+
 TEXT_FILES = ("maps", "smaps", "smaps_rollup", "numa_maps")
 TRIES = 3  # reads of a pair that keeps changing under us before it counts as unstable
 CHURN = "/run/ptwalk/capture"  # the reference workload binary (static): `capture churn`
-# workload.c: churn's slot i is at CHURN_BASE + i * CHURN_STRIDE (as tests/test_live.py).
-CHURN_BASE, CHURN_STRIDE, CHURN_SLOTS = 0x200000000000, 8 << 20, 64
 
 
 def log(msg: str) -> None:
@@ -67,20 +69,6 @@ def kernel_pagemap(pid: int, ranges: List[Tuple[int, int]], page_size: int) -> D
     finally:
         os.close(fd)
     return out
-
-
-def first_difference(want: bytes, got: bytes) -> str:
-    """The first differing line, with the VMA line above it (as tests/test_live.py reports it)."""
-    a, b = want.decode(errors="replace").splitlines(), got.decode(errors="replace").splitlines()
-    head = ""
-    for i in range(max(len(a), len(b))):
-        x = a[i] if i < len(a) else "<end>"
-        y = b[i] if i < len(b) else "<end>"
-        if x != y:
-            return f"under {head!r}: kernel {x!r}, ours {y!r}"
-        if x[:1].isalnum() and "-" in x.split(" ")[0] and not x.endswith(" kB"):
-            head = x
-    return "same lines, other bytes"
 
 
 def user_pids() -> List[int]:
@@ -176,7 +164,7 @@ def check_text(prog, pid: int, name: str) -> Dict[str, Any]:
         if not res["ok"]:
             res["detail"] = ("ours raised ProcessLookupError, the kernel's read did not" if ours is None else
                              "the kernel's read failed with ESRCH, ours did not" if before is None else
-                             first_difference(before, ours))
+                             first_difference(before.decode(errors="replace"), ours.decode(errors="replace")))
         return res
     return res
 
@@ -222,79 +210,35 @@ def check_pagemap(prog, pid: int, page_size: int) -> Dict[str, Any]:
     return res
 
 
-def _page_word(prog, pfn: int, page_size: int, k: int) -> int:
-    """First word of page k of the folio at pfn (a physical read of /proc/kcore)."""
-    return int.from_bytes(prog.read((pfn + k) * page_size, 8, True), "little")
-
-
-def _still_mapped(mm, addr: int, pfn: int, prog, page_size: int, tries: int = 3) -> bool:
-    """Whether the page table keeps mapping pfn at addr while the page holds neither addr's mark nor
-    zero: a misreport (the rule of tests/test_live.py: churn writes each page's own address first)."""
-    from drgn_ptwalk import PtType, pt_range_walk
-
-    for _ in range(tries):
-        now = [e for e in pt_range_walk(mm, addr, addr + page_size) if e.type == PtType.FOLIO]
-        if not now or now[0].pfn + (addr - now[0].start) // page_size != pfn:
-            return False
-        if _page_word(prog, pfn, page_size, 0) in (0, addr):
-            return False
-    return True
-
-
 def churn_walks(prog, seconds: float) -> Dict[str, Any]:
     """Start ``workload churn``, walk its slots for *seconds* (and its smaps each time), then kill it."""
-    from drgn_ptwalk import PtType, procfs, pt_range_walk
+    from drgn_ptwalk import procfs, pt_range_walk
     from drgn_ptwalk.tasks import find_target
 
     page_size = prog["PAGE_SIZE"].value_()
-    lo, hi = CHURN_BASE, CHURN_BASE + CHURN_SLOTS * CHURN_STRIDE
     p = subprocess.Popen([CHURN, "churn"], stdin=subprocess.DEVNULL)
-    res: Dict[str, Any] = {"pid": p.pid, "walks": 0, "types": {}, "checked": 0, "raced": 0, "bad": [],
-                           "states": 0, "walk_seconds_max": 0.0}
-    shapes = set()
+    tally = ChurnTally()
+    walk_max = 0.0
     try:
         time.sleep(2)  # its first slots mapped
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline or res["walks"] < 3:
+        while time.monotonic() < deadline or tally.walks < 3:
             task = find_target(prog, p.pid)
             t0 = time.perf_counter()
-            entries = list(pt_range_walk(task.mm, lo, hi))
-            res["walk_seconds_max"] = max(res["walk_seconds_max"], round(time.perf_counter() - t0, 3))
-            res["walks"] += 1
-            prev_end = lo
-            for e in entries:
-                res["types"][e.type.name] = res["types"].get(e.type.name, 0) + 1
-                if not (prev_end <= e.start < e.end <= hi):
-                    res["bad"].append(f"entry out of order or range: {e.type.name} {e.start:#x}-{e.end:#x}")
-                prev_end = e.end
-                if e.type == PtType.ERROR:
-                    if not (e.reason and e.level is not None):
-                        res["bad"].append(f"ERROR without reason/level: {e}")
-                    continue
-                if e.type not in (PtType.NONE, PtType.FOLIO, PtType.SWAP, PtType.MIGRATION):
-                    res["bad"].append(f"churn maps only anonymous memory, got {e.type.name} at {e.start:#x}")
-                if e.type == PtType.FOLIO:
-                    n = (e.end - e.start) // page_size
-                    for k in sorted({0, n // 2, n - 1}):
-                        addr = e.start + k * page_size
-                        word = _page_word(prog, e.pfn, page_size, k)
-                        res["checked"] += 1
-                        if word in (0, addr):
-                            continue
-                        res["raced"] += 1
-                        if _still_mapped(task.mm, addr, e.pfn + k, prog, page_size):
-                            res["bad"].append(f"{addr:#x} -> PFN {e.pfn + k:#x} holds {word:#x}, still mapped")
-            shapes.add(tuple((e.type, e.start, e.end, e.pfn) for e in entries))
+            entries = list(pt_range_walk(task.mm, CHURN_LO, CHURN_HI))
+            walk_max = max(walk_max, time.perf_counter() - t0)
+            judge_churn_walk(prog, task.mm, entries, page_size, tally)
             text = procfs.smaps(task)
             if not text.count("\nRss:") == text.count("\nSize:") > 0:
-                res["bad"].append("smaps of churn is not well-formed")
+                tally.bad.append("smaps of churn is not well-formed")
     except Exception as e:
-        res["bad"].append(f"{type(e).__name__}: {e}")
+        tally.bad.append(f"{type(e).__name__}: {e}")
     finally:
         p.kill()
         p.wait()
-    res["states"] = len(shapes)
-    return res
+    return {"pid": p.pid, "walks": tally.walks, "types": dict(tally.types), "checked": tally.checked,
+            "raced": tally.raced, "bad": tally.bad, "states": len(tally.shapes), "summary": tally.summary(),
+            "walk_seconds_max": round(walk_max, 3)}
 
 
 def run_api(args) -> Dict[str, Any]:
@@ -343,7 +287,7 @@ def run_cli(args) -> Dict[str, Any]:
     res = {"pid": args.pid, "comm": _comm(args.pid), "file": args.file, "rc": rc, "seconds": seconds,
            "stderr": err.getvalue()[-2000:], "stable": want == again, "ok": rc == 0 and ours == want}
     if rc == 0 and want is not None and ours != want:
-        res["detail"] = first_difference(want, ours)
+        res["detail"] = first_difference(want.decode(errors="replace"), ours.decode(errors="replace"))
     return res
 
 
