@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -227,7 +228,12 @@ def churn_walks(prog, seconds: float) -> Dict[str, Any]:
             t0 = time.perf_counter()
             entries = list(pt_range_walk(task.mm, CHURN_LO, CHURN_HI))
             walk_max = max(walk_max, time.perf_counter() - t0)
+            # Judged with churn stopped right after the walk: the pages hold what they held then, so
+            # few mappings change before their re-check (which, under churn at full speed on the other
+            # vCPU, took a minute a walk and excused every page remapped meanwhile).
+            stop_all([p.pid])
             judge_churn_walk(prog, task.mm, entries, page_size, tally)
+            os.kill(p.pid, signal.SIGCONT)
             text = procfs.smaps(task)
             if not text.count("\nRss:") == text.count("\nSize:") > 0:
                 tally.bad.append("smaps of churn is not well-formed")
@@ -267,6 +273,8 @@ def run_api(args) -> Dict[str, Any]:
     t0 = time.perf_counter()
     res["churn"] = churn_walks(prog, args.churn_seconds)
     res["churn"]["seconds"] = round(time.perf_counter() - t0, 1)
+    # what running it costs the machine in memory: the debug info dominates
+    res["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     log(f"churn: {res['churn']['walks']} walks, {res['churn']['checked']} pages checked, "
         f"{len(res['churn']['bad'])} misreports")
     return res
@@ -285,6 +293,7 @@ def run_cli(args) -> Dict[str, Any]:
     again = kernel_file(args.pid, args.file)
     ours = out.getvalue().encode("utf-8", "surrogateescape")
     res = {"pid": args.pid, "comm": _comm(args.pid), "file": args.file, "rc": rc, "seconds": seconds,
+           "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "stderr": err.getvalue()[-2000:], "stable": want == again, "ok": rc == 0 and ours == want}
     if rc == 0 and want is not None and ours != want:
         res["detail"] = first_difference(want.decode(errors="replace"), ours.decode(errors="replace"))
