@@ -25,7 +25,7 @@ FILES = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap")
 
 
 def _arches() -> List[str]:
-    """x86_64 unless PTWALK_INGUEST_ARCHES names others (aarch64 takes twice as long under TCG)."""
+    """x86_64 unless PTWALK_INGUEST_ARCHES names others (drgn has no arm64 wheel on PyPI: aarch64 fails)."""
     return [a for a in os.environ.get("PTWALK_INGUEST_ARCHES", "x86_64").split(",") if a]
 
 

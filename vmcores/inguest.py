@@ -91,7 +91,8 @@ def drgn_wheel(arch: str, py: str) -> Path:
         cmd += ["--platform", plat]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        raise FetchError(f"pip download drgn (cp{py}, {arch}) failed: {p.stderr.strip()[-1500:]}")
+        # drgn has published manylinux wheels for x86_64 only: elsewhere pip would build it from source.
+        raise FetchError(f"pip download drgn (a cp{py} wheel for {arch}) failed: {p.stderr.strip()[-1000:]}")
     plat_re = "|".join(re.escape(x) for x in WHEEL_PLATFORMS[arch])
     wheels = sorted((w for w in d.glob(f"drgn-*-cp{py}-cp{py}-*.whl") if re.search(plat_re, w.name)),
                     key=lambda w: [int(x) for x in re.findall(r"\d+", w.name.split("-")[1])])
