@@ -68,11 +68,14 @@ def timings(run: Dict[str, Any]) -> str:
 
 
 def test_inguest_drgn_versions(inguest_run):
-    """The Debian drgn is the distribution's; the PyPI one is the wheel, shadowing it on PYTHONPATH."""
+    """The Debian drgn is the python3-drgn package's; the PyPI one is the wheel's, shadowing it on
+    PYTHONPATH."""
     deb, pypi = _result(inguest_run, "debian"), _result(inguest_run, "pypi")
+    package = next(d for d in inguest_run["debs"] if d.startswith("python3-drgn_"))
     assert deb["drgn_file"].startswith("/usr/lib/python3/dist-packages/"), deb["drgn_file"]
+    assert package.split("_")[1].startswith(deb["drgn"] + "-"), f"drgn {deb['drgn']} is not {package}'s"
     assert pypi["drgn_file"].startswith("/mnt/live/pypi/"), pypi["drgn_file"]
-    assert deb["drgn"] != pypi["drgn"], f"both runs used drgn {deb['drgn']}"
+    assert inguest_run["wheel"].split("-")[1] == pypi["drgn"], f"drgn {pypi['drgn']} is not {inguest_run['wheel']}'s"
 
 
 @pytest.mark.parametrize("label", LABELS)

@@ -34,7 +34,7 @@ import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from . import build, fetch, guest, qemu, rootfs
 from .fetch import FetchError, cache_dir
@@ -139,15 +139,17 @@ def _lay_out(tree: Path, debs: List[Path], wheel: Path, vmlinux: Path) -> None:
         shutil.copy(vmlinux, tree / "vmlinux")
 
 
-def live_disk(apt: fetch.Apt, e: Dict[str, Any], kdir: Path) -> Path:
-    """The cached ``ptwalk-live`` ext4 image of entry ``e``'s suite, architecture and kernel."""
+def live_disk(apt: fetch.Apt, e: Dict[str, Any], kdir: Path) -> Tuple[Path, Dict[str, Any]]:
+    """The cached ``ptwalk-live`` ext4 image of entry ``e``'s suite, architecture and kernel, and what it
+    holds: ``debs`` (file names), ``wheel`` (file name)."""
     debs = extra_debs(apt, e["suite"], e["arch"])
     wheel = drgn_wheel(e["arch"], python_version(apt, e["suite"], e["arch"]))
     h = hashlib.sha256(json.dumps([kdir.name, [d.name for d in debs], wheel.name]).encode())
     h.update(inspect.getsource(_lay_out).encode())
     out = cache_dir() / "inguest" / f"live-{e['arch']}-{h.hexdigest()[:16]}.ext4"
+    holds = {"debs": [d.name for d in debs], "wheel": wheel.name}
     if out.is_file():
-        return out
+        return out, holds
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         tree = Path(tmp) / "tree"
@@ -163,7 +165,7 @@ def live_disk(apt: fetch.Apt, e: Dict[str, Any], kdir: Path) -> Path:
     for old in out.parent.glob(f"live-{e['arch']}-*.ext4"):
         if old != out:
             old.unlink(missing_ok=True)
-    return out
+    return out, holds
 
 
 def source_tar(out: Path) -> Path:
@@ -226,7 +228,7 @@ def _wait_done(g: qemu.Guest, timeout: float, log: Callable[[str], None]) -> str
 
 def run(arch: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Boot the in-guest check on ``arch`` (drgn's name) and return ``{"results": {label: result},
-    "seconds": {...}, "kernel": release, "packages": [...], "wheel": name}``."""
+    "seconds": {...}, "kernel": kernel directory, "disk": live disk, "debs": [...], "wheel": name}``."""
     t0 = time.monotonic()
     e = dict(build.entry(GUEST_OF[arch]), scenario="inguest")
     apt = fetch.Apt()
@@ -235,7 +237,7 @@ def run(arch: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
     busybox = fetch.fetch_busybox(apt, e["arch"])
     workload = guest.build_workload(e["arch"])
     image = rootfs.build_image(apt, e["suite"], e["arch"], "realuser")
-    disk = live_disk(apt, e, kdir)
+    disk, holds = live_disk(apt, e, kdir)
     work = cache_dir() / "live" / f"inguest-{arch}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -256,7 +258,7 @@ def run(arch: str, log: Callable[[str], None] = print) -> Dict[str, Any]:
     # The console of the last run stays for a look after a failure; the rest (overlays, images) goes.
     shutil.copy(g.serial, cache_dir() / "inguest" / f"last-serial-{arch}.log")
     shutil.rmtree(work, ignore_errors=True)
-    return {"results": results, "kernel": kdir.name, "disk": disk.name,
+    return {"results": results, "kernel": kdir.name, "disk": disk.name, **holds,
             "seconds": {"prepare": round(prepared, 1), "total": round(time.monotonic() - t0, 1)}}
 
 
