@@ -11,7 +11,9 @@
 #                          error on older drgn is tested in test_cli.py and test_compat.py);
 #   tests/test_vmcores.py  checks the judge (the kernel's pagemap) against drgn's own follow_pfn(), which
 #                          drgn 0.0.31 cannot do in dumps that have only physical addresses ("recursive
-#                          address translation" on mm->pgd; drgn 0.3.0 can): drgn's helper, not ours.
+#                          address translation" on mm->pgd; drgn 0.3.0 can): drgn's helper, not ours;
+#   tests/test_live_inguest.py  runs drgn inside a guest, with that guest's own drgns (Debian trixie's
+#                          python3-drgn 0.0.31, the minimum, and PyPI's newest): the host's drgn plays no part.
 # PTWALK_KERNELS, if set, narrows the kernels as for the main run. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +34,5 @@ echo "min_drgn.sh: drgn $("$py" -c 'import drgn; print(drgn.__version__)') in $v
 export PATH="$venv/bin:$PATH"
 export PTWALK_KERNELS=${PTWALK_KERNELS:-x86_64-6.12,x86_64-6.12-kdump,aarch64-6.12}
 export PTWALK_FAULT_CASES=${PTWALK_FAULT_CASES:-1000}
-exec "$py" -m pytest -q -rf -p no:cacheprovider --ignore=tests/test_live.py --ignore=tests/test_vmcores.py "$@"
+exec "$py" -m pytest -q -rf -p no:cacheprovider --ignore=tests/test_live.py --ignore=tests/test_vmcores.py \
+    --ignore=tests/test_live_inguest.py "$@"

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from vmcores import build as vbuild
+from vmcores.livecheck import CHURN_HI, CHURN_LO, ChurnTally, first_difference, judge_churn_walk
 from vmcores.truth import read_pagemap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,20 +57,6 @@ def live_prog(live_guest):
     return open_program(qemu=live_guest["qmp"], symbols=[live_guest["vmlinux"]])
 
 
-def _first_difference(want: str, got: str) -> str:
-    """The first differing line, with the VMA line above it: enough to tell what changed from a CI log."""
-    a, b = want.splitlines(), got.splitlines()
-    head = ""
-    for i in range(max(len(a), len(b))):
-        x = a[i] if i < len(a) else "<end>"
-        y = b[i] if i < len(b) else "<end>"
-        if x != y:
-            return f"under {head!r}: kernel {x!r}, ours {y!r}"
-        if x[:1].isalnum() and "-" in x.split(" ")[0] and not x.endswith(" kB"):
-            head = x
-    return "same lines, other bytes"
-
-
 def test_live_procfs_equals_kernel(live_guest, live_prog):
     from drgn_ptwalk import procfs
     from drgn_ptwalk.procfs.pagemap import pagemap_records
@@ -92,7 +79,7 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
             else:
                 want, got = path.read_text(), getattr(procfs, kind)(task)
                 if got != want:
-                    diffs.append(f"{name}/{kind}: {_first_difference(want, got)}")
+                    diffs.append(f"{name}/{kind}: {first_difference(want, got)}")
         # One walk for all VMAs (QMP reads are slow; a walk per VMA of the 3000-VMA process is not).
         mm = get_task_mm(task)
         ours = {r.start: r.entries.tobytes() for r in pagemap_records(mm)} if mm else {}
@@ -107,31 +94,8 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
     assert not diffs, f"live {live_guest['id']}: differs from the kernel's output: {diffs[:20]}"
 
 
-# workload.c: churn's slot i is at CHURN_BASE + i * CHURN_STRIDE.
-CHURN_BASE, CHURN_STRIDE, CHURN_SLOTS = 0x200000000000, 8 << 20, 64
 CHURN_SECONDS = 60
 WALK_LIMIT = 60.0  # seconds one walk of churn's slots may take over QMP
-
-
-def _page_word(prog, pfn: int, page_size: int, k: int):
-    """First word of page k of the folio at pfn (physical read)."""
-    return int.from_bytes(prog.read((pfn + k) * page_size, 8, True), "little")
-
-
-def _recheck(mm, addr: int, pfn: int, prog, page_size: int, tries: int = 3) -> bool:
-    """Whether the page table keeps mapping pfn at addr while the page holds neither addr's own mark
-    nor zero: a misreport. As soon as the mapping is seen to differ, the earlier read was a snapshot of
-    a changing mm (the page may since have been freed and reused, even for addr again: the allocator
-    hands out the page freed last, hence a few tries)."""
-    from drgn_ptwalk import PtType, pt_range_walk
-
-    for _ in range(tries):
-        now = [e for e in pt_range_walk(mm, addr, addr + page_size) if e.type == PtType.FOLIO]
-        if not now or now[0].pfn + (addr - now[0].start) // page_size != pfn:
-            return False
-        if _page_word(prog, pfn, page_size, 0) in (0, addr):
-            return False
-    return True
 
 
 def _children(prog, ppid: int):
@@ -153,58 +117,23 @@ def _children(prog, ppid: int):
 def test_live_walk_under_churn(live_guest, live_prog):
     from drgn import FaultError
 
-    from drgn_ptwalk import NoMmError, PtType, TaskNotFoundError, procfs, pt_range_walk
+    from drgn_ptwalk import NoMmError, TaskNotFoundError, procfs, pt_range_walk
     from drgn_ptwalk.tasks import find_target
     from drgn_ptwalk.vmatree import PtWalkError
 
     prog = live_prog
     exits: Counter = Counter()
     page_size = prog["PAGE_SIZE"].value_()
-    lo, hi = CHURN_BASE, CHURN_BASE + CHURN_SLOTS * CHURN_STRIDE
-    walks = 0
-    types: Counter = Counter()
-    shapes = set()
-    checked = raced = 0
-    raced_examples = []
-    bad = []
+    tally = ChurnTally()
     deadline = time.monotonic() + CHURN_SECONDS
-    while time.monotonic() < deadline or walks < 3:
+    while time.monotonic() < deadline or tally.walks < 3:
         task = find_target(prog, live_guest["churn_pid"])
         assert task.mm, "the churn process has no mm (did it exit?)"
         t0 = time.monotonic()
-        entries = list(pt_range_walk(task.mm, lo, hi))
+        entries = list(pt_range_walk(task.mm, CHURN_LO, CHURN_HI))
         took = time.monotonic() - t0
         assert took < WALK_LIMIT, f"a walk of churn's slots took {took:.1f} s"
-        walks += 1
-        prev_end = lo
-        for e in entries:
-            types[e.type.name] += 1
-            if not (prev_end <= e.start < e.end <= hi):
-                bad.append(f"walk {walks}: entry out of order or range: {e.type.name} {e.start:#x}-{e.end:#x}")
-            prev_end = e.end
-            if e.type == PtType.ERROR:
-                # An error is allowed only as what it is: a table that could not be read consistently,
-                # with its address and level.
-                if not (e.reason and e.level is not None):
-                    bad.append(f"walk {walks}: ERROR without reason/level: {e}")
-                continue
-            if e.type not in (PtType.NONE, PtType.FOLIO, PtType.SWAP, PtType.MIGRATION):
-                bad.append(f"walk {walks}: churn maps only anonymous memory, got {e.type.name} at {e.start:#x}")
-            if e.type == PtType.FOLIO:
-                n = (e.end - e.start) // page_size
-                for k in sorted({0, n // 2, n - 1}):
-                    addr = e.start + k * page_size
-                    word = _page_word(prog, e.pfn, page_size, k)
-                    checked += 1
-                    if word in (0, addr):
-                        continue
-                    raced += 1
-                    if len(raced_examples) < 3:
-                        raced_examples.append(f"{addr:#x}: PFN {e.pfn + k:#x} held {word:#x}")
-                    if _recheck(task.mm, addr, e.pfn + k, prog, page_size):
-                        bad.append(f"walk {walks}: {addr:#x} -> PFN {e.pfn + k:#x} holds {word:#x}, "
-                                   "still mapped there")
-        shapes.add(tuple((e.type, e.start, e.end, e.pfn) for e in entries))
+        judge_churn_walk(prog, task.mm, entries, page_size, tally)
         # smaps over the churning mm: must come out (well-formed) every time.
         text = procfs.smaps(task)
         assert text.count("\nRss:") == text.count("\nSize:") > 0
@@ -217,9 +146,8 @@ def test_live_walk_under_churn(live_guest, live_prog):
             except (TaskNotFoundError, NoMmError, PtWalkError, FaultError) as e:
                 exits[type(e).__name__] += 1
                 assert "\n" not in str(e)
-    print(f"live {live_guest['id']}: {walks} walks of churn in {CHURN_SECONDS} s, entries {dict(types)}, "
-          f"{checked} pages checked, {raced} changed under the walk {raced_examples}, "
-          f"{len(shapes)} distinct states; short-lived children: {dict(exits)}")
-    assert not bad, "\n".join(bad[:20])
-    assert len(shapes) > 1, "churn's page tables never changed between walks: is it running?"
-    assert types["FOLIO"] and checked > 100, f"too little walked: {dict(types)}"
+    print(f"live {live_guest['id']}: churn for {CHURN_SECONDS} s: {tally.summary()}; "
+          f"short-lived children: {dict(exits)}")
+    assert not tally.bad, "\n".join(tally.bad[:20])
+    assert len(tally.shapes) > 1, "churn's page tables never changed between walks: is it running?"
+    assert tally.types["FOLIO"] and tally.checked > 100, f"too little walked: {dict(tally.types)}"

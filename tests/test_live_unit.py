@@ -138,3 +138,75 @@ def test_flattened_bad_input(tmp_path, stream, msg):
     with pytest.raises(FlattenedError, match=msg):
         rearrange(src, tmp_path / "dump")
     assert not (tmp_path / "dump").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The churn rule (vmcores/livecheck.py), judged on synthetic walks: what test_live.py and the in-guest check
+# count as a misreport.
+
+PS = 4096
+
+
+class WordMemory:
+    """Physical memory as the first word of each page (the churn process signs pages with their address)."""
+
+    def __init__(self, words):
+        self.words = words
+
+    def read(self, addr, n, physical):
+        assert physical and n == 8
+        return self.words.get(addr // PS, 0).to_bytes(8, "little")
+
+
+def _folio(start, pages, pfn):
+    from drgn_ptwalk.entry import PtEntry, PtLevel
+
+    return PtEntry(PtType.FOLIO, PtLevel.PTE, start, start + pages * PS, pfn=pfn)
+
+
+def _judge(entries, words, now=None, monkeypatch=None):
+    import drgn_ptwalk
+
+    from vmcores.livecheck import ChurnTally, judge_churn_walk
+
+    if monkeypatch is not None:
+        # the re-check's walk of one page: what the page table maps there now
+        monkeypatch.setattr(drgn_ptwalk, "pt_range_walk", lambda mm, a, b: [e for e in now if e.start <= a < e.end])
+    tally = ChurnTally()
+    judge_churn_walk(WordMemory(words), None, entries, PS, tally)
+    return tally
+
+
+def test_churn_walk_signed_pages_pass():
+    from vmcores.livecheck import CHURN_LO
+
+    a = CHURN_LO + 8 * PS
+    t = _judge([_folio(a, 4, 0x100)], {0x100: a, 0x102: a + 2 * PS, 0x103: 0})
+    assert not t.bad and t.checked == 3 and t.raced == 0 and t.walks == 1
+
+
+def test_churn_walk_foreign_page_still_mapped_is_a_misreport(monkeypatch):
+    from vmcores.livecheck import CHURN_LO
+
+    a = CHURN_LO
+    f = _folio(a, 1, 0x200)
+    t = _judge([f], {0x200: 0xdead000}, now=[f], monkeypatch=monkeypatch)
+    assert t.raced == 1 and len(t.bad) == 1 and "still mapped" in t.bad[0]
+
+
+def test_churn_walk_page_remapped_since_is_a_race(monkeypatch):
+    from vmcores.livecheck import CHURN_LO
+
+    a = CHURN_LO
+    t = _judge([_folio(a, 1, 0x200)], {0x200: 0xdead000}, now=[_folio(a, 1, 0x300)], monkeypatch=monkeypatch)
+    assert t.raced == 1 and not t.bad
+
+
+def test_churn_walk_out_of_order_and_file_entries_are_misreports():
+    from drgn_ptwalk.entry import PtEntry, PtLevel
+    from vmcores.livecheck import CHURN_LO
+
+    a = CHURN_LO + 16 * PS
+    t = _judge([_folio(a, 1, 0x10), _folio(a - 8 * PS, 1, 0x11),
+                PtEntry(PtType.PFN, PtLevel.PTE, a + PS, a + 2 * PS)], {0x10: a, 0x11: a - 8 * PS})
+    assert any("out of order" in b for b in t.bad) and any("only anonymous" in b for b in t.bad)
