@@ -23,15 +23,16 @@ _VMCOREINFO_ARCH = (
     (b"NUMBER(pgtable_l5_enabled)=", "x86_64"),
     (b"NUMBER(VA_BITS)=", "aarch64"),
     (b"NUMBER(kimage_voffset)=", "aarch64"),
+    (b"SYMBOL(mmu_psize_defs)=", "ppc64"),  # arch/powerpc/kexec/vmcore_info.c
 )
-_ELF_MACHINE = {62: "x86_64", 183: "aarch64"}
+_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64"}
 
 
 def _platform(arch: str) -> drgn.Platform:
     try:
         a = drgn.Architecture[arch.upper()]
     except KeyError:
-        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64)") from None
+        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64)") from None
     return drgn.Platform(a, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
 
 
