@@ -253,9 +253,9 @@ def _resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, 
 
 
 def _boot_image(name: str) -> bool:
-    """Whether a member of a kernel image package is the image QEMU boots: ``/boot/vmlinuz-*``, or on
-    ppc64el, whose packages ship no compressed image, the ELF ``/boot/vmlinux-*``."""
-    return re.search(r"(^|/)boot/vmlinu[zx]-[^/]+$", name) is not None
+    """Whether a member of a kernel image package is the image QEMU boots: ``vmlinuz*`` (``/boot`` up to
+    6.x, ``/usr/lib/modules/<release>/`` in 7.x, an ELF on ppc64el), or 6.x ppc64el's ``/boot/vmlinux-*``."""
+    return name.rsplit("/", 1)[-1].startswith("vmlinuz") or re.search(r"(^|/)boot/vmlinux-[^/]+$", name) is not None
 
 
 def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:

@@ -386,7 +386,8 @@ class Guest:
         """(physical address, size) of the kernel's VMCOREINFO note, as the guest's init printed
         /sys/kernel/vmcoreinfo on the console."""
         text = self.serial.read_bytes().decode(errors="replace")
-        m = re.search(rf"^{VMCOREINFO} ([0-9a-fA-F]+) ([0-9a-fA-F]+)\s*$", text, re.M)
+        # "%pa %x": the address with 0x and leading zeros, the size in bare hex.
+        m = re.search(rf"^{VMCOREINFO} ((?:0x)?[0-9a-fA-F]+) ((?:0x)?[0-9a-fA-F]+)\s*$", text, re.M)
         if m is None:
             raise GuestError(f"the guest printed no {VMCOREINFO} line (no /sys/kernel/vmcoreinfo?)")
         return int(m.group(1), 16), int(m.group(2), 16)

@@ -589,17 +589,17 @@ def _pmd_share_rule(prog: Program) -> Tuple[str, int]:
     #   refcount, which sharing no longer raised; those are not told apart here (no type changed).
     # * "refcount": page_count() of the table page > 1, from 3489dbb696d2 ("mm: hugetlb: proc: check
     #   for hugetlb shared PMD in /proc/PID/smaps", v6.2, backported to v6.1).
-    # * "none": no PMD sharing in this kernel (!CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING, e.g. powerpc,
-    #   which selects no ARCH_WANT_HUGE_PMD_SHARE): hugetlb_pmd_shared() is false. Detected by
-    #   huge_pmd_share(), the global function only that config builds (mm/hugetlb.c).
-    if "huge_pmd_share" not in prog:
-        return "none", 0
+    # * "none": no PMD sharing (!CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING): hugetlb_pmd_shared() is
+    #   false. powerpc never selects ARCH_WANT_HUGE_PMD_SHARE (arch/powerpc/Kconfig), and its kernels
+    #   build huge_pmd_share() as a stub, so the architecture is what tells.
     for type_name in ("struct ptdesc", "struct page"):
         try:
             off = prog.type(type_name).member("pt_share_count").offset
             return "share", off
         except LookupError:
             continue
+    if prog.platform is not None and prog.platform.arch.name == "PPC64":
+        return "none", 0
     return "refcount", prog.type("struct page").member("_refcount").offset
 
 
