@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import drgn
 
-from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, qemu_unsupported
+from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, map_ppc64_linear_map, qemu_unsupported
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -132,6 +132,8 @@ def open_program(
             ) from None
     if not _has_kernel_debug_info(prog):
         raise ProgramError("no debug info for the kernel: pass its vmlinux with -s")
+    if core is not None:
+        map_ppc64_linear_map(prog)  # older drgn and QEMU's ppc64 ELF dumps (needs the debug info)
     return prog
 
 
