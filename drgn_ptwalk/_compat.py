@@ -88,6 +88,21 @@ else:
     linux_kernel_command = _no_command  # type: ignore[assignment]
 
 
+def _only_physical(prog: Program, virt: int, phys: int) -> bool:
+    """Whether drgn faults reading kernel address *virt* but reads its physical address *phys*: this
+    drgn cannot translate the dump's kernel addresses by itself."""
+    try:
+        prog.read(virt, 8)
+        return False
+    except drgn.FaultError:
+        pass
+    try:
+        prog.read(phys, 8, True)
+    except drgn.FaultError:
+        return False
+    return True
+
+
 def map_arm64_swapper_pg_dir(prog: Program) -> bool:
     """Let drgn read an arm64 dump whose memory is only physical (QEMU's dump-guest-memory ELF).
 
@@ -115,14 +130,7 @@ def map_arm64_swapper_pg_dir(prog: Program) -> bool:
     if voffset is None or not page_size:
         return False
     phys = (pgd - voffset) & 0xFFFFFFFFFFFFFFFF
-    try:
-        prog.read(pgd, 8)
-        return False
-    except drgn.FaultError:
-        pass
-    try:
-        prog.read(phys, 8, True)
-    except drgn.FaultError:
+    if not _only_physical(prog, pgd, phys):
         return False
 
     def read(address: int, count: int, offset: int, physical: bool) -> bytes:
@@ -132,14 +140,53 @@ def map_arm64_swapper_pg_dir(prog: Program) -> bool:
     return True
 
 
+# Book3S-64's linear map: PAGE_OFFSET (asm/page.h) up to the vmalloc start (RADIX_KERN_VIRT_START,
+# book3s/64/radix.h): kernel virtual = physical + PAGE_OFFSET, the kernel image included.
+_PPC64_PAGE_OFFSET = 0xC000000000000000
+_PPC64_LINEAR_END = 0xC008000000000000
+
+
+def map_ppc64_linear_map(prog: Program) -> bool:
+    """Let an older drgn read a ppc64 dump whose memory is only physical (QEMU's dump-guest-memory ELF).
+
+    drgn 0.0.31 translates a ppc64 kernel address by reading ``cur_cpu_spec`` first, itself a kernel
+    virtual address: the read needs the translation it is part of ("recursive address translation"),
+    which drgn 0.3.0 no longer does. The linear map needs no page tables (virtual = physical +
+    PAGE_OFFSET), so it is given to drgn as a virtual segment reading physical memory. Detected by
+    behaviour: only when the virtual read of ``swapper_pg_dir`` fails with a fault and its physical read
+    works; a no-op on a newer drgn and on dumps with virtual addresses. Call after the debug info is
+    loaded (drgn looks ``cur_cpu_spec`` up by name). True if mapped.
+    """
+    platform = prog.platform
+    if platform is None or platform.arch != drgn.Architecture.PPC64:
+        return False
+    from drgn_ptwalk._vmcoreinfo import vmcoreinfo
+
+    try:
+        pgd = int(vmcoreinfo(prog)["SYMBOL(swapper_pg_dir)"], 16)
+    except (KeyError, ValueError):
+        return False
+    if not _PPC64_PAGE_OFFSET <= pgd < _PPC64_LINEAR_END:
+        return False
+    if not _only_physical(prog, pgd, pgd - _PPC64_PAGE_OFFSET):
+        return False
+
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        return prog.read(offset, count, True)
+
+    prog.add_memory_segment(_PPC64_PAGE_OFFSET, _PPC64_LINEAR_END - _PPC64_PAGE_OFFSET, read, False)
+    return True
+
+
 def plugin_prog_set(prog: Program) -> None:
     """The plugin's ``drgn_prog_set`` hook (drgn calls it when a program gets its core dump or kernel)."""
     if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
         return
     try:
         map_arm64_swapper_pg_dir(prog)
+        map_ppc64_linear_map(prog)
     except (drgn.FaultError, LookupError, ValueError, OverflowError):
-        pass  # the program stays as drgn made it
+        pass  # the program stays as drgn made it (ppc64: no debug info yet, drgn looks up cur_cpu_spec)
     if not HAVE_COMMANDS:
         _warn_no_commands(prog)
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import drgn
 
-from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, qemu_unsupported
+from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, map_ppc64_linear_map, qemu_unsupported
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -23,15 +23,16 @@ _VMCOREINFO_ARCH = (
     (b"NUMBER(pgtable_l5_enabled)=", "x86_64"),
     (b"NUMBER(VA_BITS)=", "aarch64"),
     (b"NUMBER(kimage_voffset)=", "aarch64"),
+    (b"SYMBOL(mmu_psize_defs)=", "ppc64"),  # arch/powerpc/kexec/vmcore_info.c
 )
-_ELF_MACHINE = {62: "x86_64", 183: "aarch64"}
+_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64"}
 
 
 def _platform(arch: str) -> drgn.Platform:
     try:
         a = drgn.Architecture[arch.upper()]
     except KeyError:
-        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64)") from None
+        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64)") from None
     return drgn.Platform(a, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
 
 
@@ -131,6 +132,8 @@ def open_program(
             ) from None
     if not _has_kernel_debug_info(prog):
         raise ProgramError("no debug info for the kernel: pass its vmlinux with -s")
+    if core is not None:
+        map_ppc64_linear_map(prog)  # older drgn and QEMU's ppc64 ELF dumps (needs the debug info)
     return prog
 
 

@@ -40,6 +40,7 @@ Design:
 """
 
 import struct
+from array import array
 from itertools import chain, compress, repeat
 from operator import and_ as _and
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -772,7 +773,7 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
                 return virt_to_phys(prog, table).value_()
             return table
         try:
-            v = int.from_bytes(prog.read(table + ((addr >> shift) & (n - 1)) * 8, 8, physical), "little")
+            v = int.from_bytes(prog.read(table + ((addr >> shift) & (n - 1)) * 8, 8, physical), dec.entry_order)
         except FaultError:
             return None
         if dec.kind(v, depth) != TABLE:
@@ -781,11 +782,26 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
     return None
 
 
-def _make_reader(prog: Program):
+def _make_reader(prog: Program, dec: ArchDecoder):
+    """
+    ``read_table(addr, nr_entries, physical)`` for :func:`walk_tables`: the
+    table's bytes as little-endian u64 entries, byte-swapped from memory
+    where the architecture stores them big-endian (ppc64).
+    """
     read = prog.read
+    if dec.entry_order == "little":
 
-    def read_table(addr: int, n: int, physical: bool) -> bytes:
-        return read(addr, n * 8, physical)
+        def read_table(addr: int, n: int, physical: bool) -> bytes:
+            return read(addr, n * 8, physical)
+
+    else:
+
+        def read_table(addr: int, n: int, physical: bool) -> bytes:
+            # Reversing each 8-byte group turns big-endian entries into
+            # little-endian ones, whatever the host's byte order.
+            a = array("Q", read(addr, n * 8, physical))
+            a.byteswap()
+            return a.tobytes()
 
     return read_table
 
@@ -904,7 +920,10 @@ def _guards(prog: Program, dec: ArchDecoder, mm: Object, root: int, root_physica
     except (AttributeError, LookupError, FaultError):
         return root_phys, None
     nbytes &= (1 << 63) - 1
-    return root_phys, 2 * (nbytes >> dec.page_shift) + 64
+    # Tables below the root are a page each except on ppc64, whose radix
+    # PTE (64K pages) and PMD tables are fragments of a page.
+    table_bytes = min(n for _, _, n in dec.levels[1:]) * 8
+    return root_phys, 2 * (nbytes // table_bytes) + 64
 
 
 def pt_range_walk(
@@ -1003,7 +1022,7 @@ def pt_range_walk(
     root_phys, max_tables = _guards(prog, dec, mm, root, root_physical, is_init_mm)
     entries = walk_tables(
         dec,
-        _make_reader(prog),
+        _make_reader(prog, dec),
         root,
         root_physical,
         segments,

@@ -5,6 +5,7 @@ entries for the unit tests' synthetic tables.
 """
 
 from drgn_ptwalk.arch import ArchDecoder
+from drgn_ptwalk.arch.ppc64 import Ppc64RadixDecoder
 from drgn_ptwalk.arch.x86_64 import X86_64Decoder
 
 _U64 = (1 << 64) - 1
@@ -15,5 +16,9 @@ def make_swp(dec: ArchDecoder, type: int, offset: int, flags: int = 0) -> int:
     if isinstance(dec, X86_64Decoder):
         # arch/x86/include/asm/pgtable_64.h: type in bits 59-63, ~offset in bits 9-58.
         return ((((~offset) << 14) & _U64) >> 5) | (type << 59) | flags
+    if isinstance(dec, Ppc64RadixDecoder):
+        # book3s/64/pgtable.h: __swp_entry() (type in bits 0-4, offset at PAGE_SHIFT), then
+        # __swp_entry_to_pte() sets _PAGE_PTE.
+        return type | (offset << dec.page_shift) | (1 << 62) | flags
     # arm64: type and offset at the layout's shifts (see drgn_ptwalk.arch.aarch64).
     return (type << dec._type_shift) | (offset << dec._offset_shift) | flags  # type: ignore[attr-defined]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""python -m vmcores {build,list,live,kernels}: reference vmcores of real Debian kernels under QEMU."""
+"""python -m vmcores {build,list,live,kernels,demo,fix-elf}: reference vmcores of real Debian kernels under QEMU."""
 
 import argparse
 import json
@@ -69,6 +69,11 @@ def main(argv=None) -> int:
     pd.add_argument("id", nargs="?", default="default")
     pd.add_argument("--scenario", default="cow_child", help="workload process (default: cow_child)")
     pd.add_argument("--kind", default="smaps", choices=("maps", "smaps", "smaps_rollup", "numa_maps"))
+    pf = sub.add_parser("fix-elf", help="make a QEMU ELF dump of a machine without fw_cfg (pseries) readable "
+                                       "by drgn: little-endian, with the kernel's VMCOREINFO note")
+    pf.add_argument("core")
+    pf.add_argument("addr", help="physical address of the note, hex (first field of /sys/kernel/vmcoreinfo)")
+    pf.add_argument("size", help="its size, hex (second field)")
     args = p.parse_args(argv)
 
     try:
@@ -103,6 +108,14 @@ def main(argv=None) -> int:
             return 1 if failed else 0
         if args.cmd == "demo":
             return _demo(args)
+        if args.cmd == "fix-elf":
+            from . import elfcore
+
+            swapped = elfcore.to_little_endian(args.core)
+            added = elfcore.add_vmcoreinfo(args.core, int(args.addr, 16), int(args.size, 16))
+            print(f"{args.core}: {'rewritten little-endian' if swapped else 'already little-endian'}, "
+                  f"{'VMCOREINFO note added' if added else 'had a VMCOREINFO note'}", file=sys.stderr)
+            return 0
         if args.cmd == "live":
             kid = b.default_id() if args.id == "default" else args.id
             g = b.live(kid, log=lambda m: print(m, file=sys.stderr), churn=args.churn)
@@ -125,6 +138,9 @@ def main(argv=None) -> int:
         print(f"vmcores: {e.args[0]}", file=sys.stderr)
         return 2
     except (FetchError, GuestError) as e:
+        print(f"vmcores: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
         print(f"vmcores: {e}", file=sys.stderr)
         return 1
     return 0

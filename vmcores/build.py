@@ -12,11 +12,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Dict, List
 
-from . import fetch, guest, qemu, rootfs
+from . import elfcore, fetch, guest, qemu, rootfs
 from .fetch import cache_dir
 
 MANIFEST = Path(__file__).resolve().parent / "kernels.toml"
-DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64"}
 DUMP_FILES = {"elf": ("vmcore.elf", None), "qemu-kdump": ("vmcore.kdump", "kdump-zlib")}
 # TCG is slow and arm64 TCG slower still; the workload itself waits for KSM and swap.
 READY_TIMEOUT = float(os.environ.get("DRGN_PTWALK_GUEST_TIMEOUT", "900"))
@@ -73,6 +73,9 @@ def out_dir(kernel_id: str) -> Path:
 
 
 def page_size_of(e: Dict[str, Any]) -> int:
+    """The base page size of an entry's flavour (Debian names it: arm64-16k, powerpc64le-64k)."""
+    if "64k" in e["flavour"]:
+        return 65536
     return 16384 if "16k" in e["flavour"] else 4096
 
 
@@ -105,6 +108,7 @@ def _inputs_digest(e: Dict[str, Any], kinfo: Dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps([e, kinfo["release"], kinfo["version"]], sort_keys=True).encode())
     h.update(guest.sources_digest().encode())
     h.update(Path(qemu.__file__).read_bytes())
+    h.update(Path(elfcore.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 

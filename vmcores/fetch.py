@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 SUITES = ("bookworm", "trixie", "sid")
-ARCHES = ("amd64", "arm64")
+ARCHES = ("amd64", "arm64", "ppc64el")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.
 LISTS_MAX_AGE = 24 * 3600
@@ -110,13 +110,18 @@ class Apt:
             raise FetchError(f"{KEYRING} missing: apt-get install debian-archive-keyring")
         self._setup()
         stamp = self.root / "state/updated"
-        fresh = stamp.is_file() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE
+        # The stamp holds the sources it was made for: a new architecture or suite needs new lists.
+        sources = (self.root / "etc/sources.list").read_text()
+        fresh = (stamp.is_file() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE
+                 and stamp.read_text() == sources)
         if fresh and not os.environ.get("DRGN_PTWALK_REFRESH"):
             return
         out = self.run("apt-get", "update", "-q")
         if re.search(r"^(W|E): ", out, re.M):
             raise FetchError(f"apt-get update reported problems:\n{out}")
-        stamp.touch()
+        tmp = stamp.with_name(".updated.tmp")
+        tmp.write_text(sources)
+        os.replace(tmp, stamp)
 
     def versions(self, pkg: str, arch: str) -> Dict[str, str]:
         """suite -> version of ``pkg`` for ``arch``."""
@@ -247,6 +252,12 @@ def _resolve_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Dict[str, 
     }
 
 
+def _boot_image(name: str) -> bool:
+    """Whether a member of a kernel image package is the image QEMU boots: ``vmlinuz*`` (``/boot`` up to
+    6.x, ``/usr/lib/modules/<release>/`` in 7.x, an ELF on ppc64el), or 6.x ppc64el's ``/boot/vmlinux-*``."""
+    return name.rsplit("/", 1)[-1].startswith("vmlinuz") or re.search(r"(^|/)boot/vmlinux-[^/]+$", name) is not None
+
+
 def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
     """Kernel image, all modules and the debug vmlinux in one cache directory.
 
@@ -264,13 +275,12 @@ def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
             deb = apt.download(pkg, arch, info["version"])
 
             def want(n: str) -> bool:
-                base = n.rsplit("/", 1)[-1]
                 return re.search(r"/modules/[^/]+/kernel/.*\.ko(\.xz|\.zst|\.gz)?$", n) is not None or (
-                    base.startswith("vmlinuz")
+                    _boot_image(n)
                 )
 
             def dest_of(n: str) -> Path:
-                if n.rsplit("/", 1)[-1].startswith("vmlinuz"):
+                if _boot_image(n):
                     return tmp / "vmlinuz"
                 return tmp / "modules" / n.split("/kernel/", 1)[1]
 

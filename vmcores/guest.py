@@ -29,6 +29,7 @@ CAPTURE_MODULES = ("virtio_pci", "virtio_blk")
 CC = {
     "amd64": ("gcc", "gcc"),
     "arm64": ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"),
+    "ppc64el": ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross"),
 }
 
 

@@ -15,16 +15,22 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import flattened
+from . import elfcore, flattened
 from .fetch import FetchError
 
 QEMU = {
     "amd64": ("qemu-system-x86_64", "qemu-system-x86"),
     "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
+    "ppc64el": ("qemu-system-ppc64", "qemu-system-ppc"),
 }
-CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0"}
+# pseries: the console is the hypervisor's virtual terminal (spapr-vty), which QEMU's -serial backs.
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0"}
+# Machines without fw_cfg have no -device vmcoreinfo: the dump gets the kernel's own note afterwards
+# (elfcore.add_vmcoreinfo, from the address the guest prints).
+FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False}
+VMCOREINFO = "=====VMCOREINFO====="
 MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free gigabyte for a 1 GiB page
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
 
@@ -51,7 +57,8 @@ def kdump_levels(entry: Dict[str, Any]) -> List[int]:
 
 def hugetlb_cmdline(arch: str, page_size: int) -> str:
     """Boot-time hugetlb pools of every size the architecture supports."""
-    if arch == "amd64":
+    if arch in ("amd64", "ppc64el"):
+        # ppc64 radix: 2M PMD and 1G PUD leaves, with 4K and 64K pages alike (radix-{4k,64k}.h).
         sizes = [("1G", 1), ("2M", 20)]
     elif page_size == 16384:
         # 2M is cont-PTE, 32M a PMD, 1G cont-PMD with 16K pages.
@@ -159,6 +166,7 @@ class Guest:
         kernel = kernel_dir / "vmlinuz"
         if self.arch == "arm64":
             kernel = unpack_zboot(kernel, workdir / "Image")
+        # (ppc64el: the package's ELF vmlinux, which pseries boots as is.)
         # The guest's init passes ptwalk.scenario= to the workload as its scenario set.
         scenario = entry.get("scenario", "default")
         # capture = "kexec": a crashkernel= reservation, and ptwalk.kdump= tells init to load a capture
@@ -180,7 +188,7 @@ class Guest:
             "-object", f"memory-backend-ram,id=m1,size={memory_mib - half}M",
             "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
-            "-device", "vmcoreinfo", "-display", "none", "-monitor", "none",
+            *(["-device", "vmcoreinfo"] if FW_CFG[self.arch] else []), "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-no-reboot", "-net", "none",
         ]
@@ -380,7 +388,28 @@ class Guest:
             writer.join()
         if "error" in done:
             raise GuestError(f"writing {tmp}: {done['error']}")
+        if not FW_CFG[self.arch]:
+            self.fix_elf(tmp)
         os.replace(tmp, path)
+
+    def guest_vmcoreinfo(self) -> Tuple[int, int]:
+        """(physical address, size) of the kernel's VMCOREINFO note, as the guest's init printed
+        /sys/kernel/vmcoreinfo on the console."""
+        text = self.serial.read_bytes().decode(errors="replace")
+        # "%pa %x": the address with 0x and leading zeros, the size in bare hex.
+        m = re.search(rf"^{VMCOREINFO} ((?:0x)?[0-9a-fA-F]+) ((?:0x)?[0-9a-fA-F]+)\s*$", text, re.M)
+        if m is None:
+            raise GuestError(f"the guest printed no {VMCOREINFO} line (no /sys/kernel/vmcoreinfo?)")
+        return int(m.group(1), 16), int(m.group(2), 16)
+
+    def fix_elf(self, core: Path) -> None:
+        """Make QEMU's ELF dump of a machine without fw_cfg readable by drgn: little-endian where
+        QEMU wrote it big-endian (7.2, ppc64le guests), and a VMCOREINFO note copied out of memory."""
+        try:
+            elfcore.to_little_endian(core)
+            elfcore.add_vmcoreinfo(core, *self.guest_vmcoreinfo())
+        except elfcore.ElfCoreError as e:
+            raise GuestError(f"{core}: {e}") from None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

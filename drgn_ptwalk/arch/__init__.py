@@ -48,6 +48,10 @@ class ArchDecoder:
     :ivar cont_mask: the contiguous bit (0 if the arch has none)
     :ivar swap_step: difference between the raw values of two swap entries
         with consecutive offsets
+    :ivar entry_order: byte order of the entries in memory (``"big"`` on
+        ppc64, whose radix tables are big-endian whatever the kernel's byte
+        order); table readers give the walker the values, so every decoder
+        method sees ``pte_val()``
     """
 
     prog: Program
@@ -58,6 +62,7 @@ class ArchDecoder:
     special_mask: int = 0
     cont_mask: int = 0
     swap_step: int = 0
+    entry_order: str = "little"
     # Number of slots in a contiguous block, by level (arm64 only).
     cont_slots: Dict[PtLevel, int] = {}
     # Bits kept when a PFN is taken out of a swap offset (SWP_PFN_MASK).
@@ -191,8 +196,8 @@ def get_decoder(prog: Program) -> ArchDecoder:
     """
     Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
 
-    :raises NotImplementedError: for architectures other than x86-64 and
-        AArch64
+    :raises NotImplementedError: for architectures other than x86-64,
+        AArch64 and ppc64 (radix MMU)
     """
     try:
         return prog.cache["ptwalk_decoder"]
@@ -208,6 +213,10 @@ def get_decoder(prog: Program) -> ArchDecoder:
         from drgn_ptwalk.arch.aarch64 import AArch64Decoder
 
         dec = AArch64Decoder.from_program(prog)
+    elif arch == Architecture.PPC64:
+        from drgn_ptwalk.arch.ppc64 import Ppc64RadixDecoder
+
+        dec = Ppc64RadixDecoder.from_program(prog)
     else:
         raise NotImplementedError(f"page-table walking is not supported on {arch}")
     prog.cache["ptwalk_decoder"] = dec

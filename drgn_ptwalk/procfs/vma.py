@@ -589,12 +589,17 @@ def _pmd_share_rule(prog: Program) -> Tuple[str, int]:
     #   refcount, which sharing no longer raised; those are not told apart here (no type changed).
     # * "refcount": page_count() of the table page > 1, from 3489dbb696d2 ("mm: hugetlb: proc: check
     #   for hugetlb shared PMD in /proc/PID/smaps", v6.2, backported to v6.1).
+    # * "none": no PMD sharing (!CONFIG_HUGETLB_PMD_PAGE_TABLE_SHARING): hugetlb_pmd_shared() is
+    #   false. powerpc never selects ARCH_WANT_HUGE_PMD_SHARE (arch/powerpc/Kconfig), and its kernels
+    #   build huge_pmd_share() as a stub, so the architecture is what tells.
     for type_name in ("struct ptdesc", "struct page"):
         try:
             off = prog.type(type_name).member("pt_share_count").offset
             return "share", off
         except LookupError:
             continue
+    if prog.platform is not None and prog.platform.arch.name == "PPC64":
+        return "none", 0
     return "refcount", prog.type("struct page").member("_refcount").offset
 
 
@@ -619,10 +624,12 @@ def hugetlb_pmd_shared(mm: Object, addr: int, level: PtLevel = PtLevel.PMD) -> b
     from drgn_ptwalk.walk import table_of
 
     prog = mm.prog_
+    kind, off = _cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
+    if kind == "none":
+        return False
     table = table_of(mm, addr, level)
     if table is None:
         return False
-    kind, off = _cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
     page = pfn_to_page(prog, table // _page_size(prog)).value_()
     count = int.from_bytes(prog.read(page + off, 4), "little", signed=True)
     return count != 0 if kind == "share" else count > 1
