@@ -111,7 +111,9 @@ def test_user_data_excluded_only_at_level_31(kdump):
             if level == 0 and len(examples) < 5:
                 examples.append(f"PID {pid} {addr:#x} PFN {pfn:#x} is missing from the -d 0 dump")
     total = readable + unreadable
-    assert total > 10000, f"only {total} anonymous user pages in the truth"
+    # The workload maps ~10K anonymous pages besides hugetlb; a 1 GiB hugetlb page, when the guest got one
+    # (not every boot does), adds 262K. Either way every one of them is checked.
+    assert total > 5000, f"only {total} anonymous user pages in the truth"
     print(f"{v.name}: {total} anonymous user pages, {readable} readable, {unreadable} excluded")
     if level == 31:
         assert readable == 0, "\n".join(examples)

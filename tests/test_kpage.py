@@ -65,19 +65,19 @@ def _flags_names(v: int) -> str:
     return "|".join(_NAMES.get(b, str(b)) for b in range(64) if v >> b & 1) or "0"
 
 
-def test_kpage_files(vmcore):
-    truth = read_kpage(vmcore.truth)
+def test_kpage_files(kpage_vmcore):
+    truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
-        pytest.fail(f"{vmcore.name}: the build has no kpage truth (truth/kpage.bin): rebuild it with "
-                    f"`python -m vmcores build {vmcore.id}`", pytrace=False)
+        pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth (truth/kpage.bin): rebuild it with "
+                    f"`python -m vmcores build {kpage_vmcore.id}`", pytrace=False)
     if truth.changed_overflow:
-        pytest.fail(f"{vmcore.name}: more PFNs changed while the guest sent its kpage truth than it could "
+        pytest.fail(f"{kpage_vmcore.name}: more PFNs changed while the guest sent its kpage truth than it could "
                     "list; nothing can be compared", pytrace=False)
-    prog = vmcore.prog()
+    prog = kpage_vmcore.prog()
     assert kpage_unsupported(prog) == [], "a kpage bit the dump cannot hold on a reference kernel"
     assert max_dump_pfn(prog) == truth.npfn, "where the files end (round_up(max_pfn, PAGES_PER_SECTION))"
     got = kpage_values(prog, 0, truth.npfn)
-    mapped = _mapped_pfns(vmcore)
+    mapped = _mapped_pfns(kpage_vmcore)
     lines = []
     failures = []
     files = {"kpageflags": got.flags, "kpagecount": got.count, "kpagecgroup": got.cgroup}
@@ -101,7 +101,7 @@ def test_kpage_files(vmcore):
                 else f"{pfn:#x}: kernel {want[pfn]} dump {have[pfn]}" for pfn in bad[:5])
             failures.append(f"{name}: {len(bad)} PFNs differ, e.g. {ex}")
     lines.append("bits a dump cannot hold: none on this kernel")
-    _REPORT[vmcore.name] = lines
+    _REPORT[kpage_vmcore.name] = lines
     print("\n".join(lines))
     assert not failures, "\n".join(failures)
 

@@ -97,11 +97,11 @@ def test_whomaps_is_the_pagemaps(vmcore):
 _KINDS = {"free": "BUDDY", "slab": "SLAB", "page_table": "PGTABLE"}
 
 
-def test_page_kind_says_what_the_kernel_says(vmcore):
-    truth = read_kpage(vmcore.truth)
+def test_page_kind_says_what_the_kernel_says(kpage_vmcore):
+    truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
-        pytest.fail(f"{vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
-    prog = vmcore.prog()
+        pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
+    prog = kpage_vmcore.prog()
     flags = truth.files["kpageflags"]
     rnd = random.Random(15)
     failures = []
@@ -112,7 +112,7 @@ def test_page_kind_says_what_the_kernel_says(vmcore):
             k = page_kind(prog, pfn)
             if k.kind != kind:
                 failures.append(f"{pfn:#x}: kernel {bit}, page_kind {k}")
-    _, files = _pagemaps(vmcore, prog)
+    _, files = _pagemaps(kpage_vmcore, prog)
     sample = rnd.sample(sorted(files), min(25, len(files)))
     assert sample, "no file page mapped by the workload"
     for pfn in sample:
@@ -128,11 +128,11 @@ def test_page_kind_says_what_the_kernel_says(vmcore):
     assert not failures, "; ".join(failures[:10])
 
 
-def test_page_table_owners(vmcore):
-    truth = read_kpage(vmcore.truth)
+def test_page_table_owners(kpage_vmcore):
+    truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
-        pytest.fail(f"{vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
-    prog = vmcore.prog()
+        pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
+    prog = kpage_vmcore.prog()
     owners = page_table_owners(prog)
     flags = truth.files["kpageflags"]
     tables = [p for p in range(truth.npfn) if flags[p] >> KPF["PGTABLE"] & 1 and p not in truth.changed]
@@ -146,7 +146,7 @@ def test_page_table_owners(vmcore):
 
     dec = get_decoder(prog)
     checked = 0
-    for name, pid in pids(vmcore.truth).items():
+    for name, pid in pids(kpage_vmcore.truth).items():
         task = find_task(prog, pid)
         mm = get_task_mm(task) if task else None
         if not mm:
