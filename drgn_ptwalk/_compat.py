@@ -158,20 +158,23 @@ def qemu_unsupported() -> Optional[str]:
             "pip install -U drgn, or take a dump of the guest (QMP dump-guest-memory) and use -c")
 
 
+def _vmcoreinfo(prog: Program, key: str) -> Optional[int]:
+    try:
+        text = prog["VMCOREINFO"].string_().decode(errors="replace")
+    except (KeyError, LookupError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(key):
+            return int(line[len(key):], 0)
+    return None
+
+
 def vmcoreinfo_number(prog: Program, name: str) -> Optional[int]:
     """
     ``NUMBER(name)`` of the kernel's VMCOREINFO: the constants older drgn does not provide as
     ``prog[name]`` (``SECTION_SIZE_BITS``: drgn 0.0.31 has no such object). ``None`` if absent.
     """
-    try:
-        text = prog["VMCOREINFO"].string_().decode(errors="replace")
-    except (KeyError, LookupError):
-        return None
-    key = f"NUMBER({name})="
-    for line in text.splitlines():
-        if line.startswith(key):
-            return int(line[len(key):], 0)
-    return None
+    return _vmcoreinfo(prog, f"NUMBER({name})=")
 
 
 def online_pgdats(prog: Program) -> Iterator[Object]:
@@ -253,13 +256,4 @@ def nr_to_section(prog: Program, nr: int) -> Object:
 
 def vmcoreinfo_length(prog: Program, name: str) -> Optional[int]:
     """``LENGTH(name)`` of the kernel's VMCOREINFO, ``None`` if absent."""
-    try:
-        text = prog["VMCOREINFO"].string_().decode(errors="replace")
-    except (KeyError, LookupError):
-        return None
-    key = f"LENGTH({name})="
-    for line in text.splitlines():
-        if line.startswith(key):
-            return int(line[len(key):], 0)
-    return None
-
+    return _vmcoreinfo(prog, f"LENGTH({name})=")
