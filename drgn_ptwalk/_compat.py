@@ -8,13 +8,14 @@ feature and the first release that has it (github.com/osandov/drgn).
 
 import logging
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import drgn
-from drgn import Program, Type, TypeKind
+from drgn import Object, Program, Type, TypeKind, sizeof
 
 __all__ = ("HAVE_COMMANDS", "HAVE_QEMU_QMP", "drgn_version", "map_arm64_swapper_pg_dir", "no_commands_message",
-           "plugin_prog_set", "qemu_unsupported", "type_unaliased")
+           "nr_to_section", "online_pgdats", "plugin_prog_set", "qemu_unsupported", "section_flags",
+           "type_unaliased", "vmcoreinfo_length", "vmcoreinfo_number")
 
 
 def drgn_version() -> str:
@@ -46,7 +47,8 @@ try:
 except ImportError:
     HAVE_COMMANDS = False
 
-SHELL_COMMANDS = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap", "ptwalk", "memtop")
+SHELL_COMMANDS = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap", "ptwalk", "memtop", "kpage", "whomaps",
+                  "memmap")
 
 
 def no_commands_message() -> str:
@@ -201,3 +203,104 @@ def qemu_unsupported() -> Optional[str]:
         return None
     return (f"--qemu needs drgn 0.2.0 or newer (Program.set_qemu_qmp); this is drgn {drgn_version()}: "
             "pip install -U drgn, or take a dump of the guest (QMP dump-guest-memory) and use -c")
+
+
+def _vmcoreinfo(prog: Program, key: str) -> Optional[int]:
+    try:
+        text = prog["VMCOREINFO"].string_().decode(errors="replace")
+    except (KeyError, LookupError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(key):
+            return int(line[len(key):], 0)
+    return None
+
+
+def vmcoreinfo_number(prog: Program, name: str) -> Optional[int]:
+    """
+    ``NUMBER(name)`` of the kernel's VMCOREINFO: the constants older drgn does not provide as
+    ``prog[name]`` (``SECTION_SIZE_BITS``: drgn 0.0.31 has no such object). ``None`` if absent.
+    """
+    return _vmcoreinfo(prog, f"NUMBER({name})=")
+
+
+def online_pgdats(prog: Program) -> Iterator[Object]:
+    """``for_each_online_pgdat()``: drgn.helpers.linux.mmzone's, or (drgn 0.0.31 has no such module) the
+    same from ``node_data`` / ``contig_page_data`` and the online node mask."""
+    try:
+        from drgn.helpers.linux.mmzone import for_each_online_pgdat
+    except ImportError:
+        from drgn.helpers.linux.nodemask import for_each_online_node
+
+        for nid in for_each_online_node(prog):
+            try:
+                yield prog["node_data"][nid]
+            except KeyError:  # CONFIG_NUMA=n
+                yield prog["contig_page_data"].address_of_()
+        return
+    yield from for_each_online_pgdat(prog)
+
+
+def section_flags(prog: Program) -> Dict[str, int]:
+    """The ``SECTION_*`` flags of ``mem_section::section_mem_map`` (as drgn.helpers.linux.mmzone's
+    ``_section_flags``, for drgns without it): an anonymous enum of ``*_BIT`` values since ed7802dd48f7
+    ("mm: memory_hotplug: enumerate all supported section flags", v6.0), fixed bits before."""
+    try:
+        from drgn.helpers.linux.mmzone import _section_flags
+
+        return dict(_section_flags(prog))
+    except ImportError:
+        pass
+    try:
+        enum = prog["SECTION_MARKED_PRESENT_BIT"].type_
+    except KeyError:
+        return {"SECTION_MARKED_PRESENT": 0x1, "SECTION_HAS_MEM_MAP": 0x2, "SECTION_IS_ONLINE": 0x4,
+                "SECTION_IS_EARLY": 0x8, "SECTION_TAINT_ZONE_DEVICE": 0x10,
+                "SECTION_MAP_MASK": 0xFFFFFFFFFFFFFFE0}
+    flags = {}
+    for e in enum.enumerators or ():
+        if e.name == "SECTION_MAP_LAST_BIT":
+            flags["SECTION_MAP_MASK"] = ((1 << e.value) - 1) ^ 0xFFFFFFFFFFFFFFFF
+        elif e.name.endswith("_BIT"):
+            flags[e.name[: -len("_BIT")]] = 1 << e.value
+    return flags
+
+
+def nr_to_section(prog: Program, nr: int) -> Object:
+    """``__nr_to_section()`` (drgn.helpers.linux.mmzone's, or the same from ``mem_section`` and
+    VMCOREINFO's ``LENGTH(mem_section)`` for drgns without it): ``struct mem_section *``, NULL if none."""
+    try:
+        from drgn.helpers.linux.mmzone import nr_to_section as helper
+
+        return helper(prog, nr)
+    except ImportError:
+        pass
+    from drgn import NULL
+
+    mem_section = prog["mem_section"]
+    t = type_unaliased(mem_section.type_)
+    if t.kind == TypeKind.POINTER:  # SPARSEMEM_EXTREME: an array of roots, each a page of sections
+        per_root = prog["PAGE_SIZE"].value_() // sizeof(t.type.type)
+        roots = vmcoreinfo_number(prog, "NR_SECTION_ROOTS")
+        if roots is None:
+            roots = vmcoreinfo_length(prog, "mem_section")
+        mem_section = mem_section.read_()
+        if not mem_section:
+            return NULL(prog, t.type)
+    else:
+        per_root = t.type.length if t.type.kind == TypeKind.ARRAY else 1
+        roots = t.length
+    root = nr // per_root
+    if roots is None or root >= roots:
+        return NULL(prog, "struct mem_section *")
+    r = mem_section[root]
+    if type_unaliased(r.type_).kind == TypeKind.POINTER:
+        r = r.read_()
+        if not r:
+            return r
+    return r + (nr % per_root)
+
+
+def vmcoreinfo_length(prog: Program, name: str) -> Optional[int]:
+    """``LENGTH(name)`` of the kernel's VMCOREINFO, ``None`` if absent."""
+    return _vmcoreinfo(prog, f"LENGTH({name})=")

@@ -194,7 +194,15 @@ def _ctx(prog: Program) -> _Ctx:
         pmd_shift = prog["PMD_SHIFT"].value_()
     except (KeyError, LookupError):
         pmd_shift = shift + (shift - 3)
-    section_bits = prog["SECTION_SIZE_BITS"].value_()
+    try:
+        section_bits = prog["SECTION_SIZE_BITS"].value_()
+    except (KeyError, LookupError):
+        from drgn_ptwalk._compat import vmcoreinfo_number
+
+        # drgn 0.0.31 has no SECTION_SIZE_BITS object; the kernel's VMCOREINFO has the number.
+        section_bits = vmcoreinfo_number(prog, "SECTION_SIZE_BITS")
+        if section_bits is None:
+            raise LookupError("SECTION_SIZE_BITS: neither drgn nor the kernel's VMCOREINFO has it")
     # MAX_PAGE_ORDER (v6.8+) / MAX_ORDER - 1 (v6.1: MAX_ORDER is the exclusive bound) are macros:
     # the free_area array has one entry per order.
     max_order = prog.type("struct zone").member("free_area").type.length - 1
@@ -273,12 +281,12 @@ def max_dump_pfn(prog: Program) -> int:
 
 def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
     """(online, subsection map bytes or ``None`` when the whole section is valid) of section *nr*."""
-    from drgn.helpers.linux.mmzone import _section_flags, nr_to_section
+    from drgn_ptwalk._compat import nr_to_section, section_flags
 
     ms = nr_to_section(prog, nr)
     if not ms:
         return False, None
-    flags = _section_flags(prog)
+    flags = section_flags(prog)
     value = ms.section_mem_map.value_()
     if not value & flags["SECTION_IS_ONLINE"] or not value & flags["SECTION_HAS_MEM_MAP"]:
         return False, None

@@ -10,7 +10,7 @@ drgn`` would put on the machine —
 * ``root/``: the .debs the realuser closure lacks for python3-drgn and python3-tabulate (resolved and
   verified by apt like the image's), extracted; the init copies them over the root;
 * ``pypi/``: the newest drgn wheel on PyPI for the guest's CPython and architecture, its sha256 checked
-  against PyPI's JSON API, unpacked;
+  against the package index's record (pip's configured index), unpacked;
 * ``vmlinux``: the kernel's debug vmlinux (the -dbg package's), linked by the init where Debian puts it.
 
 drgn-ptwalk itself (the checkout's ``drgn_ptwalk/``) goes in the stage-1 payload as ``src.tar``, so a code
@@ -30,11 +30,10 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import build, fetch, guest, qemu, rootfs
 from .fetch import FetchError, cache_dir
@@ -45,7 +44,6 @@ GUEST_OF = {"x86_64": "x86_64-6.12-realuser", "aarch64": "aarch64-6.12-realuser"
 EXTRA_PACKAGES = ["python3-drgn", "python3-tabulate"]
 WHEEL_PLATFORMS = {"amd64": ["manylinux2014_x86_64", "manylinux_2_28_x86_64"],
                    "arm64": ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]}
-PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 RESULT, RESULT_END, DONE = "=====INGUEST-RESULT=====", "=====INGUEST-RESULT-END=====", "=====INGUEST-DONE====="
 # Boot, servers, two drgn start-ups with their checks and four CLI runs under TCG beside other builds.
 TIMEOUT = float(os.environ.get("DRGN_PTWALK_INGUEST_TIMEOUT", "1500"))
@@ -79,17 +77,34 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _index_sha256(filename: str, request: List[str]) -> Optional[str]:
+    """The sha256 the package index (pip's configured one: the machine's mirror) records for *filename*:
+    ``archive_info`` of what ``pip install --dry-run --report`` resolves for the same *request*."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
+                            "--target", tmp, "--report", str(report), *request], capture_output=True, text=True)
+        if p.returncode != 0 or not report.is_file():
+            raise FetchError(f"cannot ask the package index for {filename}'s hash: {p.stderr.strip()[-1000:]}")
+        for item in json.loads(report.read_text()).get("install", []):
+            info = item.get("download_info", {})
+            if info.get("url", "").split("#")[0].rsplit("/", 1)[-1] == filename:
+                return info.get("archive_info", {}).get("hashes", {}).get("sha256")
+    return None
+
+
 def drgn_wheel(arch: str, py: str) -> Path:
     """The newest drgn wheel for CPython ``py`` on ``arch`` (pip, the ordinary client), in the cache,
-    its sha256 checked against PyPI's JSON API (once: a ``.sha256`` beside it records the check)."""
+    its sha256 checked against the one the package index records (pip's configured index: the
+    machine's mirror; once: a ``.sha256`` beside it records the check)."""
     d = cache_dir() / "pypi"
     d.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
-           "--only-binary=:all:", "--implementation", "cp", "--python-version", py, "--abi", f"cp{py}",
-           "-d", str(d), "drgn"]
+    request = ["--disable-pip-version-check", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+               "--python-version", py, "--abi", f"cp{py}", "drgn"]
     for plat in WHEEL_PLATFORMS[arch]:
-        cmd += ["--platform", plat]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+        request += ["--platform", plat]
+    p = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(d), *request],
+                       capture_output=True, text=True)
     if p.returncode != 0:
         # drgn has published manylinux wheels for x86_64 only: elsewhere pip would build it from source.
         raise FetchError(f"pip download drgn (a cp{py} wheel for {arch}) failed: {p.stderr.strip()[-1000:]}")
@@ -103,16 +118,10 @@ def drgn_wheel(arch: str, py: str) -> Path:
     digest = _sha256(wheel)
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return wheel
-    version = wheel.name.split("-")[1]
-    try:
-        with urllib.request.urlopen(PYPI_JSON.format(name="drgn"), timeout=60) as r:
-            files = json.load(r)["releases"].get(version, [])
-    except OSError as e:
-        raise FetchError(f"cannot check {wheel.name} against PyPI's JSON API: {e}") from None
-    want = next((u["digests"]["sha256"] for u in files if u["filename"] == wheel.name), None)
+    want = _index_sha256(wheel.name, request)
     if want != digest:
         wheel.unlink()
-        raise FetchError(f"{wheel.name}: sha256 {digest} is not PyPI's ({want}); removed it")
+        raise FetchError(f"{wheel.name}: sha256 {digest} is not the index's ({want}); removed it")
     stamp.write_text(digest + "\n")
     return wheel
 
