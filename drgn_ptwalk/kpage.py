@@ -193,7 +193,15 @@ def _ctx(prog: Program) -> _Ctx:
     try:
         pmd_shift = prog["PMD_SHIFT"].value_()
     except (KeyError, LookupError):
-        pmd_shift = shift + (shift - 3)
+        # PMD_SHIFT is a macro; on powerpc it depends on the MMU (PTE_INDEX_SIZE is __pte_index_size:
+        # 5 bits with 64K radix pages), so the decoder's geometry, not PAGE_SHIFT alone, gives it.
+        from drgn_ptwalk.arch import get_decoder
+        from drgn_ptwalk.entry import PtLevel
+
+        try:
+            pmd_shift = get_decoder(prog).level_shift(PtLevel.PMD)
+        except (NotImplementedError, ValueError, LookupError):
+            pmd_shift = shift + (shift - 3)
     try:
         section_bits = prog["SECTION_SIZE_BITS"].value_()
     except (KeyError, LookupError):

@@ -27,7 +27,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
-from drgn import FaultError, Object, Program, cast, offsetof
+from drgn import FaultError, Object, Program, TypeKind, cast, offsetof
 from drgn.helpers.linux.list import hlist_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
@@ -394,20 +394,42 @@ class TableOwner(NamedTuple):
     level: PtLevel
     start: int
     end: int
-    """``[start, end)``: the virtual addresses the table translates (for a deposited table: those of
-    the PMD entry it was deposited for)."""
+    """``[start, end)``: the virtual addresses the table translates; for a deposited table, those of the
+    PMD table whose list holds it (on powerpc, whose PMD tables are fragments sharing their page's list,
+    the first such table; all of the user half where the kernel keeps one list per mm)."""
     deposited: bool = False
     """An empty PTE table kept for a PMD-mapped THP (``pgtable_trans_huge_deposit()``), reached from its
     PMD table's ``pmd_huge_pte``, not from an entry."""
 
 
-def _deposit_layout(prog: Program) -> Optional[Tuple[int, int]]:
-    # (offset of pmd_huge_pte in the PMD table's ptdesc/page, offset of lru/pt_list), or None if the
-    # kernel keeps deposits elsewhere (no split PMD locks: mm->pmd_huge_pte, not read here).
+class _Deposit(NamedTuple):
+    # Where pgtable_trans_huge_deposit() keeps the PTE tables deposited for PMD-mapped THPs.
+    in_mm: bool
+    """One list per mm (``mm->pmd_huge_pte``: no split PMD locks), not one per PMD table's ptdesc."""
+    head: int
+    """Offset of ``pmd_huge_pte`` in ``struct mm_struct`` or in the PMD table's ``struct ptdesc``/``page``."""
+    in_table: bool
+    """``pgtable_t`` is ``pte_t *`` (powerpc): the list_head is the deposited table's own first 16
+    bytes (radix__pgtable_trans_huge_deposit()), not its page's ``lru``/``pt_list``."""
+    link: int
+    """Offset of ``lru``/``pt_list`` in the ``struct ptdesc``/``page`` (unused if :attr:`in_table`)."""
+
+
+def _deposit_layout(prog: Program) -> Optional[_Deposit]:
+    try:
+        target = prog.type("pgtable_t").type.type.unqualified()
+        in_table = not (target.kind in (TypeKind.STRUCT, TypeKind.UNION)
+                        and target.tag in ("page", "ptdesc"))
+    except (LookupError, AttributeError):
+        in_table = False
+    mm_t = prog.type("struct mm_struct")
     for name in ("struct ptdesc", "struct page"):
         try:
             t = prog.type(name)
-            return offsetof(t, "pmd_huge_pte"), offsetof(t, "pt_list" if t.has_member("pt_list") else "lru")
+            link = offsetof(t, "pt_list" if t.has_member("pt_list") else "lru")
+            if mm_t.has_member("pmd_huge_pte"):
+                return _Deposit(True, offsetof(mm_t, "pmd_huge_pte"), in_table, link)
+            return _Deposit(False, offsetof(t, "pmd_huge_pte"), in_table, link)
         except (LookupError, ValueError):
             continue
     return None
@@ -423,8 +445,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     :return: PFN -> its owners; a page-table page that no mm reaches (freed by RCU, an EFI or other
         private mm) is absent
     """
-    from drgn import TypeKind
-    from drgn.helpers.linux.mm import follow_phys
+    from drgn.helpers.linux.mm import follow_phys, virt_to_phys
 
     from drgn_ptwalk.arch import TABLE, get_decoder
 
@@ -437,6 +458,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     # x86's root table covers both halves (the kernel's from index n/2, sign-extended); arm64's kernel
     # root (TTBR1) covers the kernel half alone.
     both = dec.levels[0][2] << dec.levels[0][1] > top
+    order = "<" if dec.entry_order == "little" else ">"  # ppc64's tables are big-endian
     ext = (1 << 64) - 2 * top
 
     def canon(a: int) -> int:
@@ -445,32 +467,39 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     deposit = _deposit_layout(prog)
     vmemmap = page_layout(prog)
 
-    def deposited(mm: int, pids: Tuple[int, ...], pmd_table: int, base: int, end: int) -> None:
-        # pmd_huge_pte of the PMD table's ptdesc (split PMD locks) heads a list (lru) of deposited tables.
+    def deposited(mm: int, pids: Tuple[int, ...], head: int, base: int, end: int) -> None:
+        # *head* holds pmd_huge_pte (pgtable_t): the newest deposited table, linked to the others in a
+        # circular list.
         if deposit is None:
             return
-        huge_off, lru_off = deposit
         try:
-            first = _U64.unpack(prog.read(vmemmap.vmemmap + pmd_table // ps * vmemmap.size + huge_off, 8))[0]
-            page, n = first, 0
-            while page and n < 512:
-                pfn = (page - vmemmap.vmemmap) // vmemmap.size
+            first = _U64.unpack(prog.read(head, 8))[0]
+            cur, n = first, 0
+            while cur and n < 1 << 16:
+                if deposit.in_table:
+                    pfn = virt_to_phys(prog, cur).value_() // ps
+                    nxt = _U64.unpack(prog.read(cur, 8))[0]
+                else:
+                    pfn = (cur - vmemmap.vmemmap) // vmemmap.size
+                    nxt = _U64.unpack(prog.read(cur + deposit.link, 8))[0] - deposit.link
                 if want is None or pfn in want:
                     out[pfn].append(TableOwner(mm, pids, PtLevel.PTE, canon(base), canon(end - 1) + 1, True))
-                page = _U64.unpack(prog.read(page + lru_off, 8))[0] - lru_off
-                n += 1
-                if page == first:
+                cur, n = nxt, n + 1
+                if cur == first:
                     break
         except FaultError:
             return
+
+    pmd_pages: Set[int] = set()  # PMD-table pages whose ptdesc's list was read (fragments share one)
 
     def walk(mm: int, pids: Tuple[int, ...], table: int, depth: int, base: int, lo: int, hi: int) -> None:
         lvl, shift, n = dec.levels[depth]
         pfn = table // ps
         if want is None or pfn in want:
             out[pfn].append(TableOwner(mm, pids, lvl, canon(base), canon(base + (n << shift) - 1) + 1))
-        if lvl == PtLevel.PMD and pids:
-            deposited(mm, pids, table, base, base + (n << shift))
+        if lvl == PtLevel.PMD and pids and deposit is not None and not deposit.in_mm and pfn not in pmd_pages:
+            pmd_pages.add(pfn)
+            deposited(mm, pids, vmemmap.vmemmap + pfn * vmemmap.size + deposit.head, base, base + (n << shift))
         if depth + 1 >= nlev:
             return
         try:
@@ -479,7 +508,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
             return
         first = max(0, (lo - base) >> shift)
         last = min(n, -(-(hi - base) >> shift))
-        for i, v in enumerate(struct.unpack_from(f"<{n}Q", data)):
+        for i, v in enumerate(struct.unpack_from(f"{order}{n}Q", data)):
             if first <= i < last and v and dec.kind(v, depth) == TABLE:
                 walk(mm, pids, dec.table_addr(v), depth + 1, base + (i << shift), lo, hi)
 
@@ -496,11 +525,22 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
                           else obj.address_of_().value_())
         except (KeyError, LookupError, FaultError):
             pass
+    # powerpc's text patching: one temporary mm per CPU (code-patching.c's cpu_patching_context.mm,
+    # with the radix MMU).
+    try:
+        ctx = prog["cpu_patching_context"]
+        if ctx.type_.has_member("mm"):
+            from drgn.helpers.linux.cpumask import for_each_possible_cpu
+            from drgn.helpers.linux.percpu import per_cpu
+
+            kernel.extend(per_cpu(ctx, cpu).mm.value_() for cpu in for_each_possible_cpu(prog))
+    except (KeyError, LookupError, FaultError):
+        pass
     for mm in kernel[1:]:
         if mm:
             roots.append((mm, (), 0, 0, top))
-    roots.append((kernel[0], (), 0, top, 2 * top) if both else
-                 (kernel[0], (), (1 << 64) - top, (1 << 64) - top, 1 << 64))
+    kstart, kend = dec.kernel_range()
+    roots.append((kernel[0], (), 0, top, 2 * top) if both else (kernel[0], (), kstart, kstart, kend))
     seen: Set[Tuple[int, int]] = set()
     for mm, pids, base, lo, hi in roots:
         try:
@@ -513,6 +553,8 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
             continue
         seen.add((root, lo))
         walk(mm, pids, root, 0, base, lo, hi)
+        if pids and deposit is not None and deposit.in_mm:
+            deposited(mm, pids, mm + deposit.head, lo, hi)
     return dict(out)
 
 

@@ -2658,7 +2658,8 @@ static double kpage_now(void)
  * This process stays until the dump, so it must not add a mapping to a page the captured processes
  * share: the vDSO (and the vvar and other special pages) are mapped by every process, and one more
  * mapping would change their mapcount (numa_maps' mapmax, smaps' Pss) after the capture. It unmaps them
- * (its binary, /capture, is not the workload's; its other memory is its own).
+ * (its binary, /capture, is not the workload's; its other memory is its own), and faults in the rest of
+ * its memory so that nothing it maps changes after snapshot A.
  */
 static void kpage_unmap_shared(void)
 {
@@ -2674,11 +2675,37 @@ static void kpage_unmap_shared(void)
 		if (nl)
 			*nl = 0;
 		unsigned long long start, end;
-		if (sscanf(line, "%llx-%llx", &start, &end) == 2 && strchr(line, '[') &&
-		    !strstr(line, "[heap]") && !strstr(line, "[stack]"))
+		char perms[5] = "";
+		if (sscanf(line, "%llx-%llx %4s", &start, &end, perms) != 3) {
+			line = nl ? nl + 1 : NULL;
+			continue;
+		}
+		if (strchr(line, '[') && !strstr(line, "[heap]") && !strstr(line, "[stack]")) {
 			munmap((void *)(uintptr_t)start, (size_t)(end - start));
+		} else if (perms[0] == 'r') {
+			/*
+			 * Fault in now every page of its own mappings (its binary's text and data, heap,
+			 * stack): code first run after snapshot B (formatting, the crash path) would otherwise
+			 * map more of /capture's page cache (fault-around maps 16 pages at once) after both
+			 * snapshots, and a first write to its data would allocate a page then.
+			 */
+			for (unsigned long long a = start; a < end; a += (unsigned long long)g_ps) {
+				volatile char *c = (volatile char *)(uintptr_t)a;
+				char v = *c;
+				if (perms[1] == 'w')
+					*c = v;
+			}
+		}
 		line = nl ? nl + 1 : NULL;
 	}
+}
+
+/* The stack the rest of cmd_kpage() and the libc calls it makes may need, faulted in before snapshot A. */
+static void __attribute__((noinline)) kpage_grow_stack(void)
+{
+	volatile char pad[256 * 1024];
+	for (size_t i = 0; i < sizeof(pad); i += 1024)
+		pad[i] = 1;
 }
 
 static int __attribute__((noreturn)) cmd_kpage(int crash)
@@ -2710,6 +2737,7 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		memset(g_b64_out, 0xff, sizeof(g_b64_out));
 		memset(g_b64_in, 0xff, sizeof(g_b64_in));
 		memset(g_kpage_msg, 0xff, sizeof(g_kpage_msg));
+		kpage_grow_stack();
 		kpage_unmap_shared();
 		double t1 = kpage_now();
 		int ok[KPAGE_NFILES];
