@@ -128,6 +128,31 @@ def build(kernel_id: str, force: bool = False, log=print) -> Dict[str, Any]:
         return _build_locked(kernel_id, out, force, log)
 
 
+def _wanted_kernel(apt: "fetch.Apt", e: Dict[str, Any]) -> Dict[str, Any]:
+    """
+    For an entry whose kernel stands in for another (`wanted_suite`: the suite the matrix asks for, whose
+    packages are listed in its signed index but cannot be downloaded here), that kernel and why it is not
+    the one built: recorded in meta.json. Only the HTTP status is kept (no mirror address).
+    """
+    import re
+
+    wanted = fetch.resolve_kernel(apt, e["wanted_suite"], e["arch"], e["flavour"])
+    out: Dict[str, Any] = {"suite": e["wanted_suite"], "release": wanted["release"], "version": wanted["version"]}
+    try:
+        apt.download_many({p: wanted["version"] for p in wanted["packages"]}, e["arch"])
+        out["downloadable"] = True
+        out["note"] = (f"{e['wanted_suite']}'s packages download now: point the entry's suite at "
+                       f"{e['wanted_suite']} (and its id at {wanted['release'].split('+')[0]})")
+    except fetch.FetchError as err:
+        status = re.search(r"\b([45]\d\d)\s+([A-Z][A-Za-z ]+?)(?:\s*\[|\s*$|\n)", str(err))
+        out["downloadable"] = False
+        out["error"] = f"HTTP {status.group(1)} {status.group(2).strip()}" if status else "download failed"
+        out["note"] = (f"{e['wanted_suite']}'s {', '.join(wanted['packages'])} {wanted['version']} (in its "
+                       f"signed index) cannot be downloaded: the newest kernel that can, from "
+                       f"{e['suite']}, is built instead")
+    return out
+
+
 def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]:
     e = entry(kernel_id)
     apt = fetch.Apt()
@@ -201,6 +226,9 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
     }
     if image is not None:
         meta["rootfs"] = image
+    if e.get("wanted_suite"):
+        meta["wanted_kernel"] = _wanted_kernel(apt, e)
+        log(f"[vmcores] {kernel_id}: {meta['wanted_kernel']['note']}")
     tmp = meta_path.with_name("meta.json.tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, meta_path)
