@@ -114,8 +114,8 @@ class Generation(NamedTuple):
 
     thp_eligible_width8: bool
     """smaps prints ``THPeligible:    %8u`` (v6.1: ``%d``): commit daa60ae64c65 ("mm,thp: fix smaps
-    THPeligible output alignment"), v6.6 (Hugh Dickins). *Proxy*: :attr:`mthp` (v6.8), which misses
-    v6.6-v6.7."""
+    THPeligible output alignment"), v6.6 (Hugh Dickins). *Proxy*: :attr:`smaps_ksm_line`, of the same
+    release (a format string has no type to detect)."""
 
     tva_enum: bool
     """``enum tva_type`` (``TVA_SMAPS`` an enumerator, ``TVA_ENFORCE_SYSFS`` gone): "mm/huge_memory:
@@ -237,7 +237,7 @@ def _detect(prog: Program) -> Generation:
         precise_mapcount=_has(prog, "folio_precise_page_mapcount"),
         smaps_ksm_line=_has_member(prog, "struct mem_size_stats", "ksm"),
         mthp=mthp,
-        thp_eligible_width8=mthp,
+        thp_eligible_width8=_has_member(prog, "struct mem_size_stats", "ksm"),
         tva_enum=_has_constant(prog, "TVA_SMAPS") and not _has_constant(prog, "TVA_ENFORCE_SYSFS"),
         mm_flags_bitmap=_mm_flags_bitmap(prog),
         heap_strict=_has(prog, "vma_is_initial_heap"),
