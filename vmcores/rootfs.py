@@ -102,7 +102,7 @@ def _apt_conf(apt: fetch.Apt, suite: str, arch: str) -> Path:
 
 def _apt_get(conf: Path, *args: str) -> str:
     env = dict(os.environ, APT_CONFIG=str(conf), LC_ALL="C", DEBIAN_FRONTEND="noninteractive")
-    p = subprocess.run(["apt-get", *args], env=env, capture_output=True, text=True)
+    p = subprocess.run(["apt-get", *fetch.KEEP_CACHE, *args], env=env, capture_output=True, text=True)
     if p.returncode != 0:
         raise FetchError(f"apt-get {' '.join(args)} failed: {p.stderr.strip()[-2000:]}")
     return p.stdout
