@@ -16,6 +16,7 @@ __all__ = (
     "ProgramError",
     "PtWalkError",
     "TaskNotFoundError",
+    "UnsupportedKernelError",
     "VmaFieldError",
     "VmaTreeError",
 )
@@ -23,6 +24,13 @@ __all__ = (
 
 class ProgramError(Exception):
     """The program could not be opened or is not usable: the message is one line for the user."""
+
+
+class UnsupportedKernelError(ProgramError):
+    """
+    What the user asked for is not done for this kernel (e.g. the physical side — kpage, whomaps,
+    page_kind, memmap — on a big-endian kernel, s390x): the message says what and why.
+    """
 
 
 class TaskNotFoundError(LookupError):
