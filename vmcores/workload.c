@@ -2129,6 +2129,15 @@ static void write_pagemap_bin(pid_t pid, const struct buf *maps, const char *dst
 	}
 	if (fd >= 0)
 		close(fd);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	/* pagemap.bin is little-endian whatever the guest's byte order (s390x: the kernel's is big) */
+	for (size_t k = 0; k + 8 <= out.n; k += 8) {
+		uint64_t v;
+		memcpy(&v, out.p + k, 8);
+		v = __builtin_bswap64(v);
+		memcpy(out.p + k, &v, 8);
+	}
+#endif
 	write_file(dst, out.p ? out.p : "", out.n);
 }
 
