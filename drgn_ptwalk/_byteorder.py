@@ -46,6 +46,6 @@ def refuse_big_endian(prog: Program, what: str) -> None:
         arch = prog.platform.arch.name.lower() if prog.platform is not None else "unknown"
         raise UnsupportedKernelError(
             f"{what} is not supported on a big-endian kernel ({arch}): its struct page readers decode "
-            "little-endian byte columns; the per-process files (maps, smaps, smaps_rollup, numa_maps, "
-            "pagemap, ptwalk, memtop) are supported"
+            "little-endian byte columns; the per-process files (maps, smaps, smaps_rollup, pagemap, numa_maps) "
+            "and the walker (ptwalk, memtop) are supported"
         )
