@@ -69,6 +69,12 @@ _TABLE_ORIGIN = ~0x7FF & _U64
 _SWP_OFFSET_MASK = (1 << 52) - 1
 _SWP_TYPE_MASK = 0x1F
 
+# Software bits of a present PTE and of a large RSTE, as PtFlags.
+_PTE_FLAGS = ((_PAGE_WRITE, PtFlag.WRITE), (_PAGE_DIRTY, PtFlag.DIRTY), (_PAGE_YOUNG, PtFlag.YOUNG),
+              (_PAGE_SOFT_DIRTY, PtFlag.SOFT_DIRTY), (_PAGE_SPECIAL, PtFlag.SPECIAL))
+_RSTE_FLAGS = ((_RSTE_WRITE, PtFlag.WRITE), (_RSTE_DIRTY, PtFlag.DIRTY), (_RSTE_YOUNG, PtFlag.YOUNG),
+               (_RSTE_SOFT_DIRTY, PtFlag.SOFT_DIRTY))
+
 # Table kinds, root first: (PtLevel, address shift, entries, entry type bits, empty value).
 _R1 = (PtLevel.PGD, 53, 2048, 0x0C, 0x2C)
 _R2 = (PtLevel.P4D, 42, 2048, 0x08, 0x28)
@@ -230,33 +236,15 @@ class S390xDecoder(ArchDecoder):
         return (value >> 6) & _SWP_TYPE_MASK, (value >> 12) & _SWP_OFFSET_MASK
 
     def leaf_flags(self, value: int, level: PtLevel) -> int:
+        # A PTE, or a large segment/region-3 entry (THP, hugetlb: huge_ptep_get() moves the RSTE's bits
+        # to the PTE's, __rste_to_pte()). No read bit: pte_protnone() / pmd_protnone().
+        bits, read = (_PTE_FLAGS, _PAGE_READ) if level == PtLevel.PTE else (_RSTE_FLAGS, _RSTE_READ)
         f = PtFlag.PRESENT
-        if level == PtLevel.PTE:
-            if value & _PAGE_WRITE:
-                f |= PtFlag.WRITE
-            if value & _PAGE_DIRTY:
-                f |= PtFlag.DIRTY
-            if value & _PAGE_YOUNG:
-                f |= PtFlag.YOUNG
-            if value & _PAGE_SOFT_DIRTY:
-                f |= PtFlag.SOFT_DIRTY
-            if value & _PAGE_SPECIAL:
-                f |= PtFlag.SPECIAL
-            if not value & _PAGE_READ:
-                f |= PtFlag.PROTNONE  # pte_protnone()
-            return int(f)
-        # A large segment or region-3 entry (THP, hugetlb: huge_ptep_get() moves these bits to the
-        # PTE's, __rste_to_pte()).
-        if value & _RSTE_WRITE:
-            f |= PtFlag.WRITE
-        if value & _RSTE_DIRTY:
-            f |= PtFlag.DIRTY
-        if value & _RSTE_YOUNG:
-            f |= PtFlag.YOUNG
-        if value & _RSTE_SOFT_DIRTY:
-            f |= PtFlag.SOFT_DIRTY
-        if not value & _RSTE_READ:
-            f |= PtFlag.PROTNONE  # pmd_protnone()
+        for bit, flag in bits:
+            if value & bit:
+                f |= flag
+        if not value & read:
+            f |= PtFlag.PROTNONE
         return int(f)
 
     def swap_flags(self, value: int, level: PtLevel) -> int:
