@@ -34,9 +34,10 @@ def struct_order(prog: Program) -> str:
 
 def refuse_big_endian(prog: Program, what: str) -> None:
     """
-    Refuse the physical side (``what``: kpage, whomaps, page_kind, memmap) on a big-endian kernel: it
-    decodes ``struct page`` arrays, buddy and slab state by byte columns laid out as on little-endian
-    kernels, which no big-endian reference dump has checked yet.
+    Refuse the physical side (``what``: kpage, whomaps, page_kind, page_table_owners, memmap) on a
+    big-endian kernel: it decodes ``struct page`` arrays, buddy and slab state by byte columns laid out as
+    on little-endian kernels, which no big-endian reference dump has checked yet. (``whoswaps`` is the
+    walker's alone and is not refused.)
 
     :raises UnsupportedKernelError: if *prog*'s kernel is big-endian
     """
@@ -47,5 +48,5 @@ def refuse_big_endian(prog: Program, what: str) -> None:
         raise UnsupportedKernelError(
             f"{what} is not supported on a big-endian kernel ({arch}): its struct page readers decode "
             "little-endian byte columns; the per-process files (maps, smaps, smaps_rollup, pagemap, numa_maps) "
-            "and the walker (ptwalk, memtop) are supported"
+            "and the walker (ptwalk, memtop, whoswaps) are supported"
         )

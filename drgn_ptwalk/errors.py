@@ -28,8 +28,9 @@ class ProgramError(Exception):
 
 class UnsupportedKernelError(ProgramError):
     """
-    What the user asked for is not done for this kernel (e.g. the physical side — kpage, whomaps,
-    page_kind, memmap — on a big-endian kernel, s390x): the message says what and why.
+    What the user asked for is not done for this kernel (the physical side — kpage, whomaps, page_kind,
+    page_table_owners, memmap — on a big-endian kernel, s390x; numa_maps on a kernel without
+    ``CONFIG_NUMA``): the message says what and why.
     """
 
 

@@ -355,7 +355,6 @@ def whoswaps(prog: Program, entries: Iterable[Tuple[int, int]]) -> Dict[Tuple[in
 
     :return: ``(type, offset)`` -> its holders, sorted by PID and address (an empty list: nobody)
     """
-    refuse_big_endian(prog, "whoswaps")
     from drgn_ptwalk.walk import pt_range_walk
 
     ps = 1 << prog["PAGE_SHIFT"].value_()

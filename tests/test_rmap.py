@@ -173,8 +173,6 @@ def test_page_table_owners(kpage_vmcore):
 
 def test_whoswaps_is_the_pagemaps(vmcore):
     prog = vmcore.prog()
-    if physical_side_refused(prog, lambda: whoswaps(prog, [(0, 1)]), "whoswaps"):
-        return
     ps = vmcore.page_size
     nswap = prog["nr_swapfiles"].value_()
     want: Dict[Tuple[int, int], Set[Tuple[int, int]]] = defaultdict(set)
