@@ -21,7 +21,8 @@ missing), with medians over ``--repeat`` runs:
    Lines to ``/dev/null`` (``drgn_ptwalk.commands.ptwalk``), ``pagemap`` of the whole big task
    (``pagemap_pieces`` consumed);
 7. end to end, start-up included, as a user runs them (``python -m drgn_ptwalk -c CORE -s VMLINUX ...`` in a
-   subprocess, output to a file): start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
+   subprocess, output to a file): the walk alone (``bench.walkonly``: start-up + ``pt_range_walk``, no output),
+   start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
    ``pagemap PID -o FILE``, ``smaps PID``, ``memtop``; wall, CPU (the child's user + system) and peak RSS of
    the child (flat output memory: the big task's ``ptwalk`` peak against the one-page run's);
 8. with ``--crash CHROOT`` (a Debian chroot with ``crash`` installed, e.g. by ``debootstrap sid``), crash side
@@ -435,7 +436,11 @@ def e2e_children(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: 
     base = [sys.executable, "-m", "drgn_ptwalk", "-c", d["core"], "-s", d["vmlinux"]]
     if d["dump"] == "qemu-kdump":
         base += ["--architecture", d["arch"]]
+    walk = [sys.executable, "-m", "bench.walkonly", d["core"], d["vmlinux"], str(pid)]
+    if d["dump"] == "qemu-kdump":
+        walk.append(d["arch"])
     rows = [
+        ("e2e_walk", "start-up + pt_range_walk PID, no output (bench.walkonly)", walk, None, False),
         ("e2e_startup", "start-up + one-page ptwalk", base + ["ptwalk", str(pid), "--start", hex(first_start),
                                                                "--end", hex(first_start + ps)], None, False),
         ("e2e_ptwalk", "start-up + ptwalk PID (text) > file", base + ["ptwalk", str(pid)], None, False),
@@ -883,6 +888,11 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                             ("ptwalk text e2e/walk", "e2e_ptwalk", "walk", ("<=", 2.0)),
                             ("ptwalk JSON e2e/walk", "e2e_ptwalk_json", "walk", ("<=", 2.0)),
                             ("pagemap e2e/walk", "e2e_pagemap", "walk", ("<=", 2.0)),
+                            # both sides start drgn: what the output costs over a walk a user can run
+                            ("ptwalk text e2e/walk e2e", "e2e_ptwalk", "e2e_walk", ("<=", 2.0)),
+                            ("ptwalk JSON e2e/walk e2e", "e2e_ptwalk_json", "e2e_walk", ("<=", 2.0)),
+                            ("pagemap e2e/walk e2e", "e2e_pagemap", "e2e_walk", ("<=", 2.0)),
+                            ("start-up/walk (in process)", "e2e_startup", "walk", None),
                             ("ptwalk text e2e/crash vm -p", "e2e_ptwalk", "crash_vm_p", ("<", 1.0)),
                             ("ptwalk JSON e2e/crash vm -p", "e2e_ptwalk_json", "crash_vm_p", ("<", 1.0)),
                             ("start-up/crash start-up", "e2e_startup", "crash_startup", None)):

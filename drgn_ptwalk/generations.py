@@ -54,10 +54,10 @@ class Generation(NamedTuple):
     arm64_v610_layout: Optional[bool]
     """arm64: the v6.10 software PTE bits (present-invalid is nG with VALID clear, uffd-wp bit 58, swap
     type bits 6-10, offset 12-61); before, PROT_NONE was bit 58, swap type bits 3-7, offset 8-57. Series
-    "arm64/mm: Enable userfaultfd write-protect" (Ryan Roberts, v6.10: "arm64/mm: Remove PTE_PROT_NONE
-    bit", "arm64/mm: Move PTE_PRESENT_INVALID to overlay PTE_NG"; hashes unconfirmed). Detected from the
-    kernel's own ``PAGE_NONE``, ``protection_map[VM_NONE]``: bit 58 set only in the old layout. ``None``
-    on other architectures."""
+    "arm64/mm: Enable userfaultfd write-protect" (Ryan Roberts): commits f0f5863a0fb0 ("arm64/mm: Remove
+    PTE_PROT_NONE bit") and 55564814a838 ("arm64/mm: Move PTE_PRESENT_INVALID to overlay PTE_NG"), v6.10.
+    Detected from the kernel's own ``PAGE_NONE``, ``protection_map[VM_NONE]``: bit 58 set only in the old
+    layout. ``None`` on other architectures."""
 
     compound_info: bool
     """``struct page::compound_info`` (else ``compound_head``): commit d50569612c29 ("mm: rename the
@@ -76,19 +76,19 @@ class Generation(NamedTuple):
 
     compound_mapcount: bool
     """v6.1's THP mapcount scheme: ``compound_mapcount`` in ``page[1]`` (``struct folio::
-    _total_mapcount``) and ``PageDoubleMap``; replaced by ``_entire_mapcount`` in "mm,thp,rmap: simplify
-    compound page mapcount handling" (Hugh Dickins, v6.2; hash unconfirmed). The member itself."""
+    _total_mapcount``) and ``PageDoubleMap``; replaced by ``_entire_mapcount`` in commit cb67f4282bf9
+    ("mm,thp,rmap: simplify compound page mapcount handling"), v6.2 (Hugh Dickins). The member itself."""
 
     entire_mapcount: bool
     """``struct folio::_entire_mapcount`` (v6.2, see :attr:`compound_mapcount`). The member itself."""
 
     large_mapcount: bool
-    """``struct folio::_large_mapcount``: "mm: track mapcount of large folios in single value" (David
-    Hildenbrand, v6.11; hash unconfirmed). The member itself."""
+    """``struct folio::_large_mapcount``: commit 05c5323b2a34 ("mm: track mapcount of large folios in
+    single value"), v6.10 (David Hildenbrand). The member itself."""
 
     mm_ids: bool
-    """``struct folio::_mm_ids`` (``folio_maybe_mapped_shared()``): "mm/rmap: basic MM owner tracking for
-    large folios (!hugetlb)" (David Hildenbrand, v6.15; hash unconfirmed). The member itself."""
+    """``struct folio::_mm_ids`` (``folio_maybe_mapped_shared()``): commit 6af8cb80d3a9 ("mm/rmap: basic
+    MM owner tracking for large folios (!hugetlb)"), v6.15 (David Hildenbrand). The member itself."""
 
     hugetlb_page_type: bool
     """A hugetlb folio is page type ``PGTY_hugetlb`` (``page_type >> 24``, v6.12's layout of page types);
@@ -98,13 +98,14 @@ class Generation(NamedTuple):
     precise_mapcount: bool
     """smaps and pagemap use ``folio_precise_page_mapcount()`` (smaps: a non-present entry is "maybe
     shared"; pagemap: ``PM_MMAP_EXCLUSIVE`` only for present entries, per page of a PMD-mapped THP; shmem
-    swap counted ``1 << order`` per entry): David Hildenbrand's mapcount series ("fs/proc/task_mmu:
-    properly detect PM_MMAP_EXCLUSIVE per page of PMD-mapped THPs", v6.10-v6.12; hashes unconfirmed).
+    swap counted ``1 << order`` per entry): David Hildenbrand's mapcount series, v6.10-v6.12 (commit
+    2c1f057e5be6 ("fs/proc/task_mmu: properly detect PM_MMAP_EXCLUSIVE per page of PMD-mapped THPs"),
+    v6.11; the other commits' hashes unconfirmed).
     *Proxy*: the function ``folio_precise_page_mapcount`` (the rules are in task_mmu.c)."""
 
     smaps_ksm_line: bool
-    """smaps prints a ``KSM:`` line: ``struct mem_size_stats::ksm``, "add KSM information to
-    /proc/<pid>/smaps and smaps_rollup" (Stefan Roesch, v6.6; hash unconfirmed). The member itself."""
+    """smaps prints a ``KSM:`` line: ``struct mem_size_stats::ksm``, commit 8b47933544a6 ("proc/ksm: add
+    ksm stats to /proc/pid/smaps"), v6.6 (Stefan Roesch). The member itself."""
 
     mthp: bool
     """THPeligible asks ``thp_vma_allowable_orders()`` (multi-size THP) instead of
@@ -112,19 +113,21 @@ class Generation(NamedTuple):
     v6.8. The function ``__thp_vma_allowable_orders`` itself."""
 
     thp_eligible_width8: bool
-    """smaps prints ``THPeligible:    %8u`` (v6.1: ``%d``): the padding came with the mTHP rework of
-    show_smap() (v6.8; commit unconfirmed). *Proxy*: :attr:`mthp`."""
+    """smaps prints ``THPeligible:    %8u`` (v6.1: ``%d``): commit daa60ae64c65 ("mm,thp: fix smaps
+    THPeligible output alignment"), v6.6 (Hugh Dickins). *Proxy*: :attr:`smaps_ksm_line`, of the same
+    release (a format string has no type to detect)."""
 
     tva_enum: bool
     """``enum tva_type`` (``TVA_SMAPS`` an enumerator, ``TVA_ENFORCE_SYSFS`` gone): "mm/huge_memory:
-    convert tva_flags to enum tva_type" (v6.18; hash unconfirmed), with the v6.18 THP rules that came
+    convert "tva_flags" to "enum tva_type"" (v6.18; hash unconfirmed), with the v6.18 THP rules that came
     with it (shmem orders masked by the asked ones, ``MMF_DISABLE_THP_EXCEPT_ADVISED``,
     ``file_thp_enabled()`` for large-folio file systems). The enumerators themselves for the enum; the
     rules that came with it are *proxied* by it."""
 
     mm_flags_bitmap: bool
-    """``mm_struct::flags`` is ``mm_flags_t`` (a struct holding a bitmap): "mm: convert mm_struct->flags
-    to a bitmap" (v6.18; hash unconfirmed). The type itself."""
+    """``mm_struct::flags`` is ``mm_flags_t`` (a struct holding a bitmap): "mm: replace mm->flags with
+    bitmap entirely and set to 64 bits" (Lorenzo Stoakes, last of the series "mm: make mm->flags a bitmap
+    and 64-bit on all arches", v6.18; hash unconfirmed). The type itself."""
 
     heap_strict: bool
     """``[heap]`` is ``vma_is_initial_heap()`` (``vm_start < brk && vm_end > start_brk``): commit
@@ -145,31 +148,34 @@ class Generation(NamedTuple):
 
     swap_table: bool
     """Swap counts live in the cluster's swap table (``struct swap_cluster_info::table`` and
-    ``extend_table``), not in ``swap_map``: "mm, swap: use the swap table for the swap cache and switch
-    API" (Kairui Song, v6.18 series; hash unconfirmed). The members themselves."""
+    ``extend_table``), not in ``swap_map``: commit 0d6af9bcf383 ("mm, swap: use the swap table to track
+    the swap count"), v7.1 (Kairui Song; ``table`` itself came with the v6.18 swap-table series). The
+    members themselves."""
 
     kpage_scheme: str
     """How fs/proc/page.c reads a page: ``"snapshot"`` (``stable_page_flags()`` and kpagecount on a
     ``snapshot_page()`` copy, zero pages told by PFN, offline/page-table types tested on the folio, kpagecount
     ``folio_precise_page_mapcount()`` under CONFIG_PAGE_MAPCOUNT: the ``snapshot_page()`` series (Luiz
-    Capitulino, v6.17; subject and hash unconfirmed); the function ``snapshot_page`` itself), ``"folio"``
-    (the folio's flags, ``KPF_THP`` for large rmappable folios, kpagecount ``folio_precise_page_mapcount()``:
-    "proc: rewrite stable_page_flags()" (Matthew Wilcox, v6.9; hash unconfirmed); *proxy*: the ``PGTY_*``
-    page-type enumeration of v6.11, so v6.9-v6.10 are read as ``"page"``) or ``"page"`` (v6.1: the page's
-    own flags, ``page_mapcount()``). CONFIG_NO_PAGE_MAPCOUNT (kpagecount = the folio's average
+    Capitulino, v6.17: "mm/util: introduce snapshot_page()", "proc: kpagecount: use snapshot_page()", "fs:
+    stable_page_flags(): use snapshot_page()"; hashes unconfirmed); the function ``snapshot_page``
+    itself), ``"folio"`` (the folio's flags, ``KPF_THP`` for large rmappable folios, kpagecount
+    ``folio_precise_page_mapcount()``: commit dee3d0bef2b0 ("proc: rewrite stable_page_flags()"), v6.10
+    (Matthew Wilcox); *proxy*: the ``PGTY_*`` page-type enumeration, commit 4ffca5a96678 ("mm: support
+    only one page_type per page"), v6.12, so v6.10-v6.11 are read as ``"page"``) or ``"page"`` (v6.1: the
+    page's own flags, ``page_mapcount()``). CONFIG_NO_PAGE_MAPCOUNT (kpagecount = the folio's average
     mapcount, v6.15+) leaves no trace in the debug info and is not Debian's: not detected."""
 
     kpage_holes_zero: bool
     """A PFN without an online ``struct page`` reads as 0 in all three files, /proc/kpageflags included
-    (``kpage_read()``, which came with the ``snapshot_page()`` series (v6.17; subject and hash
-    unconfirmed), returns 0 for them); before, /proc/kpageflags said ``KPF_NOPAGE``
-    (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
+    (``kpage_read()``, which came with "fs/proc/page: Refactoring to reduce code duplication." (Liu Ye,
+    posted March 2025; release and hash unconfirmed), returns 0 for them); before, /proc/kpageflags said
+    ``KPF_NOPAGE`` (``stable_page_flags(NULL)``). The function ``kpage_read`` itself."""
 
     hugetlb_huge_index: bool
     """A hugetlb folio's ``index`` counts huge pages (``page_to_pgoff()`` goes through
     ``hugetlb_basepage_index()``, anonymous ones are placed by ``linear_hugepage_index()``); since
-    "mm/filemap: remove hugetlb special casing in filemap.c" (Sidhartha Kumar, v6.7; subject and hash
-    unconfirmed) it counts base pages like every other page cache folio. The function
+    commit a08c7193e4f1 ("mm/filemap: remove hugetlb special casing in filemap.c"), v6.7 (Sidhartha
+    Kumar), it counts base pages like every other page cache folio. The function
     ``hugetlb_basepage_index`` itself."""
 
 
@@ -231,7 +237,7 @@ def _detect(prog: Program) -> Generation:
         precise_mapcount=_has(prog, "folio_precise_page_mapcount"),
         smaps_ksm_line=_has_member(prog, "struct mem_size_stats", "ksm"),
         mthp=mthp,
-        thp_eligible_width8=mthp,
+        thp_eligible_width8=_has_member(prog, "struct mem_size_stats", "ksm"),
         tva_enum=_has_constant(prog, "TVA_SMAPS") and not _has_constant(prog, "TVA_ENFORCE_SYSFS"),
         mm_flags_bitmap=_mm_flags_bitmap(prog),
         heap_strict=_has(prog, "vma_is_initial_heap"),

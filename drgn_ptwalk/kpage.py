@@ -83,7 +83,7 @@ _COPY_FOLIO = (("IDLE", "idle"), ("LOCKED", "locked"), ("DIRTY", "dirty"), ("UPT
 # v6.1 page types (include/linux/page-flags.h: macros, so not in the debug info): a type is a bit
 # *cleared* in page_type, which starts as 0xffffffff (PAGE_TYPE_BASE 0xf0000000, PG_buddy 0x80, PG_offline
 # 0x100, PG_table 0x200; page_has_type(): (int)page_type < PAGE_MAPCOUNT_RESERVE (-128)). Replaced by
-# the PGTY_* enumeration (the page-type rework of v6.11; subject and hash unconfirmed), read from the kernel.
+# PGTY_* read from the kernel (commit 4ffca5a96678 ("mm: support only one page_type per page"), v6.12).
 _V61_TYPE_BASE = 0xF0000000
 _V61_TYPES = {"buddy": 0x80, "offline": 0x100, "table": 0x200}
 _V61_MAPCOUNT_RESERVE = -128
@@ -175,7 +175,7 @@ def _ctx(prog: Program) -> _Ctx:
     if objexts is None:
         objexts = _const(prog, "MEMCG_DATA_OBJCGS") or 0
     nr_flags = _const(prog, "__NR_OBJEXTS_FLAGS") or _const(prog, "__NR_MEMCG_DATA_FLAGS") or 4
-    # Zero pages: zero_page_pfn (v7.x, "mm: ... zero_page_pfn", hash unconfirmed) or zero_pfn.
+    # Zero pages: zero_page_pfn ("mm: rename my_zero_pfn() to zero_pfn()", v7.x; hash unconfirmed), zero_pfn.
     zp = _var(prog, "zero_page_pfn") or _var(prog, "zero_pfn")
     zero_pfn = zp.value_() if zp is not None else None
     huge_zero: Optional[int] = None

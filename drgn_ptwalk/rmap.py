@@ -520,7 +520,8 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     roots = [(mm, tuple(pid for pid, _ in procs), 0, 0, top) for mm, procs in _Mms(prog).by_mm.items()]
     init_mm = prog["init_mm"].address_of_()
     kernel = [init_mm.value_()]
-    # The kernel's private mms: x86 text poking (poking_mm, renamed text_poke_mm in v7.x), EFI runtime
+    # The kernel's private mms: x86 text poking (poking_mm; text_poke_mm since commit a5c832e0476e
+    # ("x86/alternatives: Rename 'poking_mm' to 'text_poke_mm'"), v6.16), EFI runtime
     # services, Intel TXT.
     for name in ("poking_mm", "text_poke_mm", "efi_mm", "tboot_mm"):
         try:

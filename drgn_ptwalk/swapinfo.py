@@ -29,9 +29,10 @@ into device/marker/swapin-error types by the combinations the kernel has had:
   v6.5); we report it as ``MARKER`` kind ``"poisoned"``.
 * Device entries were WRITE, READ, EXCLUSIVE_WRITE, EXCLUSIVE_READ (4) until
   the exclusive read/write pair became one SWP_DEVICE_EXCLUSIVE (3) in David
-  Hildenbrand's device-exclusive rework (v6.15; exact commit not confirmed
-  here). Debian 7.2 (DEVICE_PRIVATE=y): 32 - 24 = 8 special types = 1 + 3 +
-  3 + 1, which only the 3-type layout fits.
+  Hildenbrand's device-exclusive rework: commit c25465eb7630 ("mm: use single
+  SWP_DEVICE_EXCLUSIVE entry type"), v6.15. Debian 7.2 (DEVICE_PRIVATE=y):
+  32 - 24 = 8 special types = 1 + 3 + 3 + 1, which only the 3-type layout
+  fits.
 
 Marker bits (offset of a PTE_MARKER entry): BIT(0) uffd-wp, BIT(1) poisoned
 (v6.5+), BIT(2) guard ("mm: madvise: implement lightweight guard page
