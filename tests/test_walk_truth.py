@@ -261,6 +261,13 @@ def test_scenario_shapes(vmcore):
                         f"{where}: {e!r} is not one {level.name}{'+cont' if cont else ''} entry of {size:#x}",
                     )
                 seen["hugetlb"] += 1
+            elif label.startswith("highva_l"):
+                # s390x: a mapping above 4 TiB / 8 PiB gave this mm an R2 / R1 root (4 / 5 levels): walked
+                # with the depth of its own ASCE, every page present.
+                levels = len(get_decoder(prog).for_mm(get_task_mm(find_task(prog, pid))).levels)
+                check(levels == int(label[len("highva_l"):]), f"{where}: walked with {levels} levels")
+                check(sum(e.nr_pages for e in present) == npages, f"{where}: not all present: {ents[:4]}")
+                seen["highva"] += 1
             elif expect in ("pmd", "pte-mapped-large-folio") and no_thp:
                 # No THP in this kernel (steps.log; s390x under QEMU's TCG, which has no EDAT-1): the
                 # region is what the workload wrote, order-0 folios mapped by PTEs.
@@ -340,6 +347,8 @@ def test_scenario_shapes(vmcore):
             what = "uffd_refused"
         if what in ("thp", "split") and no_thp:
             what = "thp_refused"
+        if what == "vvar" and prog.platform.arch == Architecture.S390X and vmcore.scenario == "default":
+            assert seen["highva"] == 2, f"{vmcore.name}: the 4- and 5-level mms (highva4, highva5) not both checked"
         if what == "hugetlb" and _refused(vmcore, "hugetlb sizes refused no-hugepage-sizes"):
             assert not seen["hugetlb"]
             continue
