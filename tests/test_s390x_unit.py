@@ -246,3 +246,12 @@ def test_byte_order_of_programs():
     assert _platform("ppc64").flags & drgn.PlatformFlags.IS_LITTLE_ENDIAN
     le = drgn.Program(_platform("x86_64"))
     assert byte_order(le) == "little" and struct_order(le) == "<"
+
+
+def test_nonnone_slots_exact_value():
+    from drgn_ptwalk.walk import _nonnone_slots
+
+    # s390x's empty PTE is 0x400, not 0: a mask test would take it for an entry, 0 for a hole.
+    vals = [P_INVALID, 0x5000 | P_PRESENT, P_INVALID, 0, P_INVALID]
+    assert list(_nonnone_slots(vals, 0, 5, (1 << 64) - 1, P_INVALID, P_INVALID)) == [1, 3]
+    assert list(_nonnone_slots(vals, 1, 2, (1 << 64) - 1, P_INVALID, P_INVALID)) == [1]
