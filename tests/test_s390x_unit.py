@@ -233,7 +233,8 @@ def test_physical_side_refused_on_big_endian():
         (lambda: page_table_owners(prog), "page_table_owners"),
         (lambda: page_kind(prog, 1), "page_kind"),
     ):
-        with pytest.raises(UnsupportedKernelError, match=f"^{what} is not supported on a big-endian kernel \\(s390x\\)"):
+        refusal = f"^{what} is not supported on a big-endian kernel \\(s390x\\)"
+        with pytest.raises(UnsupportedKernelError, match=refusal):
             call()
 
 
