@@ -26,6 +26,7 @@ _EXPORTS: Dict[str, str] = {
     "ProgramError": "drgn_ptwalk.errors",
     "PtWalkError": "drgn_ptwalk.errors",
     "TaskNotFoundError": "drgn_ptwalk.errors",
+    "UnsupportedKernelError": "drgn_ptwalk.errors",
     "VmaFieldError": "drgn_ptwalk.errors",
     "VmaTreeError": "drgn_ptwalk.errors",
     "KPF": "drgn_ptwalk.kpage",

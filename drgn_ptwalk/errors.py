@@ -16,6 +16,7 @@ __all__ = (
     "ProgramError",
     "PtWalkError",
     "TaskNotFoundError",
+    "UnsupportedKernelError",
     "VmaFieldError",
     "VmaTreeError",
 )
@@ -23,6 +24,14 @@ __all__ = (
 
 class ProgramError(Exception):
     """The program could not be opened or is not usable: the message is one line for the user."""
+
+
+class UnsupportedKernelError(ProgramError):
+    """
+    What the user asked for is not done for this kernel (the physical side — kpage, whomaps, page_kind,
+    page_table_owners, memmap — on a big-endian kernel, s390x; numa_maps on a kernel without
+    ``CONFIG_NUMA``): the message says what and why.
+    """
 
 
 class TaskNotFoundError(LookupError):

@@ -31,6 +31,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, offsetof
 
+from drgn_ptwalk._byteorder import refuse_big_endian
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import page_layout
 
@@ -805,6 +806,7 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     :raises ValueError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
+    refuse_big_endian(prog, "kpageflags/kpagecount/kpagecgroup")
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     ctx = _ctx(prog)

@@ -14,6 +14,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Program
 
+from drgn_ptwalk._byteorder import refuse_big_endian
 from drgn_ptwalk.kpage import KPF, _ctx, _section_state, kpage_values, max_dump_pfn
 
 __all__ = ("MemmapRow", "MemmapSummary", "RULES", "memmap", "kpf_names")
@@ -165,6 +166,7 @@ def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
 
 def memmap(prog: Program) -> MemmapSummary:
     """The rows and the census of all of RAM (see the module doc)."""
+    refuse_big_endian(prog, "memmap")
     ctx = _ctx(prog)
     end = max_dump_pfn(prog)
     values = kpage_values(prog, 0, end).flags

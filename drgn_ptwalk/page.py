@@ -18,6 +18,7 @@ page. Which members exist is :mod:`drgn_ptwalk.generations`' to say:
 """
 
 import struct
+from array import array
 from collections import Counter
 from itertools import repeat
 from operator import and_
@@ -25,6 +26,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Program, TypeKind, offsetof, sizeof
 
+from drgn_ptwalk._byteorder import is_big_endian
 from drgn_ptwalk.generations import generation
 
 __all__ = (
@@ -86,6 +88,9 @@ class PageLayout(NamedTuple):
     hugetlb: Tuple[str, int, int] = ("none", 0, 0)
     """How a hugetlb folio is told: ``("pgty", PGTY_hugetlb, offset of page_type)``, ``("dtor",
     HUGETLB_PAGE_DTOR, offset of compound_dtor in page[1])`` or ``("none", 0, 0)``."""
+    swap_words: bool = False
+    """A big-endian kernel: :func:`read_struct_pages` byte-swaps each 8-byte word (see
+    :func:`page_layout`), and the offsets of the 4- and 1-byte fields are those of the swapped image."""
 
 
 _PG_NAMES = ("referenced", "dirty", "active", "unevictable", "writeback", "swapbacked", "swapcache",
@@ -128,24 +133,39 @@ def page_layout(prog: Program) -> PageLayout:
             pg[name] = prog.constant("PG_" + name).value_()
         except LookupError:
             pass
+    # Big-endian kernels (s390x): read_struct_pages() byte-swaps each 8-byte word, which leaves the
+    # 8-byte fields (flags, mapping, compound_info, _mm_ids; the folio order, the low byte of _flags_1)
+    # where they are, as little-endian values, and moves a 4-byte field to offset ^ 4 and a 1-byte
+    # field to offset ^ 7: the offsets below are those of the swapped image, so every reader decodes
+    # it as it decodes a little-endian kernel's.
+    big = is_big_endian(prog)
+    s4 = (lambda off: off if off is None or not big else off ^ 4)
+    s1 = (lambda off: off ^ 7 if big else off)
+    hugetlb = _hugetlb_test(prog, page)
+    if big and hugetlb[0] == "pgty":
+        hugetlb = (hugetlb[0], hugetlb[1], hugetlb[2] ^ 4)  # page_type: unsigned int
+    elif big and hugetlb[0] == "dtor":
+        hugetlb = (hugetlb[0], hugetlb[1], s1(hugetlb[2]))  # compound_dtor: unsigned char
     layout = PageLayout(
         vmemmap=prog["vmemmap"].value_(),
         size=size,
         flags=offsetof(page, "flags"),
-        refcount=offsetof(page, "_refcount"),
-        mapcount=offsetof(page, "_mapcount"),
+        refcount=s4(offsetof(page, "_refcount")),
+        mapcount=s4(offsetof(page, "_mapcount")),
         mapping=offsetof(page, "mapping"),
         info=offsetof(page, member),
         info_is_mask=gen.compound_info_mask,
         fake_heads=member == "compound_head",
         pg_head=prog["PG_head"].value_(),
-        order_offset=order_offset,
-        entire_mapcount=_folio_offset(prog, "_entire_mapcount", gen.entire_mapcount),
-        large_mapcount=_folio_offset(prog, "_large_mapcount", gen.large_mapcount),
-        compound_mapcount=_folio_offset(prog, "_total_mapcount", gen.compound_mapcount),
+        # compound_order (v6.1) is a byte of page[1]; later the low byte of folio->_flags_1.
+        order_offset=s1(order_offset) if gen.folio_order == "compound_order" else order_offset,
+        entire_mapcount=s4(_folio_offset(prog, "_entire_mapcount", gen.entire_mapcount)),
+        large_mapcount=s4(_folio_offset(prog, "_large_mapcount", gen.large_mapcount)),
+        compound_mapcount=s4(_folio_offset(prog, "_total_mapcount", gen.compound_mapcount)),
         mm_ids=_folio_offset(prog, "_mm_ids", gen.mm_ids),
         pg=pg,
-        hugetlb=_hugetlb_test(prog, page),
+        hugetlb=hugetlb,
+        swap_words=big,
     )
     prog.cache["ptwalk_page_layout"] = layout
     return layout
@@ -186,7 +206,12 @@ def read_struct_pages(prog: Program, pfn: int, n: int = 1) -> bytes:
         raise FaultError(
             f"no struct page for PFNs {pfn:#x}+{n} (highest_memmap_pfn is {highest:#x})", addr
         )
-    return prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
+    buf = prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
+    if lay.swap_words:
+        words = array("Q", buf)
+        words.byteswap()
+        return words.tobytes()
+    return buf
 
 
 def _decode(lay: PageLayout, buf: bytes, base: int, pfn: int) -> PageInfo:

@@ -24,16 +24,22 @@ _VMCOREINFO_ARCH = (
     (b"NUMBER(VA_BITS)=", "aarch64"),
     (b"NUMBER(kimage_voffset)=", "aarch64"),
     (b"SYMBOL(mmu_psize_defs)=", "ppc64"),  # arch/powerpc/kexec/vmcore_info.c
+    (b"SYMBOL(lowcore_ptr)=", "s390x"),  # arch/s390/kernel/vmcore_info.c
 )
-_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64"}
+_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64", 22: "s390x"}
+# Big-endian kernels (ppc64 here is ppc64le: the radix decoder's kernels are little-endian).
+_BIG_ENDIAN = ("s390x",)
 
 
 def _platform(arch: str) -> drgn.Platform:
     try:
         a = drgn.Architecture[arch.upper()]
     except KeyError:
-        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64)") from None
-    return drgn.Platform(a, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
+        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64, s390x)") from None
+    flags = drgn.PlatformFlags.IS_64_BIT
+    if arch.lower() not in _BIG_ENDIAN:
+        flags |= drgn.PlatformFlags.IS_LITTLE_ENDIAN
+    return drgn.Platform(a, flags)
 
 
 def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[str]:
@@ -59,7 +65,8 @@ def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[
         except OSError:
             continue
         if ident[:4] == b"\x7fELF":
-            arch = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "little"))
+            # e_machine in the file's byte order (EI_DATA: 2 is big-endian, s390x's).
+            arch = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "big" if ident[5] == 2 else "little"))
             if arch:
                 return arch
     return None

@@ -32,6 +32,7 @@ from drgn.helpers.linux.list import hlist_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
+from drgn_ptwalk._byteorder import refuse_big_endian
 from drgn_ptwalk.entry import PtLevel, PtType
 from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpage_values, max_dump_pfn, pfn_online
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
@@ -249,6 +250,7 @@ def whomaps_pfns(prog: Program, pfns: Iterable[int]) -> Dict[int, List[WhoMaps]]
 
     :return: PFN -> its mappings (an empty list: nobody maps it)
     """
+    refuse_big_endian(prog, "whomaps")
     from drgn_ptwalk.walk import pt_range_walk
 
     ps = 1 << prog["PAGE_SHIFT"].value_()
@@ -317,6 +319,7 @@ def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
     :param pfn: a page frame number (``phys >> PAGE_SHIFT``)
     :raises ValueError: if *pfn* has no ``struct page``
     """
+    refuse_big_endian(prog, "whomaps")
     from drgn_ptwalk.page import highest_memmap_pfn
 
     top = highest_memmap_pfn(prog)
@@ -445,6 +448,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     :return: PFN -> its owners; a page-table page that no mm reaches (freed by RCU, an EFI or other
         private mm) is absent
     """
+    refuse_big_endian(prog, "page_table_owners")
     from drgn.helpers.linux.mm import follow_phys, virt_to_phys
 
     from drgn_ptwalk.arch import TABLE, get_decoder
@@ -594,6 +598,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
         is otherwise found by a walk of every mm's tables for this PFN alone)
     :raises ValueError: if *pfn* is negative
     """
+    refuse_big_endian(prog, "page_kind")
     if pfn < 0:
         raise ValueError(f"bad PFN {pfn:#x}")
     if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):

@@ -12,10 +12,11 @@ the bad node or VMA and where in the tree it is) instead.
 """
 
 import struct
-from typing import Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, ProgramFlags, offsetof, sizeof
 
+from drgn_ptwalk._byteorder import byte_order, struct_order
 from drgn_ptwalk.errors import PtWalkError, VmaTreeError
 
 __all__ = (
@@ -46,6 +47,10 @@ class _NodeLayout(NamedTuple):
     # per node type: (pivot offset, pivots, slot offset, slots, meta.end offset)
     arange: Tuple[int, int, int, int, int]
     range: Tuple[int, int, int, int, int]
+    # The kernel's byte order ("big" on s390x) and the pivot/slot unpackers in it, by (type is arange).
+    order: str
+    unpack_pivots: Tuple[Any, Any]
+    unpack_slots: Tuple[Any, Any]
 
 
 def _node_layout(prog: Program) -> _NodeLayout:
@@ -62,7 +67,13 @@ def _node_layout(prog: Program) -> _NodeLayout:
         return (offsetof(t, f"{m}.pivot"), mt.member("pivot").type.length,
                 offsetof(t, f"{m}.slot"), mt.member("slot").type.length, offsetof(t, f"{m}.meta.end"))
 
-    lay = _NodeLayout(sizeof(t), offsetof(t, "parent"), kind("ma64"), kind("mr64"))
+    arange, range_ = kind("ma64"), kind("mr64")
+    so = struct_order(prog)
+    lay = _NodeLayout(
+        sizeof(t), offsetof(t, "parent"), arange, range_, byte_order(prog),
+        tuple(struct.Struct(f"{so}{k[1]}Q").unpack_from for k in (range_, arange)),  # type: ignore[arg-type]
+        tuple(struct.Struct(f"{so}{k[3]}Q").unpack_from for k in (range_, arange)),  # type: ignore[arg-type]
+    )
     prog.cache["ptwalk_maple_node_layout"] = lay
     return lay
 
@@ -80,10 +91,10 @@ def _node(prog: Program, enc: int, max_: int, depth: int):
     except FaultError as e:
         raise VmaTreeError(node_addr, where, f"cannot read node: {e}") from None
     # ma_dead_node(): a node taken out of the tree points to itself.
-    if int.from_bytes(raw[lay.parent : lay.parent + 8], "little") & ~0xFF == node_addr:
+    if int.from_bytes(raw[lay.parent : lay.parent + 8], lay.order) & ~0xFF == node_addr:
         raise VmaTreeError(node_addr, where, "dead node (replaced while being read)")
-    pivots = struct.unpack_from(f"<{npiv}Q", raw, off_piv)
-    slots = struct.unpack_from(f"<{nslots}Q", raw, off_slot)
+    pivots = lay.unpack_pivots[typ == 3](raw, off_piv)
+    slots = lay.unpack_slots[typ == 3](raw, off_slot)
     if typ == 3:
         end = raw[off_end]
     else:

@@ -43,6 +43,7 @@ import struct
 from array import array
 from itertools import chain, compress, repeat
 from operator import and_ as _and
+from operator import ne as _ne
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from drgn import FaultError, Object, Program, ProgramFlags
@@ -85,10 +86,12 @@ _PTE_L = PtLevel.PTE
 _FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
 
 
-def _nonnone_slots(vals: Sequence[int], i0: int, i1: int, none_mask: int, none_max: int) -> Sequence[int]:
+def _nonnone_slots(vals: Sequence[int], i0: int, i1: int, none_mask: int, none_max: int,
+                   none_value: Optional[int] = None) -> Sequence[int]:
     """
     Indexes in ``[i0, i1)`` of the slots of *vals* that are not none
-    (``value & none_mask != 0``). *none_max* is the largest value that is
+    (``value & none_mask != 0``; with *none_value*: ``value != none_value``,
+    s390x's empty entries). *none_max* is the largest value that is
     none: when every value is above it (a full table, the common case of a
     populated range) the answer is the whole range, found by one C scan
     (``min``) instead of one test per slot.
@@ -96,6 +99,8 @@ def _nonnone_slots(vals: Sequence[int], i0: int, i1: int, none_mask: int, none_m
     sub = vals[i0:i1]
     if min(sub) > none_max:
         return range(i0, i1)
+    if none_value is not None:
+        return list(compress(range(i0, i1), map(_ne, sub, repeat(none_value))))
     return list(compress(range(i0, i1), map(_and, sub, repeat(none_mask))))
 
 
@@ -231,6 +236,7 @@ class _Walker:
         self.ps = dec.page_shift
         self.none_maxes = [max(nv) for nv in dec.none_values]
         self.none_max = self.none_maxes[self.pte_depth]
+        self.none_exact = dec.none_exact or (None,) * len(dec.levels)
         self.cache: List[Optional[Tuple[int, _Table]]] = [None] * len(dec.levels)
         self.out: List[PtEntry] = []
         self.vma: Optional[int] = None
@@ -349,8 +355,8 @@ class _Walker:
             return PtType.PFN
         return PtType.FOLIO
 
-    def classify_swp(self, v: int) -> Tuple[PtType, Optional[str], Optional[int], int, int]:
-        t, off = self.dec.swp(v)
+    def classify_swp(self, v: int, level: PtLevel = _PTE_L) -> Tuple[PtType, Optional[str], Optional[int], int, int]:
+        t, off = self.dec.swp(v) if level is _PTE_L else self.dec.swp_at(v, level)
         if self.st is None:
             return PtType.SWAP, None, None, t, off
         typ, kind, pfn = classify_swp(self.st, t, off, self.dec.swp_pfn_mask)
@@ -376,7 +382,7 @@ class _Walker:
         # Only the slots that are not none cost Python steps (most of an
         # upper table is empty); the gaps between them are holes.
         nz = _nonnone_slots(vals, i, i + ((b - s0 + size - 1) >> shift), dec.none_masks[depth],
-                            self.none_maxes[depth])
+                            self.none_maxes[depth], self.none_exact[depth])
         # PTE tables below this one are decoded here, not in a nested
         # generator: one per table would cost as much as reading it.
         below_pte = depth + 1 == self.pte_depth
@@ -509,7 +515,7 @@ class _Walker:
         return j
 
     def upper_swap(self, v: int, level: PtLevel, s0: int, sa: int, sb: int, tbl: _Table, i: int) -> None:
-        typ, kind, pfn, t, off = self.classify_swp(v)
+        typ, kind, pfn, t, off = self.classify_swp(v, level)
         delta = (sa - s0) >> self.ps
         if pfn is not None:
             pfn += delta
@@ -542,7 +548,8 @@ class _Walker:
         # the table.
         if cm and any(map(_and, vals[i0:i1], repeat(cm))):
             vals = self._merge_cont(vals, i0, i1)
-        nz = _nonnone_slots(vals, i0, i1, dec.none_masks[self.pte_depth], self.none_max)
+        nz = _nonnone_slots(vals, i0, i1, dec.none_masks[self.pte_depth], self.none_max,
+                            self.none_exact[self.pte_depth])
         batch = self.batch
         special = dec.special_mask
         highest = self.highest
@@ -763,7 +770,7 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
     :param mm: ``struct mm_struct *``
     """
     prog = mm.prog_
-    dec = get_decoder(prog)
+    dec = get_decoder(prog).for_mm(mm)
     table, physical = dec.root(mm)
     for depth, (lvl, shift, n) in enumerate(dec.levels):
         if lvl == level:
@@ -982,7 +989,7 @@ def pt_range_walk(
     as ``ERROR`` entries with the level and address range they cover.
     """
     prog = mm.prog_
-    dec = get_decoder(prog)
+    dec = get_decoder(prog).for_mm(mm)
     is_init_mm = False
     try:
         is_init_mm = mm.value_() == prog["init_mm"].address_of_().value_()

@@ -17,6 +17,7 @@ from typing import Dict, List, Set
 
 import pytest
 
+from bigendian import physical_side_refused
 from drgn_ptwalk.kpage import KPF, kpage_unsupported, kpage_values, max_dump_pfn
 from vmcores.truth import KPAGE_FILES, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
 
@@ -66,6 +67,9 @@ def _flags_names(v: int) -> str:
 
 
 def test_kpage_files(kpage_vmcore):
+    if physical_side_refused(kpage_vmcore.prog(), lambda: kpage_values(kpage_vmcore.prog(), 0, 1),
+                             "kpageflags/kpagecount/kpagecgroup"):
+        return
     truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
         pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth (truth/kpage.bin): rebuild it with "

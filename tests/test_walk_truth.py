@@ -42,9 +42,10 @@ COMPARED = PM_PRESENT | PM_SWAP | PM_SOFT_DIRTY | PM_UFFD_WP | PM_GUARD_REGION |
 
 VM_PFNMAP = 1 << 10
 VM_HUGETLB = 1 << 22
-# VM_SOFTDIRTY is bit 27 with CONFIG_MEM_SOFT_DIRTY, which x86 and ppc64 (Book3S) have (Debian: y); 0 on
+# VM_SOFTDIRTY is bit 27 with CONFIG_MEM_SOFT_DIRTY, which x86, ppc64 (Book3S) and s390x have (Debian: y); 0 on
 # arm64 (kernel-formats.md §3.4, §8.1).
-VM_SOFTDIRTY = {Architecture.X86_64: 1 << 27, Architecture.AARCH64: 0, Architecture.PPC64: 1 << 27}
+VM_SOFTDIRTY = {Architecture.X86_64: 1 << 27, Architecture.AARCH64: 0, Architecture.PPC64: 1 << 27,
+                Architecture.S390X: 1 << 27}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -242,6 +243,7 @@ def test_scenario_shapes(vmcore):
         if not cond:
             problems.append(msg)
 
+    no_thp = _refused(vmcore, "init thp refused no-transparent_hugepage")
     for name, pid in _workload_pids(vmcore):
         entries = walk_pid(vmcore, pid)
         for label, start, end, expect, note in _regions(vmcore, pid):
@@ -259,6 +261,19 @@ def test_scenario_shapes(vmcore):
                         f"{where}: {e!r} is not one {level.name}{'+cont' if cont else ''} entry of {size:#x}",
                     )
                 seen["hugetlb"] += 1
+            elif label.startswith("highva_l"):
+                # s390x: a mapping above 4 TiB / 8 PiB gave this mm an R2 / R1 root (4 / 5 levels): walked
+                # with the depth of its own ASCE, every page present.
+                levels = len(get_decoder(prog).for_mm(get_task_mm(find_task(prog, pid))).levels)
+                check(levels == int(label[len("highva_l"):]), f"{where}: walked with {levels} levels")
+                check(sum(e.nr_pages for e in present) == npages, f"{where}: not all present: {ents[:4]}")
+                seen["highva"] += 1
+            elif expect in ("pmd", "pte-mapped-large-folio") and no_thp:
+                # No THP in this kernel (steps.log; s390x under QEMU's TCG, which has no EDAT-1): the
+                # region is what the workload wrote, order-0 folios mapped by PTEs.
+                check(present and all(e.level == PtLevel.PTE and e.type == PtType.FOLIO and e.nr_pages == 1
+                                      for e in present), f"{where}: no THP, yet not order-0 PTE folios: {present[:4]}")
+                seen["thp_refused"] += 1
             elif expect == "pmd":
                 check(ents and all(e.type == PtType.FOLIO and e.level == PtLevel.PMD and e.size == pmd_size
                                    for e in ents), f"{where}: not PMD-mapped folios: {ents[:4]}")
@@ -323,12 +338,26 @@ def test_scenario_shapes(vmcore):
     assert not problems, "\n".join(problems[:20])
     # The workload's scenarios label their regions (scenario.json); real servers (scenario "realuser") label
     # none, so only what every process has is required there. A kernel without uffd-wp (powerpc) refuses its
-    # registration (steps.log): the refused regions must then have been checked as such.
+    # registration (steps.log): the refused regions must then have been checked as such. A kernel without
+    # THP or hugetlb pages (s390x under QEMU's TCG: no EDAT-1/2) refuses them at boot (steps.log): the THP
+    # regions must then have been checked as order-0 pages, and no hugetlb region exists.
     required = ("hugetlb", "thp", "split", "swap", "uffd", "vvar") if vmcore.scenario == "default" else ("vvar",)
     for what in required:
         if what == "uffd" and _uffd_wp_refused(vmcore):
             what = "uffd_refused"
+        if what in ("thp", "split") and no_thp:
+            what = "thp_refused"
+        if what == "vvar" and prog.platform.arch == Architecture.S390X and vmcore.scenario == "default":
+            assert seen["highva"] == 2, f"{vmcore.name}: the 4- and 5-level mms (highva4, highva5) not both checked"
+        if what == "hugetlb" and _refused(vmcore, "hugetlb sizes refused no-hugepage-sizes"):
+            assert not seen["hugetlb"]
+            continue
         assert seen[what], f"{vmcore.name}: no {what} scenario found in the truth"
+
+
+def _refused(vmcore, line: str) -> bool:
+    """Whether steps.log has this refusal line."""
+    return line in (vmcore.truth / "steps.log").read_text().splitlines()
 
 
 def _uffd_wp_refused(vmcore) -> bool:

@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
             swapped = elfcore.to_little_endian(args.core)
             added = elfcore.add_vmcoreinfo(args.core, int(args.addr, 16), int(args.size, 16))
-            print(f"{args.core}: {'rewritten little-endian' if swapped else 'already little-endian'}, "
+            print(f"{args.core}: {'rewritten little-endian' if swapped else 'byte order kept'}, "
                   f"{'VMCOREINFO note added' if added else 'had a VMCOREINFO note'}", file=sys.stderr)
             return 0
         if args.cmd == "live":

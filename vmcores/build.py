@@ -16,7 +16,7 @@ from . import elfcore, fetch, guest, qemu, rootfs
 from .fetch import cache_dir
 
 MANIFEST = Path(__file__).resolve().parent / "kernels.toml"
-DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64"}
+DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64", "s390x": "s390x"}
 DUMP_FILES = {"elf": ("vmcore.elf", None), "qemu-kdump": ("vmcore.kdump", "kdump-zlib")}
 # TCG is slow and arm64 TCG slower still; the workload itself waits for KSM and swap.
 READY_TIMEOUT = float(os.environ.get("DRGN_PTWALK_GUEST_TIMEOUT", "900"))

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Make QEMU's ELF dumps of machines without fw_cfg (pseries) readable by drgn, in place.
+"""Make QEMU's ELF dumps of machines without fw_cfg (pseries, s390-ccw-virtio) readable by drgn, in place.
 
 Two fixes, each a no-op on a dump that does not need it:
 
@@ -12,7 +12,7 @@ Two fixes, each a no-op on a dump that does not need it:
   memory at the physical address ``/sys/kernel/vmcoreinfo`` gives (``"%lx %x"``: address, size); the note
   is copied out of the dump's memory into a new PT_NOTE segment appended to the file, with a new program
   header table after it (``e_phoff`` points there; the data segments do not move, so a sparse dump stays
-  sparse).
+  sparse). On s390x the dump, the note and the kernel are all big-endian: only the note is added.
 
 ``python -m vmcores fix-elf CORE ADDR SIZE`` runs both on a dump (ADDR and SIZE in hex, as the guest's
 ``/sys/kernel/vmcoreinfo`` prints them).
@@ -29,6 +29,7 @@ _EHDR = "16sHHIQQQIHHHHHH"  # Elf64_Ehdr after e_ident's byte order is chosen
 _PHDR = "IIQQQQQQ"  # Elf64_Phdr
 _NHDR = "III"  # Elf64_Nhdr
 PT_LOAD, PT_NOTE = 1, 4
+EM_PPC64, EM_S390 = 21, 22
 ELFDATA2LSB, ELFDATA2MSB = 1, 2
 NT_PRSTATUS, NT_PRFPREG = 1, 2
 NT_PPC_VMX, NT_PPC_SPE, NT_PPC_VSX = 0x100, 0x101, 0x102
@@ -94,11 +95,14 @@ def _swap_desc(ntype: int, desc: bytes, cpu: int) -> bytes:
 
 
 def to_little_endian(core: Path) -> bool:
-    """Rewrite a big-endian ELF core little-endian in place; returns whether it was big-endian."""
+    """Rewrite a big-endian ELF core of a ppc64 guest little-endian in place; returns whether it was
+    rewritten (``False``: already little-endian, or another machine: s390x is big-endian for real)."""
     with open(core, "r+b") as f:
         if _byte_order(f) == "<":
             return False
         ehdr, phdrs = _read_headers(f, ">")
+        if ehdr[2] != EM_PPC64:
+            return False
         cpu = 0
         for ph in phdrs:
             if ph[0] != PT_NOTE:
@@ -127,8 +131,8 @@ def to_little_endian(core: Path) -> bool:
     return True
 
 
-def _notes(f, phdrs: List[list]) -> List[bytes]:
-    """The names of the notes of every PT_NOTE segment (little-endian file)."""
+def _notes(f, phdrs: List[list], order: str = "<") -> List[bytes]:
+    """The names of the notes of every PT_NOTE segment (*order*: the file's struct byte order)."""
     names = []
     for ph in phdrs:
         if ph[0] != PT_NOTE:
@@ -137,7 +141,7 @@ def _notes(f, phdrs: List[list]) -> List[bytes]:
         data = f.read(ph[5])
         pos = 0
         while pos + 12 <= len(data):
-            namesz, descsz, _ = struct.unpack_from("<" + _NHDR, data, pos)
+            namesz, descsz, _ = struct.unpack_from(order + _NHDR, data, pos)
             names.append(data[pos + 12 : pos + 12 + namesz].rstrip(b"\0"))
             pos += 12 + _align4(namesz) + _align4(descsz)
     return names
@@ -153,15 +157,18 @@ def _read_phys(f, phdrs: List[list], paddr: int, size: int) -> bytes:
 
 def add_vmcoreinfo(core: Path, paddr: int, size: int) -> bool:
     """Append the kernel's VMCOREINFO note (at physical *paddr*, *size* bytes at most) as a PT_NOTE;
-    returns whether one was added (``False``: the dump had one)."""
+    returns whether one was added (``False``: the dump had one). The file's byte order must be the
+    kernel's (the note in memory is in the kernel's): a ppc64le dump goes through
+    :func:`to_little_endian` first; an s390x dump is big-endian like its kernel."""
     with open(core, "r+b") as f:
-        if _byte_order(f) != "<":
-            raise ElfCoreError("big-endian ELF: run to_little_endian() first")
-        ehdr, phdrs = _read_headers(f, "<")
-        if b"VMCOREINFO" in _notes(f, phdrs):
+        order = _byte_order(f)
+        ehdr, phdrs = _read_headers(f, order)
+        if order == ">" and ehdr[2] == EM_PPC64:
+            raise ElfCoreError("big-endian ELF of a ppc64 guest: run to_little_endian() first")
+        if b"VMCOREINFO" in _notes(f, phdrs, order):
             return False
         buf = _read_phys(f, phdrs, paddr, size)
-        namesz, descsz, _ = struct.unpack_from("<" + _NHDR, buf)
+        namesz, descsz, _ = struct.unpack_from(order + _NHDR, buf)
         note_len = 12 + _align4(namesz) + _align4(descsz)
         if buf[12 : 12 + namesz].rstrip(b"\0") != b"VMCOREINFO" or note_len > len(buf):
             raise ElfCoreError(f"no VMCOREINFO note at physical {paddr:#x} (found {buf[:32]!r})")
@@ -173,7 +180,7 @@ def add_vmcoreinfo(core: Path, paddr: int, size: int) -> bool:
         f.seek(note_off)
         f.write(note)
         f.seek(phoff)
-        f.write(b"".join(struct.pack("<" + _PHDR, *ph) for ph in phdrs))
+        f.write(b"".join(struct.pack(order + _PHDR, *ph) for ph in phdrs))
         f.seek(0)
-        f.write(struct.pack("<" + _EHDR, ehdr[0], *ehdr[1:5], phoff, *ehdr[6:10], len(phdrs), *ehdr[11:]))
+        f.write(struct.pack(order + _EHDR, ehdr[0], *ehdr[1:5], phoff, *ehdr[6:10], len(phdrs), *ehdr[11:]))
     return True

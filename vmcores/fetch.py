@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 SUITES = ("bookworm", "trixie", "sid")
-ARCHES = ("amd64", "arm64", "ppc64el")
+ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.
 LISTS_MAX_AGE = 24 * 3600

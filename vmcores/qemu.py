@@ -24,12 +24,19 @@ QEMU = {
     "amd64": ("qemu-system-x86_64", "qemu-system-x86"),
     "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
     "ppc64el": ("qemu-system-ppc64", "qemu-system-ppc"),
+    "s390x": ("qemu-system-s390x", "qemu-system-misc"),
 }
-# pseries: the console is the hypervisor's virtual terminal (spapr-vty), which QEMU's -serial backs.
-CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0"}
+# pseries: the console is the hypervisor's virtual terminal (spapr-vty), which QEMU's -serial backs;
+# s390-ccw-virtio: the SCLP ASCII console.
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0", "s390x": "ttysclp0"}
 # Machines without fw_cfg have no -device vmcoreinfo: the dump gets the kernel's own note afterwards
 # (elfcore.add_vmcoreinfo, from the address the guest prints).
-FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False}
+FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False, "s390x": False}
+# QEMU refuses -numa on s390-ccw-virtio ("NUMA is not supported by this machine-type"): one node there.
+NUMA = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False}
+# The virtio transport of the guest's disks: PCI, or channel I/O on s390x.
+VIRTIO_BLK = {"amd64": "virtio-blk-pci", "arm64": "virtio-blk-pci", "ppc64el": "virtio-blk-pci",
+              "s390x": "virtio-blk-ccw"}
 VMCOREINFO = "=====VMCOREINFO====="
 MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free gigabyte for a 1 GiB page
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
@@ -60,6 +67,9 @@ def hugetlb_cmdline(arch: str, page_size: int) -> str:
     if arch in ("amd64", "ppc64el"):
         # ppc64 radix: 2M PMD and 1G PUD leaves, with 4K and 64K pages alike (radix-{4k,64k}.h).
         sizes = [("1G", 1), ("2M", 20)]
+    elif arch == "s390x":
+        # Large segment (1M, EDAT-1) and region-3 (2G, EDAT-2) entries.
+        sizes = [("2G", 1), ("1M", 40)]
     elif page_size == 16384:
         # 2M is cont-PTE, 32M a PMD, 1G cont-PMD with 16K pages.
         sizes = [("1G", 1), ("32M", 3), ("2M", 8)]
@@ -184,9 +194,11 @@ class Guest:
         self.argv: List[str] = [
             binary, "-accel", "tcg,thread=multi", "-M", entry["machine"], "-cpu", entry["cpu"],
             "-smp", "2", "-m", f"{memory_mib}M",
-            "-object", f"memory-backend-ram,id=m0,size={half}M",
-            "-object", f"memory-backend-ram,id=m1,size={memory_mib - half}M",
-            "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
+            *([
+                "-object", f"memory-backend-ram,id=m0,size={half}M",
+                "-object", f"memory-backend-ram,id=m1,size={memory_mib - half}M",
+                "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
+            ] if NUMA[self.arch] else []),
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
             *(["-device", "vmcoreinfo"] if FW_CFG[self.arch] else []), "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -195,13 +207,13 @@ class Guest:
         self.disks = [workdir / f"kdump-d{level}.disk" for level in self.kdump_levels]
         for i, disk in enumerate(self.disks):
             self.argv += ["-drive", f"file={disk},format=raw,if=none,id=kd{i}",
-                          "-device", f"virtio-blk-pci,drive=kd{i}"]
+                          "-device", f"{VIRTIO_BLK[self.arch]},drive=kd{i}"]
         # The production scenarios' block filesystems, found by the guest from their serial; after the
         # kdump disks, so the capture kernel's /dev/vda, /dev/vdb... stay the dump disks.
         self.fs_images = [(workdir / f"{fs}.img", fs) for fs in FS_IMAGES]
         for img, fs in self.fs_images:
             self.argv += ["-drive", f"file={img},format=raw,if=none,id={fs}",
-                          "-device", f"virtio-blk-pci,drive={fs},serial=ptwalk-{fs}"]
+                          "-device", f"{VIRTIO_BLK[self.arch]},drive={fs},serial=ptwalk-{fs}"]
         self.cmdline = cmdline
 
     def start(self) -> None:
@@ -404,9 +416,11 @@ class Guest:
 
     def fix_elf(self, core: Path) -> None:
         """Make QEMU's ELF dump of a machine without fw_cfg readable by drgn: little-endian where
-        QEMU wrote it big-endian (7.2, ppc64le guests), and a VMCOREINFO note copied out of memory."""
+        QEMU wrote it big-endian (7.2, ppc64le guests; an s390x guest's is big-endian as its kernel is),
+        and a VMCOREINFO note copied out of memory."""
         try:
-            elfcore.to_little_endian(core)
+            if self.arch == "ppc64el":
+                elfcore.to_little_endian(core)
             elfcore.add_vmcoreinfo(core, *self.guest_vmcoreinfo())
         except elfcore.ElfCoreError as e:
             raise GuestError(f"{core}: {e}") from None

@@ -1825,6 +1825,40 @@ static void scen_manyvmas(void)
 	pause_forever();
 }
 
+#if defined(__s390x__)
+/* ------------------------------------------------------------------ */
+/* scenario: highva4 / highva5 (s390x): a mapping above 4 TiB, or above  */
+/* 8 PiB, makes the kernel add region-second (and region-first) tables  */
+/* to the mm (check_asce_limit() -> crst_table_upgrade()): its tables   */
+/* then have 4 or 5 levels, every other process's 3                     */
+
+static void highva(unsigned long addr, const char *label)
+{
+	size_t ps = (size_t)g_ps, sz = 16 * ps;
+	/* nothing is mapped that high: MAP_FIXED only places it */
+	char *p = mmap((void *)addr, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED) {
+		STEP_ERR(label, errno);
+	} else {
+		fill_pattern(p, sz, 0x3c);
+		add_region(label, p, sz, "all-present", "at 0x%lx", addr);
+		STEP_OK(label);
+	}
+	report_ready(1);
+	pause_forever();
+}
+
+static void scen_highva4(void)
+{
+	highva(1UL << 43, "highva_l4"); /* above _REGION2_SIZE: an R2 root */
+}
+
+static void scen_highva5(void)
+{
+	highva(1UL << 54, "highva_l5"); /* above _REGION1_SIZE: an R1 root */
+}
+#endif
+
 /* ------------------------------------------------------------------ */
 /* bench set: big / vmas / small+N (workload run OUTDIR bench)          */
 
@@ -2129,6 +2163,15 @@ static void write_pagemap_bin(pid_t pid, const struct buf *maps, const char *dst
 	}
 	if (fd >= 0)
 		close(fd);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	/* pagemap.bin is little-endian whatever the guest's byte order (s390x: the kernel's is big) */
+	for (size_t k = 0; k + 8 <= out.n; k += 8) {
+		uint64_t v;
+		memcpy(&v, out.p + k, 8);
+		v = __builtin_bswap64(v);
+		memcpy(out.p + k, &v, 8);
+	}
+#endif
 	write_file(dst, out.p ? out.p : "", out.n);
 }
 
@@ -2315,6 +2358,9 @@ static const struct scenario g_default_scenarios[] = {
 	{ "vhost", scen_vhost },     { "blockfs", scen_blockfs },
 	{ "numab", scen_numab },     { "swapshare", scen_swapshare },
 	{ "vmflags", scen_vmflags }, { "nothp", scen_nothp },
+#if defined(__s390x__)
+	{ "highva4", scen_highva4 }, { "highva5", scen_highva5 },
+#endif
 	{ NULL, NULL },
 };
 

@@ -44,6 +44,9 @@ class ArchDecoder:
     :ivar va_bits: size of the user (and kernel) address space in bits
     :ivar none_masks: per level (root first): an entry is none iff
         ``value & mask == 0``
+    :ivar none_exact: ``None``, or per level the one value that is none
+        there (``None`` for a level tested by :attr:`none_masks`): s390x,
+        whose empty entries are the invalid pattern of their level
     :ivar special_mask: bit(s) of ``pte_special()``
     :ivar cont_mask: the contiguous bit (0 if the arch has none)
     :ivar swap_step: difference between the raw values of two swap entries
@@ -59,6 +62,7 @@ class ArchDecoder:
     levels: Tuple[Tuple[PtLevel, int, int], ...]
     va_bits: int
     none_masks: Tuple[int, ...]
+    none_exact: Optional[Tuple[Optional[int], ...]] = None
     special_mask: int = 0
     cont_mask: int = 0
     swap_step: int = 0
@@ -86,7 +90,10 @@ class ArchDecoder:
         these in a whole table at C speed instead of testing every slot.
         """
         out = []
-        for mask in self.none_masks:
+        for depth, mask in enumerate(self.none_masks):
+            if self.none_exact is not None and self.none_exact[depth] is not None:
+                out.append((self.none_exact[depth],))
+                continue
             free = [1 << b for b in range(64) if not mask >> b & 1]
             if len(free) > 4:
                 raise ValueError(f"none mask {mask:#x} leaves {len(free)} bits free")
@@ -124,6 +131,15 @@ class ArchDecoder:
         """
         return mm.pgd.value_(), False
 
+    def for_mm(self, mm: Object) -> "ArchDecoder":
+        """
+        The decoder of *mm*'s tables: this one, except where the depth is
+        per mm (s390x: the ASCE type; see :mod:`drgn_ptwalk.arch.s390x`).
+
+        :param mm: ``struct mm_struct *``
+        """
+        return self
+
     # Decoding; overridden by the architectures.
     def kind(self, value: int, depth: int) -> int:
         """Classify *value* found in a table at index *depth* of levels."""
@@ -144,6 +160,11 @@ class ArchDecoder:
     def swp(self, value: int) -> Tuple[int, int]:
         """``(swap type, swap offset)`` of a ``SWAP`` entry."""
         raise NotImplementedError
+
+    def swp_at(self, value: int, level: PtLevel) -> Tuple[int, int]:
+        """:meth:`swp` of a ``SWAP`` entry at *level* (s390x's PMD/PUD
+        swap entries have their own layout)."""
+        return self.swp(value)
 
     def pte_decode(self, value: int) -> Tuple[int, int, int]:
         """
@@ -197,7 +218,7 @@ def get_decoder(prog: Program) -> ArchDecoder:
     Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
 
     :raises NotImplementedError: for architectures other than x86-64,
-        AArch64 and ppc64 (radix MMU)
+        AArch64, ppc64 (radix MMU) and s390x
     """
     try:
         return prog.cache["ptwalk_decoder"]
@@ -217,6 +238,10 @@ def get_decoder(prog: Program) -> ArchDecoder:
         from drgn_ptwalk.arch.ppc64 import Ppc64RadixDecoder
 
         dec = Ppc64RadixDecoder.from_program(prog)
+    elif arch == Architecture.S390X:
+        from drgn_ptwalk.arch.s390x import S390xDecoder
+
+        dec = S390xDecoder.from_program(prog)
     else:
         raise NotImplementedError(f"page-table walking is not supported on {arch}")
     prog.cache["ptwalk_decoder"] = dec

@@ -117,15 +117,26 @@ def _pieces(res: PagemapOutput, gaps: bool) -> Iterator[Tuple[int, Sequence[int]
 
 
 def write_pagemap(res: PagemapOutput, f: IO[bytes]) -> None:
-    """Write the raw bytes of *res* to the binary file *f* in its layout (see the module doc)."""
+    """Write the raw bytes of *res* to the binary file *f* in its layout (see the module doc): the entries
+    of the raw file in the dumped kernel's byte order (big-endian on s390x), as the kernel's file held them;
+    ``--records`` little-endian throughout (the reference dumps' ``pagemap.bin``)."""
     from array import array
 
+    from drgn_ptwalk._byteorder import is_big_endian
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
     ps = res.page_size
+    swap = is_big_endian(res.mm.prog_) and not res.records
+
+    def raw(vals: Sequence[int]) -> array:
+        a = array("Q", vals)  # a copy: the byte swap must not change the caller's values
+        if swap:
+            a.byteswap()
+        return a
+
     if res.start is not None:
         for _, vals in _pieces(res, gaps=True):
-            f.write(vals if isinstance(vals, array) else array("Q", vals))
+            f.write(raw(vals))
         return
     from drgn_ptwalk.procfs.pagemap import pagemap_pieces
 
@@ -139,21 +150,37 @@ def write_pagemap(res: PagemapOutput, f: IO[bytes]) -> None:
                 f.write(head)
             f.write(vals if isinstance(vals, array) else array("Q", vals))
         return
+    # The sparse file, written by offset (os.pwrite: a file system's size limit fails the write that
+    # crosses it, not a later flush).
+    f.flush()
+    fd = f.fileno()
+    beyond = None  # the first address whose entries the file system cannot hold
     for addr, vals in pieces:
         if not any(vals):
             continue  # zeros: a hole of the sparse file
-        f.seek(addr // ps * 8)
-        f.write(vals if isinstance(vals, array) else array("Q", vals))
-    try:
-        f.truncate(res.task_size // ps * 8)
-    except OSError as e:
-        if e.errno != errno.EFBIG:
-            raise
-        # ext4 holds 16 TiB: a 5-level task's file is 128 TiB. It then ends after the last VMA.
-        last = ranges[-1][2] if ranges else 0
-        f.truncate(last // ps * 8)
-        warnings.warn(f"the file system cannot hold the {res.task_size // ps * 8:#x} bytes of the whole file "
-                      f"({e.strerror}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning)
+        try:
+            os.pwrite(fd, raw(vals), addr // ps * 8)
+        except OSError as e:
+            if e.errno not in (errno.EFBIG, errno.EINVAL):
+                raise
+            beyond = addr
+            break
+    if beyond is None:
+        try:
+            os.ftruncate(fd, res.task_size // ps * 8)
+            return
+        except OSError as e:
+            if e.errno != errno.EFBIG:
+                raise
+            reason = e.strerror
+    else:
+        reason = f"{os.strerror(errno.EFBIG)}: the entries from {beyond:#x} on are left out"
+    # ext4 holds 16 TiB: a 5-level task's file is 128 TiB (an s390x one's 32 PiB). It then ends after the
+    # last VMA whose entries it holds.
+    last = max((ve for _, vs, ve in ranges if beyond is None or ve <= beyond), default=0)
+    os.ftruncate(fd, last // ps * 8)
+    warnings.warn(f"the file system cannot hold the {res.task_size // ps * 8:#x} bytes of the whole file "
+                  f"({reason}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning)
 
 
 def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) -> None:

@@ -15,6 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.errors import UnsupportedKernelError
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.page import FolioReader
 from drgn_ptwalk.tasks import get_task_mm
@@ -206,8 +207,10 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
     :param root: reader's fs root for ``file=``; default PID 1's
     :param warnings: list collecting what the dump cannot tell
     :raises VmaTreeError: if the VMA tree is corrupt
+    :raises UnsupportedKernelError: if the kernel has no numa_maps (no ``CONFIG_NUMA``)
     """
     prog = mm.prog_
+    require_numa_maps(prog)
     if warnings is None:
         warnings = []
     if not mm.value_():
@@ -229,6 +232,24 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
     return b"".join(out)
 
 
+def require_numa_maps(prog: Program) -> None:
+    """
+    Refuse, as the kernel does (``ENOENT``), a kernel built without ``CONFIG_NUMA`` (Debian's s390x):
+    it has no /proc/PID/numa_maps, nor the task and VMA policies it prints.
+
+    :raises UnsupportedKernelError: if the kernel has no numa_maps
+    """
+    def compute() -> bool:
+        try:
+            prog["proc_pid_numa_maps_operations"]
+            return True
+        except KeyError:
+            return prog.type("struct task_struct").has_member("mempolicy")
+
+    if not _cached(prog, "ptwalk_procfs_has_numa_maps", compute):
+        raise UnsupportedKernelError("numa_maps: this kernel has no /proc/PID/numa_maps (built without CONFIG_NUMA)")
+
+
 def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
     """/proc/PID/numa_maps of *mm* with the default task policy."""
     from drgn import Object as O
@@ -240,7 +261,10 @@ def numa_maps(task: Object, root: "str | Object | None" = None) -> str:
     """
     /proc/PID/numa_maps of *task* (``struct task_struct *``); ``""`` without
     an mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+
+    :raises UnsupportedKernelError: if the kernel has no numa_maps (no ``CONFIG_NUMA``)
     """
+    require_numa_maps(task.prog_)
     mm = get_task_mm(task)
     if not mm.value_():
         return ""

@@ -10,6 +10,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from drgn import Object, Program
 
+from drgn_ptwalk._byteorder import struct_order
 from drgn_ptwalk.arch import get_decoder
 from drgn_ptwalk.generations import generation
 
@@ -143,6 +144,7 @@ def _xa_value_entries(xa: Object, first: int, last: int) -> Iterator[Tuple[int, 
     """
     prog = xa.prog_
     chunk = 64  # XA_CHUNK_SIZE (XA_CHUNK_SHIFT 6)
+    order = struct_order(prog)
 
     def is_node(v: int) -> bool:
         return v & 3 == 2 and v > 4096
@@ -153,7 +155,7 @@ def _xa_value_entries(xa: Object, first: int, last: int) -> Iterator[Tuple[int, 
     def walk(node_addr: int, base: int) -> Iterator[Tuple[int, int]]:
         node = Object(prog, "struct xa_node *", node_addr)
         shift = node.shift.value_()
-        vals = struct.unpack(f"<{chunk}Q", prog.read(node.slots.address_of_().value_(), 8 * chunk))
+        vals = struct.unpack(f"{order}{chunk}Q", prog.read(node.slots.address_of_().value_(), 8 * chunk))
         i = 0
         while i < chunk:
             v = vals[i]

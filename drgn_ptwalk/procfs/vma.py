@@ -12,6 +12,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Object, Program, cast, container_of
 
+from drgn_ptwalk._byteorder import byte_order
 from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
@@ -631,7 +632,7 @@ def hugetlb_pmd_shared(mm: Object, addr: int, level: PtLevel = PtLevel.PMD) -> b
     if table is None:
         return False
     page = pfn_to_page(prog, table // _page_size(prog)).value_()
-    count = int.from_bytes(prog.read(page + off, 4), "little", signed=True)
+    count = int.from_bytes(prog.read(page + off, 4), byte_order(prog), signed=True)
     return count != 0 if kind == "share" else count > 1
 
 
