@@ -74,6 +74,14 @@ def archive_uri() -> str:
 KEEP_CACHE = ("-o", "Dir::Cache::pkgcache=pkgcache.bin", "-o", "Dir::Cache::srcpkgcache=srcpkgcache.bin")
 
 
+def _replace_text(path: Path, text: str) -> None:
+    """Write *path* by renaming a new file over it: a cache copied with hard links (``cp -al``) keeps
+    the other copy's file as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class Apt:
     """apt-get/apt-cache with a private state for all suites and both architectures."""
 
@@ -89,8 +97,9 @@ class Apt:
         sources = "".join(
             f"deb [arch={','.join(ARCHES)} signed-by={KEYRING}] {uri} {suite} main\n" for suite in SUITES
         )
-        (self.root / "etc/sources.list").write_text(sources)
-        self.conf.write_text(
+        _replace_text(self.root / "etc/sources.list", sources)
+        _replace_text(
+            self.conf,
             f'Dir::State "{self.root}/state";\n'
             f'Dir::Cache "{self.root}/cache";\n'
             f'Dir::Etc::SourceList "{self.root}/etc/sources.list";\n'
