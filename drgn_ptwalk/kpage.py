@@ -777,7 +777,7 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
 
     # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
     # known: where owner or covered may change.
-    owner = array("q", bytes(8 * n))
+    owner = array("q", [0]) * n
     known = [0, n]
     for i in _find_all(heads_b, 1):
         if not tails[i]:
@@ -823,12 +823,14 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             known += (i, min(i + (1 << k), n))
 
     starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}))
+    cols = (q[ctx.flags // 8 :: s // 8], mv[ctx.mapping :: s], w[ctx.refcount // 4 :: s // 4],
+            w[ctx.mapcount // 4 :: s // 4], q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None else None)
     zero = bytes(8)
     prev = None
     first = lo
     for i in starts:
         if i < hi:
-            key = _key_at(ctx, buf, w, q, owner, covered, i)
+            key = _key_at(cols, owner, covered, i)
             vals = memo.get(key)
             if vals is None:
                 vals = memo[key] = _packed_values(sec, key, memo)
@@ -850,7 +852,7 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
     for pfn in special:
         i = pfn - base
         if lo <= i < hi:
-            vals3 = _key_values(sec, _key_at(ctx, buf, w, q, owner, covered, i), pfn)
+            vals3 = _key_values(sec, _key_at(cols, owner, covered, i), pfn)
             for view, v in zip(out, vals3):
                 _U64.pack_into(view, at + (i - lo) * 8, v)
     if valid is not None:
@@ -866,13 +868,14 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             i = valid.find(0, end, hi)
 
 
-def _key_at(ctx: _Ctx, buf: bytes, w: memoryview, q: memoryview, owner: array, covered: bytearray,
-            i: int) -> tuple:
-    """The fields page *i* of a section's bytes is computed from (see :func:`_key_values`)."""
-    s = ctx.size
-    o = i * s
-    return (owner[i], q[(o + ctx.flags) // 8], buf[o + ctx.mapping] & 3, w[(o + ctx.refcount) // 4],
-            w[(o + ctx.mapcount) // 4], covered[i], q[(o + ctx.memcg) // 8] if ctx.memcg is not None else 0)
+def _key_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
+            covered: bytearray, i: int) -> tuple:
+    """The fields page *i* of a section is computed from (see :func:`_key_values`): *cols* are the strided
+    views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``, ``_mapcount`` and
+    ``memcg_data`` (``None`` without CONFIG_MEMCG)."""
+    flags, mapping, refcount, mapcount, memcg = cols
+    return (owner[i], flags[i], mapping[i] & 3, refcount[i], mapcount[i], covered[i],
+            memcg[i] if memcg is not None else 0)
 
 
 def _packed_values(sec: _Section, key: tuple,
@@ -887,7 +890,7 @@ def _packed_values(sec: _Section, key: tuple,
         ctx = sec.ctx
         h = sec.head(abs(key[0]) - 1)
         if h.pfn != ctx.zero_pfn and h.pfn != ctx.huge_zero:
-            state = (key[0] > 0, h._replace(pfn=-1)) + key[1:]
+            state = (key[0] > 0,) + h[1:] + key[1:]
             vals = memo.get(state)
             if vals is not None:
                 return vals
