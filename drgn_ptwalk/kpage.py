@@ -825,22 +825,26 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
     starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}))
     cols = (q[ctx.flags // 8 :: s // 8], mv[ctx.mapping :: s], w[ctx.refcount // 4 :: s // 4],
             w[ctx.mapcount // 4 :: s // 4], q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None else None)
-    zero = bytes(8)
-    prev = None
-    first = lo
-    for i in starts:
-        if i < hi:
-            key = _key_at(cols, owner, covered, i)
-            vals = memo.get(key)
+    firsts = starts[:-1]
+    keys = _keys_at(cols, owner, covered, firsts)
+    values = list(map(memo.get, keys))
+    for r, vals in enumerate(values):
+        if vals is None:
+            key = keys[r]
+            vals = memo.get(key)  # computed for an earlier run of this section
             if vals is None:
                 vals = memo[key] = _packed_values(sec, key, memo)
-            if vals == prev:
-                continue  # runs of equal values are written as one
-        if prev is not None:
-            a, b = at + (first - lo) * 8, at + (i - lo) * 8
-            for view, v in zip(out, prev):
-                if v != zero:  # the arrays start as zeros
-                    view[a:b] = v * (i - first)
+            values[r] = vals
+    zero = bytes(8)
+    prev = values[0]
+    first = lo
+    for i, vals in zip(starts[1:], values[1:] + [None]):
+        if vals == prev:
+            continue  # runs of equal values are written as one
+        a, b = at + (first - lo) * 8, at + (i - lo) * 8
+        for view, v in zip(out, prev):
+            if v != zero:  # the arrays start as zeros
+                view[a:b] = v * (i - first)
         prev = vals
         first = i
     # PFN-dependent checks: the zero page and the huge zero folio.
@@ -852,7 +856,7 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
     for pfn in special:
         i = pfn - base
         if lo <= i < hi:
-            vals3 = _key_values(sec, _key_at(cols, owner, covered, i), pfn)
+            vals3 = _key_values(sec, _keys_at(cols, owner, covered, [i])[0], pfn)
             for view, v in zip(out, vals3):
                 _U64.pack_into(view, at + (i - lo) * 8, v)
     if valid is not None:
@@ -868,20 +872,21 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             i = valid.find(0, end, hi)
 
 
-def _key_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
-            covered: bytearray, i: int) -> tuple:
-    """The fields page *i* of a section is computed from (see :func:`_key_values`): *cols* are the strided
-    views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``, ``_mapcount`` and
-    ``memcg_data`` (``None`` without CONFIG_MEMCG)."""
+def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
+             covered: bytearray, idx: List[int]) -> List[tuple]:
+    """The fields pages *idx* of a section are computed from (see :func:`_key_values`), one tuple each:
+    *cols* are the strided views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``,
+    ``_mapcount`` and ``memcg_data`` (``None`` without CONFIG_MEMCG)."""
     flags, mapping, refcount, mapcount, memcg = cols
-    return (owner[i], flags[i], mapping[i] & 3, refcount[i], mapcount[i], covered[i],
-            memcg[i] if memcg is not None else 0)
+    if memcg is None:
+        memcg = bytes(len(covered))  # zeros, one per page
+    return [(owner[i], flags[i], mapping[i] & 3, refcount[i], mapcount[i], covered[i], memcg[i]) for i in idx]
 
 
 def _packed_values(sec: _Section, key: tuple,
                    memo: Dict[tuple, Tuple[bytes, bytes, bytes]]) -> Tuple[bytes, bytes, bytes]:
     """
-    The values of a page state (:func:`_key_at`) packed, computed once per state of its head too: a head
+    The values of a page state (:func:`_keys_at`) packed, computed once per state of its head too: a head
     or tail of one folio has the values of its like in another whose head differs only in its PFN (which
     the rules compare with the zero pages' alone).
     """
@@ -930,7 +935,7 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     scan = prog.cache.get("ptwalk_kpage_scan")
     if scan is None:
         scan = prog.cache["ptwalk_kpage_scan"] = _scan(ctx)
-    # A page's state (see _key_at) names its head by PFN: its values hold for the whole call.
+    # A page's state (see _keys_at) names its head by PFN: its values hold for the whole call.
     memo: Dict[tuple, Tuple[bytes, bytes, bytes]] = {}
     # The arrays are made whole first (zeros) and filled a section at a time: growing them section by
     # section costs more than computing the values.
