@@ -720,20 +720,19 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int]) -> List[in
     if not bad and len(found) == len(known):
         return known
 
-    def refine(a: int, b: int) -> None:
+    # Each stretch that differs is halved until short, the halves that differ kept (a stack, not a
+    # recursive closure: its reference cycle would keep the section's bytes until the garbage collector
+    # ran, and each section's read would then take fresh memory).
+    while bad:
+        a, b = bad.pop()
         if b - a <= _DENSE_MIN:
             # only the words that change somewhere here are scanned
             lanes = [lane for c, word in cols if c[a + 1 : b] != c[a : b - 1] for lane in word]
             found.update(_dense(lanes, buf, s, a, b))
-            return
+            continue
         mid = (a + b) // 2
         found.add(mid)
-        for x, y in ((a, mid), (mid, b)):
-            if not uniform(x, y):
-                refine(x, y)
-
-    for a, b in bad:
-        refine(a, b)
+        bad.extend([x, y] for x, y in ((a, mid), (mid, b)) if not uniform(x, y))
     return sorted(found)
 
 
@@ -955,11 +954,14 @@ def _fill(prog: Program, ctx: _Ctx, scan: _Scan, memo: Dict[tuple, Tuple[bytes, 
     """Write the values of PFNs ``[start, end)`` into *views* (the bytes of the three arrays), a section at a
     time."""
     pps = ctx.pages_per_section
+    # The sections' states first: drgn Objects made between two sections' reads would take the freed
+    # buffer's memory, and the next read would cost page faults.
+    states = {nr: _section_state(prog, nr) for nr in range(start // pps, -(-end // pps))}
     pfn = start
     while pfn < end:
         nr = pfn // pps
         base = nr * pps
-        online, smap = _section_state(prog, nr)
+        online, smap = states[nr]
         lo, hi = pfn - base, min(end, base + pps) - base
         at = (pfn - start) * 8
         if not online:
