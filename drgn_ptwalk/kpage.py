@@ -954,14 +954,11 @@ def _fill(prog: Program, ctx: _Ctx, scan: _Scan, memo: Dict[tuple, Tuple[bytes, 
     """Write the values of PFNs ``[start, end)`` into *views* (the bytes of the three arrays), a section at a
     time."""
     pps = ctx.pages_per_section
-    # The sections' states first: drgn Objects made between two sections' reads would take the freed
-    # buffer's memory, and the next read would cost page faults.
-    states = {nr: _section_state(prog, nr) for nr in range(start // pps, -(-end // pps))}
     pfn = start
     while pfn < end:
         nr = pfn // pps
         base = nr * pps
-        online, smap = states[nr]
+        online, smap = _section_state(prog, nr)
         lo, hi = pfn - base, min(end, base + pps) - base
         at = (pfn - start) * 8
         if not online:
