@@ -9,11 +9,12 @@ themselves are judged against real kernels by tests/test_kpage.py.
 
 import random
 import struct
+from array import array
 from typing import Dict, List
 
 import pytest
 
-from drgn_ptwalk.kpage import _Ctx, _DENSE_GAP, _DENSE_MIN, _dense, _run_starts, _scan
+from drgn_ptwalk.kpage import _Ctx, _DENSE_GAP, _DENSE_MIN, _dense, _keys_at, _run_starts, _scan
 
 # A 64-byte struct page laid out as x86-64's (v6.12): flags, lru/compound_head, lru, mapping, index,
 # private, _mapcount, _refcount, memcg_data.
@@ -180,3 +181,17 @@ def test_scan_words_and_lanes():
     assert [off for off, _ in words[7]] == list(range(56, 64))
     assert scan.head == (0, bytes((x >> 6) & 1 for x in range(256)))
     assert sorted(dict(_scan(_ctx(memcg=False)).words)) == [0, 3, 6]
+
+
+@pytest.mark.parametrize("memcg", [True, False])
+def test_keys_at(memcg):
+    pages = [_page(flags=0x28 + i, mapping=0x5000 + i, mapcount=i - 1, refcount=i, memcg=0x1000 * i)
+             for i in range(8)]
+    mv = memoryview(b"".join(pages))
+    q, w = mv.cast("Q"), mv.cast("I")
+    cols = (q[0::8], mv[24::64], w[13::16], w[12::16], q[7::8] if memcg else None)
+    owner = array("q", [0, -3, 2, 2, 0, 0, 0, 0])
+    covered = bytearray([0, 0, 0, 0, 1, 1, 0, 0])
+    keys = _keys_at(cols, owner, covered, [0, 2, 5, 7])
+    assert keys == [(o, 0x28 + i, i & 3, i, (i - 1) & 0xFFFFFFFF, covered[i], 0x1000 * i if memcg else 0)
+                    for o, i in zip((0, 2, 0, 0), (0, 2, 5, 7))]
