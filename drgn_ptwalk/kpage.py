@@ -5,8 +5,11 @@ each file at offset ``start_pfn * 8`` returns, one little-endian u64 per PFN.
 
 The ``struct page`` array is read one SPARSEMEM section at a time (one ``prog.read()`` per section), never
 as drgn Objects. A page's values depend on a handful of its fields and, for a page of a large folio, on
-its head; pages are grouped by those fields (C-level column slices of the section's bytes) and each group
-is computed once, so the cost is per section and per distinct state, not per page.
+its head; pages are cut into runs equal in those fields and each distinct state is computed once, so the
+Python cost is per section and per run, not per page. Runs are found by C-level compares: a stretch of
+pages is first tested whole (equal ``struct page`` bytes, then strided compares of the few 8-byte words
+that matter), and only stretches that differ are scanned byte lane by byte lane (strided slices XORed as
+big integers) for where.
 
 The rules follow ``stable_page_flags()``, ``kpagecount_read()`` and ``page_cgroup_ino()`` of each kernel
 generation (:attr:`~drgn_ptwalk.generations.Generation.kpage_scheme`):
@@ -650,27 +653,125 @@ _BIT7_CLEAR = bytes(int(not x & 0x80) for x in range(256))
 _TOP_NIBBLE_F = bytes(int(x >= 0xF0) for x in range(256))
 
 
-def _changes(cols: List[Tuple[bytes, int]], n: int) -> List[int]:
-    """Indexes where a run of pages with equal columns starts (0 first): *cols* are (field values packed
-    one after another, width); each is compared with the previous page's by one XOR of big integers, and
-    its byte lanes folded into one "changed" byte per page (C-level translate and slices)."""
+class _Scan(NamedTuple):
+    """How :func:`_run_starts` compares the pages of a section (derived from a :class:`_Ctx`)."""
+
+    words: Tuple[Tuple[int, Tuple[Tuple[int, Optional[bytes]], ...]], ...]
+    """The 8-byte words of a ``struct page`` that hold the fields a page's values are computed from
+    (flags, mapping, refcount, mapcount, memcg_data; pages equal there, in their folio and in free-block
+    coverage have equal values), each as (index, the bytes of it that matter: (offset in ``struct page``,
+    ``bytes.translate`` table keeping the bits read, or ``None`` for all of them))."""
+    head: Tuple[int, bytes]
+    """The byte of ``flags`` with ``PG_head`` and the table translating it to 0/1."""
+
+
+def _scan(ctx: _Ctx) -> _Scan:
+    mask = 0
+    for bit in ctx.pg.values():
+        mask |= 1 << bit
+    lanes: List[Tuple[int, Optional[bytes]]] = []
+    for b in range(8):
+        m = mask >> (8 * b) & 0xFF
+        if m:
+            lanes.append((ctx.flags + b, None if m == 0xFF else bytes(x & m for x in range(256))))
+    lanes.append((ctx.mapping, _AND3))
+    for off, width in ((ctx.refcount, 4), (ctx.mapcount, 4), (ctx.memcg, 8)):
+        if off is not None:
+            lanes.extend((off + b, None) for b in range(width))
+    words: Dict[int, List[Tuple[int, Optional[bytes]]]] = {}
+    for lane in lanes:
+        words.setdefault(lane[0] // 8, []).append(lane)
+    hb = ctx.pg["head"]
+    head = (ctx.flags + hb // 8, bytes((x >> (hb % 8)) & 1 for x in range(256)))
+    return _Scan(tuple((k, tuple(v)) for k, v in sorted(words.items())), head)
+
+
+_DENSE_MIN = 256
+"""A range of pages with changes this long or shorter is scanned byte lane by byte lane (:func:`_dense`);
+a longer one is halved first, as most of it is usually one run."""
+_DENSE_GAP = 256
+"""Ranges with changes fewer pages apart than this are scanned as one (a scan's fixed cost, in pages)."""
+
+
+def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int]) -> List[int]:
+    """
+    Indexes where a run of pages with equal :attr:`_Scan.words` starts, *known* included (sorted: the
+    first and the end of the pages looked at, and where the folio or free-block coverage changes); the end
+    is the last one returned. Each stretch between two known starts is checked whole at C speed, first as
+    equal ``struct page`` bytes (free blocks, reserved ranges), then word by word (strided ``memoryview``
+    compares); only stretches that differ are scanned for where.
+    """
+    s = ctx.size
+    mv = memoryview(buf)
+    q = mv.cast("Q")
+    cols = [(q[k :: s // 8], lanes) for k, lanes in scan.words]
+
+    def uniform(a: int, b: int) -> bool:
+        """Pages ``a + 1 .. b - 1`` equal to the page before each."""
+        if b - a < 2 or buf.startswith(mv[(a + 1) * s : b * s], a * s):
+            return True
+        for c, _ in cols:
+            if c[a + 1 : b] != c[a : b - 1]:
+                return False
+        return True
+
+    bad: List[List[int]] = []
+    found = set(known)
+    for a, b in zip(known, known[1:]):
+        # A stretch's first page often differs from the rest (a free block's head): it is compared alone.
+        if uniform(a + 1, b):
+            if b - a > 1 and any(c[a + 1] != c[a] for c, _ in cols):
+                found.add(a + 1)
+        elif bad and a - bad[-1][1] < _DENSE_GAP:
+            bad[-1][1] = b
+        else:
+            bad.append([a, b])
+    if not bad and len(found) == len(known):
+        return known
+
+    # Each stretch that differs is halved until short, the halves that differ kept (a stack, not a
+    # recursive closure: its reference cycle would keep the section's bytes until the garbage collector
+    # ran, and each section's read would then take fresh memory).
+    while bad:
+        a, b = bad.pop()
+        if b - a <= _DENSE_MIN:
+            # only the words that change somewhere here are scanned
+            lanes = [lane for c, word in cols if c[a + 1 : b] != c[a : b - 1] for lane in word]
+            found.update(_dense(lanes, buf, s, a, b))
+            continue
+        mid = (a + b) // 2
+        found.add(mid)
+        bad.extend([x, y] for x, y in ((a, mid), (mid, b)) if not uniform(x, y))
+    return sorted(found)
+
+
+def _dense(lanes: List[Tuple[int, Optional[bytes]]], buf: bytes, s: int, a: int, b: int) -> List[int]:
+    """Pages ``p`` of ``(a, b)`` whose *lanes* (see :attr:`_Scan.words`) differ from page ``p - 1``'s:
+    each lane (one byte per page, a strided slice) is XORed with itself shifted by a page, as one big
+    integer."""
     acc = 0
-    for col, w in cols:
-        d = (int.from_bytes(col[w:], "little") ^ int.from_bytes(col[:-w], "little")).to_bytes(len(col) - w,
-                                                                                          "little")
-        for k in range(w):
-            acc |= int.from_bytes(d[k::w].translate(_NONZERO), "little")
-    return [0] + [i + 1 for i in _find_all(acc.to_bytes(n - 1, "little"), 1)]
+    for off, table in lanes:
+        lane = buf[a * s + off : b * s : s]
+        if table is not None:
+            lane = lane.translate(table)
+        v = int.from_bytes(lane, "little")
+        acc |= v ^ (v >> 8)
+    d = acc.to_bytes(b - a, "little")[: b - a - 1].translate(_NONZERO)
+    return [a + 1 + j for j in _find_all(d, 1)]
+
+
 _NONZERO = bytes(int(x != 0) for x in range(256))
 _AND3 = bytes(x & 3 for x in range(256))
 
 
-def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
-                    valid: Optional[bytes]) -> Tuple[array, array, array]:
+def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, valid: Optional[bytes],
+                    memo: Dict[tuple, Tuple[bytes, bytes, bytes]], out: List[memoryview], lo: int, hi: int,
+                    at: int) -> None:
     """
-    The three files for one section: pages are cut into runs whose fields (flags, mapping type bits,
+    The three files for pages ``[lo, hi)`` of one section, written into *out* (bytes of the three arrays,
+    zeros there) from byte *at* on: pages are cut into runs whose fields (flags, mapping type bits,
     refcount, mapcount/page type, memcg_data, folio, free-buddy coverage) are all equal, found at C speed;
-    each distinct run state is computed once.
+    each distinct run state is computed once (*memo*: the values of each state, packed).
     """
     sec = _Section(prog, ctx, base, n)
     s = ctx.size
@@ -680,14 +781,16 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
     w = mv.cast("I")
     info_q = q[ctx.info // 8 :: s // 8]
     tails = buf[ctx.info :: s].translate(_BIT0)
-    hb = ctx.pg["head"]
-    heads_b = buf[ctx.flags + hb // 8 :: s].translate(bytes((x >> (hb % 8)) & 1 for x in range(256)))
+    heads_b = buf[scan.head[0] :: s].translate(scan.head[1])
 
     # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
-    owner = array("q", bytes(8 * n))
+    # known: where owner or covered may change.
+    owner = array("q", [0]) * n
+    known = [0, n]
     for i in _find_all(heads_b, 1):
         if not tails[i]:
             owner[i] = -(base + i + 1)
+            known += (i, i + 1)
             if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
                 real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
                 if real != base + i:
@@ -706,13 +809,14 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
             end = min(end, hp + h.nr - base)
             if end <= i:
                 end = i + 1
-        elif info_q[i:end].tolist().count(info) != end - i:
+        elif info_q[i + 1 : end] != info_q[i : end - 1]:
             # tails naming another head follow: this head's run ends where they start
             j = i + 1
             while j < end and info_q[j] == info:
                 j += 1
             end = j
         owner[i:end] = array("q", [hp + 1]) * (end - i)
+        known += (i, end)
         i = tails.find(1, end)
 
     # Free buddy blocks: is_free_buddy_page() for pages not PageBuddy themselves.
@@ -724,37 +828,33 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
             tz = (pfn & -pfn).bit_length() - 1 if pfn else ctx.max_order
             k = min(order, tz, ctx.max_order)
             covered[i : i + (1 << k)] = b"\1" * len(covered[i : i + (1 << k)])
+            known += (i, min(i + (1 << k), n))
 
-    cols = [
-        (q[ctx.flags // 8 :: s // 8].tobytes(), 8),
-        (buf[ctx.mapping :: s].translate(_AND3), 1),
-        (w[ctx.refcount // 4 :: s // 4].tobytes(), 4),
-        (w[ctx.mapcount // 4 :: s // 4].tobytes(), 4),
-        (bytes(covered), 1),
-        (owner.tobytes(), 8),
-    ]
-    if ctx.memcg is not None:
-        cols.append((q[ctx.memcg // 8 :: s // 8].tobytes(), 8))
-    starts = _changes(cols, n)
-    starts.append(n)
-    memo: Dict[tuple, bytes] = {}
-    parts_f: List[bytes] = []
-    parts_c: List[bytes] = []
-    parts_g: List[bytes] = []
-    for r in range(len(starts) - 1):
-        i = starts[r]
-        key = _key_at(ctx, buf, w, q, owner, covered, i)
-        vals = memo.get(key)
+    starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}))
+    cols = (q[ctx.flags // 8 :: s // 8], mv[ctx.mapping :: s], w[ctx.refcount // 4 :: s // 4],
+            w[ctx.mapcount // 4 :: s // 4], q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None else None)
+    firsts = starts[:-1]
+    keys = _keys_at(cols, owner, covered, firsts)
+    values = list(map(memo.get, keys))
+    for r, vals in enumerate(values):
         if vals is None:
-            f, c, g = _key_values(sec, key, None)
-            vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
-        count = starts[r + 1] - i
-        parts_f.append(vals[0] * count)
-        parts_c.append(vals[1] * count)
-        parts_g.append(vals[2] * count)
-    out_f = array("Q", b"".join(parts_f))
-    out_c = array("Q", b"".join(parts_c))
-    out_g = array("Q", b"".join(parts_g))
+            key = keys[r]
+            vals = memo.get(key)  # computed for an earlier run of this section
+            if vals is None:
+                vals = memo[key] = _packed_values(sec, key, memo)
+            values[r] = vals
+    zero = bytes(8)
+    prev = values[0]
+    first = lo
+    for i, vals in zip(starts[1:], values[1:] + [None]):
+        if vals == prev:
+            continue  # runs of equal values are written as one
+        a, b = at + (first - lo) * 8, at + (i - lo) * 8
+        for view, v in zip(out, prev):
+            if v != zero:  # the arrays start as zeros
+                view[a:b] = v * (i - first)
+        prev = vals
+        first = i
     # PFN-dependent checks: the zero page and the huge zero folio.
     special = set()
     if ctx.zero_pfn is not None:
@@ -763,23 +863,53 @@ def _section_values(prog: Program, ctx: _Ctx, base: int, n: int,
         special.update(range(ctx.huge_zero, ctx.huge_zero + ctx.hpage_pmd_nr))
     for pfn in special:
         i = pfn - base
-        if 0 <= i < n:
-            out_f[i], out_c[i], out_g[i] = _key_values(sec, _key_at(ctx, buf, w, q, owner, covered, i), pfn)
+        if lo <= i < hi:
+            vals3 = _key_values(sec, _keys_at(cols, owner, covered, [i])[0], pfn)
+            for view, v in zip(out, vals3):
+                _U64.pack_into(view, at + (i - lo) * 8, v)
     if valid is not None:
-        nopage = ctx.nopage
-        for i in range(n):
-            if not valid[i]:
-                out_f[i], out_c[i], out_g[i] = nopage, 0, 0
-    return out_f, out_c, out_g
+        # holes: the runs of invalid subsections
+        i = valid.find(0, lo, hi)
+        while i >= 0:
+            end = valid.find(1, i, hi)
+            if end < 0:
+                end = hi
+            a, b = at + (i - lo) * 8, at + (end - lo) * 8
+            out[0][a:b] = _U64.pack(ctx.nopage) * (end - i)
+            out[1][a:b] = out[2][a:b] = bytes(b - a)
+            i = valid.find(0, end, hi)
 
 
-def _key_at(ctx: _Ctx, buf: bytes, w: memoryview, q: memoryview, owner: array, covered: bytearray,
-            i: int) -> tuple:
-    """The fields page *i* of a section's bytes is computed from (see :func:`_key_values`)."""
-    s = ctx.size
-    o = i * s
-    return (owner[i], q[(o + ctx.flags) // 8], buf[o + ctx.mapping] & 3, w[(o + ctx.refcount) // 4],
-            w[(o + ctx.mapcount) // 4], covered[i], q[(o + ctx.memcg) // 8] if ctx.memcg is not None else 0)
+def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
+             covered: bytearray, idx: List[int]) -> List[tuple]:
+    """The fields pages *idx* of a section are computed from (see :func:`_key_values`), one tuple each:
+    *cols* are the strided views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``,
+    ``_mapcount`` and ``memcg_data`` (``None`` without CONFIG_MEMCG)."""
+    flags, mapping, refcount, mapcount, memcg = cols
+    if memcg is None:
+        memcg = bytes(len(covered))  # zeros, one per page
+    return [(owner[i], flags[i], mapping[i] & 3, refcount[i], mapcount[i], covered[i], memcg[i]) for i in idx]
+
+
+def _packed_values(sec: _Section, key: tuple,
+                   memo: Dict[tuple, Tuple[bytes, bytes, bytes]]) -> Tuple[bytes, bytes, bytes]:
+    """
+    The values of a page state (:func:`_keys_at`) packed, computed once per state of its head too: a head
+    or tail of one folio has the values of its like in another whose head differs only in its PFN (which
+    the rules compare with the zero pages' alone).
+    """
+    state = key
+    if key[0]:
+        ctx = sec.ctx
+        h = sec.head(abs(key[0]) - 1)
+        if h.pfn != ctx.zero_pfn and h.pfn != ctx.huge_zero:
+            state = (key[0] > 0,) + h[1:] + key[1:]
+            vals = memo.get(state)
+            if vals is not None:
+                return vals
+    f, c, g = _key_values(sec, key, None)
+    vals = memo[state] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
+    return vals
 
 
 def _key_values(sec: _Section, key: tuple, pfn: Optional[int]) -> Tuple[int, int, int]:
@@ -811,18 +941,39 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     ctx = _ctx(prog)
     end = min(end, max_dump_pfn(prog))
+    scan = prog.cache.get("ptwalk_kpage_scan")
+    if scan is None:
+        scan = prog.cache["ptwalk_kpage_scan"] = _scan(ctx)
+    # A page's state (see _keys_at) names its head by PFN: its values hold for the whole call.
+    memo: Dict[tuple, Tuple[bytes, bytes, bytes]] = {}
+    # The arrays are made whole first (zeros) and filled a section at a time: growing them section by
+    # section costs more than computing the values.
+    total = max(end - start, 0)
+    out = KpageValues(start, array("Q", [0]) * total, array("Q", [0]) * total, array("Q", [0]) * total)
+    views = [memoryview(a).cast("B") for a in out[1:]]
+    try:
+        _fill(prog, ctx, scan, memo, views, start, end)
+    finally:
+        for view in views:
+            view.release()
+    return out
+
+
+def _fill(prog: Program, ctx: _Ctx, scan: _Scan, memo: Dict[tuple, Tuple[bytes, bytes, bytes]],
+          views: List[memoryview], start: int, end: int) -> None:
+    """Write the values of PFNs ``[start, end)`` into *views* (the bytes of the three arrays), a section at a
+    time."""
     pps = ctx.pages_per_section
-    out = KpageValues(start, array("Q"), array("Q"), array("Q"))
     pfn = start
     while pfn < end:
         nr = pfn // pps
         base = nr * pps
         online, smap = _section_state(prog, nr)
         lo, hi = pfn - base, min(end, base + pps) - base
+        at = (pfn - start) * 8
         if not online:
-            out.flags.extend([ctx.nopage] * (hi - lo))
-            out.count.extend([0] * (hi - lo))
-            out.cgroup.extend([0] * (hi - lo))
+            if ctx.nopage:
+                views[0][at : at + (hi - lo) * 8] = _U64.pack(ctx.nopage) * (hi - lo)
         else:
             valid = None
             if smap is not None:
@@ -834,12 +985,9 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
                     for b in range(nsub):
                         if bits >> b & 1:
                             valid[b * sub : (b + 1) * sub] = b"\1" * sub
-            f, c, g = _section_values(prog, ctx, base, pps, bytes(valid) if valid is not None else None)
-            out.flags.extend(f[lo:hi])
-            out.count.extend(c[lo:hi])
-            out.cgroup.extend(g[lo:hi])
+            _section_values(prog, ctx, scan, base, pps, bytes(valid) if valid is not None else None, memo,
+                            views, lo, hi, at)
         pfn = base + hi
-    return out
 
 
 def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
