@@ -62,3 +62,33 @@ def test_tools_closure_by_level():
                    "zlib1g": "1:1.3.1-1"}
     # two levels (the tools, then libc6 + zlib1g), two calls each; debconf and perl not followed
     assert [c[:2] for c in apt.calls] == [("apt-cache", "madison"), ("apt-cache", "show")] * 2
+
+
+def test_wanted_kernel_records_never_fail(monkeypatch):
+    from vmcores import build
+
+    entry = {"wanted_suite": "trixie", "suite": "sid", "arch": "s390x", "flavour": "s390x"}
+    info = {"release": "6.12.117+deb13-s390x", "version": "6.12.117-1", "packages": ["linux-image-6.12.117+deb13-s390x"]}
+    monkeypatch.setattr(fetch, "resolve_kernel", lambda apt, suite, arch, flavour: info)
+
+    class Apt404(FakeApt):
+        def download_many(self, pkgs, arch):
+            raise fetch.FetchError("apt-get download failed: E: Failed to fetch http://mirror.invalid/x.deb  "
+                                   "404  Not Found [IP: 192.0.2.1 80]")
+
+    got = build._wanted_kernel(Apt404(), entry)
+    assert got["downloadable"] is False and got["error"] == "HTTP 404 Not Found"
+    assert "mirror" not in repr(got) and got["version"] == "6.12.117-1"
+
+    class AptOk(FakeApt):
+        def download_many(self, pkgs, arch):
+            return {}
+
+    assert build._wanted_kernel(AptOk(), entry)["downloadable"] is True
+
+    def missing(apt, suite, arch, flavour):
+        raise fetch.FetchError("linux-image-s390x:s390x not in trixie (have: {})")
+
+    monkeypatch.setattr(fetch, "resolve_kernel", missing)
+    got = build._wanted_kernel(Apt404(), entry)
+    assert got["downloadable"] is False and "not in trixie" in got["error"]

@@ -136,7 +136,11 @@ def _wanted_kernel(apt: "fetch.Apt", e: Dict[str, Any]) -> Dict[str, Any]:
     """
     import re
 
-    wanted = fetch.resolve_kernel(apt, e["wanted_suite"], e["arch"], e["flavour"])
+    try:
+        wanted = fetch.resolve_kernel(apt, e["wanted_suite"], e["arch"], e["flavour"])
+    except fetch.FetchError as err:  # a record, never a reason to fail the build
+        return {"suite": e["wanted_suite"], "downloadable": False, "error": str(err).splitlines()[0][:200],
+                "note": f"{e['wanted_suite']} lists no {e['flavour']} kernel: {e['suite']}'s is built"}
     out: Dict[str, Any] = {"suite": e["wanted_suite"], "release": wanted["release"], "version": wanted["version"]}
     try:
         apt.download_many({p: wanted["version"] for p in wanted["packages"]}, e["arch"])
