@@ -27,12 +27,16 @@ on 64-bit kernels ``PG_idle`` is a page flag and is read) — :func:`kpage_unsup
 ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memory and read as holes.
 """
 
+import io
 import struct
 from array import array
+from itertools import repeat
+from functools import partial
+from operator import itemgetter, mul, sub
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from drgn import FaultError, Object, Program, offsetof
+from drgn import FaultError, Object, Program, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import refuse_big_endian
 from drgn_ptwalk.generations import generation
@@ -311,6 +315,56 @@ def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
     return True, prog.read(smap.address_, smap.type_.size)
 
 
+def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional[bytes]]]:
+    """:func:`_section_state` of sections ``[lo, hi)``, the ``struct mem_section`` entries read in bulk
+    (one read per root: a root's entries are contiguous, ``SECTIONS_PER_ROOT`` of them with
+    SPARSEMEM_EXTREME, all of them without)."""
+    from drgn_ptwalk._compat import nr_to_section, section_flags
+
+    flags = section_flags(prog)
+    online_bits = flags["SECTION_IS_ONLINE"] | flags["SECTION_HAS_MEM_MAP"]
+    ms_type = prog.type("struct mem_section")
+    size = ms_type.size
+    map_off = offsetof(ms_type, "section_mem_map")
+    usage_off = offsetof(ms_type, "usage") if ms_type.has_member("usage") else None
+    smap_off = smap_size = None
+    if usage_off is not None:
+        usage_type = prog.type("struct mem_section_usage")
+        if usage_type.has_member("subsection_map"):
+            smap_off = offsetof(usage_type, "subsection_map")
+            smap_size = sizeof(usage_type.member("subsection_map").type)
+    per_root = prog["PAGE_SIZE"].value_() // size
+    out: List[Tuple[bool, Optional[bytes]]] = []
+    nr = lo
+    while nr < hi:
+        count = min(hi, (nr // per_root + 1) * per_root) - nr
+        ms = nr_to_section(prog, nr)
+        if not ms:
+            out.extend([(False, None)] * count)
+            nr += count
+            continue
+        try:
+            raw = prog.read(ms.value_(), count * size)
+        except FaultError:
+            out.extend(map(partial(_section_state, prog), range(nr, nr + count)))
+            nr += count
+            continue
+        for k in range(count):
+            value = _U64.unpack_from(raw, k * size + map_off)[0]
+            if value & online_bits != online_bits:
+                out.append((False, None))
+            elif value & flags["SECTION_IS_EARLY"] or smap_off is None:
+                out.append((True, None))
+            else:
+                usage = _U64.unpack_from(raw, k * size + usage_off)[0]
+                try:
+                    out.append((True, prog.read(usage + smap_off, smap_size) if usage else None))
+                except FaultError:
+                    out.append((True, None))
+        nr += count
+    return out
+
+
 def pfn_online(prog: Program, pfn: int) -> bool:
     """``pfn_to_online_page(pfn) != NULL``: *pfn* is online memory with a ``struct page``."""
     ctx = _ctx(prog)
@@ -348,6 +402,51 @@ class _Head(NamedTuple):
     """v6.1 ``folio_mapped()`` of a large folio: some page's ``_mapcount >= 0``."""
 
 
+class _Fields:
+    """Reads fields at given offsets of a buffer with as few :class:`struct.Struct` calls as they allow
+    (one, unless fields overlap), in the order they were given; absent fields (offset ``None``) read as 0."""
+
+    def __init__(self, fields: List[Tuple[Optional[int], str]]) -> None:
+        self._n = len(fields)
+        self._groups: List[Tuple[struct.Struct, List[int]]] = []
+        todo = sorted((off, i, code) for i, (off, code) in enumerate(fields) if off is not None)
+        while todo:
+            fmt, pos, where, rest = "<", 0, [], []
+            for off, i, code in todo:
+                if off < pos:
+                    rest.append((off, i, code))
+                    continue
+                fmt += f"{off - pos}x{code}" if off > pos else code
+                pos = off + struct.calcsize(code)
+                where.append(i)
+            self._groups.append((struct.Struct(fmt), where))
+            todo = rest
+
+    def unpack_from(self, buf: bytes, at: int) -> List[int]:
+        out = [0] * self._n
+        for st, where in self._groups:
+            for i, v in zip(where, st.unpack_from(buf, at)):
+                out[i] = v
+        return out
+
+
+def _head_structs(prog: Program, ctx: _Ctx) -> Tuple[_Fields, _Fields]:
+    """What :meth:`_Section._read_head` reads of a head and its next pages: (flags, mapping, mapcount,
+    refcount, memcg_data), and of a large folio (order, entire + 1, large + 1 mapcounts, v6.1's compound
+    destructor, ``page[1].flags``)."""
+    st = prog.cache.get("ptwalk_kpage_head_structs")
+    if st is None:
+        entire = ctx.entire_mapcount if ctx.entire_mapcount is not None else ctx.compound_mapcount
+        st = prog.cache["ptwalk_kpage_head_structs"] = (
+            _Fields([(ctx.flags, "Q"), (ctx.mapping, "Q"), (ctx.mapcount, "i"), (ctx.refcount, "i"),
+                     (ctx.memcg, "Q")]),
+            _Fields([(ctx.order_offset, "B"), (entire, "i"), (ctx.large_mapcount, "i"),
+                     (ctx.size + ctx.compound_dtor if ctx.compound_dtor is not None else None, "B"),
+                     (ctx.size + ctx.flags, "Q")]),
+        )
+    return st
+
+
 def _ptype(ctx: _Ctx, raw: int, name: str) -> bool:
     """``Page<Type>()`` of a ``page_type``/``_mapcount`` value (*raw* unsigned 32-bit)."""
     if ctx.pgty:
@@ -365,9 +464,11 @@ def _mapcount_is_type(raw: int) -> bool:
 class _Section:
     """The ``struct page`` bytes of one section and what is derived from them per page."""
 
-    def __init__(self, prog: Program, ctx: _Ctx, base: int, n: int) -> None:
+    def __init__(self, prog: Program, ctx: _Ctx, base: int, n: int, which: Tuple[int, ...] = (0, 1, 2)) -> None:
         self.prog = prog
         self.ctx = ctx
+        self.want = tuple(f in which for f in range(3))
+        """Which of the three files' values :meth:`_compute` computes (the others are 0)."""
         self.base = base
         self.n = n
         s = ctx.size
@@ -391,32 +492,29 @@ class _Section:
     def _read_head(self, pfn: int) -> _Head:
         ctx = self.ctx
         s = ctx.size
-        try:
-            b = self.page_bytes(pfn, 3)
-        except FaultError:
-            b = self.page_bytes(pfn, 1) + bytes(2 * s)
-        flags = _U64.unpack_from(b, ctx.flags)[0]
-        large = bool(flags >> ctx.pg["head"] & 1)
-        raw_mc = _S32.unpack_from(b, ctx.mapcount)[0]
-        memcg = _U64.unpack_from(b, ctx.memcg)[0] if ctx.memcg is not None else 0
-        mapping = _U64.unpack_from(b, ctx.mapping)[0]
-        refcount = _S32.unpack_from(b, ctx.refcount)[0]
-        if not large:
+        small, large_st = _head_structs(self.prog, ctx)
+        i = pfn - self.base
+        if 0 <= i and i + 3 <= self.n:
+            b, at = self.buf, i * s
+        else:
+            try:
+                b = self.page_bytes(pfn, 3)
+            except FaultError:
+                b = self.page_bytes(pfn, 1) + bytes(2 * s)
+            at = 0
+        flags, mapping, raw_mc, refcount, memcg = small.unpack_from(b, at)
+        if not flags >> ctx.pg["head"] & 1:
             return _Head(pfn, flags, 0, mapping, refcount, raw_mc, 1, 0, 0, False, memcg, False)
-        order = b[ctx.order_offset]
+        order, entire, large_mc, dtor, flags1 = large_st.unpack_from(b, at)
         nr = 1 << order
-        entire = large_mc = 0
-        if ctx.entire_mapcount is not None:
-            entire = _S32.unpack_from(b, ctx.entire_mapcount)[0] + 1
-        elif ctx.compound_mapcount is not None:
-            entire = _S32.unpack_from(b, ctx.compound_mapcount)[0] + 1
-        if ctx.large_mapcount is not None:
-            large_mc = _S32.unpack_from(b, ctx.large_mapcount)[0] + 1
+        # the mapcounts start at -1
+        entire = entire + 1 if ctx.entire_mapcount is not None or ctx.compound_mapcount is not None else 0
+        large_mc = large_mc + 1 if ctx.large_mapcount is not None else 0
         if ctx.pgty:
             v = ctx.pgty.get("hugetlb")
             hugetlb = v is not None and (raw_mc & 0xFFFFFFFF) >> 24 == v
         elif ctx.compound_dtor is not None:
-            hugetlb = b[s + ctx.compound_dtor] == ctx.hugetlb_dtor
+            hugetlb = dtor == ctx.hugetlb_dtor
         else:
             hugetlb = False
         mapped_any = False
@@ -428,18 +526,19 @@ class _Section:
                 mapped_any = max(mc) >= 0
             except FaultError:
                 mapped_any = False
-        flags1 = _U64.unpack_from(b, s + ctx.flags)[0]
         return _Head(pfn, flags, flags1, mapping, refcount, raw_mc & 0xFFFFFFFF, nr, entire, large_mc, hugetlb,
                      memcg, mapped_any)
 
     def _compute(self, pfn: int, h: _Head, is_head: bool, flags: int, raw_mc: int, covered: bool,
                  memcg: int, special: bool) -> Tuple[int, int, int]:
         ctx = self.ctx
+        want = self.want
         if ctx.scheme == "page":
-            return (self._flags_v61(pfn, h, is_head, flags, raw_mc, covered, special),
-                    self._count_v61(h, is_head, flags, raw_mc), self._cgroup(memcg))
-        return (self._flags_folio(pfn, h, is_head, flags, raw_mc, covered, special),
-                self._count_folio(h, raw_mc), self._cgroup(h.memcg))
+            return (self._flags_v61(pfn, h, is_head, flags, raw_mc, covered, special) if want[0] else 0,
+                    self._count_v61(h, is_head, flags, raw_mc) if want[1] else 0,
+                    self._cgroup(memcg) if want[2] else 0)
+        return (self._flags_folio(pfn, h, is_head, flags, raw_mc, covered, special) if want[0] else 0,
+                self._count_folio(h, raw_mc) if want[1] else 0, self._cgroup(h.memcg) if want[2] else 0)
 
     def _flags_v61(self, pfn: int, h: _Head, is_head: bool, k: int, raw_mc: int, covered: bool,
                    special: bool) -> int:
@@ -656,34 +755,40 @@ _TOP_NIBBLE_F = bytes(int(x >= 0xF0) for x in range(256))
 class _Scan(NamedTuple):
     """How :func:`_run_starts` compares the pages of a section (derived from a :class:`_Ctx`)."""
 
-    words: Tuple[Tuple[int, Tuple[Tuple[int, Optional[bytes]], ...]], ...]
-    """The 8-byte words of a ``struct page`` that hold the fields a page's values are computed from
-    (flags, mapping, refcount, mapcount, memcg_data; pages equal there, in their folio and in free-block
-    coverage have equal values), each as (index, the bytes of it that matter: (offset in ``struct page``,
-    ``bytes.translate`` table keeping the bits read, or ``None`` for all of them))."""
+    fields: Tuple[Tuple[int, str, Tuple[Tuple[int, Optional[bytes]], ...]], ...]
+    """The fields of a ``struct page`` a page's values are computed from (pages equal there, in their
+    folio and in free-block coverage have equal values): flags (the low 32 bits when every flag the rules
+    read is there), mapping (its low 32 bits: the type bits are read), mapcount/page type, memcg_data (for
+    kpagecgroup only), each as (offset in ``struct page``, ``memoryview`` format compared, the bytes of it
+    that matter: (offset, ``bytes.translate`` table keeping the bits read, or ``None`` for all of them)).
+    Narrow formats: a strided ``"I"`` compare costs about half a ``"Q"`` one."""
+    refcount: Tuple[int, str, Tuple[Tuple[int, Optional[bytes]], ...]]
+    """``_refcount``, the same way: read by one rule only, a free block's tail page with no reference is
+    a free page (``KPF_BUDDY``), so compared only where free blocks cover pages."""
     head: Tuple[int, bytes]
     """The byte of ``flags`` with ``PG_head`` and the table translating it to 0/1."""
+    memcg: bool
+    """``memcg_data`` is among :attr:`fields` (only kpagecgroup reads it)."""
 
 
-def _scan(ctx: _Ctx) -> _Scan:
+def _scan(ctx: _Ctx, memcg: bool = True) -> _Scan:
     mask = 0
     for bit in ctx.pg.values():
         mask |= 1 << bit
-    lanes: List[Tuple[int, Optional[bytes]]] = []
+    flags_fmt = "I" if mask < 1 << 32 else "Q"
+    flag_lanes: List[Tuple[int, Optional[bytes]]] = []
     for b in range(8):
         m = mask >> (8 * b) & 0xFF
         if m:
-            lanes.append((ctx.flags + b, None if m == 0xFF else bytes(x & m for x in range(256))))
-    lanes.append((ctx.mapping, _AND3))
-    for off, width in ((ctx.refcount, 4), (ctx.mapcount, 4), (ctx.memcg, 8)):
-        if off is not None:
-            lanes.extend((off + b, None) for b in range(width))
-    words: Dict[int, List[Tuple[int, Optional[bytes]]]] = {}
-    for lane in lanes:
-        words.setdefault(lane[0] // 8, []).append(lane)
+            flag_lanes.append((ctx.flags + b, None if m == 0xFF else bytes(x & m for x in range(256))))
+    fields = [(ctx.flags, flags_fmt, tuple(flag_lanes)), (ctx.mapping, "I", ((ctx.mapping, _AND3),)),
+              (ctx.mapcount, "I", tuple((ctx.mapcount + b, None) for b in range(4)))]
+    if memcg and ctx.memcg is not None:
+        fields.append((ctx.memcg, "Q", tuple((ctx.memcg + b, None) for b in range(8))))
+    refcount = (ctx.refcount, "I", tuple((ctx.refcount + b, None) for b in range(4)))
     hb = ctx.pg["head"]
     head = (ctx.flags + hb // 8, bytes((x >> (hb % 8)) & 1 for x in range(256)))
-    return _Scan(tuple((k, tuple(v)) for k, v in sorted(words.items())), head)
+    return _Scan(tuple(fields), refcount, head, memcg and ctx.memcg is not None)
 
 
 _DENSE_MIN = 256
@@ -693,18 +798,21 @@ _DENSE_GAP = 256
 """Ranges with changes fewer pages apart than this are scanned as one (a scan's fixed cost, in pages)."""
 
 
-def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int]) -> List[int]:
+def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int], covered: Optional[bytes] = None) -> List[int]:
     """
-    Indexes where a run of pages with equal :attr:`_Scan.words` starts, *known* included (sorted: the
+    Indexes where a run of pages with equal :attr:`_Scan.fields` starts (and equal ``_refcount`` where
+    *covered* — one byte per page, non-zero in free blocks — says so), *known* included (sorted: the
     first and the end of the pages looked at, and where the folio or free-block coverage changes); the end
     is the last one returned. Each stretch between two known starts is checked whole at C speed, first as
-    equal ``struct page`` bytes (free blocks, reserved ranges), then word by word (strided ``memoryview``
-    compares); only stretches that differ are scanned for where.
+    equal ``struct page`` bytes (free blocks, reserved ranges), then field by field (strided
+    ``memoryview`` compares); only stretches that differ are scanned for where.
     """
     s = ctx.size
     mv = memoryview(buf)
-    q = mv.cast("Q")
-    cols = [(q[k :: s // 8], lanes) for k, lanes in scan.words]
+    cols = [(mv.cast(fmt)[off // struct.calcsize(fmt) :: s // struct.calcsize(fmt)], lanes)
+            for off, fmt, lanes in scan.fields]
+    roff, rfmt, rlanes = scan.refcount
+    rc = mv.cast(rfmt)[roff // 4 :: s // 4]
 
     def uniform(a: int, b: int) -> bool:
         """Pages ``a + 1 .. b - 1`` equal to the page before each."""
@@ -713,15 +821,17 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int]) -> List[in
         for c, _ in cols:
             if c[a + 1 : b] != c[a : b - 1]:
                 return False
-        return True
+        return not (covered is not None and covered.find(1, a, b) >= 0 and rc[a + 1 : b] != rc[a : b - 1])
 
     bad: List[List[int]] = []
     found = set(known)
     for a, b in zip(known, known[1:]):
-        # A stretch's first page often differs from the rest (a free block's head): it is compared alone.
-        if uniform(a + 1, b):
-            if b - a > 1 and any(c[a + 1] != c[a] for c, _ in cols):
-                found.add(a + 1)
+        # A stretch's first page often differs from the rest (a free block's head): if the whole stretch
+        # is not one run but all of it after its first page is, the second page starts a run.
+        if uniform(a, b):
+            pass
+        elif uniform(a + 1, b):
+            found.add(a + 1)
         elif bad and a - bad[-1][1] < _DENSE_GAP:
             bad[-1][1] = b
         else:
@@ -735,8 +845,10 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int]) -> List[in
     while bad:
         a, b = bad.pop()
         if b - a <= _DENSE_MIN:
-            # only the words that change somewhere here are scanned
-            lanes = [lane for c, word in cols if c[a + 1 : b] != c[a : b - 1] for lane in word]
+            # only the fields that change somewhere here are scanned
+            lanes = [lane for c, field in cols if c[a + 1 : b] != c[a : b - 1] for lane in field]
+            if covered is not None and covered.find(1, a, b) >= 0 and rc[a + 1 : b] != rc[a : b - 1]:
+                lanes += rlanes
             found.update(_dense(lanes, buf, s, a, b))
             continue
         mid = (a + b) // 2
@@ -765,36 +877,44 @@ _AND3 = bytes(x & 3 for x in range(256))
 
 
 def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, valid: Optional[bytes],
-                    memo: Dict[tuple, Tuple[bytes, bytes, bytes]], out: List[memoryview], lo: int, hi: int,
-                    at: int) -> None:
+                    memo: Dict[tuple, Tuple[bytes, bytes, bytes]], lo: int, hi: int,
+                    which: Tuple[int, ...]) -> List[bytes]:
     """
-    The three files for pages ``[lo, hi)`` of one section, written into *out* (bytes of the three arrays,
-    zeros there) from byte *at* on: pages are cut into runs whose fields (flags, mapping type bits,
-    refcount, mapcount/page type, memcg_data, folio, free-buddy coverage) are all equal, found at C speed;
-    each distinct run state is computed once (*memo*: the values of each state, packed).
+    The bytes of the files *which* (indexes into :data:`_FILES`) for pages ``[lo, hi)`` of one section:
+    pages are cut into runs whose fields (flags, mapping type bits, refcount, mapcount/page type,
+    memcg_data, folio, free-buddy coverage) are all equal, found at C speed; each distinct run state is
+    computed once (*memo*: the values of each state, packed), and the runs are expanded into the files'
+    bytes at C speed too (no Python per run once its state is known).
     """
-    sec = _Section(prog, ctx, base, n)
+    sec = _Section(prog, ctx, base, n, which)
     s = ctx.size
     buf = sec.buf
     mv = memoryview(buf)
     q = mv.cast("Q")
     w = mv.cast("I")
     info_q = q[ctx.info // 8 :: s // 8]
-    tails = buf[ctx.info :: s].translate(_BIT0)
     heads_b = buf[scan.head[0] :: s].translate(scan.head[1])
 
     # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
     # known: where owner or covered may change.
     owner = array("q", [0]) * n
     known = [0, n]
-    for i in _find_all(heads_b, 1):
-        if not tails[i]:
-            owner[i] = -(base + i + 1)
-            known += (i, i + 1)
-            if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
-                real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
-                if real != base + i:
-                    owner[i] = real + 1  # an HVO fake head: a tail of that head
+    first_head = heads_b.find(1)
+    # Tails follow their head: a section with no head has tails only if its first page is one (a folio
+    # from an earlier section, e.g. a 1 GiB hugetlb page).
+    if first_head >= 0 or info_q[0] & 1:
+        tails = buf[ctx.info :: s].translate(_BIT0)
+    else:
+        tails = b""
+    if first_head >= 0:
+        for i in _find_all(heads_b, 1):
+            if not tails[i]:
+                owner[i] = -(base + i + 1)
+                known += (i, i + 1)
+                if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
+                    real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
+                    if real != base + i:
+                        owner[i] = real + 1  # an HVO fake head: a tail of that head
     i = tails.find(1)
     while i >= 0:
         info = info_q[i]
@@ -830,65 +950,65 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             covered[i : i + (1 << k)] = b"\1" * len(covered[i : i + (1 << k)])
             known += (i, min(i + (1 << k), n))
 
-    starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}))
+    starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}), covered)
     cols = (q[ctx.flags // 8 :: s // 8], mv[ctx.mapping :: s], w[ctx.refcount // 4 :: s // 4],
-            w[ctx.mapcount // 4 :: s // 4], q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None else None)
+            w[ctx.mapcount // 4 :: s // 4],
+            q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None and scan.memcg else None)
     firsts = starts[:-1]
     keys = _keys_at(cols, owner, covered, firsts)
     values = list(map(memo.get, keys))
-    for r, vals in enumerate(values):
-        if vals is None:
-            key = keys[r]
-            vals = memo.get(key)  # computed for an earlier run of this section
+    if None in values:
+        for r, vals in enumerate(values):
             if vals is None:
-                vals = memo[key] = _packed_values(sec, key, memo)
-            values[r] = vals
-    zero = bytes(8)
-    prev = values[0]
-    first = lo
-    for i, vals in zip(starts[1:], values[1:] + [None]):
-        if vals == prev:
-            continue  # runs of equal values are written as one
-        a, b = at + (first - lo) * 8, at + (i - lo) * 8
-        for view, v in zip(out, prev):
-            if v != zero:  # the arrays start as zeros
-                view[a:b] = v * (i - first)
-        prev = vals
-        first = i
+                key = keys[r]
+                vals = memo.get(key)  # computed for an earlier run of this section
+                if vals is None:
+                    vals = memo[key] = _packed_values(sec, key, memo)
+                values[r] = vals
+    lengths = list(map(sub, starts[1:], firsts))
+    out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]
     # PFN-dependent checks: the zero page and the huge zero folio.
     special = set()
     if ctx.zero_pfn is not None:
         special.add(ctx.zero_pfn)
     if ctx.huge_zero is not None:
         special.update(range(ctx.huge_zero, ctx.huge_zero + ctx.hpage_pmd_nr))
-    for pfn in special:
-        i = pfn - base
-        if lo <= i < hi:
-            vals3 = _key_values(sec, _keys_at(cols, owner, covered, [i])[0], pfn)
-            for view, v in zip(out, vals3):
-                _U64.pack_into(view, at + (i - lo) * 8, v)
-    if valid is not None:
-        # holes: the runs of invalid subsections
-        i = valid.find(0, lo, hi)
-        while i >= 0:
-            end = valid.find(1, i, hi)
-            if end < 0:
-                end = hi
-            a, b = at + (i - lo) * 8, at + (end - lo) * 8
-            out[0][a:b] = _U64.pack(ctx.nopage) * (end - i)
-            out[1][a:b] = out[2][a:b] = bytes(b - a)
-            i = valid.find(0, end, hi)
+    patch = sorted(pfn - base for pfn in special if lo <= pfn - base < hi)
+    if patch or (valid is not None and valid.find(0, lo, hi) >= 0):
+        edit = [bytearray(b) for b in out]
+        for i in patch:
+            vals3 = _key_values(sec, _keys_at(cols, owner, covered, [i])[0], base + i)
+            for e, f in zip(edit, which):
+                _U64.pack_into(e, (i - lo) * 8, vals3[f])
+        if valid is not None:
+            # holes: the runs of invalid subsections
+            i = valid.find(0, lo, hi)
+            while i >= 0:
+                end = valid.find(1, i, hi)
+                if end < 0:
+                    end = hi
+                for e, f in zip(edit, which):
+                    e[(i - lo) * 8 : (end - lo) * 8] = (_U64.pack(ctx.nopage) if f == 0 else bytes(8)) * (end - i)
+                i = valid.find(0, end, hi)
+        out = [bytes(e) for e in edit]
+    return out
 
 
 def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
              covered: bytearray, idx: List[int]) -> List[tuple]:
     """The fields pages *idx* of a section are computed from (see :func:`_key_values`), one tuple each:
     *cols* are the strided views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``,
-    ``_mapcount`` and ``memcg_data`` (``None`` without CONFIG_MEMCG)."""
+    ``_mapcount`` and ``memcg_data`` (``None``: 0, without CONFIG_MEMCG or when kpagecgroup is not
+    wanted)."""
     flags, mapping, refcount, mapcount, memcg = cols
-    if memcg is None:
-        memcg = bytes(len(covered))  # zeros, one per page
-    return [(owner[i], flags[i], mapping[i] & 3, refcount[i], mapcount[i], covered[i], memcg[i]) for i in idx]
+    # map()s of __getitem__: the tuples are made at C speed (a list comprehension costs ~1 µs per run)
+    # _refcount is read only in free blocks (see _Scan.refcount), where covered is 1: elsewhere it is 0
+    # here, as a run there may hold pages with other counts.
+    return list(zip(map(owner.__getitem__, idx), map(flags.__getitem__, idx),
+                    map(_AND3.__getitem__, map(mapping.__getitem__, idx)),
+                    map(mul, map(refcount.__getitem__, idx), map(covered.__getitem__, idx)),
+                    map(mapcount.__getitem__, idx), map(covered.__getitem__, idx),
+                    map(memcg.__getitem__, idx) if memcg is not None else repeat(0)))
 
 
 def _packed_values(sec: _Section, key: tuple,
@@ -928,78 +1048,109 @@ def _key_values(sec: _Section, key: tuple, pfn: Optional[int]) -> Tuple[int, int
     return sec._compute(h.pfn, h, True, flags, raw_mc, bool(covered), memcg, special)
 
 
-def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
-    """
-    /proc/kpageflags, kpagecount and kpagecgroup for PFNs ``[start, end)`` (cut at
-    :func:`max_dump_pfn`, where the kernel's files end).
+_FILES = ("kpageflags", "kpagecount", "kpagecgroup")
+"""The three files, in the order of :class:`KpageValues`' arrays and of a state's values."""
 
-    :raises ValueError: if the range is negative or reversed
-    :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
+
+def _scan_for(prog: Program, ctx: _Ctx, memcg: bool) -> _Scan:
+    key = "ptwalk_kpage_scan_memcg" if memcg else "ptwalk_kpage_scan_nomemcg"
+    scan = prog.cache.get(key)
+    if scan is None:
+        scan = prog.cache[key] = _scan(ctx, memcg)
+    return scan
+
+
+def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iterator[Tuple[int, List[bytes]]]:
+    """
+    The files *which* (indexes into :data:`_FILES`) for PFNs ``[start, end)`` (cut at
+    :func:`max_dump_pfn`), a section at a time: (first PFN, the bytes of each file).
     """
     refuse_big_endian(prog, "kpageflags/kpagecount/kpagecgroup")
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     ctx = _ctx(prog)
     end = min(end, max_dump_pfn(prog))
-    scan = prog.cache.get("ptwalk_kpage_scan")
-    if scan is None:
-        scan = prog.cache["ptwalk_kpage_scan"] = _scan(ctx)
+    # memcg_data is read (a run boundary where it changes) only for kpagecgroup
+    scan = _scan_for(prog, ctx, 2 in which)
     # A page's state (see _keys_at) names its head by PFN: its values hold for the whole call.
     memo: Dict[tuple, Tuple[bytes, bytes, bytes]] = {}
-    # The arrays are made whole first (zeros) and filled a section at a time: growing them section by
-    # section costs more than computing the values.
-    total = max(end - start, 0)
+    pps = ctx.pages_per_section
+    first_nr = start // pps
+    states = _section_states(prog, first_nr, -(-end // pps)) if end > start else []
+    pfn = start
+    while pfn < end:
+        nr = pfn // pps
+        base = nr * pps
+        online, smap = states[nr - first_nr]
+        lo, hi = pfn - base, min(end, base + pps) - base
+        if not online:
+            yield pfn, [(_U64.pack(ctx.nopage) if f == 0 else bytes(8)) * (hi - lo) for f in which]
+        else:
+            valid = None
+            if smap is not None:
+                sub_ = pps // (len(smap) * 8) if len(smap) * 8 <= pps else pps
+                bits = int.from_bytes(smap, "little")
+                nsub = pps // sub_
+                if bits & ((1 << nsub) - 1) != (1 << nsub) - 1:
+                    valid = bytearray(pps)
+                    for b in range(nsub):
+                        if bits >> b & 1:
+                            valid[b * sub_ : (b + 1) * sub_] = b"\1" * sub_
+            yield pfn, _section_values(prog, ctx, scan, base, pps, bytes(valid) if valid is not None else None,
+                                       memo, lo, hi, which)
+        pfn = base + hi
+
+
+def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
+    """
+    /proc/kpageflags, kpagecount and kpagecgroup for PFNs ``[start, end)`` (cut at
+    :func:`max_dump_pfn`, where the kernel's files end), computed in one pass.
+
+    :raises ValueError: if the range is negative or reversed
+    :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
+    """
+    total = max(min(end, max_dump_pfn(prog)) - start, 0) if start >= 0 else 0
+    # The arrays are made whole first and filled a section at a time: growing them section by section
+    # costs more than computing the values.
     out = KpageValues(start, array("Q", [0]) * total, array("Q", [0]) * total, array("Q", [0]) * total)
     views = [memoryview(a).cast("B") for a in out[1:]]
     try:
-        _fill(prog, ctx, scan, memo, views, start, end)
+        for pfn, data in _chunks(prog, start, end, (0, 1, 2)):
+            at = (pfn - start) * 8
+            for view, b in zip(views, data):
+                view[at : at + len(b)] = b
     finally:
         for view in views:
             view.release()
     return out
 
 
-def _fill(prog: Program, ctx: _Ctx, scan: _Scan, memo: Dict[tuple, Tuple[bytes, bytes, bytes]],
-          views: List[memoryview], start: int, end: int) -> None:
-    """Write the values of PFNs ``[start, end)`` into *views* (the bytes of the three arrays), a section at a
-    time."""
-    pps = ctx.pages_per_section
-    pfn = start
-    while pfn < end:
-        nr = pfn // pps
-        base = nr * pps
-        online, smap = _section_state(prog, nr)
-        lo, hi = pfn - base, min(end, base + pps) - base
-        at = (pfn - start) * 8
-        if not online:
-            if ctx.nopage:
-                views[0][at : at + (hi - lo) * 8] = _U64.pack(ctx.nopage) * (hi - lo)
-        else:
-            valid = None
-            if smap is not None:
-                sub = pps // (len(smap) * 8) if len(smap) * 8 <= pps else pps
-                bits = int.from_bytes(smap, "little")
-                nsub = pps // sub
-                if bits & ((1 << nsub) - 1) != (1 << nsub) - 1:
-                    valid = bytearray(pps)
-                    for b in range(nsub):
-                        if bits >> b & 1:
-                            valid[b * sub : (b + 1) * sub] = b"\1" * sub
-            _section_values(prog, ctx, scan, base, pps, bytes(valid) if valid is not None else None, memo,
-                            views, lo, hi, at)
-        pfn = base + hi
+def _one_file(prog: Program, start: int, end: int, f: int) -> bytes:
+    # Each section's bytes are copied out and dropped at once (their memory is reused: a join of all of
+    # them would hold twice the output, each page of it faulted in); getvalue() hands over the buffer.
+    out = io.BytesIO()
+    for _, data in _chunks(prog, start, end, (f,)):
+        out.write(data[0])
+    return out.getvalue()
 
 
 def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
-    """What reading /proc/kpageflags at ``start_pfn * 8`` for ``end_pfn - start_pfn`` entries returns."""
-    return kpage_values(prog, start_pfn, end_pfn).flags.tobytes()
+    """
+    What reading /proc/kpageflags at ``start_pfn * 8`` for ``end_pfn - start_pfn`` entries returns (cut at
+    :func:`max_dump_pfn`, where the file ends). Computes this file alone; :func:`kpage_values` computes
+    the three in one pass.
+
+    :raises ValueError: if the range is negative or reversed
+    :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
+    """
+    return _one_file(prog, start_pfn, end_pfn, 0)
 
 
 def kpagecount(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     """What reading /proc/kpagecount at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
-    return kpage_values(prog, start_pfn, end_pfn).count.tobytes()
+    return _one_file(prog, start_pfn, end_pfn, 1)
 
 
 def kpagecgroup(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     """What reading /proc/kpagecgroup at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
-    return kpage_values(prog, start_pfn, end_pfn).cgroup.tobytes()
+    return _one_file(prog, start_pfn, end_pfn, 2)

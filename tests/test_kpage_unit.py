@@ -10,7 +10,7 @@ themselves are judged against real kernels by tests/test_kpage.py.
 import random
 import struct
 from array import array
-from typing import Dict, List
+from typing import List, Optional
 
 import pytest
 
@@ -36,21 +36,24 @@ def _page(flags: int = 0, lru: int = 0, mapping: int = 0, index: int = 0, privat
                                  refcount, memcg))
 
 
-def _key(p: bytes, memcg: bool) -> tuple:
+def _key(p: bytes, memcg: bool, covered: int) -> tuple:
     flags, _, _, mapping, _, _, mc, rc, mg = struct.unpack("<QQQQQQiIQ", p)
-    return (flags & _MASK, mapping & 3, mc, rc, mg if memcg else 0)
+    # _refcount is read in free blocks only (a free block's tail with no reference is KPF_BUDDY)
+    return (flags & _MASK, mapping & 3, mc, rc if covered else 0, mg if memcg else 0)
 
 
-def _check(pages: List[bytearray], known: List[int], memcg: bool = True) -> List[int]:
+def _check(pages: List[bytearray], known: List[int], memcg: bool = True, covered: Optional[bytes] = None) -> List[int]:
     """_run_starts over *pages*, checked against the definition: every change of a page's key starts a
-    run, every known index does, and no run holds two keys."""
+    run, every known index does, and no run holds two keys. *covered* (one byte per page, 1 in free
+    blocks) changes only at *known* indexes, as the caller's free-block scan guarantees."""
     ctx = _ctx(memcg)
     buf = b"".join(pages)
-    starts = _run_starts(ctx, _scan(ctx), buf, known)
+    starts = _run_starts(ctx, _scan(ctx, memcg), buf, known, covered)
     assert starts == sorted(set(starts))
     assert starts[0] == known[0] and starts[-1] == known[-1]
     assert set(known) <= set(starts)
-    keys = [_key(p, memcg) for p in pages]
+    cov = covered if covered is not None else bytes(len(pages))
+    keys = [_key(p, memcg, cov[i]) for i, p in enumerate(pages)]
     changes = {i for i in range(known[0] + 1, known[-1]) if keys[i] != keys[i - 1]}
     assert changes <= set(starts), sorted(changes - set(starts))[:10]
     for a, b in zip(starts, starts[1:]):
@@ -83,8 +86,26 @@ def test_every_field_read_cuts():
     struct.pack_into("<i", pages[1501], 48, -129)                     # mapcount / page type
     struct.pack_into("<Q", pages[2999], 56, 0x2000)                   # memcg_data, last page
     starts = _check(pages, [0, n])
-    for i in (100, 101, 700, 701, 1500, 1501, 1502, 2999):
+    for i in (100, 101, 700, 701, 1501, 1502, 2999):
         assert i in starts
+
+
+def test_refcount_cuts_in_free_blocks_only():
+    # Tails of free blocks: one with a reference (being allocated) is not KPF_BUDDY.
+    n = 2048
+    pages = [_page(mapcount=-1, refcount=0) for _ in range(n)]
+    for i in (300, 301, 1500):
+        struct.pack_into("<I", pages[i], 52, 1)
+    covered = bytes(1024) + b"\1" * 1024
+    starts = _check(pages, [0, 1024, n], covered=covered)
+    assert {1500, 1501} <= set(starts) and not {300, 301} & set(starts)
+    assert starts[:2] == [0, 1024]  # one run before the free block: its _refcount is not read
+    # a stretch scanned lane by lane (changes close together) that holds both
+    for i in range(1000, 1100, 7):
+        struct.pack_into("<I", pages[i], 52, 2)
+    for i in range(1024, 1100, 5):
+        struct.pack_into("<I", pages[i], 52, 3)
+    _check(pages, [0, 1024, n], covered=covered)
 
 
 def test_memcg_ignored_without_memcg():
@@ -148,16 +169,23 @@ def test_random_sections(seed):
         for _ in range(min(length, n - len(pages))):
             pages.append(_page(lru=rnd.getrandbits(64), index=rnd.getrandbits(64), **state))
     known = sorted({0, n} | {rnd.randrange(n) for _ in range(rnd.choice([0, 3, 50]))})
-    _check(pages, known)
+    # free blocks: between known indexes (the caller's free-block scan adds their ends to them)
+    covered = bytearray(n)
+    for a, b in zip(known, known[1:]):
+        if rnd.random() < 0.3:
+            covered[a:b] = b"\1" * (b - a)
+    _check(pages, known, covered=bytes(covered))
     a, b = sorted(rnd.sample(range(n + 1), 2))
     if b > a:
-        _check(pages, sorted({a, b} | {k for k in known if a < k < b}))
+        sub = sorted({a, b} | {k for k in known if a < k < b})
+        # a window cuts a free block: its coverage changes at the window's ends only
+        _check(pages, sub, covered=bytes(covered))
 
 
 def test_dense_lanes():
     ctx = _ctx()
     scan = _scan(ctx)
-    lanes = [lane for _, word in scan.words for lane in word]
+    lanes = [lane for _, _, field in scan.fields for lane in field]
     pages = [_page(flags=0x28, lru=i, refcount=1) for i in range(300)]
     pages[50][1] ^= 1 << (_PG["active"] - 8)       # a bit read, in flags' second byte
     pages[60][0] ^= 0x80                          # a bit not read
@@ -169,18 +197,25 @@ def test_dense_lanes():
     assert _dense([], buf, 64, 0, 300) == []
 
 
-def test_scan_words_and_lanes():
+def test_scan_fields_and_lanes():
     scan = _scan(_ctx())
-    words: Dict[int, list] = dict(scan.words)
-    assert sorted(words) == [0, 3, 6, 7]
+    fields = {off: (fmt, lanes) for off, fmt, lanes in scan.fields}
+    # flags (every bit read is in the low 32), mapping's low half, mapcount, memcg_data
+    assert {off: fmt for off, (fmt, _) in fields.items()} == {0: "I", 24: "I", 48: "I", 56: "Q"}
     # flags: only the bytes with bits the rules read, masked
-    assert [off for off, _ in words[0]] == [0, 1, 2]
-    assert words[0][0][1][0xFF] == 0x7D and words[0][1][1][0xFF] == 0x27 and words[0][2][1][0xFF] == 0x52
-    assert [off for off, _ in words[3]] == [24]
-    assert [off for off, _ in words[6]] == [52, 53, 54, 55, 48, 49, 50, 51]
-    assert [off for off, _ in words[7]] == list(range(56, 64))
+    lanes = fields[0][1]
+    assert [off for off, _ in lanes] == [0, 1, 2]
+    assert lanes[0][1][0xFF] == 0x7D and lanes[1][1][0xFF] == 0x27 and lanes[2][1][0xFF] == 0x52
+    assert [off for off, _ in fields[24][1]] == [24]
+    assert [off for off, _ in fields[48][1]] == [48, 49, 50, 51]
+    assert [off for off, _ in fields[56][1]] == list(range(56, 64))
+    assert scan.refcount[:2] == (52, "I") and [off for off, _ in scan.refcount[2]] == [52, 53, 54, 55]
     assert scan.head == (0, bytes((x >> 6) & 1 for x in range(256)))
-    assert sorted(dict(_scan(_ctx(memcg=False)).words)) == [0, 3, 6]
+    assert [off for off, _, _ in _scan(_ctx(memcg=False)).fields] == [0, 24, 48]
+    assert [off for off, _, _ in _scan(_ctx(), memcg=False).fields] == [0, 24, 48]
+    # a flag read above bit 31: the whole flags word is compared
+    ctx = _ctx()._replace(pg=dict(_PG, arch_3=40))
+    assert _scan(ctx).fields[0][1] == "Q"
 
 
 @pytest.mark.parametrize("memcg", [True, False])
@@ -193,5 +228,5 @@ def test_keys_at(memcg):
     owner = array("q", [0, -3, 2, 2, 0, 0, 0, 0])
     covered = bytearray([0, 0, 0, 0, 1, 1, 0, 0])
     keys = _keys_at(cols, owner, covered, [0, 2, 5, 7])
-    assert keys == [(o, 0x28 + i, i & 3, i, (i - 1) & 0xFFFFFFFF, covered[i], 0x1000 * i if memcg else 0)
+    assert keys == [(o, 0x28 + i, i & 3, i * covered[i], (i - 1) & 0xFFFFFFFF, covered[i], 0x1000 * i if memcg else 0)
                     for o, i in zip((0, 2, 0, 0), (0, 2, 5, 7))]
