@@ -32,7 +32,7 @@ import struct
 from array import array
 from itertools import repeat
 from functools import partial
-from operator import itemgetter, mul, sub
+from operator import gt, itemgetter, mul, neg, sub
 
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -408,7 +408,7 @@ class _Fields:
 
     def __init__(self, fields: List[Tuple[Optional[int], str]]) -> None:
         self._n = len(fields)
-        self._groups: List[Tuple[struct.Struct, List[int]]] = []
+        self.groups: List[Tuple[struct.Struct, List[int]]] = []
         todo = sorted((off, i, code) for i, (off, code) in enumerate(fields) if off is not None)
         while todo:
             fmt, pos, where, rest = "<", 0, [], []
@@ -419,12 +419,12 @@ class _Fields:
                 fmt += f"{off - pos}x{code}" if off > pos else code
                 pos = off + struct.calcsize(code)
                 where.append(i)
-            self._groups.append((struct.Struct(fmt), where))
+            self.groups.append((struct.Struct(fmt), where))
             todo = rest
 
     def unpack_from(self, buf: bytes, at: int) -> List[int]:
         out = [0] * self._n
-        for st, where in self._groups:
+        for st, where in self.groups:
             for i, v in zip(where, st.unpack_from(buf, at)):
                 out[i] = v
         return out
@@ -757,11 +757,11 @@ class _Scan(NamedTuple):
 
     fields: Tuple[Tuple[int, str, Tuple[Tuple[int, Optional[bytes]], ...]], ...]
     """The fields of a ``struct page`` a page's values are computed from (pages equal there, in their
-    folio and in free-block coverage have equal values): flags (the low 32 bits when every flag the rules
-    read is there), mapping (its low 32 bits: the type bits are read), mapcount/page type, memcg_data (for
-    kpagecgroup only), each as (offset in ``struct page``, ``memoryview`` format compared, the bytes of it
-    that matter: (offset, ``bytes.translate`` table keeping the bits read, or ``None`` for all of them)).
-    Narrow formats: a strided ``"I"`` compare costs about half a ``"Q"`` one."""
+    folio and in free-block coverage have equal values): flags, mapping (its type bits are read),
+    mapcount/page type, memcg_data (for kpagecgroup only), each as (offset in ``struct page``,
+    ``memoryview`` format compared, the bytes of it that matter: (offset, ``bytes.translate`` table keeping
+    the bits read, or ``None`` for all of them)). A strided compare costs ~3 ns per page and field
+    whatever the field's width."""
     refcount: Tuple[int, str, Tuple[Tuple[int, Optional[bytes]], ...]]
     """``_refcount``, the same way: read by one rule only, a free block's tail page with no reference is
     a free page (``KPF_BUDDY``), so compared only where free blocks cover pages."""
@@ -775,13 +775,12 @@ def _scan(ctx: _Ctx, memcg: bool = True) -> _Scan:
     mask = 0
     for bit in ctx.pg.values():
         mask |= 1 << bit
-    flags_fmt = "I" if mask < 1 << 32 else "Q"
     flag_lanes: List[Tuple[int, Optional[bytes]]] = []
     for b in range(8):
         m = mask >> (8 * b) & 0xFF
         if m:
             flag_lanes.append((ctx.flags + b, None if m == 0xFF else bytes(x & m for x in range(256))))
-    fields = [(ctx.flags, flags_fmt, tuple(flag_lanes)), (ctx.mapping, "I", ((ctx.mapping, _AND3),)),
+    fields = [(ctx.flags, "Q", tuple(flag_lanes)), (ctx.mapping, "Q", ((ctx.mapping, _AND3),)),
               (ctx.mapcount, "I", tuple((ctx.mapcount + b, None) for b in range(4)))]
     if memcg and ctx.memcg is not None:
         fields.append((ctx.memcg, "Q", tuple((ctx.memcg + b, None) for b in range(8))))
@@ -906,6 +905,7 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
         tails = buf[ctx.info :: s].translate(_BIT0)
     else:
         tails = b""
+    heads: List[int] = []
     if first_head >= 0:
         for i in _find_all(heads_b, 1):
             if not tails[i]:
@@ -915,6 +915,8 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
                     real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
                     if real != base + i:
                         owner[i] = real + 1  # an HVO fake head: a tail of that head
+                        continue
+                heads.append(i)
     i = tails.find(1)
     while i >= 0:
         info = info_q[i]
@@ -948,14 +950,15 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             tz = (pfn & -pfn).bit_length() - 1 if pfn else ctx.max_order
             k = min(order, tz, ctx.max_order)
             covered[i : i + (1 << k)] = b"\1" * len(covered[i : i + (1 << k)])
-            known += (i, min(i + (1 << k), n))
+            # the head page (PageBuddy, its order) alone, then its tails (equal struct pages as a rule)
+            known += (i, min(i + 1, n), min(i + (1 << k), n))
 
     starts = _run_starts(ctx, scan, buf, sorted({x for x in known if lo < x < hi} | {lo, hi}), covered)
     cols = (q[ctx.flags // 8 :: s // 8], mv[ctx.mapping :: s], w[ctx.refcount // 4 :: s // 4],
             w[ctx.mapcount // 4 :: s // 4],
             q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None and scan.memcg else None)
     firsts = starts[:-1]
-    keys = _keys_at(cols, owner, covered, firsts)
+    keys = _keys_at(cols, owner, covered, firsts, _head_states(sec, heads, owner, firsts))
     values = list(map(memo.get, keys))
     if None in values:
         for r, vals in enumerate(values):
@@ -963,7 +966,9 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
                 key = keys[r]
                 vals = memo.get(key)  # computed for an earlier run of this section
                 if vals is None:
-                    vals = memo[key] = _packed_values(sec, key, memo)
+                    # the values of a state are computed from one run of it (its folio's head read)
+                    f, c, g = _key_values(sec, (owner[firsts[r]],) + key[2:], None)
+                    vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
                 values[r] = vals
     lengths = list(map(sub, starts[1:], firsts))
     out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]
@@ -995,41 +1000,54 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
 
 
 def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]], owner: array,
-             covered: bytearray, idx: List[int]) -> List[tuple]:
-    """The fields pages *idx* of a section are computed from (see :func:`_key_values`), one tuple each:
-    *cols* are the strided views of the section's ``flags``, ``mapping`` (low byte), ``_refcount``,
-    ``_mapcount`` and ``memcg_data`` (``None``: 0, without CONFIG_MEMCG or when kpagecgroup is not
-    wanted)."""
+             covered: bytearray, idx: List[int], heads: Optional[Dict[int, object]] = None) -> List[tuple]:
+    """
+    The state of pages *idx* of a section, one tuple each: the fields their values are computed from
+    (see :func:`_key_values`) after the page's owner code (see :func:`_section_values`), or, with *heads*
+    (:func:`_head_states`), after (is a tail, the state of its folio's head) — PFN-free, so the pages of
+    folios alike share one state. *cols* are the strided views of the section's ``flags``, ``mapping``
+    (low byte), ``_refcount``, ``_mapcount`` and ``memcg_data`` (``None``: 0, without CONFIG_MEMCG or
+    when kpagecgroup is not wanted).
+    """
     flags, mapping, refcount, mapcount, memcg = cols
-    # map()s of __getitem__: the tuples are made at C speed (a list comprehension costs ~1 µs per run)
+    owners = list(map(owner.__getitem__, idx))
+    lead: tuple = (owners,) if heads is None else (map(gt, owners, repeat(0)), map(heads.__getitem__, owners))
+    # map()s of __getitem__: the tuples are made at C speed (a list comprehension costs ~1 µs per run).
     # _refcount is read only in free blocks (see _Scan.refcount), where covered is 1: elsewhere it is 0
     # here, as a run there may hold pages with other counts.
-    return list(zip(map(owner.__getitem__, idx), map(flags.__getitem__, idx),
-                    map(_AND3.__getitem__, map(mapping.__getitem__, idx)),
+    return list(zip(*lead, map(flags.__getitem__, idx), map(_AND3.__getitem__, map(mapping.__getitem__, idx)),
                     map(mul, map(refcount.__getitem__, idx), map(covered.__getitem__, idx)),
                     map(mapcount.__getitem__, idx), map(covered.__getitem__, idx),
                     map(memcg.__getitem__, idx) if memcg is not None else repeat(0)))
 
 
-def _packed_values(sec: _Section, key: tuple,
-                   memo: Dict[tuple, Tuple[bytes, bytes, bytes]]) -> Tuple[bytes, bytes, bytes]:
+def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[int]) -> Dict[int, object]:
     """
-    The values of a page state (:func:`_keys_at`) packed, computed once per state of its head too: a head
-    or tail of one folio has the values of its like in another whose head differs only in its PFN (which
-    the rules compare with the zero pages' alone).
+    Owner code -> the state of the folio's head, for the owners of the runs starting at *firsts*: the
+    raw fields :meth:`_Section._read_head` reads (a head's values and its tails' depend on them alone,
+    besides the zero pages' PFNs), unpacked at C speed for the *heads* of this section (indexes); for a
+    folio whose head is elsewhere, near the section's end or a zero page: ``("pfn", code)``, one state per
+    folio. 0 (a page that is its own folio) -> ``None``.
     """
-    state = key
-    if key[0]:
-        ctx = sec.ctx
-        h = sec.head(abs(key[0]) - 1)
-        if h.pfn != ctx.zero_pfn and h.pfn != ctx.huge_zero:
-            state = (key[0] > 0,) + h[1:] + key[1:]
-            vals = memo.get(state)
-            if vals is not None:
-                return vals
-    f, c, g = _key_values(sec, key, None)
-    vals = memo[state] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
-    return vals
+    ctx = sec.ctx
+    s = ctx.size
+    buf = sec.buf
+    special = {p for p in (ctx.zero_pfn, ctx.huge_zero) if p is not None}
+    ok = [i for i in heads if i + 3 <= sec.n and sec.base + i not in special]
+    states: Dict[int, object] = {0: None}
+    if ok:
+        small, large = _head_structs(sec.prog, ctx)
+        offs = [i * s for i in ok]
+        raws = list(zip(*(map(st.unpack_from, repeat(buf), offs) for st, _ in small.groups + large.groups)))
+        if ctx.scheme == "page":
+            # v6.1's folio_mapped() reads every page's _mapcount (_Head.mapped_any): per folio
+            raws = [r + (sec.head(sec.base + i).mapped_any,) for r, i in zip(raws, ok)]
+        codes = [sec.base + i + 1 for i in ok]
+        states.update(zip(codes, raws))
+        states.update(zip(map(neg, codes), raws))
+    for code in set(map(owner.__getitem__, firsts)).difference(states):
+        states[code] = ("pfn", code)
+    return states
 
 
 def _key_values(sec: _Section, key: tuple, pfn: Optional[int]) -> Tuple[int, int, int]:

@@ -15,7 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from drgn import Program
 
 from drgn_ptwalk._byteorder import refuse_big_endian
-from drgn_ptwalk.kpage import KPF, _ctx, _section_state, kpage_values, max_dump_pfn
+from drgn_ptwalk.kpage import KPF, _ctx, _section_states, kpageflags, max_dump_pfn
 
 __all__ = ("MemmapRow", "MemmapSummary", "RULES", "memmap", "kpf_names")
 
@@ -169,7 +169,7 @@ def memmap(prog: Program) -> MemmapSummary:
     refuse_big_endian(prog, "memmap")
     ctx = _ctx(prog)
     end = max_dump_pfn(prog)
-    values = kpage_values(prog, 0, end).flags
+    values = memoryview(kpageflags(prog, 0, end)).cast("Q")
     census = Counter(values)
     counts = dict(census)
     if ctx.nopage:
@@ -177,7 +177,7 @@ def memmap(prog: Program) -> MemmapSummary:
     else:
         # this kernel reads holes as 0: the offline sections' PFNs are taken out of the 0 values
         pps = ctx.pages_per_section
-        holes = sum(pps for nr in range(end // pps) if not _section_state(prog, nr)[0])
+        holes = sum(pps for online, _ in _section_states(prog, 0, end // pps) if not online)
         counts[0] = counts.get(0, 0) - holes
     rows: Dict[str, int] = dict.fromkeys(_ORDER, 0)
     rows["hole"] = holes

@@ -34,7 +34,7 @@ from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
 from drgn_ptwalk._byteorder import refuse_big_endian
 from drgn_ptwalk.entry import PtLevel, PtType
-from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpage_values, max_dump_pfn, pfn_online
+from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpageflags, max_dump_pfn, pfn_online
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
 
 __all__ = ("PageKind", "TableOwner", "WhoMaps", "WhoSwaps", "page_kind", "page_table_owners", "whomaps",
@@ -601,10 +601,9 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
     refuse_big_endian(prog, "page_kind")
     if pfn < 0:
         raise ValueError(f"bad PFN {pfn:#x}")
+    flags = int.from_bytes(kpageflags(prog, pfn, pfn + 1), "little")  # b"" past where the file ends: 0
     if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):
-        v = kpage_values(prog, pfn, pfn + 1)
-        return PageKind(pfn, "hole", "", v.flags[0] if len(v.flags) else 0)
-    flags = kpage_values(prog, pfn, pfn + 1).flags[0]
+        return PageKind(pfn, "hole", "", flags)
 
     def has(name: str) -> bool:
         return bool(flags >> KPF[name] & 1)

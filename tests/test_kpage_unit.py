@@ -200,8 +200,8 @@ def test_dense_lanes():
 def test_scan_fields_and_lanes():
     scan = _scan(_ctx())
     fields = {off: (fmt, lanes) for off, fmt, lanes in scan.fields}
-    # flags (every bit read is in the low 32), mapping's low half, mapcount, memcg_data
-    assert {off: fmt for off, (fmt, _) in fields.items()} == {0: "I", 24: "I", 48: "I", 56: "Q"}
+    # flags, mapping, mapcount without _refcount, memcg_data
+    assert {off: fmt for off, (fmt, _) in fields.items()} == {0: "Q", 24: "Q", 48: "I", 56: "Q"}
     # flags: only the bytes with bits the rules read, masked
     lanes = fields[0][1]
     assert [off for off, _ in lanes] == [0, 1, 2]
@@ -213,9 +213,9 @@ def test_scan_fields_and_lanes():
     assert scan.head == (0, bytes((x >> 6) & 1 for x in range(256)))
     assert [off for off, _, _ in _scan(_ctx(memcg=False)).fields] == [0, 24, 48]
     assert [off for off, _, _ in _scan(_ctx(), memcg=False).fields] == [0, 24, 48]
-    # a flag read above bit 31: the whole flags word is compared
+    # a flag read above bit 31 has its byte lane
     ctx = _ctx()._replace(pg=dict(_PG, arch_3=40))
-    assert _scan(ctx).fields[0][1] == "Q"
+    assert [off for off, _ in _scan(ctx).fields[0][2]] == [0, 1, 2, 5]
 
 
 @pytest.mark.parametrize("memcg", [True, False])
