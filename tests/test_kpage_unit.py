@@ -230,3 +230,44 @@ def test_keys_at(memcg):
     keys = _keys_at(cols, owner, covered, [0, 2, 5, 7])
     assert keys == [(o, 0x28 + i, i & 3, i * covered[i], (i - 1) & 0xFFFFFFFF, covered[i], 0x1000 * i if memcg else 0)
                     for o, i in zip((0, 2, 0, 0), (0, 2, 5, 7))]
+
+
+def test_folios_alike_share_a_state():
+    # Three order-2 folios with equal heads, at 4, 20 and 62 (its page[1]'s fields end past the section's
+    # 64 pages: read per folio), and one whose head differs in page[1] (flags1) at 40.
+    from types import SimpleNamespace
+
+    from drgn_ptwalk.kpage import _head_states
+
+    base = 0x1000
+    ctx = _ctx()._replace(order_offset=64, zero_pfn=base + 50, huge_zero=None, hvo=False)
+    head_flags = 0x28 | 1 << _PG["head"]
+    pages = [_page(flags=0x28, lru=64 * i, refcount=1) for i in range(64)]
+    owner = array("q", [0]) * 64
+    for h in (4, 20, 40, 62):
+        pages[h] = _page(flags=head_flags, lru=64 * h, mapping=0x7001, refcount=3, mapcount=0)
+        owner[h] = -(base + h + 1)
+        for t in range(h + 1, min(h + 4, 64)):
+            pages[t] = _page(flags=0x28, lru=base + h + 1, mapping=0x400, mapcount=-1)
+            owner[t] = base + h + 1
+        if h + 1 < 64:
+            pages[h + 1][0] = 2  # order
+    pages[41][8 * 0 + 1] = 0x40  # page[1].flags of the folio at 40: another bit
+    sec = SimpleNamespace(ctx=ctx, buf=b"".join(pages), n=64, base=base, prog=SimpleNamespace(cache={}))
+    firsts = [0, 4, 5, 8, 20, 21, 24, 40, 41, 44, 62, 63]
+    states = _head_states(sec, [4, 20, 40, 62], owner, firsts)
+    assert states[0] is None
+    assert states[-(base + 5)] == states[-(base + 21)] == states[base + 5] == states[base + 21]
+    assert states[-(base + 41)] != states[-(base + 5)]
+    assert states[-(base + 63)] == ("pfn", -(base + 63)) and states[base + 63] == ("pfn", base + 63)
+    mv = memoryview(sec.buf)
+    q, w = mv.cast("Q"), mv.cast("I")
+    cols = (q[0::8], mv[24::64], w[13::16], w[12::16], q[7::8])
+    keys = dict(zip(firsts, _keys_at(cols, owner, bytearray(64), firsts, states)))
+    assert keys[4] == keys[20] != keys[40] and keys[5] == keys[21] != keys[41]
+    assert keys[5][0] is True and keys[4][0] is False and keys[0][:2] == (False, None)
+    assert keys[63][1] == ("pfn", base + 63)
+    # a zero page's folio is not shared (its values depend on its PFN)
+    sec.ctx = ctx._replace(zero_pfn=base + 20)
+    states = _head_states(sec, [4, 20, 40, 62], owner, firsts)
+    assert states[-(base + 21)] == ("pfn", -(base + 21)) and states[-(base + 5)] != states[-(base + 21)]
