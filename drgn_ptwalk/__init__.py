@@ -31,6 +31,7 @@ _EXPORTS: Dict[str, str] = {
     "VmaTreeError": "drgn_ptwalk.errors",
     "KPF": "drgn_ptwalk.kpage",
     "KpageValues": "drgn_ptwalk.kpage",
+    "kpage_chunks": "drgn_ptwalk.kpage",
     "kpage_values": "drgn_ptwalk.kpage",
     "kpagecgroup": "drgn_ptwalk.kpage",
     "kpagecount": "drgn_ptwalk.kpage",
@@ -114,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.kpage import (
         KPF,
         KpageValues,
+        kpage_chunks,
         kpage_values,
         kpagecgroup,
         kpagecount,

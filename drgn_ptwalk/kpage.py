@@ -45,6 +45,7 @@ from drgn_ptwalk.page import page_layout
 __all__ = (
     "KPF",
     "KpageValues",
+    "kpage_chunks",
     "kpage_values",
     "kpagecgroup",
     "kpagecount",
@@ -1143,12 +1144,28 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     return out
 
 
-def _one_file(prog: Program, start: int, end: int, f: int) -> bytes:
+def kpage_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int) -> Iterator[Tuple[int, bytes]]:
+    """
+    One of the files (``"kpageflags"``, ``"kpagecount"`` or ``"kpagecgroup"``) for PFNs
+    ``[start_pfn, end_pfn)`` a SPARSEMEM section at a time: (first PFN, its bytes). For writing a large
+    range out without holding all of it (a 1 TiB machine's /proc/kpageflags is 2 GiB).
+
+    :raises ValueError: if *file* is not one of the three, or the range is negative or reversed (on the
+        first item)
+    :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
+    """
+    if file not in _FILES:
+        raise ValueError(f"no such file: {file!r} (one of {', '.join(_FILES)})")
+    for pfn, data in _chunks(prog, start_pfn, end_pfn, (_FILES.index(file),)):
+        yield pfn, data[0]
+
+
+def _one_file(prog: Program, start: int, end: int, file: str) -> bytes:
     # Each section's bytes are copied out and dropped at once (their memory is reused: a join of all of
     # them would hold twice the output, each page of it faulted in); getvalue() hands over the buffer.
     out = io.BytesIO()
-    for _, data in _chunks(prog, start, end, (f,)):
-        out.write(data[0])
+    for _, data in kpage_chunks(prog, file, start, end):
+        out.write(data)
     return out.getvalue()
 
 
@@ -1161,14 +1178,14 @@ def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     :raises ValueError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
-    return _one_file(prog, start_pfn, end_pfn, 0)
+    return _one_file(prog, start_pfn, end_pfn, "kpageflags")
 
 
 def kpagecount(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     """What reading /proc/kpagecount at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
-    return _one_file(prog, start_pfn, end_pfn, 1)
+    return _one_file(prog, start_pfn, end_pfn, "kpagecount")
 
 
 def kpagecgroup(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     """What reading /proc/kpagecgroup at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
-    return _one_file(prog, start_pfn, end_pfn, 2)
+    return _one_file(prog, start_pfn, end_pfn, "kpagecgroup")

@@ -18,7 +18,8 @@ from typing import Dict, List, Set
 import pytest
 
 from bigendian import physical_side_refused
-from drgn_ptwalk.kpage import KPF, kpage_unsupported, kpage_values, max_dump_pfn
+from drgn_ptwalk.kpage import (KPF, kpage_unsupported, kpage_values, kpagecgroup, kpagecount, kpageflags,
+                               max_dump_pfn)
 from vmcores.truth import KPAGE_FILES, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
 
 _REPORT: Dict[str, List[str]] = {}
@@ -81,6 +82,9 @@ def test_kpage_files(kpage_vmcore):
     assert kpage_unsupported(prog) == [], "a kpage bit the dump cannot hold on a reference kernel"
     assert max_dump_pfn(prog) == truth.npfn, "where the files end (round_up(max_pfn, PAGES_PER_SECTION))"
     got = kpage_values(prog, 0, truth.npfn)
+    # each file computed alone (its own pass: memcg_data is read for kpagecgroup only) is the same bytes
+    for fn, values in ((kpageflags, got.flags), (kpagecount, got.count), (kpagecgroup, got.cgroup)):
+        assert fn(prog, 0, truth.npfn) == values.tobytes(), f"{fn.__name__}() alone differs from kpage_values()"
     mapped = _mapped_pfns(kpage_vmcore)
     lines = []
     failures = []
@@ -118,7 +122,9 @@ def test_kpage_ranges_are_slices_of_the_file(default_vmcore):
     whole = kpage_values(prog, 0, end)
     for a, b in ((0, 1), (12345, 99999), (0x40000 - 3, 0x40000 + 5), (end - 2, end + 100), (end, end + 8)):
         part = kpage_values(prog, a, b)
-        for name in ("flags", "count", "cgroup"):
+        for name, fn in (("flags", kpageflags), ("count", kpagecount), ("cgroup", kpagecgroup)):
             assert getattr(part, name).tolist() == getattr(whole, name)[a:b].tolist(), (name, a, b)
-    with pytest.raises(ValueError):
-        kpage_values(prog, 5, 2)
+            assert fn(prog, a, b) == getattr(whole, name)[a:b].tobytes(), (fn.__name__, a, b)
+    for fn in (kpage_values, kpageflags, kpagecount, kpagecgroup):
+        with pytest.raises(ValueError):
+            fn(prog, 5, 2)

@@ -19,7 +19,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, TextIO, Tuple, Union
 
 from drgn import FaultError, Program
 
@@ -82,13 +82,13 @@ BINARY_OUTPUT = (
 """The output arguments of the commands that write a binary /proc file (``pagemap``, ``kpage``)."""
 
 
-def write_binary(name: str, data: Callable[[], bytes], table: Callable[[TextIO], None],
+def write_binary(name: str, data: Callable[[], Union[bytes, Iterable[bytes]]], table: Callable[[TextIO], None],
                  args: argparse.Namespace, out: TextIO) -> None:
     """
     Print a binary /proc file the way :data:`BINARY_OUTPUT` asks: raw bytes to ``-o FILE`` (replaced
     atomically) or to a standard output that is not a terminal, else (or with ``--table``) the table.
 
-    :param data: makes the raw bytes
+    :param data: makes the raw bytes, whole or as chunks written as they come
     :param table: writes the table to a text stream
     :raises ValueError: for raw bytes to a terminal, or both ``--table`` and ``--raw``
     """
@@ -103,15 +103,23 @@ def write_binary(name: str, data: Callable[[], bytes], table: Callable[[TextIO],
         return
     if args.output:
         with open(args.output + ".tmp", "wb") as f:
-            f.write(data())
+            _write_all(f, data())
         os.replace(args.output + ".tmp", args.output)
         return
     stream = getattr(out, "buffer", None)
     if stream is None or out.isatty():
         raise ValueError(f"{name} is binary: give -o FILE or --table")
     out.flush()
-    stream.write(data())
+    _write_all(stream, data())
     stream.flush()
+
+
+def _write_all(f: BinaryIO, data: Union[bytes, Iterable[bytes]]) -> None:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        f.write(data)
+    else:
+        for chunk in data:
+            f.write(chunk)
 
 
 def range_args(start_help: str, end_help: str) -> Tuple[Arg, Arg]:

@@ -9,7 +9,8 @@ choose). Without ``--start``/``--end``: every PFN the file covers.
 """
 
 import argparse
-from typing import NamedTuple, TextIO
+import itertools
+from typing import Iterator, NamedTuple, TextIO
 
 from drgn import Program
 
@@ -21,11 +22,12 @@ FILES = ("kpageflags", "kpagecount", "kpagecgroup")
 
 
 class KpageOutput(NamedTuple):
-    """What the command prints: the file's name, its first PFN and its bytes."""
+    """What the command prints: the file's name, its first PFN and its bytes, a section at a time (a large
+    range is written out as it is computed, never held whole)."""
 
     file: str
     start: int
-    data: bytes
+    chunks: Iterator[bytes]
 
 
 def kpage_table(res: KpageOutput, out: TextIO) -> None:
@@ -39,34 +41,40 @@ def kpage_table(res: KpageOutput, out: TextIO) -> None:
     names = {}
     for name, bit in KPF.items():
         names.setdefault(bit, name.lower())
-    values = array("Q")
-    values.frombytes(res.data)
     rows = []
-    for i, v in enumerate(values):
-        if not v:
-            continue
-        what = ",".join(names.get(b, str(b)) for b in range(64) if v >> b & 1) if res.file == "kpageflags" \
-            else str(v)
-        rows.append([f"{res.start + i:#x}", f"{v:#x}", what])
+    pfn = res.start
+    for chunk in res.chunks:
+        values = array("Q")
+        values.frombytes(chunk)
+        for i, v in enumerate(values):
+            if not v:
+                continue
+            what = ",".join(names.get(b, str(b)) for b in range(64) if v >> b & 1) if res.file == "kpageflags" \
+                else str(v)
+            rows.append([f"{pfn + i:#x}", f"{v:#x}", what])
+        pfn += len(values)
     headers = ("pfn", "value", "flags" if res.file == "kpageflags" else "decimal")
     out.write(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) + "\n")
 
 
 def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
     """The file's bytes for the range."""
-    from drgn_ptwalk.kpage import kpagecgroup, kpagecount, kpageflags, max_dump_pfn
+    from drgn_ptwalk.kpage import kpage_chunks, max_dump_pfn
 
     start = 0 if args.start is None else args.start
     end = max_dump_pfn(prog) if args.end is None else args.end
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
-    fn = {"kpageflags": kpageflags, "kpagecount": kpagecount, "kpagecgroup": kpagecgroup}[args.file]
-    return KpageOutput(args.file, start, fn(prog, start, end))
+    chunks = kpage_chunks(prog, args.file, start, end)
+    # the first section now: an error (a big-endian kernel, a section not in the dump) before any output
+    first = next(chunks, None)
+    return KpageOutput(args.file, start, itertools.chain(() if first is None else (first[1],),
+                                                         (data for _, data in chunks)))
 
 
 def format_kpage(res: KpageOutput, args: argparse.Namespace, out: TextIO) -> None:
     """Raw bytes (to ``-o FILE`` or a standard output that is not a terminal) or the table."""
-    write_binary(res.file, lambda: res.data, lambda f: kpage_table(res, f), args, out)
+    write_binary(res.file, lambda: res.chunks, lambda f: kpage_table(res, f), args, out)
 
 
 COMMANDS = (
