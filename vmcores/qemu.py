@@ -42,11 +42,19 @@ MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free 
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
 
 BEGIN, END = "=====TRUTH-BEGIN=====", "=====TRUTH-END====="
-# `workload kpage`'s blocks (after the truth archive): file in truth/ -> (begin, end) markers.
+# `workload kpage`'s blocks (after the truth archive): file in truth/ -> (begin, end) markers. kpage.bin
+# (snapshot A) comes before READY-FOR-DUMP; kpage-changed.bin (the PFNs that differ in snapshot B) comes
+# after the dumps, once the host has told the guest they are written (Guest.after_dump), or, on a kdump
+# entry (the guest crashes into its capture kernel, nothing of it runs after the dump), before READY.
 KPAGE_BLOCKS = {
     "kpage.bin": ("=====KPAGE-BEGIN=====", "=====KPAGE-END====="),
     "kpage-changed.bin": ("=====KPAGE-CHANGED=====", "=====KPAGE-CHANGED-END====="),
 }
+KPAGE_FAILED = "=====KPAGE-FAILED====="
+# The line the host writes to the guest's console once every dump is written (workload.c KPAGE_DUMPED).
+DUMPED = "=====DUMPED====="
+# How long the guest may take, after the dumps, to read the kpage files again and send what changed.
+AFTER_DUMP_TIMEOUT = 600.0
 READY, FAILED = "=====READY-FOR-DUMP=====", "=====GUEST-FAILED====="
 KDUMP_DONE = "=====KDUMP-DONE====="
 # Room for the kdump kernel, its initramfs and makedumpfile's working memory on a 6 GiB guest.
@@ -157,6 +165,24 @@ def make_fs_image(img: Path, fs: str) -> None:
         raise FetchError(f"{' '.join(cmd)} {img} failed: {p.stderr.strip()}")
 
 
+def awaits_dump_signal(text: str) -> bool:
+    """Whether the guest's console ``text`` says it sent its kpage snapshot A and waits for the dumps
+    to read snapshot B (not so on a kdump entry, whose changed block comes before READY-FOR-DUMP)."""
+    kpage_end, changed = KPAGE_BLOCKS["kpage.bin"][1], KPAGE_BLOCKS["kpage-changed.bin"][0]
+    return kpage_end in text and changed not in text.split(kpage_end, 1)[1]
+
+
+def _extract_blocks(text: str, dest: Path, only: Sequence[str] = tuple(KPAGE_BLOCKS)) -> None:
+    """Write each complete kpage block of the console ``text`` (base64) into ``dest``/its file."""
+    for name in only:
+        begin, end = KPAGE_BLOCKS[name]
+        if begin in text and end in text.split(begin, 1)[1]:
+            body = text.split(begin, 1)[1].split(end, 1)[0]
+            tmp = dest / f"{name}.tmp"
+            tmp.write_bytes(base64.b64decode("".join(body.split())))
+            os.replace(tmp, dest / name)
+
+
 class Guest:
     """One QEMU process: started, waited on, dumped, stopped."""
 
@@ -166,6 +192,9 @@ class Guest:
         self.arch = entry["arch"]
         self.workdir = workdir
         self.serial = workdir / "serial.log"
+        # The console: a socket QEMU listens on (the host writes DUMPED to the guest through it after the
+        # dumps), logging all the guest writes to serial.log whether a client is connected or not.
+        self.console_path = workdir / "console.sock"
         self.qmp_path = workdir / "qmp.sock"
         self.proc: Optional[subprocess.Popen] = None
         self._qmp: Optional[socket.socket] = None
@@ -201,7 +230,8 @@ class Guest:
             ] if NUMA[self.arch] else []),
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
             *(["-device", "vmcoreinfo"] if FW_CFG[self.arch] else []), "-display", "none", "-monitor", "none",
-            "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-chardev", f"socket,id=console,path={self.console_path},server=on,wait=off,logfile={self.serial}",
+            "-serial", "chardev:console", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-no-reboot", "-net", "none",
         ]
         self.disks = [workdir / f"kdump-d{level}.disk" for level in self.kdump_levels]
@@ -217,7 +247,7 @@ class Guest:
         self.cmdline = cmdline
 
     def start(self) -> None:
-        for f in (self.serial, self.qmp_path):
+        for f in (self.serial, self.qmp_path, self.console_path):
             f.unlink(missing_ok=True)
         for img, fs in self.fs_images:
             make_fs_image(img, fs)
@@ -324,12 +354,61 @@ class Guest:
         tmp.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
             tf.extractall(tmp, filter="data")
-        for name, (begin, end) in KPAGE_BLOCKS.items():
-            if begin in text and end in text:
-                body = text.split(begin, 1)[1].split(end, 1)[0]
-                (tmp / name).write_bytes(base64.b64decode("".join(body.split())))
+        _extract_blocks(text, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
+
+    def after_dump(self, truth: Path, timeout: float = AFTER_DUMP_TIMEOUT) -> Optional[float]:
+        """After every dump: tell the guest they are written, and wait for the kpage block it then sends
+        (the PFNs whose values changed between snapshot A, before the dumps, and snapshot B, after them),
+        written to ``truth``/kpage-changed.bin. The guest is resumed first if it is paused.
+
+        Returns the seconds it took, or ``None`` if the guest waits for no such signal (a kdump entry, or
+        no snapshot A).
+        """
+        assert self.proc is not None
+        if not awaits_dump_signal(self.serial.read_bytes().decode(errors="replace")):
+            return None
+        t0 = time.monotonic()
+        if not self.qmp("query-status").get("running"):
+            self.qmp("cont")
+        con = socket.socket(socket.AF_UNIX)
+        try:
+            con.connect(str(self.console_path))
+            con.sendall(f"{DUMPED}\n".encode())
+            # What the guest writes now comes through the socket as well as into serial.log: it is read
+            # and dropped, so the console never waits for this reader.
+            con.setblocking(False)
+            end = KPAGE_BLOCKS["kpage-changed.bin"][1]
+            deadline = t0 + timeout
+            while True:
+                try:
+                    while con.recv(65536):
+                        pass
+                except BlockingIOError:
+                    pass
+                text = self.serial.read_bytes().decode(errors="replace")
+                after = text.split(READY, 1)[-1]
+                if end in after:
+                    break
+                for marker in (KPAGE_FAILED, FAILED):
+                    if marker in after:
+                        line = after[after.index(marker):].splitlines()[0]
+                        self.kill()
+                        raise GuestError(f"guest failed after the dump: {line}\n"
+                                         f"--- serial log (tail) ---\n{self.serial_tail()}")
+                if self.proc.poll() is not None:
+                    raise GuestError(f"QEMU exited with {self.proc.returncode} before the guest sent its "
+                                     f"after-dump kpage block\n--- serial log (tail) ---\n{self.serial_tail()}")
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise GuestError(f"no after-dump kpage block within {timeout:.0f} s of {DUMPED}; killed the "
+                                     f"guest\n--- serial log (tail) ---\n{self.serial_tail()}")
+                time.sleep(0.5)
+        finally:
+            con.close()
+        _extract_blocks(after, Path(truth), only=("kpage-changed.bin",))
+        return time.monotonic() - t0
 
     # QMP: one JSON object per line; events are skipped.
     def qmp(self, command: str, _fds: Sequence[int] = (), **arguments: Any) -> Any:
