@@ -374,8 +374,12 @@ class Guest:
             self.qmp("cont")
         con = socket.socket(socket.AF_UNIX)
         try:
-            con.connect(str(self.console_path))
-            con.sendall(f"{DUMPED}\n".encode())
+            try:
+                con.connect(str(self.console_path))
+                con.sendall(f"{DUMPED}\n".encode())
+            except OSError as e:
+                raise GuestError(f"cannot write {DUMPED} to the guest's console {self.console_path}: {e}\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}") from None
             # What the guest writes now comes through the socket as well as into serial.log: it is read
             # and dropped, so the console never waits for this reader.
             con.setblocking(False)
@@ -385,7 +389,7 @@ class Guest:
                 try:
                     while con.recv(65536):
                         pass
-                except BlockingIOError:
+                except OSError:  # nothing to read now (BlockingIOError), or QEMU went away (seen below)
                     pass
                 text = self.serial.read_bytes().decode(errors="replace")
                 after = text.split(READY, 1)[-1]
