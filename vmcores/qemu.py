@@ -15,7 +15,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import elfcore, flattened
 from .fetch import FetchError
@@ -269,27 +269,40 @@ class Guest:
                 text = text.split(begin)[0] + begin + " ...\n" + text.split(end)[-1]
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the guest has printed its truth and is ready to be dumped."""
+    def _wait_serial(self, timeout: float, done: Callable[[str], bool], failed: Sequence[Tuple[str, str]],
+                     exited: str, late: str, since: Optional[str] = None,
+                     poll: Callable[[], None] = lambda: None) -> str:
+        """Read serial.log every 0.5 s (after ``poll()``) until ``done(text)``, and return that text (what
+        follows the first ``since`` if given). A GuestError ending with the serial log's tail otherwise:
+        ``what: <line>`` for a (marker, what) of ``failed`` in the text, QEMU's exit (``exited`` says before
+        what), or ``late`` past the timeout; the guest is killed first."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while True:
+            poll()
             text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
-            if READY in text:
-                return
-            if FAILED in text:
-                self.kill()
-                line = text[text.index(FAILED):].splitlines()[0]
-                raise GuestError(f"guest failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
+            if since is not None:
+                text = text.split(since, 1)[-1]
+            if done(text):
+                return text
+            for marker, what in failed:
+                if marker in text:
+                    self.kill()
+                    line = text[text.index(marker):].splitlines()[0]
+                    raise GuestError(f"{what}: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
-                raise GuestError(f"QEMU exited with {self.proc.returncode}: {out.strip()[-2000:]}\n"
+                raise GuestError(f"QEMU exited with {self.proc.returncode}{exited}: {out.strip()[-2000:]}\n"
                                  f"--- serial log (tail) ---\n{self.serial_tail()}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise GuestError(f"guest not ready within {timeout:.0f} s; killed it\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+                raise GuestError(f"{late}; killed the guest\n--- serial log (tail) ---\n{self.serial_tail()}")
             time.sleep(0.5)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the guest has printed its truth and is ready to be dumped."""
+        self._wait_serial(timeout, lambda text: READY in text, [(FAILED, "guest failed")], "",
+                          f"guest not ready within {timeout:.0f} s")
 
     def wait_churn(self, timeout: float) -> int:
         """The PID of the churning process init starts after the truth (ptwalk.churn=1)."""
@@ -308,12 +321,10 @@ class Guest:
         Returns the seconds from the crash to each level's dump being written, in the guest.
         """
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
         t0 = time.monotonic()
         seconds: Dict[int, float] = {}
-        while True:
-            text = self.serial.read_bytes().decode(errors="replace")
-            after = text.split(READY, 1)[-1]
+
+        def done(after: str) -> bool:
             for m in re.finditer(r"^=====KDUMP-LEVEL===== (\d+) (\S+) rc=(\d+)", after, re.M):
                 level, rc = int(m.group(1)), int(m.group(3))
                 if rc != 0:
@@ -321,20 +332,10 @@ class Guest:
                     raise GuestError(f"makedumpfile -d {level} exited with {rc}\n"
                                      f"--- serial log (tail) ---\n{self.serial_tail()}")
                 seconds.setdefault(level, round(time.monotonic() - t0, 1))
-            if KDUMP_DONE in after and self.proc.poll() is not None:
-                break
-            if FAILED in after:
-                self.kill()
-                line = after[after.index(FAILED):].splitlines()[0]
-                raise GuestError(f"capture kernel failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
-            if self.proc.poll() is not None:
-                raise GuestError(f"QEMU exited with {self.proc.returncode} before the capture kernel finished\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise GuestError(f"no kdump within {timeout:.0f} s after the crash; killed the guest\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
-            time.sleep(0.5)
+            return KDUMP_DONE in after and self.proc.poll() is not None
+
+        self._wait_serial(timeout, done, [(FAILED, "capture kernel failed")], " before the capture kernel finished",
+                          f"no kdump within {timeout:.0f} s after the crash", since=READY)
         for level, disk in zip(self.kdump_levels, self.disks):
             try:
                 flattened.rearrange(disk, dests[level])
@@ -383,32 +384,20 @@ class Guest:
             # What the guest writes now comes through the socket as well as into serial.log: it is read
             # and dropped, so the console never waits for this reader.
             con.setblocking(False)
-            end = KPAGE_BLOCKS["kpage-changed.bin"][1]
-            deadline = t0 + timeout
-            while True:
+
+            def drain() -> None:
                 try:
                     while con.recv(65536):
                         pass
-                except OSError:  # nothing to read now (BlockingIOError), or QEMU went away (seen below)
+                except OSError:  # nothing to read now (BlockingIOError), or QEMU went away (seen after)
                     pass
-                text = self.serial.read_bytes().decode(errors="replace")
-                after = text.split(READY, 1)[-1]
-                if end in after:
-                    break
-                for marker in (KPAGE_FAILED, FAILED):
-                    if marker in after:
-                        line = after[after.index(marker):].splitlines()[0]
-                        self.kill()
-                        raise GuestError(f"guest failed after the dump: {line}\n"
-                                         f"--- serial log (tail) ---\n{self.serial_tail()}")
-                if self.proc.poll() is not None:
-                    raise GuestError(f"QEMU exited with {self.proc.returncode} before the guest sent its "
-                                     f"after-dump kpage block\n--- serial log (tail) ---\n{self.serial_tail()}")
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise GuestError(f"no after-dump kpage block within {timeout:.0f} s of {DUMPED}; killed the "
-                                     f"guest\n--- serial log (tail) ---\n{self.serial_tail()}")
-                time.sleep(0.5)
+
+            end = KPAGE_BLOCKS["kpage-changed.bin"][1]
+            after = self._wait_serial(
+                timeout, lambda text: end in text,
+                [(KPAGE_FAILED, "guest failed after the dump"), (FAILED, "guest failed after the dump")],
+                " before the guest sent its after-dump kpage block",
+                f"no after-dump kpage block within {timeout:.0f} s of {DUMPED}", since=READY, poll=drain)
         finally:
             con.close()
         _extract_blocks(after, Path(truth), only=("kpage-changed.bin",))
