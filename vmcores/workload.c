@@ -2856,6 +2856,12 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 	int fds[KPAGE_NFILES];
 	uint64_t npfn = 0;
 	double t0 = kpage_now();
+	/*
+	 * The crash path opens nothing after the snapshots: opening /proc/sysrq-trigger the first time
+	 * allocates a file, a dentry and a proc inode, maybe a new slab page, between snapshot B and the crash
+	 * (seen: an order-2 slab page that was free in A and B).
+	 */
+	int sysrq = crash ? open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC) : -1;
 	for (int f = 0; f < KPAGE_NFILES; f++) {
 		fds[f] = open(g_kpage_files[f], O_RDONLY | O_CLOEXEC);
 		if (fds[f] >= 0 && !npfn)
@@ -2951,9 +2957,8 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 	if (crash) {
 		/* the way production crashes: kexec boots the capture kernel, which writes the dumps */
 		sleep(2);
-		int fd = open("/proc/sysrq-trigger", O_WRONLY);
-		if (fd >= 0)
-			out_write(fd, "c", 1);
+		if (sysrq >= 0)
+			out_write(sysrq, "c", 1);
 	}
 	for (;;)
 		pause();
