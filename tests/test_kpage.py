@@ -3,8 +3,10 @@
 guest kernel returned, for every PFN.
 
 The guest (``workload kpage``, init's last step) read the three files for every PFN (snapshot A), sent them,
-read them again (snapshot B) and listed the PFNs whose value changed: those are *unstable* and not compared
-(the dump is taken after B). Every other PFN must be identical, and so must every PFN a stopped workload
+waited for the host to dump it, read them again (snapshot B) and listed the PFNs whose value changed: those
+are *unstable* and not compared (scheme "bracketed": A and B bracket the dump). A kdump entry's guest
+crashes into its capture kernel and cannot read after the dump: its B is read before the crash (scheme
+"before-dump"), so a page changing between B and the crash is not known. Every other PFN must be identical, and so must every PFN a stopped workload
 process maps (from its captured pagemap), unstable or not. A bit the dump cannot hold would be named by
 :func:`~drgn_ptwalk.kpage.kpage_unsupported` and excluded with its count; the reference kernels have none.
 
@@ -75,6 +77,9 @@ def test_kpage_files(kpage_vmcore):
     if truth is None:
         pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth (truth/kpage.bin): rebuild it with "
                     f"`python -m vmcores build {kpage_vmcore.id}`", pytrace=False)
+    if truth.scheme is None:
+        pytest.fail(f"{kpage_vmcore.name}: the build has no list of unstable PFNs (truth/kpage-changed.bin): "
+                    f"rebuild it with `python -m vmcores build {kpage_vmcore.id}`", pytrace=False)
     if truth.changed_overflow:
         pytest.fail(f"{kpage_vmcore.name}: more PFNs changed while the guest sent its kpage truth than it could "
                     "list; nothing can be compared", pytrace=False)
@@ -86,7 +91,8 @@ def test_kpage_files(kpage_vmcore):
     for fn, values in ((kpageflags, got.flags), (kpagecount, got.count), (kpagecgroup, got.cgroup)):
         assert fn(prog, 0, truth.npfn) == values.tobytes(), f"{fn.__name__}() alone differs from kpage_values()"
     mapped = _mapped_pfns(kpage_vmcore)
-    lines = []
+    lines = [f"snapshot B read {'after the dumps (bracketed)' if truth.scheme == 'bracketed' else 'before the dump'}: "
+             f"{len(truth.changed)} PFNs changed between A and B"]
     failures = []
     files = {"kpageflags": got.flags, "kpagecount": got.count, "kpagecgroup": got.cgroup}
     for bit, name in enumerate(KPAGE_FILES):

@@ -200,6 +200,11 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
             g.dump(out / fname, fmt or "elf")
             dumps[kind] = str(out / fname)
             log(f"[vmcores] {kernel_id}: {kind} dump in {time.monotonic() - t1:.1f} s")
+        # The kpage truth's snapshot B is read after the dumps (bracketed; a kdump entry's was read
+        # before its crash and is in the truth already).
+        t_after = g.after_dump(out / "truth")
+        if t_after is not None:
+            log(f"[vmcores] {kernel_id}: kpage reread after the dumps in {t_after:.1f} s")
     finally:
         g.kill()
     pids = json.loads((out / "truth" / "pids.json").read_text())

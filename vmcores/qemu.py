@@ -15,7 +15,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import elfcore, flattened
 from .fetch import FetchError
@@ -42,11 +42,19 @@ MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free 
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
 
 BEGIN, END = "=====TRUTH-BEGIN=====", "=====TRUTH-END====="
-# `workload kpage`'s blocks (after the truth archive): file in truth/ -> (begin, end) markers.
+# `workload kpage`'s blocks (after the truth archive): file in truth/ -> (begin, end) markers. kpage.bin
+# (snapshot A) comes before READY-FOR-DUMP; kpage-changed.bin (the PFNs that differ in snapshot B) comes
+# after the dumps, once the host has told the guest they are written (Guest.after_dump), or, on a kdump
+# entry (the guest crashes into its capture kernel, nothing of it runs after the dump), before READY.
 KPAGE_BLOCKS = {
     "kpage.bin": ("=====KPAGE-BEGIN=====", "=====KPAGE-END====="),
     "kpage-changed.bin": ("=====KPAGE-CHANGED=====", "=====KPAGE-CHANGED-END====="),
 }
+KPAGE_FAILED = "=====KPAGE-FAILED====="
+# The line the host writes to the guest's console once every dump is written (workload.c KPAGE_DUMPED).
+DUMPED = "=====DUMPED====="
+# How long the guest may take, after the dumps, to read the kpage files again and send what changed.
+AFTER_DUMP_TIMEOUT = 600.0
 READY, FAILED = "=====READY-FOR-DUMP=====", "=====GUEST-FAILED====="
 KDUMP_DONE = "=====KDUMP-DONE====="
 # Room for the kdump kernel, its initramfs and makedumpfile's working memory on a 6 GiB guest.
@@ -157,6 +165,24 @@ def make_fs_image(img: Path, fs: str) -> None:
         raise FetchError(f"{' '.join(cmd)} {img} failed: {p.stderr.strip()}")
 
 
+def awaits_dump_signal(text: str) -> bool:
+    """Whether the guest's console ``text`` says it sent its kpage snapshot A and waits for the dumps
+    to read snapshot B (not so on a kdump entry, whose changed block comes before READY-FOR-DUMP)."""
+    kpage_end, changed = KPAGE_BLOCKS["kpage.bin"][1], KPAGE_BLOCKS["kpage-changed.bin"][0]
+    return kpage_end in text and changed not in text.split(kpage_end, 1)[1]
+
+
+def _extract_blocks(text: str, dest: Path, only: Sequence[str] = tuple(KPAGE_BLOCKS)) -> None:
+    """Write each complete kpage block of the console ``text`` (base64) into ``dest``/its file."""
+    for name in only:
+        begin, end = KPAGE_BLOCKS[name]
+        if begin in text and end in text.split(begin, 1)[1]:
+            body = text.split(begin, 1)[1].split(end, 1)[0]
+            tmp = dest / f"{name}.tmp"
+            tmp.write_bytes(base64.b64decode("".join(body.split())))
+            os.replace(tmp, dest / name)
+
+
 class Guest:
     """One QEMU process: started, waited on, dumped, stopped."""
 
@@ -166,6 +192,9 @@ class Guest:
         self.arch = entry["arch"]
         self.workdir = workdir
         self.serial = workdir / "serial.log"
+        # The console: a socket QEMU listens on (the host writes DUMPED to the guest through it after the
+        # dumps), logging all the guest writes to serial.log whether a client is connected or not.
+        self.console_path = workdir / "console.sock"
         self.qmp_path = workdir / "qmp.sock"
         self.proc: Optional[subprocess.Popen] = None
         self._qmp: Optional[socket.socket] = None
@@ -201,7 +230,8 @@ class Guest:
             ] if NUMA[self.arch] else []),
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
             *(["-device", "vmcoreinfo"] if FW_CFG[self.arch] else []), "-display", "none", "-monitor", "none",
-            "-serial", f"file:{self.serial}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-chardev", f"socket,id=console,path={self.console_path},server=on,wait=off,logfile={self.serial}",
+            "-serial", "chardev:console", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-no-reboot", "-net", "none",
         ]
         self.disks = [workdir / f"kdump-d{level}.disk" for level in self.kdump_levels]
@@ -217,7 +247,7 @@ class Guest:
         self.cmdline = cmdline
 
     def start(self) -> None:
-        for f in (self.serial, self.qmp_path):
+        for f in (self.serial, self.qmp_path, self.console_path):
             f.unlink(missing_ok=True)
         for img, fs in self.fs_images:
             make_fs_image(img, fs)
@@ -239,27 +269,40 @@ class Guest:
                 text = text.split(begin)[0] + begin + " ...\n" + text.split(end)[-1]
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the guest has printed its truth and is ready to be dumped."""
+    def _wait_serial(self, timeout: float, done: Callable[[str], bool], failed: Sequence[Tuple[str, str]],
+                     exited: str, late: str, since: Optional[str] = None,
+                     poll: Callable[[], None] = lambda: None) -> str:
+        """Read serial.log every 0.5 s (after ``poll()``) until ``done(text)``, and return that text (what
+        follows the first ``since`` if given). A GuestError ending with the serial log's tail otherwise:
+        ``what: <line>`` for a (marker, what) of ``failed`` in the text, QEMU's exit (``exited`` says before
+        what), or ``late`` past the timeout; the guest is killed first."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while True:
+            poll()
             text = self.serial.read_bytes().decode(errors="replace") if self.serial.exists() else ""
-            if READY in text:
-                return
-            if FAILED in text:
-                self.kill()
-                line = text[text.index(FAILED):].splitlines()[0]
-                raise GuestError(f"guest failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
+            if since is not None:
+                text = text.split(since, 1)[-1]
+            if done(text):
+                return text
+            for marker, what in failed:
+                if marker in text:
+                    self.kill()
+                    line = text[text.index(marker):].splitlines()[0]
+                    raise GuestError(f"{what}: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
-                raise GuestError(f"QEMU exited with {self.proc.returncode}: {out.strip()[-2000:]}\n"
+                raise GuestError(f"QEMU exited with {self.proc.returncode}{exited}: {out.strip()[-2000:]}\n"
                                  f"--- serial log (tail) ---\n{self.serial_tail()}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise GuestError(f"guest not ready within {timeout:.0f} s; killed it\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
+                raise GuestError(f"{late}; killed the guest\n--- serial log (tail) ---\n{self.serial_tail()}")
             time.sleep(0.5)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the guest has printed its truth and is ready to be dumped."""
+        self._wait_serial(timeout, lambda text: READY in text, [(FAILED, "guest failed")], "",
+                          f"guest not ready within {timeout:.0f} s")
 
     def wait_churn(self, timeout: float) -> int:
         """The PID of the churning process init starts after the truth (ptwalk.churn=1)."""
@@ -278,12 +321,10 @@ class Guest:
         Returns the seconds from the crash to each level's dump being written, in the guest.
         """
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
         t0 = time.monotonic()
         seconds: Dict[int, float] = {}
-        while True:
-            text = self.serial.read_bytes().decode(errors="replace")
-            after = text.split(READY, 1)[-1]
+
+        def done(after: str) -> bool:
             for m in re.finditer(r"^=====KDUMP-LEVEL===== (\d+) (\S+) rc=(\d+)", after, re.M):
                 level, rc = int(m.group(1)), int(m.group(3))
                 if rc != 0:
@@ -291,20 +332,10 @@ class Guest:
                     raise GuestError(f"makedumpfile -d {level} exited with {rc}\n"
                                      f"--- serial log (tail) ---\n{self.serial_tail()}")
                 seconds.setdefault(level, round(time.monotonic() - t0, 1))
-            if KDUMP_DONE in after and self.proc.poll() is not None:
-                break
-            if FAILED in after:
-                self.kill()
-                line = after[after.index(FAILED):].splitlines()[0]
-                raise GuestError(f"capture kernel failed: {line}\n--- serial log (tail) ---\n{self.serial_tail()}")
-            if self.proc.poll() is not None:
-                raise GuestError(f"QEMU exited with {self.proc.returncode} before the capture kernel finished\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise GuestError(f"no kdump within {timeout:.0f} s after the crash; killed the guest\n"
-                                 f"--- serial log (tail) ---\n{self.serial_tail()}")
-            time.sleep(0.5)
+            return KDUMP_DONE in after and self.proc.poll() is not None
+
+        self._wait_serial(timeout, done, [(FAILED, "capture kernel failed")], " before the capture kernel finished",
+                          f"no kdump within {timeout:.0f} s after the crash", since=READY)
         for level, disk in zip(self.kdump_levels, self.disks):
             try:
                 flattened.rearrange(disk, dests[level])
@@ -324,12 +355,53 @@ class Guest:
         tmp.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
             tf.extractall(tmp, filter="data")
-        for name, (begin, end) in KPAGE_BLOCKS.items():
-            if begin in text and end in text:
-                body = text.split(begin, 1)[1].split(end, 1)[0]
-                (tmp / name).write_bytes(base64.b64decode("".join(body.split())))
+        _extract_blocks(text, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
+
+    def after_dump(self, truth: Path, timeout: float = AFTER_DUMP_TIMEOUT) -> Optional[float]:
+        """After every dump: tell the guest they are written, and wait for the kpage block it then sends
+        (the PFNs whose values changed between snapshot A, before the dumps, and snapshot B, after them),
+        written to ``truth``/kpage-changed.bin. The guest is resumed first if it is paused.
+
+        Returns the seconds it took, or ``None`` if the guest waits for no such signal (a kdump entry, or
+        no snapshot A).
+        """
+        assert self.proc is not None
+        if not awaits_dump_signal(self.serial.read_bytes().decode(errors="replace")):
+            return None
+        t0 = time.monotonic()
+        if not self.qmp("query-status").get("running"):
+            self.qmp("cont")
+        con = socket.socket(socket.AF_UNIX)
+        try:
+            try:
+                con.connect(str(self.console_path))
+                con.sendall(f"{DUMPED}\n".encode())
+            except OSError as e:
+                raise GuestError(f"cannot write {DUMPED} to the guest's console {self.console_path}: {e}\n"
+                                 f"--- serial log (tail) ---\n{self.serial_tail()}") from None
+            # What the guest writes now comes through the socket as well as into serial.log: it is read
+            # and dropped, so the console never waits for this reader.
+            con.setblocking(False)
+
+            def drain() -> None:
+                try:
+                    while con.recv(65536):
+                        pass
+                except OSError:  # nothing to read now (BlockingIOError), or QEMU went away (seen after)
+                    pass
+
+            end = KPAGE_BLOCKS["kpage-changed.bin"][1]
+            after = self._wait_serial(
+                timeout, lambda text: end in text,
+                [(KPAGE_FAILED, "guest failed after the dump"), (FAILED, "guest failed after the dump")],
+                " before the guest sent its after-dump kpage block",
+                f"no after-dump kpage block within {timeout:.0f} s of {DUMPED}", since=READY, poll=drain)
+        finally:
+            con.close()
+        _extract_blocks(after, Path(truth), only=("kpage-changed.bin",))
+        return time.monotonic() - t0
 
     # QMP: one JSON object per line; events are skipped.
     def qmp(self, command: str, _fds: Sequence[int] = (), **arguments: Any) -> Any:

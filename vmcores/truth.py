@@ -6,7 +6,7 @@ import struct
 from array import array
 from pathlib import Path
 from itertools import repeat
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 # pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 PM_PFN_MASK = (1 << 55) - 1
@@ -50,6 +50,10 @@ def pids(truth: Path) -> Dict[str, int]:
 # truth/kpage-changed.bin, the bytes of the =====KPAGE-BEGIN===== and =====KPAGE-CHANGED===== blocks).
 KPAGE_FILES = ("kpageflags", "kpagecount", "kpagecgroup")
 _KPAGE_MTF = 31
+# When the guest read snapshot B (kpage-changed.bin's last varint; workload.c KPAGE_BEFORE_DUMP and
+# KPAGE_BRACKETED): after the dumps, so snapshots A and B bracket them, or before the dump (kdump entries,
+# which crash into a capture kernel; and builds from before the bracketing, whose block ends at overflow).
+KPAGE_SCHEMES = {0: "before-dump", 1: "bracketed"}
 
 
 class _Varints:
@@ -71,7 +75,8 @@ class _Varints:
 
 
 class KpageTruth(NamedTuple):
-    """The three files the guest read just before the dump, and the PFNs that changed while it sent them."""
+    """The three files the guest read just before the dump (snapshot A), and the PFNs whose values differ
+    in snapshot B, read after the dumps (or, see ``scheme``, before the dump)."""
 
     npfn: int
     page_size: int
@@ -80,7 +85,28 @@ class KpageTruth(NamedTuple):
     changed: Dict[int, int]
     """PFN -> mask of the files (bit i: ``KPAGE_FILES[i]``) whose value changed between the two reads."""
     changed_overflow: bool
-    """More PFNs changed than the guest could list: every PFN is then unstable."""
+    """More PFNs changed than the guest could list (or the list is missing): every PFN is then unstable."""
+    scheme: Optional[str]
+    """When snapshot B was read: ``"bracketed"`` (after the dumps), ``"before-dump"`` (kdump entries, older
+    builds), ``None`` if the build has no list of changed PFNs (kpage-changed.bin)."""
+
+
+def parse_kpage_changed(data: bytes) -> Tuple[Dict[int, int], bool, str]:
+    """kpage-changed.bin: varint count, (PFN delta, mask of files) per PFN, overflow flag, then the scheme
+    (absent before the bracketing: ``before-dump``). Returns (PFN -> mask, overflow, scheme)."""
+    c = _Varints(data)
+    changed: Dict[int, int] = {}
+    pfn = 0
+    for _ in range(c()):
+        pfn += c()
+        changed[pfn] = c()
+    overflow = bool(c())
+    code = c() if c.pos < len(data) else 0
+    if code not in KPAGE_SCHEMES:
+        raise ValueError(f"kpage-changed.bin: unknown scheme {code}")
+    if c.pos != len(data):
+        raise ValueError(f"kpage-changed.bin: {len(data) - c.pos} bytes after the scheme")
+    return changed, overflow, KPAGE_SCHEMES[code]
 
 
 def read_kpage(truth: Path) -> Optional[KpageTruth]:
@@ -119,16 +145,9 @@ def read_kpage(truth: Path) -> Optional[KpageTruth]:
         if n != npfn:
             raise ValueError(f"{path}: {name} has {n} PFNs, the header says {npfn}")
         files[name] = out
-    changed: Dict[int, int] = {}
-    overflow = False
     cpath = truth / "kpage-changed.bin"
     if cpath.is_file():
-        c = _Varints(cpath.read_bytes())
-        pfn = 0
-        for _ in range(c()):
-            pfn += c()
-            changed[pfn] = c()
-        overflow = bool(c())
+        changed, overflow, scheme = parse_kpage_changed(cpath.read_bytes())
     else:
-        overflow = True
-    return KpageTruth(npfn, page_size, files, changed, overflow)
+        changed, overflow, scheme = {}, True, None
+    return KpageTruth(npfn, page_size, files, changed, overflow, scheme)

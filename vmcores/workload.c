@@ -53,6 +53,7 @@
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
@@ -2688,7 +2689,6 @@ static uint64_t kpage_npfn(int fd)
 }
 
 #define KPAGE_CHUNK 65536 /* PFNs per read */
-#define KPAGE_MAX_CHANGED (1 << 18)
 #define KPAGE_MTF 31 /* recent values a run can name by index */
 static char g_kpage_msg[512];
 
@@ -2754,13 +2754,114 @@ static void __attribute__((noinline)) kpage_grow_stack(void)
 		pad[i] = 1;
 }
 
+/*
+ * The host's word that the dumps are written (vmcores/qemu.py Guest.after_dump): a line on the console
+ * holding KPAGE_DUMPED. A blocking read() of the console: nothing runs in this process while it waits.
+ * Returns 1 once the line came, 0 if the console cannot say it (end of file, an error).
+ */
+#define KPAGE_DUMPED "=====DUMPED====="
+static char g_kpage_line[256];
+
+static int kpage_wait_dumped(void)
+{
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(0, g_kpage_line + n, sizeof(g_kpage_line) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return 0;
+		n += (size_t)r;
+		g_kpage_line[n] = 0;
+		if (strstr(g_kpage_line, KPAGE_DUMPED))
+			return 1;
+		char *nl = strrchr(g_kpage_line, '\n');
+		if (nl) { /* another line (noise on the console): keep only what follows it */
+			size_t keep = n - (size_t)(nl + 1 - g_kpage_line);
+			memmove(g_kpage_line, nl + 1, keep);
+			n = keep;
+		} else if (n == sizeof(g_kpage_line) - 1) {
+			n = 0;
+		}
+	}
+}
+
+/*
+ * Snapshot B, compared with snapshot A (snap) chunk by chunk, and the PFNs that differ sent as the
+ * =====KPAGE-CHANGED===== block: varint count, (PFN delta, mask of files) per PFN, overflow, then the
+ * scheme (KPAGE_BEFORE_DUMP: B was read before the dump; KPAGE_BRACKETED: after it, so A and B bracket it).
+ */
+#define KPAGE_MAX_CHANGED (1 << 18)
+#define KPAGE_BEFORE_DUMP 0
+#define KPAGE_BRACKETED 1
+static uint64_t g_kpage_chunk[KPAGE_NFILES][KPAGE_CHUNK];
+static uint64_t g_kpage_changed[KPAGE_MAX_CHANGED][2];
+
+static void kpage_send_changed(const int *fds, const int *ok, const uint64_t *snap, uint64_t npfn, int scheme)
+{
+	double t3 = kpage_now();
+	uint64_t nchanged = 0;
+	int overflow = 0;
+	for (uint64_t base = 0; base < npfn; base += KPAGE_CHUNK) {
+		uint64_t n = npfn - base < KPAGE_CHUNK ? npfn - base : KPAGE_CHUNK;
+		for (int f = 0; f < KPAGE_NFILES; f++)
+			if (ok[f] && kpage_pread(fds[f], g_kpage_chunk[f], n * 8, (off_t)(base * 8)) != n * 8)
+				memset(g_kpage_chunk[f], 0xff, n * 8);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t m = 0;
+			for (int f = 0; f < KPAGE_NFILES; f++)
+				if (ok[f] && snap[f * npfn + base + i] != g_kpage_chunk[f][i])
+					m |= 1u << f;
+			if (!m)
+				continue;
+			if (nchanged == KPAGE_MAX_CHANGED) {
+				overflow = 1;
+				continue;
+			}
+			g_kpage_changed[nchanged][0] = base + i;
+			g_kpage_changed[nchanged++][1] = m;
+		}
+	}
+	double t4 = kpage_now();
+	g_b64_total = 0;
+	out_write(1, "=====KPAGE-CHANGED=====\n", 24);
+	b64_varint(nchanged);
+	uint64_t prev = 0;
+	for (uint64_t k = 0; k < nchanged; k++) {
+		b64_varint(g_kpage_changed[k][0] - prev);
+		b64_varint(g_kpage_changed[k][1]);
+		prev = g_kpage_changed[k][0];
+	}
+	b64_varint((uint64_t)overflow);
+	b64_varint((uint64_t)scheme);
+	b64_flush();
+	out_write(1, "=====KPAGE-CHANGED-END=====\n", 28);
+	int len = snprintf(g_kpage_msg, sizeof(g_kpage_msg), "[kpage] reread %s the dump in %.2f s: %llu PFNs changed%s\n",
+			   scheme == KPAGE_BRACKETED ? "after" : "before", t4 - t3, (unsigned long long)nchanged,
+			   overflow ? " (list overflowed)" : "");
+	out_write(1, g_kpage_msg, (size_t)len);
+}
+
+/*
+ * /proc/kpage{flags,count,cgroup} of every PFN: snapshot A, sent as the truth; then the PFNs that changed
+ * between A and snapshot B are sent as unstable. Normally B is read AFTER the dump: the guest prints
+ * READY-FOR-DUMP, blocks reading the console until the host writes KPAGE_DUMPED once every dump is
+ * written (and the guest resumed), then reads B; a page that changed between A and the dump (unless it
+ * changed back before B) is thus known to be unstable. With `crash` (a kdump entry: the guest crashes into
+ * a kexec'ed capture kernel, nothing of it runs after the dump) B is read before the crash instead, right
+ * after A is sent: a page that changes between B and the crash is not known.
+ */
 static int __attribute__((noreturn)) cmd_kpage(int crash)
 {
-	static uint64_t chunk[KPAGE_NFILES][KPAGE_CHUNK];
-	static uint64_t changed[KPAGE_MAX_CHANGED][2];
 	int fds[KPAGE_NFILES];
 	uint64_t npfn = 0;
 	double t0 = kpage_now();
+	/*
+	 * The crash path opens nothing after the snapshots: opening /proc/sysrq-trigger the first time
+	 * allocates a file, a dentry and a proc inode, maybe a new slab page, between snapshot B and the crash
+	 * (seen: an order-2 slab page that was free in A and B).
+	 */
+	int sysrq = crash ? open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC) : -1;
 	for (int f = 0; f < KPAGE_NFILES; f++) {
 		fds[f] = open(g_kpage_files[f], O_RDONLY | O_CLOEXEC);
 		if (fds[f] >= 0 && !npfn)
@@ -2778,11 +2879,23 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		 * pages untouched (they would then be allocated while snapshot A is read).
 		 */
 		memset(snap, 0xff, KPAGE_NFILES * npfn * 8);
-		memset(chunk, 0xff, sizeof(chunk));
-		memset(changed, 0xff, sizeof(changed));
+		memset(g_kpage_chunk, 0xff, sizeof(g_kpage_chunk));
+		memset(g_kpage_changed, 0xff, sizeof(g_kpage_changed));
 		memset(g_b64_out, 0xff, sizeof(g_b64_out));
 		memset(g_b64_in, 0xff, sizeof(g_b64_in));
 		memset(g_kpage_msg, 0xff, sizeof(g_kpage_msg));
+		memset(g_kpage_line, 0xff, sizeof(g_kpage_line));
+		/*
+		 * The host's line must not come back on the console (serial.log stays the guest's output):
+		 * the console's echo is turned off now, before snapshot A.
+		 */
+		if (!crash) {
+			struct termios tio;
+			if (tcgetattr(0, &tio) == 0) {
+				tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+				tcsetattr(0, TCSANOW, &tio);
+			}
+		}
 		kpage_grow_stack();
 		kpage_unmap_shared();
 		double t1 = kpage_now();
@@ -2824,57 +2937,28 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		b64_flush();
 		size_t encoded = g_b64_total;
 		out_write(1, "=====KPAGE-END=====\n", 20);
-		/* snapshot B, compared with A chunk by chunk */
 		double t3 = kpage_now();
-		uint64_t nchanged = 0;
-		int overflow = 0;
-		for (uint64_t base = 0; base < npfn; base += KPAGE_CHUNK) {
-			uint64_t n = npfn - base < KPAGE_CHUNK ? npfn - base : KPAGE_CHUNK;
-			for (int f = 0; f < KPAGE_NFILES; f++)
-				if (ok[f] && kpage_pread(fds[f], chunk[f], n * 8, (off_t)(base * 8)) != n * 8)
-					memset(chunk[f], 0xff, n * 8);
-			for (uint64_t i = 0; i < n; i++) {
-				uint64_t m = 0;
-				for (int f = 0; f < KPAGE_NFILES; f++)
-					if (ok[f] && snap[f * npfn + base + i] != chunk[f][i])
-						m |= 1u << f;
-				if (!m)
-					continue;
-				if (nchanged == KPAGE_MAX_CHANGED) {
-					overflow = 1;
-					continue;
-				}
-				changed[nchanged][0] = base + i;
-				changed[nchanged++][1] = m;
-			}
-		}
-		double t4 = kpage_now();
-		g_b64_total = 0;
-		out_write(1, "=====KPAGE-CHANGED=====\n", 24);
-		b64_varint(nchanged);
-		uint64_t prev = 0;
-		for (uint64_t k = 0; k < nchanged; k++) {
-			b64_varint(changed[k][0] - prev);
-			b64_varint(changed[k][1]);
-			prev = changed[k][0];
-		}
-		b64_varint((uint64_t)overflow);
-		b64_flush();
-		out_write(1, "=====KPAGE-CHANGED-END=====\n", 28);
 		int len = snprintf(g_kpage_msg, sizeof(g_kpage_msg),
-				   "[kpage] %llu PFNs: read in %.2f s, %zu bytes encoded, sent in %.2f s; reread in "
-				   "%.2f s: %llu PFNs changed%s (setup %.2f s)\n", (unsigned long long)npfn, t2 - t1,
-				   encoded, t3 - t2, t4 - t3, (unsigned long long)nchanged,
-				   overflow ? " (list overflowed)" : "", t1 - t0);
+				   "[kpage] %llu PFNs: read in %.2f s, %zu bytes encoded, sent in %.2f s (setup %.2f s)\n",
+				   (unsigned long long)npfn, t2 - t1, encoded, t3 - t2, t1 - t0);
 		out_write(1, g_kpage_msg, (size_t)len);
+		if (!crash) {
+			out_write(1, "=====READY-FOR-DUMP=====\n", 25);
+			if (kpage_wait_dumped())
+				kpage_send_changed(fds, ok, snap, npfn, KPAGE_BRACKETED);
+			else
+				out_write(1, "=====KPAGE-FAILED===== the console gave no dump signal\n", 55);
+			for (;;)
+				pause();
+		}
+		kpage_send_changed(fds, ok, snap, npfn, KPAGE_BEFORE_DUMP);
 	}
 	out_write(1, "=====READY-FOR-DUMP=====\n", 25);
 	if (crash) {
 		/* the way production crashes: kexec boots the capture kernel, which writes the dumps */
 		sleep(2);
-		int fd = open("/proc/sysrq-trigger", O_WRONLY);
-		if (fd >= 0)
-			out_write(fd, "c", 1);
+		if (sysrq >= 0)
+			out_write(sysrq, "c", 1);
 	}
 	for (;;)
 		pause();
