@@ -30,9 +30,9 @@ ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memor
 import io
 import struct
 from array import array
-from itertools import repeat
+from itertools import compress, repeat
 from functools import partial
-from operator import gt, itemgetter, mul, neg, sub
+from operator import gt, is_, itemgetter, mul, neg, sub
 
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -795,6 +795,8 @@ _DENSE_MIN = 256
 """A range of pages with changes this long or shorter is scanned byte lane by byte lane (:func:`_dense`);
 a longer one is halved first, as most of it is usually one run."""
 _DENSE_GAP = 256
+_SHORT = 16
+"""Stretches this long or shorter are not compared whole first (a compare's fixed cost, in pages)."""
 """Ranges with changes fewer pages apart than this are scanned as one (a scan's fixed cost, in pages)."""
 
 
@@ -827,12 +829,17 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int], covered: O
     found = set(known)
     for a, b in zip(known, known[1:]):
         # A stretch's first page often differs from the rest (a free block's head): if the whole stretch
-        # is not one run but all of it after its first page is, the second page starts a run.
-        if uniform(a, b):
-            pass
-        elif uniform(a + 1, b):
-            found.add(a + 1)
-        elif bad and a - bad[-1][1] < _DENSE_GAP:
+        # is not one run but all of it after its first page is, the second page starts a run. Short
+        # stretches (small folios, one after the other) go to the lane scan as they are.
+        if b - a > _SHORT:
+            if uniform(a, b):
+                continue
+            if uniform(a + 1, b):
+                found.add(a + 1)
+                continue
+        elif b - a < 2:
+            continue
+        if bad and a - bad[-1][1] < _DENSE_GAP:
             bad[-1][1] = b
         else:
             bad.append([a, b])
@@ -869,7 +876,7 @@ def _dense(lanes: List[Tuple[int, Optional[bytes]]], buf: bytes, s: int, a: int,
         v = int.from_bytes(lane, "little")
         acc |= v ^ (v >> 8)
     d = acc.to_bytes(b - a, "little")[: b - a - 1].translate(_NONZERO)
-    return [a + 1 + j for j in _find_all(d, 1)]
+    return list(compress(range(a + 1, b), d))
 
 
 _NONZERO = bytes(int(x != 0) for x in range(256))
@@ -962,15 +969,14 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
     keys = _keys_at(cols, owner, covered, firsts, _head_states(sec, heads, owner, firsts))
     values = list(map(memo.get, keys))
     if None in values:
-        for r, vals in enumerate(values):
+        for r in compress(range(len(values)), map(is_, values, repeat(None))):
+            key = keys[r]
+            vals = memo.get(key)  # computed for an earlier run of this section
             if vals is None:
-                key = keys[r]
-                vals = memo.get(key)  # computed for an earlier run of this section
-                if vals is None:
-                    # the values of a state are computed from one run of it (its folio's head read)
-                    f, c, g = _key_values(sec, (owner[firsts[r]],) + key[2:], None)
-                    vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
-                values[r] = vals
+                # the values of a state are computed from one run of it (its folio's head read)
+                f, c, g = _key_values(sec, (owner[firsts[r]],) + key[2:], None)
+                vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
+            values[r] = vals
     lengths = list(map(sub, starts[1:], firsts))
     out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]
     # PFN-dependent checks: the zero page and the huge zero folio.
