@@ -1134,7 +1134,10 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     :raises ValueError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
-    total = max(min(end, max_dump_pfn(prog)) - start, 0) if start >= 0 else 0
+    refuse_big_endian(prog, "kpageflags/kpagecount/kpagecgroup")
+    if start < 0 or end < start:
+        raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
+    total = max(min(end, max_dump_pfn(prog)) - start, 0)
     # The arrays are made whole first and filled a section at a time: growing them section by section
     # costs more than computing the values.
     out = KpageValues(start, array("Q", [0]) * total, array("Q", [0]) * total, array("Q", [0]) * total)

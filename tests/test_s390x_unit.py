@@ -221,13 +221,15 @@ def _s390x_prog():
 
 
 def test_physical_side_refused_on_big_endian():
-    from drgn_ptwalk.kpage import kpage_values
+    from drgn_ptwalk.kpage import kpage_chunks, kpage_values, kpageflags
     from drgn_ptwalk.memmap import memmap
     from drgn_ptwalk.rmap import page_kind, page_table_owners, whomaps
 
     prog = _s390x_prog()
     for call, what in (
         (lambda: kpage_values(prog, 0, 10), "kpageflags/kpagecount/kpagecgroup"),
+        (lambda: kpageflags(prog, 0, 10), "kpageflags/kpagecount/kpagecgroup"),
+        (lambda: next(kpage_chunks(prog, "kpagecount", 0, 10)), "kpageflags/kpagecount/kpagecgroup"),
         (lambda: memmap(prog), "memmap"),
         (lambda: whomaps(prog, 1), "whomaps"),
         (lambda: page_table_owners(prog), "page_table_owners"),
