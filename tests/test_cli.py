@@ -70,6 +70,27 @@ def test_pagemap_to_file_equals_kernel(default_vmcore, tmp_path):
     assert p.stdout.decode().splitlines()[0].split() == ["address", "entry", "frame", "bits"]
 
 
+def test_kpage_to_file_and_pipe(default_vmcore, tmp_path):
+    # Written a section at a time (kpage_chunks): the same bytes as the library's, whole or a range across
+    # sections.
+    from drgn_ptwalk.kpage import kpage_values, max_dump_pfn
+
+    v = default_vmcore
+    prog = v.prog()
+    want = kpage_values(prog, 0, max_dump_pfn(prog))
+    out = tmp_path / "kpageflags"
+    cli("-c", v.core, "-s", v.vmlinux, "kpage", "kpageflags", "-o", out, check=0)
+    assert out.read_bytes() == want.flags.tobytes()
+    a, b = 0x1234, 0x1234 + 3 * 0x8000 + 77
+    p = cli("-c", v.core, "-s", v.vmlinux, "kpage", "kpagecgroup", "--start", hex(a), "--end", hex(b), check=0)
+    assert p.stdout == want.cgroup[a:b].tobytes()
+    p = cli("-c", v.core, "-s", v.vmlinux, "kpage", "kpagecount", "--start", hex(a), "--end", hex(b), "--table",
+            check=0)
+    rows = p.stdout.decode().splitlines()
+    assert rows[0].split() == ["pfn", "value", "decimal"]
+    assert len(rows) - 1 == sum(1 for x in want.count[a:b] if x)
+
+
 def test_ptwalk_json(default_vmcore):
     v = default_vmcore
     p = cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["swap"], "--json", "--holes", check=0)
