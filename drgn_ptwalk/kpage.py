@@ -30,7 +30,7 @@ ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memor
 import io
 import struct
 from array import array
-from itertools import compress, repeat
+from itertools import compress, count, repeat
 from functools import partial
 from operator import gt, is_, itemgetter, mul, neg, sub
 
@@ -883,8 +883,18 @@ _NONZERO = bytes(int(x != 0) for x in range(256))
 _AND3 = bytes(x & 3 for x in range(256))
 
 
+class _Memo:
+    """What one call keeps across sections: the values of each run state, packed, and a small number for
+    each distinct head state (a run's state then hashes as a flat tuple of ints)."""
+
+    def __init__(self) -> None:
+        self.values: Dict[tuple, Tuple[bytes, bytes, bytes]] = {}
+        self.head_ids: Dict[tuple, int] = {}
+        self.next_id = count()
+
+
 def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, valid: Optional[bytes],
-                    memo: Dict[tuple, Tuple[bytes, bytes, bytes]], lo: int, hi: int,
+                    memo: _Memo, lo: int, hi: int,
                     which: Tuple[int, ...]) -> List[bytes]:
     """
     The bytes of the files *which* (indexes into :data:`_FILES`) for pages ``[lo, hi)`` of one section:
@@ -966,16 +976,17 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             w[ctx.mapcount // 4 :: s // 4],
             q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None and scan.memcg else None)
     firsts = starts[:-1]
-    keys = _keys_at(cols, owner, covered, firsts, _head_states(sec, heads, owner, firsts))
-    values = list(map(memo.get, keys))
+    keys = _keys_at(cols, owner, covered, firsts, _head_states(sec, heads, owner, firsts, memo))
+    known_values = memo.values
+    values = list(map(known_values.get, keys))
     if None in values:
         for r in compress(range(len(values)), map(is_, values, repeat(None))):
             key = keys[r]
-            vals = memo.get(key)  # computed for an earlier run of this section
+            vals = known_values.get(key)  # computed for an earlier run of this section
             if vals is None:
                 # the values of a state are computed from one run of it (its folio's head read)
                 f, c, g = _key_values(sec, (owner[firsts[r]],) + key[2:], None)
-                vals = memo[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
+                vals = known_values[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
             values[r] = vals
     lengths = list(map(sub, starts[1:], firsts))
     out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]
@@ -1028,13 +1039,15 @@ def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optiona
                     map(memcg.__getitem__, idx) if memcg is not None else repeat(0)))
 
 
-def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[int]) -> Dict[int, object]:
+def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[int],
+                 memo: Optional[_Memo] = None) -> Dict[int, object]:
     """
     Owner code -> the state of the folio's head, for the owners of the runs starting at *firsts*: the
     raw fields :meth:`_Section._read_head` reads (a head's values and its tails' depend on them alone,
     besides the zero pages' PFNs), unpacked at C speed for the *heads* of this section (indexes); for a
     folio whose head is elsewhere, near the section's end or a zero page: ``("pfn", code)``, one state per
-    folio. 0 (a page that is its own folio) -> ``None``.
+    folio. 0 (a page that is its own folio) -> ``None``. With *memo*, each head state is its number there
+    (the same for the same state in every section of a call).
     """
     ctx = sec.ctx
     s = ctx.size
@@ -1049,6 +1062,8 @@ def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[i
         if ctx.scheme == "page":
             # v6.1's folio_mapped() reads every page's _mapcount (_Head.mapped_any): per folio
             raws = [r + (sec.head(sec.base + i).mapped_any,) for r, i in zip(raws, ok)]
+        if memo is not None:
+            raws = list(map(memo.head_ids.setdefault, raws, memo.next_id))
         codes = [sec.base + i + 1 for i in ok]
         states.update(zip(codes, raws))
         states.update(zip(map(neg, codes), raws))
@@ -1097,8 +1112,8 @@ def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iter
     end = min(end, max_dump_pfn(prog))
     # memcg_data is read (a run boundary where it changes) only for kpagecgroup
     scan = _scan_for(prog, ctx, 2 in which)
-    # A page's state (see _keys_at) names its head by PFN: its values hold for the whole call.
-    memo: Dict[tuple, Tuple[bytes, bytes, bytes]] = {}
+    # A run's state (see _keys_at) holds for the whole call (a folio read per folio names it by PFN).
+    memo = _Memo()
     pps = ctx.pages_per_section
     first_nr = start // pps
     states = _section_states(prog, first_nr, -(-end // pps)) if end > start else []
