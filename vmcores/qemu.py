@@ -32,6 +32,11 @@ CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0", "s390x": "tt
 # Machines without fw_cfg have no -device vmcoreinfo: the dump gets the kernel's own note afterwards
 # (elfcore.add_vmcoreinfo, from the address the guest prints).
 FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False, "s390x": False}
+# A console the host can write to (Guest.after_dump): a socket chardev that logs to serial.log. On
+# s390-ccw-virtio (QEMU 7.2) the SCLP console behind such a chardev logged every line twice, which broke the
+# base64 truth; s390x keeps a file console, and its guest reads kpage snapshot B before the dump
+# (ptwalk.kpage=before; its physical side is refused anyway: a big-endian kernel).
+INPUT_CONSOLE = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False}
 # QEMU refuses -numa on s390-ccw-virtio ("NUMA is not supported by this machine-type"): one node there.
 NUMA = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False}
 # The virtio transport of the guest's disks: PCI, or channel I/O on s390x.
@@ -217,6 +222,7 @@ class Guest:
             f"console={CONSOLE[self.arch]} panic=-1 loglevel=4 numa_balancing=disable "
             f"{hugetlb_cmdline(self.arch, page_size)} {entry.get('append', '')}"
             + (f" ptwalk.scenario={scenario}" if scenario != "default" else "") + kdump
+            + ("" if INPUT_CONSOLE[self.arch] else " ptwalk.kpage=before")
         ).strip()
         memory_mib = int(entry.get("memory_gib", MEMORY_GIB)) * 1024
         half = memory_mib // 2
@@ -230,8 +236,9 @@ class Guest:
             ] if NUMA[self.arch] else []),
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,
             *(["-device", "vmcoreinfo"] if FW_CFG[self.arch] else []), "-display", "none", "-monitor", "none",
-            "-chardev", f"socket,id=console,path={self.console_path},server=on,wait=off,logfile={self.serial}",
-            "-serial", "chardev:console", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            *(["-chardev", f"socket,id=console,path={self.console_path},server=on,wait=off,logfile={self.serial}",
+                "-serial", "chardev:console"] if INPUT_CONSOLE[self.arch] else ["-serial", f"file:{self.serial}"]),
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-no-reboot", "-net", "none",
         ]
         self.disks = [workdir / f"kdump-d{level}.disk" for level in self.kdump_levels]

@@ -9,7 +9,7 @@
  *   workload churn                 keep changing its own memory until killed
  *                                  (live tests; started by init on ptwalk.churn=1)
  *   workload b64                   base64-encode stdin to stdout
- *   workload kpage [crash]         /proc/kpage{flags,count,cgroup} of every PFN to the console, then
+ *   workload kpage [crash|before]  /proc/kpage{flags,count,cgroup} of every PFN to the console, then
  *                                  wait for the dump (or crash into the capture kernel)
  *   workload pagesize              print the page size
  *
@@ -2851,8 +2851,10 @@ static void kpage_send_changed(const int *fds, const int *ok, const uint64_t *sn
  * a kexec'ed capture kernel, nothing of it runs after the dump) B is read before the crash instead, right
  * after A is sent: a page that changes between B and the crash is not known.
  */
-static int __attribute__((noreturn)) cmd_kpage(int crash)
+static int __attribute__((noreturn)) cmd_kpage(int crash, int before)
 {
+	/* B before the dump: a kdump entry, or a console the host cannot write to (s390x, see qemu.py) */
+	before |= crash;
 	int fds[KPAGE_NFILES];
 	uint64_t npfn = 0;
 	double t0 = kpage_now();
@@ -2889,7 +2891,7 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 		 * The host's line must not come back on the console (serial.log stays the guest's output):
 		 * the console's echo is turned off now, before snapshot A.
 		 */
-		if (!crash) {
+		if (!before) {
 			struct termios tio;
 			if (tcgetattr(0, &tio) == 0) {
 				tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
@@ -2942,7 +2944,7 @@ static int __attribute__((noreturn)) cmd_kpage(int crash)
 				   "[kpage] %llu PFNs: read in %.2f s, %zu bytes encoded, sent in %.2f s (setup %.2f s)\n",
 				   (unsigned long long)npfn, t2 - t1, encoded, t3 - t2, t1 - t0);
 		out_write(1, g_kpage_msg, (size_t)len);
-		if (!crash) {
+		if (!before) {
 			out_write(1, "=====READY-FOR-DUMP=====\n", 25);
 			if (kpage_wait_dumped())
 				kpage_send_changed(fds, ok, snap, npfn, KPAGE_BRACKETED);
@@ -3126,7 +3128,7 @@ static void unmap_own_vdso(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | churn | kpage [crash] | b64 | pagesize\n");
+	fprintf(stderr, "usage: workload run OUTDIR [default|bench] | capture OUTDIR name=pid... | churn | kpage [crash|before] | b64 | pagesize\n");
 }
 
 static void open_out(const char *dir)
@@ -3151,7 +3153,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "churn"))
 		return cmd_churn();
 	if (argc >= 2 && !strcmp(argv[1], "kpage"))
-		return cmd_kpage(argc >= 3 && !strcmp(argv[2], "crash"));
+		return cmd_kpage(argc >= 3 && !strcmp(argv[2], "crash"), argc >= 3 && !strcmp(argv[2], "before"));
 	if (argc >= 2 && !strcmp(argv[1], "pagesize")) {
 		printf("%ld\n", g_ps);
 		return 0;
