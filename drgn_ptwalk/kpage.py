@@ -56,8 +56,6 @@ __all__ = (
 )
 
 _U64 = struct.Struct("<Q")
-_S32 = struct.Struct("<i")
-_U32 = struct.Struct("<I")
 
 KPF: Dict[str, int] = {
     "LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5, "ACTIVE": 6, "SLAB": 7,
@@ -795,9 +793,9 @@ _DENSE_MIN = 256
 """A range of pages with changes this long or shorter is scanned byte lane by byte lane (:func:`_dense`);
 a longer one is halved first, as most of it is usually one run."""
 _DENSE_GAP = 256
+"""Ranges with changes fewer pages apart than this are scanned as one (a scan's fixed cost, in pages)."""
 _SHORT = 16
 """Stretches this long or shorter are not compared whole first (a compare's fixed cost, in pages)."""
-"""Ranges with changes fewer pages apart than this are scanned as one (a scan's fixed cost, in pages)."""
 
 
 def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int], covered: Optional[bytes] = None) -> List[int]:
@@ -814,7 +812,8 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int], covered: O
     cols = [(mv.cast(fmt)[off // struct.calcsize(fmt) :: s // struct.calcsize(fmt)], lanes)
             for off, fmt, lanes in scan.fields]
     roff, rfmt, rlanes = scan.refcount
-    rc = mv.cast(rfmt)[roff // 4 :: s // 4]
+    rsize = struct.calcsize(rfmt)
+    rc = mv.cast(rfmt)[roff // rsize :: s // rsize]
 
     def uniform(a: int, b: int) -> bool:
         """Pages ``a + 1 .. b - 1`` equal to the page before each."""
