@@ -31,7 +31,6 @@ import io
 import struct
 from array import array
 from itertools import compress, count, repeat
-from functools import partial
 from operator import gt, is_, itemgetter, mul, neg, sub
 
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -296,28 +295,14 @@ def max_dump_pfn(prog: Program) -> int:
 
 def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
     """(online, subsection map bytes or ``None`` when the whole section is valid) of section *nr*."""
-    from drgn_ptwalk._compat import nr_to_section, section_flags
-
-    ms = nr_to_section(prog, nr)
-    if not ms:
-        return False, None
-    flags = section_flags(prog)
-    value = ms.section_mem_map.value_()
-    if not value & flags["SECTION_IS_ONLINE"] or not value & flags["SECTION_HAS_MEM_MAP"]:
-        return False, None
-    if value & flags["SECTION_IS_EARLY"]:
-        return True, None
-    try:
-        smap = ms.usage.subsection_map
-    except (AttributeError, FaultError):
-        return True, None
-    return True, prog.read(smap.address_, smap.type_.size)
+    return _section_states(prog, nr, nr + 1)[0]
 
 
 def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional[bytes]]]:
-    """:func:`_section_state` of sections ``[lo, hi)``, the ``struct mem_section`` entries read in bulk
-    (one read per root: a root's entries are contiguous, ``SECTIONS_PER_ROOT`` of them with
-    SPARSEMEM_EXTREME, all of them without)."""
+    """(online, subsection map bytes or ``None`` when the whole section is valid) of sections ``[lo, hi)``:
+    ``SECTION_IS_ONLINE`` and ``SECTION_HAS_MEM_MAP`` set, the subsection map read unless
+    ``SECTION_IS_EARLY``. The ``struct mem_section`` entries are read in bulk (one read per root: a root's
+    entries are contiguous, ``SECTIONS_PER_ROOT`` of them with SPARSEMEM_EXTREME, all of them without)."""
     from drgn_ptwalk._compat import nr_to_section, section_flags
 
     flags = section_flags(prog)
@@ -342,12 +327,7 @@ def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optiona
             out.extend([(False, None)] * count)
             nr += count
             continue
-        try:
-            raw = prog.read(ms.value_(), count * size)
-        except FaultError:
-            out.extend(map(partial(_section_state, prog), range(nr, nr + count)))
-            nr += count
-            continue
+        raw = prog.read(ms.value_(), count * size)
         for k in range(count):
             value = _U64.unpack_from(raw, k * size + map_off)[0]
             if value & online_bits != online_bits:
