@@ -393,7 +393,7 @@ class TableOwner(NamedTuple):
     mm: int
     """Address of the ``struct mm_struct`` (``init_mm``: the kernel's own tables)."""
     pids: Tuple[int, ...]
-    """Thread-group IDs of the processes using that mm (empty for ``init_mm``)."""
+    """Thread-group IDs of the processes using that mm (empty for ``init_mm`` and mms no process uses)."""
     level: PtLevel
     start: int
     end: int
@@ -440,9 +440,10 @@ def _deposit_layout(prog: Program) -> Optional[_Deposit]:
 
 def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Dict[int, List[TableOwner]]:
     """
-    Whose page tables pages are: every table reachable from every process's mm (its user half) and from
-    ``init_mm`` (the kernel's), by one read per table. A table shared between mms (hugetlb PMD sharing)
-    has one owner per mm.
+    Whose page tables pages are: every table reachable from every process's mm (its user half), from the
+    mms no process uses (the kernel's private ones, a lazy-TLB mm of an exited process, x86's
+    ``pgd_list``) and from ``init_mm`` (the kernel's half), by one read per table. A table shared between
+    mms (hugetlb PMD sharing) has one owner per mm.
 
     :param pfns: only these PFNs (default: every table found)
     :return: PFN -> its owners; a page-table page that no mm reaches (freed by RCU, an EFI or other
@@ -544,6 +545,8 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     for mm in kernel[1:]:
         if mm:
             roots.append((mm, (), 0, 0, top))
+    listed = {mm for mm, *_ in roots} | {kernel[0]}
+    roots.extend((mm, (), 0, 0, top) for mm in _unattached_mms(prog) if mm not in listed)
     kstart, kend = dec.kernel_range()
     roots.append((kernel[0], (), 0, top, 2 * top) if both else (kernel[0], (), kstart, kstart, kend))
     seen: Set[Tuple[int, int]] = set()
@@ -563,6 +566,47 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     return dict(out)
 
 
+def _unattached_mms(prog: Program) -> List[int]:
+    """
+    The mms no process uses whose tables still exist: the one a CPU's kernel thread borrowed (lazy TLB:
+    an exited process's mm lives on, with its root table, until that CPU runs a process again; the
+    scheduler's ``rq->prev_mm`` between a switch and its end), and on x86 every other mm with a root
+    table (``pgd_list`` holds each PGD, its ``pt_mm`` the mm: one pinned by mmgrab() after its process
+    exited).
+    """
+    from drgn.helpers.linux.cpumask import for_each_possible_cpu
+    from drgn.helpers.linux.list import list_for_each
+    from drgn.helpers.linux.percpu import per_cpu
+
+    out: List[int] = []
+    try:
+        rqs = prog["runqueues"]
+        prev = rqs.type_.has_member("prev_mm")
+        for cpu in for_each_possible_cpu(prog):
+            rq = per_cpu(rqs, cpu)
+            curr = rq.curr
+            if curr and not curr.mm:
+                out.append(curr.active_mm.value_())
+            if prev:
+                out.append(rq.prev_mm.value_())
+    except (KeyError, LookupError, FaultError):
+        pass
+    try:
+        head = prog["pgd_list"].address_of_()
+        # The list links ptdesc->pt_list, pt_mm its mm: the same words as struct page's lru and pt_mm
+        # before "x86: convert various functions to use ptdescs" (Vishal Moola, v6.6).
+        try:
+            desc, link = prog.type("struct ptdesc"), "pt_list"
+        except LookupError:
+            desc, link = prog.type("struct page"), "lru"
+        delta = offsetof(desc, "pt_mm") - offsetof(desc, link)
+        for node in list_for_each(head):
+            out.append(_U64.unpack(prog.read(node.value_() + delta, 8))[0])
+    except (KeyError, LookupError, FaultError):
+        pass
+    return list(dict.fromkeys(mm for mm in out if mm))
+
+
 class PageKind(NamedTuple):
     """What a page is."""
 
@@ -577,13 +621,14 @@ class PageKind(NamedTuple):
     """The page's /proc/kpageflags value."""
 
 
-def _owner_text(owners: List[TableOwner]) -> str:
+def _owner_text(prog: Program, owners: List[TableOwner]) -> str:
     o = owners[0]
     if o.deposited:
         return (f"PTE table deposited for the THP at {o.start:#x} of pid "
                 + ",".join(str(p) for p in o.pids[:4]))
     if not o.pids:
-        who = "the kernel (init_mm)"
+        who = ("the kernel (init_mm)" if o.mm == prog["init_mm"].address_of_().value_()
+               else f"mm {o.mm:#x} (no process uses it)")
     else:
         who = "pid " + ",".join(str(p) for p in o.pids[:4]) + ("..." if len(o.pids) > 4 else "")
     more = f" (+{len(owners) - 1} more mm)" if len(owners) > 1 else ""
@@ -638,7 +683,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
         return PageKind(pfn, "slab", name, flags)
     if has("PGTABLE"):
         mine = (page_table_owners(prog, [pfn]) if owners is None else owners).get(pfn)
-        return PageKind(pfn, "page_table", _owner_text(mine) if mine else "no mm reaches it", flags)
+        return PageKind(pfn, "page_table", _owner_text(prog, mine) if mine else "no mm reaches it", flags)
     if has("OFFLINE"):
         return PageKind(pfn, "offline", "", flags)
     mapping = page.mapping.value_()
@@ -666,7 +711,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
     # state claims is looked up among the tables.
     mine = (page_table_owners(prog, [pfn]) if owners is None else owners).get(pfn)
     if mine:
-        return PageKind(pfn, "page_table", _owner_text(mine), flags)
+        return PageKind(pfn, "page_table", _owner_text(prog, mine), flags)
     if has("RESERVED"):
         return PageKind(pfn, "reserved", "", flags)
     return PageKind(pfn, "kernel", "", flags)
