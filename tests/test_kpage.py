@@ -120,6 +120,26 @@ def test_kpage_files(kpage_vmcore):
     assert not failures, "\n".join(failures)
 
 
+def test_kpage_without_numpy_is_the_same(kpage_vmcore, monkeypatch):
+    """The scans without numpy (bytes and memoryview compares) give the same three files as with it, on
+    every PFN: test_kpage_files judges the numpy path against the kernel, this one the other path."""
+    import drgn_ptwalk.kpage as kpage_mod
+
+    prog = kpage_vmcore.prog()
+    if physical_side_refused(prog, lambda: kpage_values(prog, 0, 1), "kpageflags/kpagecount/kpagecgroup"):
+        return
+    if kpage_mod._np is None:
+        pytest.fail("numpy is not installed: `pip install numpy` (the `test` extra has it)", pytrace=False)
+    end = max_dump_pfn(prog)
+    fast = kpage_values(prog, 0, end)
+    monkeypatch.setattr(kpage_mod, "_np", None)
+    slow = kpage_values(prog, 0, end)
+    for name in ("flags", "count", "cgroup"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        bad = [i for i in range(len(a)) if a[i] != b[i]] if a != b else []
+        assert len(a) == len(b) and not bad, f"{name}: {len(bad)} PFNs differ, first {[hex(i) for i in bad[:8]]}"
+
+
 def test_kpage_ranges_are_slices_of_the_file(default_vmcore):
     """A range read is what reading the file at ``start * 8`` returns: a slice of the whole file, cut at its
     end (a read past it returns nothing); a reversed range is refused."""

@@ -14,7 +14,18 @@ from typing import List, Optional
 
 import pytest
 
+import drgn_ptwalk.kpage as kpage_mod
 from drgn_ptwalk.kpage import _Ctx, _DENSE_GAP, _DENSE_MIN, _dense, _keys_at, _run_starts, _scan
+
+
+@pytest.fixture(params=["numpy", "bytes"], autouse=True)
+def scans(request, monkeypatch):
+    """Each test runs with numpy's scans and with the bytes/memoryview ones (numpy not installed)."""
+    if request.param == "bytes":
+        monkeypatch.setattr(kpage_mod, "_np", None)
+    elif kpage_mod._np is None:
+        pytest.fail("numpy is not installed: `pip install numpy` (the `test` extra has it)", pytrace=False)
+    return request.param
 
 # A 64-byte struct page laid out as x86-64's (v6.12): flags, lru/compound_head, lru, mapping, index,
 # private, _mapcount, _refcount, memcg_data.
