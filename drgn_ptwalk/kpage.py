@@ -800,9 +800,15 @@ class _Work:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.u64 = [_np.empty(n, _np.uint64) for _ in range(5)]
+        self.u64 = [_np.empty(n, _np.uint64) for _ in range(6)]
         self.u32 = [_np.empty(n, _np.uint32) for _ in range(3)]
         self.bools = [_np.empty(n, _np.bool_) for _ in range(2)]
+        self.owner_array = array("q", bytes(8 * n))
+        """Owner codes (see :func:`_section_values`), as the code that follows the scans reads them."""
+        self.owner = _np.frombuffer(self.owner_array, dtype=_np.int64)
+        """The same memory, written by the numpy scans."""
+        self.set_owners: Optional["_np.ndarray"] = None
+        """Where :attr:`owner` is not 0 (``None``: nowhere)."""
 
 
 class _Columns:
@@ -841,6 +847,16 @@ class _Columns:
             _np.copyto(self.memcg, q[:, ctx.memcg // 8])
         self.scratch64 = u64[4]
         self.scratch32 = u32[2]
+        self._info = u64[5]
+        self._buf = q
+        self._info_off = ctx.info // 8
+        self.owner: Optional["_np.ndarray"] = None
+        """The owner code of every page, once :func:`_section_values` has set it (a change starts a run)."""
+
+    def info(self) -> "_np.ndarray":
+        """The word that holds a tail's head (``compound_head``/``compound_info``) of every page."""
+        _np.copyto(self._info, self._buf[:, self._info_off])
+        return self._info
 
     @property
     def refcount(self) -> "_np.ndarray":
@@ -875,6 +891,8 @@ def _run_starts(ctx: _Ctx, scan: _Scan, buf: bytes, known: List[int], covered: O
         return _np.not_equal(c[1:], c[:-1], out=out)
 
     changes(cols.flags, d)
+    if cols.owner is not None:
+        d |= changes(cols.owner, tmp)
     d |= changes(cols.mapping, tmp)
     d |= changes(cols.mapcount, tmp)
     if cols.memcg is not None:
@@ -986,56 +1004,32 @@ class _Memo:
         """The numpy scans' arrays (see :class:`_Work`)."""
 
 
-def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, valid: Optional[bytes],
-                    memo: _Memo, lo: int, hi: int,
-                    which: Tuple[int, ...]) -> List[bytes]:
+def _owners(sec: "_Section", buf: bytes, info_q: memoryview, known: List[int],
+            head: Tuple[int, bytes]) -> Tuple[array, List[int]]:
     """
-    The bytes of the files *which* (indexes into :data:`_FILES`) for pages ``[lo, hi)`` of one section:
-    pages are cut into runs whose fields (flags, mapping type bits, refcount, mapcount/page type,
-    memcg_data, folio, free-buddy coverage) are all equal, found at C speed; each distinct run state is
-    computed once (*memo*: the values of each state, packed), and the runs are expanded into the files'
-    bytes at C speed too (no Python per run once its state is known).
+    The owner code of every page of a section (see :func:`_section_values`) and the indexes of its
+    folios' heads, with bytes scans: where the folio changes is added to *known*.
     """
-    sec = _Section(prog, ctx, base, n, which)
-    s = ctx.size
-    buf = sec.buf
-    mv = memoryview(buf)
-    q = mv.cast("Q")
-    w = mv.cast("I")
-    info_q = q[ctx.info // 8 :: s // 8]
-    npc = None
-    if _np is not None:
-        npc = _Columns(ctx, scan, buf, memo.work)
-        memo.work = npc.work
-    if npc is not None:
-        head_at = _np.flatnonzero(_np.bitwise_and(npc.flags, _np.uint64(1 << ctx.pg["head"]),
-                                                  out=npc.scratch64)).tolist()
-    else:
-        head_at = _find_all(buf[scan.head[0] :: s].translate(scan.head[1]), 1)
-
-    # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
-    # known: where owner or covered may change.
+    ctx, base, n, s = sec.ctx, sec.base, sec.n, sec.ctx.size
     owner = array("q", [0]) * n
-    known = [0, n]
-    first_head = head_at[0] if head_at else -1
+    head_at = _find_all(buf[head[0] :: s].translate(head[1]), 1)
     # Tails follow their head: a section with no head has tails only if its first page is one (a folio
     # from an earlier section, e.g. a 1 GiB hugetlb page).
-    if first_head >= 0 or info_q[0] & 1:
+    if head_at or info_q[0] & 1:
         tails = buf[ctx.info :: s].translate(_BIT0)
     else:
         tails = b""
     heads: List[int] = []
-    if first_head >= 0:
-        for i in head_at:
-            if not tails[i]:
-                owner[i] = -(base + i + 1)
-                known += (i, i + 1)
-                if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
-                    real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
-                    if real != base + i:
-                        owner[i] = real + 1  # an HVO fake head: a tail of that head
-                        continue
-                heads.append(i)
+    for i in head_at:
+        if not tails[i]:
+            owner[i] = -(base + i + 1)
+            known += (i, i + 1)
+            if ctx.hvo and i + 1 < n and info_q[i + 1] & 1:
+                real = (info_q[i + 1] - 1 - ctx.vmemmap) // s
+                if real != base + i:
+                    owner[i] = real + 1  # an HVO fake head: a tail of that head
+                    continue
+            heads.append(i)
     i = tails.find(1)
     while i >= 0:
         info = info_q[i]
@@ -1059,6 +1053,80 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
         owner[i:end] = array("q", [hp + 1]) * (end - i)
         known += (i, end)
         i = tails.find(1, end)
+    return owner, heads
+
+
+def _owners_np(ctx: _Ctx, cols: "_Columns", work: "_Work", base: int, n: int,
+               first_is_tail: int) -> Tuple[array, List[int]]:
+    """:func:`_owners` with numpy: each tail's head from its own word (as ``page_folio()`` reads it), the
+    owner codes set in *work*'s array and given to *cols* (its changes start runs: nothing is added to
+    ``known``)."""
+    owner = work.owner[:n]
+    if work.set_owners is not None:  # the last section's
+        owner[work.set_owners] = 0
+        work.set_owners = None
+    # (np.flatnonzero of a bool array: ~10x faster than of integers)
+    hit = work.bools[1][:n]
+    heads = _np.flatnonzero(_np.not_equal(_np.bitwise_and(cols.flags, _np.uint64(1 << ctx.pg["head"]),
+                                                          out=cols.scratch64), 0, out=hit))
+    if not len(heads) and not first_is_tail:
+        return work.owner_array, []  # all 0: no run starts where the folio changes
+    cols.owner = owner
+    info = cols.info()
+    s = ctx.size
+    vmemmap = _np.uint64(ctx.vmemmap)
+    tails = _np.flatnonzero(_np.not_equal(_np.bitwise_and(info, _np.uint64(1), out=cols.scratch64), 0, out=hit))
+    work.set_owners = _np.concatenate((heads, tails))
+    if len(tails):
+        word = info[tails]
+        if ctx.info_is_mask:
+            head_addr = (vmemmap + (_np.uint64(base) + tails.astype(_np.uint64)) * _np.uint64(s)) & word
+        else:
+            head_addr = word - _np.uint64(1)
+        # signed, as the Python ints of the scans without numpy
+        owner[tails] = (head_addr - vmemmap).view(_np.int64) // s + 1
+    heads = heads[(info[heads] & _np.uint64(1)) == 0]
+    owner[heads] = -(base + heads + 1)
+    if ctx.hvo and len(heads):
+        # an HVO fake head: its next page a tail of another head, whose tail it is too
+        cand = heads[heads + 1 < n]
+        cand = cand[(info[cand + 1] & _np.uint64(1)) != 0]
+        if len(cand):
+            real = (info[cand + 1] - _np.uint64(1) - vmemmap).view(_np.int64) // s
+            fake = real != base + cand
+            owner[cand[fake]] = real[fake] + 1
+            heads = _np.setdiff1d(heads, cand[fake], assume_unique=True)
+    return work.owner_array, heads.tolist()
+
+
+def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, valid: Optional[bytes],
+                    memo: _Memo, lo: int, hi: int,
+                    which: Tuple[int, ...]) -> List[bytes]:
+    """
+    The bytes of the files *which* (indexes into :data:`_FILES`) for pages ``[lo, hi)`` of one section:
+    pages are cut into runs whose fields (flags, mapping type bits, refcount, mapcount/page type,
+    memcg_data, folio, free-buddy coverage) are all equal, found at C speed; each distinct run state is
+    computed once (*memo*: the values of each state, packed), and the runs are expanded into the files'
+    bytes at C speed too (no Python per run once its state is known).
+    """
+    sec = _Section(prog, ctx, base, n, which)
+    s = ctx.size
+    buf = sec.buf
+    mv = memoryview(buf)
+    q = mv.cast("Q")
+    w = mv.cast("I")
+    info_q = q[ctx.info // 8 :: s // 8]
+    npc = None
+    if _np is not None:
+        npc = _Columns(ctx, scan, buf, memo.work)
+        memo.work = npc.work
+    # Which folio each page belongs to: 0 = its own (order 0), -(pfn + 1) = a head, head pfn + 1 = a tail.
+    # known: where owner or covered may change.
+    known = [0, n]
+    if npc is not None:
+        owner, heads = _owners_np(ctx, npc, memo.work, base, n, info_q[0] & 1)
+    else:
+        owner, heads = _owners(sec, buf, info_q, known, scan.head)
 
     # Free buddy blocks: is_free_buddy_page() for pages not PageBuddy themselves.
     covered = bytearray(n)
