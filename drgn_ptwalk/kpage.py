@@ -6,10 +6,12 @@ each file at offset ``start_pfn * 8`` returns, one little-endian u64 per PFN.
 The ``struct page`` array is read one SPARSEMEM section at a time (one ``prog.read()`` per section), never
 as drgn Objects. A page's values depend on a handful of its fields and, for a page of a large folio, on
 its head; pages are cut into runs equal in those fields and each distinct state is computed once, so the
-Python cost is per section and per run, not per page. Runs are found by C-level compares: a stretch of
-pages is first tested whole (equal ``struct page`` bytes, then strided compares of the few 8-byte words
-that matter), and only stretches that differ are scanned byte lane by byte lane (strided slices XORed as
-big integers) for where.
+Python cost is per section and per run, not per page. Runs are found at C speed. With numpy, each field
+read is copied out of the section by one strided pass and every page compared with the one before it.
+Without numpy, a stretch of pages is first tested whole (equal ``struct page`` bytes, then strided
+``memoryview`` compares of the few words that matter), and only stretches that differ are scanned byte
+lane by byte lane (strided slices XORed as big integers) for where. Both give the same bytes
+(tests/test_kpage.py checks it on every reference dump).
 
 The rules follow ``stable_page_flags()``, ``kpagecount_read()`` and ``page_cgroup_ino()`` of each kernel
 generation (:attr:`~drgn_ptwalk.generations.Generation.kpage_scheme`):
@@ -801,7 +803,8 @@ class _Work:
     def __init__(self, n: int) -> None:
         self.n = n
         self.u64 = [_np.empty(n, _np.uint64) for _ in range(6)]
-        self.u32 = [_np.empty(n, _np.uint32) for _ in range(3)]
+        self.u32 = [_np.empty(n, _np.uint32) for _ in range(4)]
+        self.u8 = _np.empty(n, _np.uint8)
         self.bools = [_np.empty(n, _np.bool_) for _ in range(2)]
         self.owner_array = array("q", bytes(8 * n))
         """Owner codes (see :func:`_section_values`), as the code that follows the scans reads them."""
@@ -824,9 +827,17 @@ class _Columns:
         q = _np.frombuffer(buf, dtype="<u8").reshape(n, ctx.size // 8)
         u64 = [a[:n] for a in work.u64]
         u32 = [a[:n] for a in work.u32]
-        self.flags = _np.bitwise_and(q[:, ctx.flags // 8], _np.uint64(scan.flag_mask), out=u64[0])
+        # The narrowest columns that hold what is read (less memory for every later pass over them):
+        # the low half of flags when no bit read is above it (the page flags proper, PG_* < 32 so far),
+        # the low byte of mapping.
+        if scan.flag_mask >> 32:
+            self.flags = _np.bitwise_and(q[:, ctx.flags // 8], _np.uint64(scan.flag_mask), out=u64[0])
+        else:
+            w = _np.frombuffer(buf, dtype="<u4").reshape(n, ctx.size // 4)
+            self.flags = _np.bitwise_and(w[:, ctx.flags // 4], _np.uint32(scan.flag_mask), out=u32[3])
         """``flags``, the bits any rule reads."""
-        self.mapping = _np.bitwise_and(q[:, ctx.mapping // 8], _np.uint64(3), out=u64[1])
+        b = _np.frombuffer(buf, dtype=_np.uint8).reshape(n, ctx.size)
+        self.mapping = _np.bitwise_and(b[:, ctx.mapping], _np.uint8(3), out=work.u8[:n])
         """The type bits of ``mapping``."""
         self.mapcount = u32[0]
         self._refcount = u32[1]
@@ -1067,8 +1078,9 @@ def _owners_np(ctx: _Ctx, cols: "_Columns", work: "_Work", base: int, n: int,
         work.set_owners = None
     # (np.flatnonzero of a bool array: ~10x faster than of integers)
     hit = work.bools[1][:n]
-    heads = _np.flatnonzero(_np.not_equal(_np.bitwise_and(cols.flags, _np.uint64(1 << ctx.pg["head"]),
-                                                          out=cols.scratch64), 0, out=hit))
+    heads = _np.flatnonzero(_np.not_equal(_np.bitwise_and(cols.flags, 1 << ctx.pg["head"],
+                                                          out=cols.scratch64[:n].view(cols.flags.dtype)[:n]),
+                                          0, out=hit))
     if not len(heads) and not first_is_tail:
         return work.owner_array, []  # all 0: no run starts where the folio changes
     cols.owner = owner
