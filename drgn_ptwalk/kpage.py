@@ -40,13 +40,13 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import refuse_big_endian
+from drgn_ptwalk.generations import generation
+from drgn_ptwalk.page import page_layout
 
 try:
     import numpy as _np
-except ImportError:  # the same scans without it, on bytes and memoryviews (~1.5x the time on ELF dumps)
+except ImportError:  # the same scans without it, on bytes and memoryviews (~1.4x the time on ELF dumps)
     _np = None
-from drgn_ptwalk.generations import generation
-from drgn_ptwalk.page import page_layout
 
 __all__ = (
     "KPF",
