@@ -40,13 +40,13 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import refuse_big_endian
+from drgn_ptwalk.generations import generation
+from drgn_ptwalk.page import page_layout
 
 try:
     import numpy as _np
-except ImportError:  # the same scans without it, on bytes and memoryviews (~1.5x the time on ELF dumps)
+except ImportError:  # the same scans without it, on bytes and memoryviews (~1.4x the time on ELF dumps)
     _np = None
-from drgn_ptwalk.generations import generation
-from drgn_ptwalk.page import page_layout
 
 __all__ = (
     "KPF",
@@ -810,8 +810,8 @@ class _Work:
         """Owner codes (see :func:`_section_values`), as the code that follows the scans reads them."""
         self.owner = _np.frombuffer(self.owner_array, dtype=_np.int64)
         """The same memory, written by the numpy scans."""
-        self.set_owners: Optional["_np.ndarray"] = None
-        """Where :attr:`owner` is not 0 (``None``: nowhere)."""
+        self.owners_set = False
+        """:attr:`owner` is not all 0."""
 
 
 class _Columns:
@@ -1073,9 +1073,9 @@ def _owners_np(ctx: _Ctx, cols: "_Columns", work: "_Work", base: int, n: int,
     owner codes set in *work*'s array and given to *cols* (its changes start runs: nothing is added to
     ``known``)."""
     owner = work.owner[:n]
-    if work.set_owners is not None:  # the last section's
-        owner[work.set_owners] = 0
-        work.set_owners = None
+    if work.owners_set:  # by the last section
+        owner.fill(0)
+        work.owners_set = False
     # (np.flatnonzero of a bool array: ~10x faster than of integers)
     hit = work.bools[1][:n]
     heads = _np.flatnonzero(_np.not_equal(_np.bitwise_and(cols.flags, 1 << ctx.pg["head"],
@@ -1084,19 +1084,25 @@ def _owners_np(ctx: _Ctx, cols: "_Columns", work: "_Work", base: int, n: int,
     if not len(heads) and not first_is_tail:
         return work.owner_array, []  # all 0: no run starts where the folio changes
     cols.owner = owner
+    work.owners_set = True
     info = cols.info()
     s = ctx.size
     vmemmap = _np.uint64(ctx.vmemmap)
-    tails = _np.flatnonzero(_np.not_equal(_np.bitwise_and(info, _np.uint64(1), out=cols.scratch64), 0, out=hit))
-    work.set_owners = _np.concatenate((heads, tails))
-    if len(tails):
-        word = info[tails]
-        if ctx.info_is_mask:
-            head_addr = (vmemmap + (_np.uint64(base) + tails.astype(_np.uint64)) * _np.uint64(s)) & word
-        else:
-            head_addr = word - _np.uint64(1)
-        # signed, as the Python ints of the scans without numpy
-        owner[tails] = (head_addr - vmemmap).view(_np.int64) // s + 1
+    # Every page's code from its word, kept for the tails (whole-array operations: tails are often most of
+    # a section, and indexing them costs more).
+    tail = _np.not_equal(_np.bitwise_and(info, _np.uint64(1), out=cols.scratch64), 0, out=hit)
+    if ctx.info_is_mask:
+        addr = _np.arange(base, base + n, dtype=_np.uint64)
+        addr *= _np.uint64(s)
+        addr += vmemmap
+        head_addr = _np.bitwise_and(addr, info, out=addr)
+    else:
+        head_addr = _np.subtract(info, _np.uint64(1), out=cols.scratch64)
+    # signed, as the Python ints of the scans without numpy
+    code = _np.subtract(head_addr, vmemmap, out=head_addr).view(_np.int64)
+    code //= s
+    code += 1
+    _np.multiply(code, tail, out=owner)
     heads = heads[(info[heads] & _np.uint64(1)) == 0]
     owner[heads] = -(base + heads + 1)
     if ctx.hvo and len(heads):
@@ -1157,11 +1163,13 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
             w[ctx.mapcount // 4 :: s // 4],
             q[ctx.memcg // 8 :: s // 8] if ctx.memcg is not None and scan.memcg else None)
     firsts = starts[:-1]
-    head_states = _head_states(sec, heads, owner, firsts, memo)
     if npc is not None:
-        keys = _keys_np(npc, owner, covered, firsts, head_states)
+        at = _np.array(firsts, dtype=_np.intp)
+        # (a section without folios has every owner code 0: npc.owner is not set)
+        owners = npc.owner[at].tolist() if npc.owner is not None else [0] * len(firsts)
+        keys = _keys_np(npc, owners, covered, at, _head_states(sec, heads, owner, firsts, memo, owners))
     else:
-        keys = _keys_at(cols, owner, covered, firsts, head_states)
+        keys = _keys_at(cols, owner, covered, firsts, _head_states(sec, heads, owner, firsts, memo))
     known_values = memo.values
     values = list(map(known_values.get, keys))
     if None in values:
@@ -1224,12 +1232,10 @@ def _keys_at(cols: Tuple[memoryview, memoryview, memoryview, memoryview, Optiona
                     map(memcg.__getitem__, idx) if memcg is not None else repeat(0)))
 
 
-def _keys_np(cols: _Columns, owner: array, covered: bytearray, idx: List[int],
+def _keys_np(cols: _Columns, owners: List[int], covered: bytearray, at: "_np.ndarray",
              heads: Dict[int, object]) -> List[tuple]:
-    """:func:`_keys_at` with *heads*, the fields taken from numpy *cols* (``flags`` masked: the bits no rule
-    reads make no state of their own)."""
-    at = _np.array(idx, dtype=_np.intp)
-    owners = _np.frombuffer(owner, dtype=_np.int64)[at].tolist()
+    """:func:`_keys_at` with *heads* for the pages *at* (their owner codes *owners*), the fields taken from
+    numpy *cols* (``flags`` masked: the bits no rule reads make no state of their own)."""
     free = _np.frombuffer(covered, dtype=_np.uint8)[at]
     free_l = free.tolist()
     refs = (cols.refcount[at] * free).tolist() if any(free_l) else repeat(0)
@@ -1239,14 +1245,15 @@ def _keys_np(cols: _Columns, owner: array, covered: bytearray, idx: List[int],
 
 
 def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[int],
-                 memo: Optional[_Memo] = None) -> Dict[int, object]:
+                 memo: Optional[_Memo] = None, owners: Optional[List[int]] = None) -> Dict[int, object]:
     """
     Owner code -> the state of the folio's head, for the owners of the runs starting at *firsts*: the
     raw fields :meth:`_Section._read_head` reads (a head's values and its tails' depend on them alone,
     besides the zero pages' PFNs), unpacked at C speed for the *heads* of this section (indexes); for a
     folio whose head is elsewhere, near the section's end or a zero page: ``("pfn", code)``, one state per
     folio. 0 (a page that is its own folio) -> ``None``. With *memo*, each head state is its number there
-    (the same for the same state in every section of a call).
+    (the same for the same state in every section of a call). *owners*: the owner codes at *firsts*, if
+    known.
     """
     ctx = sec.ctx
     s = ctx.size
@@ -1266,7 +1273,7 @@ def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[i
         codes = [sec.base + i + 1 for i in ok]
         states.update(zip(codes, raws))
         states.update(zip(map(neg, codes), raws))
-    for code in set(map(owner.__getitem__, firsts)).difference(states):
+    for code in set(map(owner.__getitem__, firsts) if owners is None else owners).difference(states):
         states[code] = ("pfn", code)
     return states
 

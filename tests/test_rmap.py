@@ -171,6 +171,46 @@ def test_page_table_owners(kpage_vmcore):
     assert checked
 
 
+def test_page_table_owners_of_mms_no_process_uses(kpage_vmcore):
+    """The root tables of mms no process uses are owned too, by those mms: x86's pgd_list (every PGD the
+    kernel keeps, its ptdesc naming its mm) and each CPU's lazy-TLB mm (a kernel thread running on an
+    exited process's mm keeps it, and its PGD, alive)."""
+    from drgn import cast, container_of
+    from drgn.helpers.linux.cpumask import for_each_possible_cpu
+    from drgn.helpers.linux.list import list_for_each
+    from drgn.helpers.linux.mm import page_to_pfn, virt_to_phys
+    from drgn.helpers.linux.sched import cpu_curr
+
+    from drgn_ptwalk.arch import get_decoder
+
+    prog = kpage_vmcore.prog()
+    if physical_side_refused(prog, lambda: page_table_owners(prog), "page_table_owners"):
+        return
+    ps = get_decoder(prog).page_size
+    want: Dict[int, int] = {}  # root table PFN -> its mm
+    init_mm = prog["init_mm"].address_of_()
+    for cpu in for_each_possible_cpu(prog):
+        task = cpu_curr(prog, cpu)
+        mm = task.active_mm
+        if not task.mm and mm and mm != init_mm:
+            want[virt_to_phys(prog, mm.pgd).value_() // ps] = mm.value_()
+    listed = 0
+    if kpage_vmcore.arch == "x86_64":
+        try:
+            desc, link = prog.type("struct ptdesc"), "pt_list"
+        except LookupError:
+            desc, link = prog.type("struct page"), "lru"
+        for node in list_for_each(prog["pgd_list"].address_of_()):
+            d = container_of(node, desc, link)
+            want[page_to_pfn(cast("struct page *", d)).value_()] = d.pt_mm.value_()
+            listed += 1
+        assert listed, "x86's pgd_list is empty"
+    owners = page_table_owners(prog, want)
+    bad = {hex(p): hex(mm) for p, mm in want.items() if not any(o.mm == mm for o in owners.get(p, []))}
+    print(f"{kpage_vmcore.name}: {listed} PGDs on pgd_list, {len(want)} root tables checked")
+    assert not bad, f"root tables not owned by their mm: {bad}"
+
+
 def test_whoswaps_is_the_pagemaps(vmcore):
     prog = vmcore.prog()
     ps = vmcore.page_size
