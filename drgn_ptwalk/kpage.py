@@ -45,7 +45,7 @@ from drgn_ptwalk.page import page_layout
 
 try:
     import numpy as _np
-except ImportError:  # the same scans without it, on bytes and memoryviews (~1.4x the time on ELF dumps)
+except ImportError:  # the same scans without it, on bytes and memoryviews (~1.5x the time on ELF dumps)
     _np = None
 
 __all__ = (
