@@ -12,7 +12,7 @@ the bad node or VMA and where in the tree it is) instead.
 """
 
 import struct
-from typing import Any, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, ProgramFlags, offsetof, sizeof
 
@@ -78,16 +78,23 @@ def _node_layout(prog: Program) -> _NodeLayout:
     return lay
 
 
-def _node(prog: Program, enc: int, max_: int, depth: int):
+def _node(read: Callable[[int, int], bytes], lay: _NodeLayout, enc: int, max_: int,
+          depth: int) -> Tuple[int, Tuple[int, ...], Tuple[int, ...], int, bool]:
+    """
+    Read and decode the maple node of the encoded entry *enc* whose range ends at *max_*.
+
+    :param read: ``read(address, size)`` of kernel memory (``prog.read``)
+    :return: ``(node address, pivots, slots, end, leaf)``, ``end`` the last used slot (``ma_data_end()``)
+    :raises VmaTreeError: if the node cannot be read or makes no sense
+    """
     node_addr = enc & ~0xFF
     typ = (enc >> 3) & 0xF
     where = f"maple node depth {depth}"
     if typ not in (1, 2, 3):
         raise VmaTreeError(node_addr, where, f"bad node type {typ} in entry {enc:#x}")
-    lay = _node_layout(prog)
     off_piv, npiv, off_slot, nslots, off_end = lay.arange if typ == 3 else lay.range
     try:
-        raw = prog.read(node_addr, lay.size)
+        raw = read(node_addr, lay.size)
     except FaultError as e:
         raise VmaTreeError(node_addr, where, f"cannot read node: {e}") from None
     # ma_dead_node(): a node taken out of the tree points to itself.
@@ -110,40 +117,97 @@ def _node(prog: Program, enc: int, max_: int, depth: int):
     return node_addr, pivots, slots, end, typ == 1
 
 
-def checked_vmas(mm: Object, user_end: Optional[int] = None) -> Iterator[Object]:
+class _VmaLayout(NamedTuple):
+    """Where ``vm_start``, ``vm_end`` and ``vm_mm`` are in ``struct vm_area_struct``: one read of
+    ``[base, base + size)`` of a VMA holds the three."""
+
+    base: int
+    size: int
+    start: int
+    end: int
+    mm: int
+    order: str
+
+
+def _vma_layout(prog: Program) -> _VmaLayout:
+    try:
+        return prog.cache["ptwalk_vma_check_layout"]
+    except KeyError:
+        pass
+    t = prog.type("struct vm_area_struct")
+    offs = [offsetof(t, m) for m in ("vm_start", "vm_end", "vm_mm")]
+    base = min(offs)
+    lay = _VmaLayout(base, max(offs) + 8 - base, offs[0] - base, offs[1] - base, offs[2] - base, byte_order(prog))
+    prog.cache["ptwalk_vma_check_layout"] = lay
+    return lay
+
+
+def _vma_range(read: Callable[[int, int], bytes], vlay: _VmaLayout, addr: int) -> Tuple[int, int, int]:
+    """``(vm_start, vm_end, vm_mm)`` of the VMA at *addr*, from one read.
+
+    :raises FaultError: if it cannot be read
     """
-    The VMAs of *mm* in address order, checked (see the module doc).
+    raw = read(addr + vlay.base, vlay.size)
+    o = vlay.order
+    return (int.from_bytes(raw[vlay.start : vlay.start + 8], o), int.from_bytes(raw[vlay.end : vlay.end + 8], o),
+            int.from_bytes(raw[vlay.mm : vlay.mm + 8], o))
+
+
+def checked_vmas(mm: Object, user_end: Optional[int] = None, *, start: Optional[int] = None,
+                 end: Optional[int] = None) -> Iterator[Object]:
+    """
+    The VMAs of *mm* in address order, checked (see the module doc); with
+    *start*/*end*, only those that intersect ``[start, end)``, reading only
+    the part of the tree that files them.
 
     On a live kernel the tree changes under the reader: nodes are replaced
     (RCU), freed and reused, so a read can meet a dead node or pivots that
     no longer fit. The kernel's lockless readers restart their walk when
     they meet a dead node; so does this, on any inconsistency, up to
-    :data:`LIVE_TREE_RETRIES` times, and reads the whole tree before yielding.
+    :data:`LIVE_TREE_RETRIES` times, and reads the whole range before yielding.
 
     :param mm: ``struct mm_struct *``
     :param user_end: VMAs must end at or below it (default: no bound)
+    :param start: first address of the range (default: 0)
+    :param end: end of the range, exclusive (default: the top of the address space)
     :raises VmaTreeError: on the first inconsistency, with its address (on
         a live kernel: on the last attempt's)
     """
-    for vma, _, _ in checked_vma_ranges(mm, user_end):
+    for vma, _, _ in checked_vma_ranges(mm, user_end, start=start, end=end):
         yield vma
 
 
-def checked_vma_ranges(mm: Object, user_end: Optional[int] = None) -> Iterator[Tuple[Object, int, int]]:
+def checked_vma_ranges(mm: Object, user_end: Optional[int] = None, *, start: Optional[int] = None,
+                       end: Optional[int] = None) -> Iterator[Tuple[Object, int, int]]:
     """
     Like :func:`checked_vmas`, with each VMA's ``vm_start`` and ``vm_end``
     as they were when checked: on a live kernel a VMA read again later may
     have been freed and reused for another range.
 
+    With *start* and/or *end*, the VMAs that intersect ``[start, end)`` (the
+    first and last may reach beyond it), as the kernel's
+    ``for_each_vma_range()`` finds them: only the maple nodes whose range
+    intersects ``[start, end)`` are read (one node per level down to the
+    first VMA, then the leaves that follow), each checked as in a walk of
+    the whole tree (depth, loops, pivots, the VMAs' ranges and ``vm_mm``).
+    Before v6.1 (the VMA linked list) the list is followed from its head
+    and left after the first VMA at or beyond *end*.
+
     :param mm: ``struct mm_struct *``
+    :param start: first address of the range (default: 0)
+    :param end: end of the range, exclusive (default: the top of the address space)
     :return: ``(vma, vm_start, vm_end)`` in address order
     """
+    lo = 0 if start is None else int(start)
+    hi = None if end is None else int(end)
+    if lo < 0 or (hi is not None and hi <= lo):
+        return
     if not mm.prog_.flags & ProgramFlags.IS_LIVE:
-        yield from _checked_vmas(mm, user_end)
+        yield from _checked_vmas(mm, user_end, lo, hi)
         return
     for attempt in range(LIVE_TREE_RETRIES):
         try:
-            vmas = list(_checked_vmas(mm, user_end))
+            vmas = list(_checked_vmas(mm, user_end, lo, hi))
             break
         except VmaTreeError:
             if attempt == LIVE_TREE_RETRIES - 1:
@@ -151,12 +215,13 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None) -> Iterator[T
     yield from vmas
 
 
-def _checked_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
+def _checked_vmas(mm: Object, user_end: Optional[int], start: int,
+                  end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
     prog = mm.prog_
     try:
         mt = mm.mm_mt
     except AttributeError:  # before v6.1: the linked list
-        yield from _list_vmas(mm, user_end)
+        yield from _list_vmas(mm, user_end, start, end)
         return
     vma_type = prog.type("struct vm_area_struct *")
     try:
@@ -168,11 +233,29 @@ def _checked_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object,
             # A single entry at index 0 is never a VMA (address 0 is not mappable).
             raise VmaTreeError(mm.value_(), "mm_struct", f"mm_mt.ma_root {root:#x} is not a node")
         return
-    ps = prog["PAGE_SIZE"].value_()
+    umax = _ulong_max(prog)
+    last = umax if end is None else min(end - 1, umax)
+    for addr, vs, ve in _maple_vma_ranges(prog.read, _node_layout(prog), _vma_layout(prog), root, umax,
+                                         mm.value_(), prog["PAGE_SIZE"].value_(), user_end, start, last):
+        yield Object(prog, vma_type, addr), vs, ve
+
+
+def _maple_vma_ranges(read: Callable[[int, int], bytes], lay: _NodeLayout, vlay: _VmaLayout, root: int,
+                     ulong_max: int, mm_addr: int, page_size: int, user_end: Optional[int], start: int,
+                     last: int) -> Iterator[Tuple[int, int, int]]:
+    """
+    The checked walk of a VMA maple tree over the indices ``[start, last]``,
+    from raw reads (what :func:`checked_vma_ranges` runs; synthetic trees
+    in the tests).
+
+    :param read: ``read(address, size)`` of kernel memory
+    :param root: ``mm->mm_mt.ma_root`` (an encoded node)
+    :return: ``(VMA address, vm_start, vm_end)`` of the VMAs intersecting
+        ``[start, last]``, in address order
+    """
     seen: Set[int] = set()
-    mm_addr = mm.value_()
     # Depth-first, in order: (encoded node, min, max, depth).
-    stack: List[Tuple[int, int, int, int]] = [(root, 0, _ulong_max(prog), 0)]
+    stack: List[Tuple[int, int, int, int]] = [(root, 0, ulong_max, 0)]
     prev_end = 0
     while stack:
         enc, lo, hi, depth = stack.pop()
@@ -187,16 +270,18 @@ def _checked_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object,
         seen.add(node_addr)
         if len(seen) > _MAX_NODES:
             raise VmaTreeError(node_addr, where, "too many nodes")
-        node_addr, pivots, slots, end, leaf = _node(prog, enc, hi, depth)
+        node_addr, pivots, slots, nend, leaf = _node(read, lay, enc, hi, depth)
         ranges = []
         prev = lo
-        for off in range(end + 1):
-            pivot = pivots[off] if off < end else hi
+        for off in range(nend + 1):
+            pivot = pivots[off] if off < nend else hi
             if not prev <= pivot <= hi:
                 raise VmaTreeError(
                     node_addr, where, f"pivot {off} = {pivot:#x} outside [{prev:#x}, {hi:#x}]"
                 )
-            ranges.append((prev, pivot, slots[off]))
+            # Only the slots whose [prev, pivot] meets [start, last] (every pivot is checked above).
+            if pivot >= start and prev <= last:
+                ranges.append((prev, pivot, slots[off]))
             prev = pivot + 1
         if not leaf:
             for a, b, s in reversed(ranges):
@@ -207,26 +292,26 @@ def _checked_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object,
                 continue
             if s & 3:
                 raise VmaTreeError(node_addr, where, f"leaf slot for {a:#x}-{b:#x} holds {s:#x}, not a VMA")
-            vma = Object(prog, vma_type, s)
             try:
-                vs = vma.vm_start.value_()
-                ve = vma.vm_end.value_()
-                vmm = vma.vm_mm.value_()
+                vs, ve, vmm = _vma_range(read, vlay, s)
             except FaultError as e:
                 raise VmaTreeError(s, "VMA", f"cannot read VMA at {s:#x} (node {node_addr:#x}): {e}") from None
             if vs != a or ve != b + 1:
                 raise VmaTreeError(
                     s, "VMA", f"vm_start-vm_end {vs:#x}-{ve:#x} but the tree files it under {a:#x}-{b + 1:#x}"
                 )
-            if vs % ps or ve % ps or vs < prev_end or (user_end is not None and ve > user_end):
+            if vs % page_size or ve % page_size or vs < prev_end or (user_end is not None and ve > user_end):
                 raise VmaTreeError(s, "VMA", f"bad range {vs:#x}-{ve:#x}")
             if vmm != mm_addr:
                 raise VmaTreeError(s, "VMA", f"vm_mm {vmm:#x} is not the mm {mm_addr:#x}")
             prev_end = ve
-            yield vma, vs, ve
+            yield s, vs, ve
 
 
-def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
+def _list_vmas(mm: Object, user_end: Optional[int], start: int,
+               end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
+    # Before v6.1 (763ecb035029, "mm: remove the vma linked list", v6.1): mm->mmap, the list
+    # sorted by address, from its head; left at the first VMA at or past *end*.
     seen: Set[int] = set()
     prev_end = 0
     try:
@@ -245,6 +330,9 @@ def _list_vmas(mm: Object, user_end: Optional[int]) -> Iterator[Tuple[Object, in
             raise VmaTreeError(a, "VMA", f"cannot read VMA: {e}") from None
         if not prev_end <= vs < ve or (user_end is not None and ve > user_end):
             raise VmaTreeError(a, "VMA", f"bad range {vs:#x}-{ve:#x}")
+        if end is not None and vs >= end:
+            return
         prev_end = ve
-        yield vma, vs, ve
+        if ve > start:
+            yield vma, vs, ve
         vma = nxt
