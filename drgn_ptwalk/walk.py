@@ -733,7 +733,8 @@ def mm_segments(
     :param mm: ``struct mm_struct *``
     :param vma_ranges: the VMAs of *mm* as
         :func:`~drgn_ptwalk.vmatree.checked_vma_ranges` gives them, if the
-        caller has them already (default: read the VMA tree)
+        caller has them already (default: read the part of the VMA tree
+        that covers the range)
     :return: ``[(start, end, vma address or None), ...]`` covering the range
     :raises VmaTreeError: if the VMA tree is unreadable or corrupt (a loop,
         pivots out of order, a VMA whose range is not where the tree files
@@ -742,7 +743,7 @@ def mm_segments(
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
     if vma_ranges is None:
-        vma_ranges = checked_vma_ranges(mm)
+        vma_ranges = checked_vma_ranges(mm, start=start, end=end)
     segs: List[Tuple[int, int, Optional[int]]] = []
     pos = start
     for vma, vs, ve in vma_ranges:
@@ -974,7 +975,8 @@ def pt_range_walk(
     :param vma_ranges: with *vmas*, the VMAs of *mm* as
         :func:`~drgn_ptwalk.vmatree.checked_vma_ranges` gives them, if the
         caller has read them already: the walk and the caller then see the
-        same VMAs, and the tree is read once
+        same VMAs, and the tree is read once (default: only the maple nodes
+        that cover ``[start, end)`` are read)
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
     :raises ValueError: if the range is unaligned, empty or outside the

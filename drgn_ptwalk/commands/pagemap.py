@@ -97,11 +97,19 @@ def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
     end: Optional[int] = args.end
     if not whole:
         if start is None or end is None:
-            ranges = [(vs, ve) for _, vs, ve in checked_vma_ranges(mm)]
-            if not ranges:
+            # The first VMA is the leftmost path of the tree; the last VMA's end, the VMAs from start on
+            # (which the range then covers anyway): no more of the tree is read than the range needs.
+            first = next(iter(checked_vma_ranges(mm)), None)
+            if first is None:
                 raise ValueError("the task has no VMAs; give --start and --end")
-            start = ranges[0][0] if start is None else start
-            end = ranges[-1][1] if end is None else end
+            if start is None:
+                start = first[1]
+            if end is None:
+                end = first[2]
+                for _, _, ve in checked_vma_ranges(mm, start=start):
+                    end = ve
+                if end <= start:
+                    end = max(ve for _, _, ve in checked_vma_ranges(mm))
         if start % ps or end % ps:
             raise ValueError(f"the range {start:#x}-{end:#x} is not page aligned ({ps:#x})")
         end = min(end, task_size)  # as pagemap_read() stops at mm->task_size

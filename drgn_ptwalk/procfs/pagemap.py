@@ -143,7 +143,8 @@ def pagemap_pieces(mm: Object, start: Optional[int] = None, end: Optional[int] =
     :param end: end address (page aligned)
     :param warnings: list collecting what the dump cannot tell
     :param vma_ranges: the VMAs as :func:`~drgn_ptwalk.vmatree.checked_vma_ranges`
-        gives them, if already read (the tree is then read once)
+        gives them, if already read (the tree is then read once); default:
+        those of the range, reading only the maple nodes that cover it
     :param gaps: also yield the gaps between VMAs
     """
     prog = mm.prog_
@@ -152,14 +153,19 @@ def pagemap_pieces(mm: Object, start: Optional[int] = None, end: Optional[int] =
     if warnings is None:
         warnings = []
     folios = FolioReader(prog)
-    ranges = list(checked_vma_ranges(mm)) if vma_ranges is None else vma_ranges
-    vflags = _vma_flags([v for v, _, _ in ranges], warnings)
+    ranges = list(checked_vma_ranges(mm, start=start, end=end)) if vma_ranges is None else vma_ranges
+    # vm_flags of each VMA the walk meets, read when first met (a caller's vma_ranges may hold more).
+    vobjs = {v.value_(): v for v, _, _ in ranges}
+    vflags: Dict[int, Optional[int]] = {}
     for e in pt_range_walk(mm, start, end, vma_ranges=ranges, split_folios=False):
         if e.vma is None:
             if gaps:
                 yield from _const_pieces(e.start, e.end, ps, 0)
             continue
-        vm_flags = vflags[e.vma]
+        try:
+            vm_flags = vflags[e.vma]
+        except KeyError:
+            vm_flags = vflags[e.vma] = _vma_flags(vobjs[e.vma], warnings)
         n = (e.end - e.start) // ps
         if n > _CONST_PIECE and (vm_flags is None or vm_flags & VM_PFNMAP or e.type == PtType.NONE
                                  or e.type == PtType.ERROR):
@@ -251,17 +257,14 @@ _ANON_BIT = bytes(x & 1 for x in range(256))
 """``bytes.translate`` table: a byte to its bit 0 (``PAGE_MAPPING_ANON`` in the low byte of ``mapping``)."""
 
 
-def _vma_flags(vlist: List[Object], warnings: List[str]) -> Dict[int, Optional[int]]:
-    """``vm_flags`` by VMA address (``None``, with a warning, if unreadable)."""
-    out: Dict[int, Optional[int]] = {}
-    for v in vlist:
-        try:
-            with reading(v, "vm_flags"):
-                out[v.value_()] = v.vm_flags.value_()
-        except VMA_ERRORS as e:
-            warn_vma(v, e, "pagemap (its entries are 0)", warnings)
-            out[v.value_()] = None
-    return out
+def _vma_flags(v: Object, warnings: List[str]) -> Optional[int]:
+    """``vm_flags`` of *v* (``None``, with a warning, if unreadable)."""
+    try:
+        with reading(v, "vm_flags"):
+            return v.vm_flags.value_()
+    except VMA_ERRORS as e:
+        warn_vma(v, e, "pagemap (its entries are 0)", warnings)
+        return None
 
 
 def _task_size(mm: Object) -> int:
