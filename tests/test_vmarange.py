@@ -142,3 +142,29 @@ def test_range_results_equal_whole(vmcore):
             assert res.entries[(lo - a) // ps : (hi - a) // ps] == kernel, (hex(a), hex(b), hex(vs))
             checked += 1
     assert checked > 100
+
+
+def test_pagemap_command_open_bounds(vmcore):
+    # A missing --start is the first VMA's start, a missing --end the last VMA's end (a start past every VMA:
+    # the range is empty, an error).
+    import argparse
+
+    from drgn_ptwalk.commands.pagemap import run
+
+    pid, _, mm = _manyvmas(vmcore)
+    whole = [(vs, ve) for _, vs, ve in vmatree.checked_vma_ranges(mm)]
+    ps = vmcore.page_size
+
+    def bounds(start, end):  # type: ignore[no-untyped-def]
+        args = argparse.Namespace(task=str(pid), start=start, end=end, records=False, table=False, raw=False)
+        res = run(vmcore.prog(), args)
+        return res.start, res.end
+
+    mid = whole[len(whole) // 2]
+    assert bounds(None, mid[1]) == (whole[0][0], mid[1])
+    assert bounds(mid[0] + ps, None) == (mid[0] + ps, whole[-1][1])
+    assert bounds(whole[0][0] - ps, None) == (whole[0][0] - ps, whole[-1][1])
+    with pytest.raises(ValueError, match="not below end"):
+        bounds(whole[-1][1] + ps, None)
+    with pytest.raises(ValueError, match="not below end"):
+        bounds(None, whole[0][0])
