@@ -38,6 +38,8 @@ from drgn_ptwalk.procfs.vma import (
     VM_SHARED,
     VM_WRITE,
     VmaFacts,
+    VmaRaw,
+    VmaReader,
     _cached,
     default_root,
     hugetlb_pmd_shared,
@@ -46,6 +48,7 @@ from drgn_ptwalk.procfs.vma import (
     vm_flags_string,
     vma_facts,
     vma_kernel_pagesize,
+    vma_raw,
 )
 from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
@@ -189,6 +192,7 @@ class _Ctx:
         self.folios = FolioReader(prog)
         self.swap = SwapCounter(prog)
         self.warnings = warnings
+        self.shmem_files: Dict[int, bool] = {}
         # What account() reads of an order-0 folio's flags.
         self.order0_mask = self.folios.flag_mask("swapbacked", "dirty", "young", "referenced")
 
@@ -322,17 +326,29 @@ def _is_shmem_mapping(prog: Program, vma: Object) -> bool:
     return f.f_mapping.a_ops.value_() == aops
 
 
-def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeStats:
-    """``smap_gather_stats(vma, &mss, 0)``."""
+def _is_shmem_file(ctx: "_Ctx", vma: Object, file: int) -> bool:
+    # _is_shmem_mapping() of a VMA whose vm_file is *file*, once per file.
+    if not file:
+        return False
+    try:
+        return ctx.shmem_files[file]
+    except KeyError:
+        v = ctx.shmem_files[file] = _is_shmem_mapping(ctx.prog, vma)
+        return v
+
+
+def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], raw: Optional[VmaRaw] = None) -> MemSizeStats:
+    """``smap_gather_stats(vma, &mss, 0)`` (*raw*: the VMA's :func:`~drgn_ptwalk.procfs.vma.vma_raw`, if
+    read)."""
     prog = ctx.prog
     gen = ctx.gen
     ps = gen.page_size
     mss = MemSizeStats()
-    flags = vma.vm_flags.value_()
+    flags = vma.vm_flags.value_() if raw is None else raw.flags
     locked = bool(flags & VM_LOCKED)
     shmem_holes = False
     per_order = gen.precise  # v6.12+: 1 << xas_get_order() per swap entry
-    if _is_shmem_mapping(prog, vma):
+    if _is_shmem_mapping(prog, vma) if raw is None else _is_shmem_file(ctx, vma, raw.file):
         swapped = shmem_swap_usage(vma, per_order) * ps
         if not swapped or flags & VM_SHARED or not flags & VM_WRITE:
             mss.swap += swapped
@@ -344,8 +360,11 @@ def _gather_vma(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry]) -> MemSizeSt
     if not gen.precise and flags & VM_PFNMAP:
         # v6.1 walk_page_vma() -> walk_page_test() skips VM_PFNMAP VMAs.
         return mss
-    vm_start = vma.vm_start.value_()
-    pgoff = vma.vm_pgoff.value_()
+    if raw is None:
+        vm_start = vma.vm_start.value_()
+        pgoff = vma.vm_pgoff.value_()
+    else:
+        vm_start, pgoff = raw.start, raw.pgoff
     order0 = _Order0()
     for e in entries:
         t = e.type
@@ -536,11 +555,13 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
         root = default_root(prog)
     ctx = _Ctx(prog, warnings)
     gen = ctx.gen
+    reader = VmaReader(mm, root)
     out: List[SmapsVma] = []
     for vma, entries in _each_vma(mm):
+        raw = reader.raw(vma)
         try:
-            stats = _gather_vma(ctx, vma, entries)
-            out.append(_record(vma, mm, root, stats, gen))
+            stats = _gather_vma(ctx, vma, entries, raw)
+            out.append(_record(vma, mm, root, stats, gen, reader, raw))
         except VMA_ERRORS as e:
             warn_vma(vma, e, "smaps and smaps_rollup", warnings)
     gate = gate_vma(prog, mm)
@@ -565,13 +586,29 @@ def smaps_totals(mm: Object) -> Tuple[MemSizeStats, List[str]]:
     total = MemSizeStats()
     for vma, entries in _each_vma(mm):
         try:
-            total.add(_gather_vma(ctx, vma, entries))
+            raw: Optional[VmaRaw] = vma_raw(ctx.prog, vma.value_())
+        except FaultError:
+            raw = None
+        try:
+            total.add(_gather_vma(ctx, vma, entries, raw))
         except VMA_ERRORS as e:
             warn_vma(vma, e, "smaps_rollup", warnings)
     return total, warnings
 
 
-def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats, gen: _Gen) -> SmapsVma:
+def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats, gen: _Gen,
+            reader: Optional[VmaReader] = None, raw: Optional[VmaRaw] = None) -> SmapsVma:
+    if reader is not None and raw is not None:
+        kps = reader.kernel_pagesize(vma, raw)
+        return SmapsVma(
+            reader.facts(vma, raw),
+            stats,
+            kps,
+            kps,
+            thp_eligible(vma),
+            None if gen.pkeys is None else (raw.flags >> 32) & gen.pkeys,
+            reader.flags_string(raw.flags),
+        )
     kps = vma_kernel_pagesize(vma)
     pkey = None
     if gen.pkeys is not None:

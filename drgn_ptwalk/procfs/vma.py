@@ -8,11 +8,13 @@ Kernel-version differences are detected by feature and cached in
 ``prog.cache``; each branch names the kernel change it follows.
 """
 
-from typing import Dict, List, NamedTuple, Optional, Tuple
+import struct
+from operator import itemgetter
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from drgn import Object, Program, cast, container_of
+from drgn import FaultError, Object, Program, cast, container_of, offsetof, sizeof
 
-from drgn_ptwalk._byteorder import byte_order
+from drgn_ptwalk._byteorder import byte_order, struct_order
 from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
@@ -20,6 +22,8 @@ from drgn_ptwalk.vmatree import checked_vmas
 
 __all__ = (
     "VmaFacts",
+    "VmaRaw",
+    "VmaReader",
     "d_path_kernel",
     "file_user_inode",
     "file_user_path",
@@ -34,6 +38,7 @@ __all__ = (
     "vma_is_initial_stack",
     "vma_kernel_pagesize",
     "vma_name",
+    "vma_raw",
     "vmas",
 )
 
@@ -811,3 +816,213 @@ def vma_facts(vma: Object, mm: Object, root: Optional[Object]) -> VmaFacts:
     with reading(vma, "its name (file path, vm_ops, anon name)"):
         name = vma_name(vma, mm, root)
     return VmaFacts(start, end, flags, pgoff, dev, ino, name)
+
+
+# ---------------------------------------------------------------------------
+# Bulk reads: the facts of many VMAs of one mm
+
+
+class VmaRaw(NamedTuple):
+    """The ``struct vm_area_struct`` fields the /proc files print or follow, from one read."""
+
+    start: int
+    end: int
+    mm: int
+    flags: int
+    pgoff: int
+    file: int
+    ops: int
+    private_data: int
+    anon_name: int
+    """``vma->anon_name`` (0 without ``CONFIG_ANON_VMA_NAME``)."""
+
+
+_new_raw = tuple.__new__
+
+_RAW_FIELDS = ("vm_start", "vm_end", "vm_mm", "vm_flags", "vm_pgoff", "vm_file", "vm_ops", "vm_private_data",
+               "anon_name")
+
+
+class _RawLayout(NamedTuple):
+    base: int
+    size: int
+    unpack: Callable[[bytes], Tuple[int, ...]]
+    """The :class:`VmaRaw` fields from the bytes at *base* (0 for a member the kernel does not have)."""
+    order: str
+    ops_name: int
+    """Offsets in ``struct vm_operations_struct`` of ``name`` and ``pagesize``."""
+    ops_pagesize: int
+
+
+def _raw_layout(prog: Program) -> _RawLayout:
+    def compute() -> _RawLayout:
+        t = prog.type("struct vm_area_struct")
+        offs = []
+        for name in _RAW_FIELDS:
+            try:
+                # Through anonymous unions (vm_start/vm_end, vm_flags) too.
+                offs.append((offsetof(t, name), sizeof(t.member(name).type)))
+            except LookupError:  # anon_name without CONFIG_ANON_VMA_NAME
+                offs.append((0, 0))
+        base = min(o for o, n in offs if n)
+        top = max(o + n for o, n in offs if n)
+        # One struct.unpack of the members in address order, then put in VmaRaw's order (a missing member:
+        # the 0 appended at the end).
+        present = sorted((o, n, i) for i, (o, n) in enumerate(offs) if n)
+        fmt = struct_order(prog)
+        pos = base
+        for o, n, _ in present:
+            fmt += f"{o - pos}x" + {1: "B", 2: "H", 4: "I", 8: "Q"}[n]
+            pos = o + n
+        where = {i: k for k, (_, _, i) in enumerate(present)}
+        pick = itemgetter(*(where.get(i, len(present)) for i in range(len(_RAW_FIELDS))))
+        unpack = struct.Struct(fmt).unpack_from
+
+        def decode(raw: bytes) -> Tuple[int, ...]:
+            return pick(unpack(raw) + (0,))
+
+        ops = prog.type("struct vm_operations_struct")
+        return _RawLayout(base, top - base, decode, byte_order(prog), offsetof(ops, "name"),
+                          offsetof(ops, "pagesize"))
+
+    return _cached(prog, "ptwalk_procfs_vma_raw_layout", compute)
+
+
+def vma_raw(prog: Program, addr: int) -> VmaRaw:
+    """
+    The :class:`VmaRaw` fields of the ``struct vm_area_struct`` at *addr*,
+    from one read of its bytes.
+
+    :raises FaultError: if they cannot be read
+    """
+    lay = _raw_layout(prog)
+    return _new_raw(VmaRaw, lay.unpack(prog.read(addr + lay.base, lay.size)))
+
+
+class VmaReader:
+    """
+    The per-VMA facts of the /proc files for the VMAs of one mm, read in
+    bulk: one read of each ``vm_area_struct``
+    (:func:`vma_raw`), the mm's heap and stack bounds read once, and each
+    file's device, inode and path, each ``vm_operations_struct``'s
+    callbacks and each special mapping's name computed once per reader.
+    Anything unusual (a field that cannot be read, a callback it does not
+    know, an anonymous VMA name) goes to the one-VMA functions
+    (:func:`vma_facts`, :func:`vma_kernel_pagesize`), which give the same
+    answer, warnings and errors.
+
+    Make one per file printed: on a live kernel what it caches may change
+    between two files.
+
+    :param mm: ``struct mm_struct *``
+    :param root: reader's fs root (``struct path *``) for file names
+    """
+
+    def __init__(self, mm: Object, root: Optional[Object]) -> None:
+        prog = mm.prog_
+        self.prog = prog
+        self.mm = mm
+        self.root = root
+        self.lay = _raw_layout(prog)
+        self.page_size = _page_size(prog)
+        self.heap_strict = generation(prog).heap_strict
+        self.bounds: Optional[Tuple[int, int, int]] = None
+        try:
+            self.bounds = (mm.brk.value_(), mm.start_brk.value_(), mm.start_stack.value_())
+        except FaultError:
+            pass  # each VMA then asks the one-VMA functions, which report it
+        self._files: Dict[int, Tuple[int, int, bytes]] = {}
+        self._ops: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
+        self._special: Dict[int, bytes] = {}
+        self._flag_strings: Dict[int, str] = {}
+
+    def raw(self, vma: Object) -> Optional[VmaRaw]:
+        """:func:`vma_raw` of *vma*, ``None`` if it cannot be read."""
+        try:
+            return vma_raw(self.prog, vma.value_())
+        except FaultError:
+            return None
+
+    def _ops_names(self, ops: int) -> Tuple[Optional[str], Optional[str]]:
+        # The symbols of vm_ops->name and vm_ops->pagesize. FaultError if unreadable.
+        try:
+            return self._ops[ops]
+        except KeyError:
+            pass
+        prog, lay = self.prog, self.lay
+        name = int.from_bytes(prog.read(ops + lay.ops_name, 8), lay.order)
+        pagesize = int.from_bytes(prog.read(ops + lay.ops_pagesize, 8), lay.order)
+        v = self._ops[ops] = (_sym_name(prog, name), _sym_name(prog, pagesize))
+        return v
+
+    def facts(self, vma: Object, raw: Optional[VmaRaw] = None) -> VmaFacts:
+        """
+        :func:`vma_facts` of *vma* (*raw*: its :meth:`raw`, if read already).
+
+        :raises VmaFieldError: if a field cannot be read (garbage pointers)
+        """
+        if raw is None:
+            raw = self.raw(vma)
+        if raw is None or self.bounds is None:
+            return vma_facts(vma, self.mm, self.root)
+        prog = self.prog
+        if raw.file:
+            got = self._files.get(raw.file)
+            if got is None:
+                file = Object(prog, "struct file *", raw.file)
+                with reading(vma, f"the inode of vm_file {raw.file:#x}"):
+                    inode = file_user_inode(file)
+                    dev = inode.i_sb.s_dev.value_()
+                    ino = inode.i_ino.value_()
+                with reading(vma, "its name (file path, vm_ops, anon name)"):
+                    name = d_path_kernel(file_user_path(file), self.root)
+                got = self._files[raw.file] = (dev, ino, name)
+            return VmaFacts(raw.start, raw.end, raw.flags, raw.pgoff * self.page_size, got[0], got[1], got[2])
+        name: Optional[bytes] = None
+        if raw.ops:
+            try:
+                fn = self._ops_names(raw.ops)[0]
+            except FaultError:
+                return vma_facts(vma, self.mm, self.root)
+            if fn == "special_mapping_name":
+                name = self._special.get(raw.private_data)
+                if name is None:
+                    with reading(vma, "its name (file path, vm_ops, anon name)"):
+                        sm = Object(prog, "struct vm_special_mapping *", raw.private_data)
+                        name = self._special[raw.private_data] = sm.name.string_()
+            elif fn == "gate_vma_name":
+                name = b"[vsyscall]"
+            elif fn is not None:
+                return vma_facts(vma, self.mm, self.root)  # a callback we do not know: warns
+        if name is None:
+            brk, start_brk, start_stack = self.bounds
+            s, e = raw.start, raw.end
+            if not raw.mm:
+                name = b"[vdso]"
+            elif (s < brk and e > start_brk) if self.heap_strict else (s <= brk and e >= start_brk):
+                name = b"[heap]"  # vma_is_initial_heap()
+            elif s <= start_stack <= e:
+                name = b"[stack]"  # vma_is_initial_stack()
+            elif raw.anon_name:
+                return vma_facts(vma, self.mm, self.root)
+        return VmaFacts(raw.start, raw.end, raw.flags, 0, 0, 0, name)
+
+    def kernel_pagesize(self, vma: Object, raw: VmaRaw) -> int:
+        """:func:`vma_kernel_pagesize` of *vma*."""
+        if not raw.ops:
+            return self.page_size
+        try:
+            if self._ops_names(raw.ops)[1] is None:
+                return self.page_size
+        except FaultError:
+            pass
+        return vma_kernel_pagesize(vma)
+
+    def flags_string(self, flags: int) -> str:
+        """:func:`vm_flags_string` of a VMA whose ``vm_flags`` are *flags*."""
+        try:
+            return self._flag_strings[flags]
+        except KeyError:
+            mn = vm_flag_mnemonics(self.prog)
+            s = self._flag_strings[flags] = "".join(mn[b] + " " for b in range(64) if flags >> b & 1 and mn[b])
+            return s
