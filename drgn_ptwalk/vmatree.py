@@ -126,7 +126,8 @@ class _VmaLayout(NamedTuple):
     start: int
     end: int
     mm: int
-    order: str
+    unpack: Callable[[bytes, int], Tuple[int, ...]]
+    """A u64 at an offset, in the kernel's byte order."""
 
 
 def _vma_layout(prog: Program) -> _VmaLayout:
@@ -137,7 +138,8 @@ def _vma_layout(prog: Program) -> _VmaLayout:
     t = prog.type("struct vm_area_struct")
     offs = [offsetof(t, m) for m in ("vm_start", "vm_end", "vm_mm")]
     base = min(offs)
-    lay = _VmaLayout(base, max(offs) + 8 - base, offs[0] - base, offs[1] - base, offs[2] - base, byte_order(prog))
+    lay = _VmaLayout(base, max(offs) + 8 - base, offs[0] - base, offs[1] - base, offs[2] - base,
+                     struct.Struct(struct_order(prog) + "Q").unpack_from)
     prog.cache["ptwalk_vma_check_layout"] = lay
     return lay
 
@@ -148,9 +150,8 @@ def _vma_range(read: Callable[[int, int], bytes], vlay: _VmaLayout, addr: int) -
     :raises FaultError: if it cannot be read
     """
     raw = read(addr + vlay.base, vlay.size)
-    o = vlay.order
-    return (int.from_bytes(raw[vlay.start : vlay.start + 8], o), int.from_bytes(raw[vlay.end : vlay.end + 8], o),
-            int.from_bytes(raw[vlay.mm : vlay.mm + 8], o))
+    u = vlay.unpack
+    return u(raw, vlay.start)[0], u(raw, vlay.end)[0], u(raw, vlay.mm)[0]
 
 
 def checked_vmas(mm: Object, user_end: Optional[int] = None, *, start: Optional[int] = None,

@@ -23,7 +23,7 @@ ARANGE = (8, 9, 80, 10, 240)
 LAYOUT = _NodeLayout(256, 0, ARANGE, RANGE, "little",
                      (struct.Struct("<15Q").unpack_from, struct.Struct("<9Q").unpack_from),
                      (struct.Struct("<16Q").unpack_from, struct.Struct("<10Q").unpack_from))
-VLAYOUT = _VmaLayout(0, 24, 0, 8, 16, "little")  # vm_start, vm_end, vm_mm
+VLAYOUT = _VmaLayout(0, 24, 0, 8, 16, struct.Struct("<Q").unpack_from)  # vm_start, vm_end, vm_mm
 LEAF, ARANGE_T = 1, 3
 
 

@@ -848,7 +848,8 @@ class _RawLayout(NamedTuple):
     size: int
     unpack: Callable[[bytes], Tuple[int, ...]]
     """The :class:`VmaRaw` fields from the bytes at *base* (0 for a member the kernel does not have)."""
-    order: str
+    u64: Callable[[bytes], Tuple[int]]
+    """A pointer's bytes to its value."""
     ops_name: int
     """Offsets in ``struct vm_operations_struct`` of ``name`` and ``pagesize``."""
     ops_pagesize: int
@@ -882,8 +883,8 @@ def _raw_layout(prog: Program) -> _RawLayout:
             return pick(unpack(raw) + (0,))
 
         ops = prog.type("struct vm_operations_struct")
-        return _RawLayout(base, top - base, decode, byte_order(prog), offsetof(ops, "name"),
-                          offsetof(ops, "pagesize"))
+        return _RawLayout(base, top - base, decode, struct.Struct(struct_order(prog) + "Q").unpack,
+                          offsetof(ops, "name"), offsetof(ops, "pagesize"))
 
     return _cached(prog, "ptwalk_procfs_vma_raw_layout", compute)
 
@@ -950,8 +951,8 @@ class VmaReader:
         except KeyError:
             pass
         prog, lay = self.prog, self.lay
-        name = int.from_bytes(prog.read(ops + lay.ops_name, 8), lay.order)
-        pagesize = int.from_bytes(prog.read(ops + lay.ops_pagesize, 8), lay.order)
+        name = lay.u64(prog.read(ops + lay.ops_name, 8))[0]
+        pagesize = lay.u64(prog.read(ops + lay.ops_pagesize, 8))[0]
         v = self._ops[ops] = (_sym_name(prog, name), _sym_name(prog, pagesize))
         return v
 
@@ -975,8 +976,8 @@ class VmaReader:
                     dev = inode.i_sb.s_dev.value_()
                     ino = inode.i_ino.value_()
                 with reading(vma, "its name (file path, vm_ops, anon name)"):
-                    name = d_path_kernel(file_user_path(file), self.root)
-                got = self._files[raw.file] = (dev, ino, name)
+                    path = d_path_kernel(file_user_path(file), self.root)
+                got = self._files[raw.file] = (dev, ino, path)
             return VmaFacts(raw.start, raw.end, raw.flags, raw.pgoff * self.page_size, got[0], got[1], got[2])
         name: Optional[bytes] = None
         if raw.ops:
@@ -989,7 +990,8 @@ class VmaReader:
                 if name is None:
                     with reading(vma, "its name (file path, vm_ops, anon name)"):
                         sm = Object(prog, "struct vm_special_mapping *", raw.private_data)
-                        name = self._special[raw.private_data] = sm.name.string_()
+                        name = sm.name.string_()
+                    self._special[raw.private_data] = name
             elif fn == "gate_vma_name":
                 name = b"[vsyscall]"
             elif fn is not None:
