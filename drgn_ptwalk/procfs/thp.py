@@ -15,7 +15,7 @@ in a VMA, as ``show_smap()`` asks it.
 
 from typing import Optional
 
-from drgn import Object, Program, cast
+from drgn import Object, Program, ProgramFlags, cast
 
 from drgn_ptwalk.generations import generation
 
@@ -46,17 +46,38 @@ SHMEM_HUGE_DENY, SHMEM_HUGE_FORCE = -1, -2
 
 
 def _const(prog: Program, name: str, default: Optional[int] = None) -> Optional[int]:
+    # Enumerators never change: looked up once per program (THPeligible asks them for every VMA).
+    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
     try:
-        return prog.constant(name).value_()
+        v = cache[name]
+    except KeyError:
+        try:
+            v = prog.constant(name).value_()
+        except LookupError:
+            v = None
+        cache[name] = v
+    return default if v is None else v
+
+
+def _global(prog: Program, name: str, default: int) -> int:
+    """The integer variable *name* (sysfs settings: ``transparent_hugepage_flags``, ``huge_*_orders_*``,
+    ``shmem_huge``), *default* if the kernel has none. Read once per dump (THPeligible asks them for every
+    VMA); a live kernel's are read each time, as an admin may change them."""
+    live = bool(prog.flags & ProgramFlags.IS_LIVE)
+    cache = None if live else prog.cache.setdefault("ptwalk_thp_globals", {})
+    if cache is not None and name in cache:
+        return cache[name]
+    try:
+        v = prog[name].value_()
     except LookupError:
-        return default
+        v = default
+    if cache is not None:
+        cache[name] = v
+    return v
 
 
 def _thp_flags(prog: Program) -> int:
-    try:
-        return prog["transparent_hugepage_flags"].value_()
-    except LookupError:
-        return 0
+    return _global(prog, "transparent_hugepage_flags", 0)
 
 
 def _global_enabled(prog: Program) -> bool:
@@ -98,12 +119,22 @@ def _shmem_file(vma: Object) -> bool:
     f = vma.vm_file.read_()
     if not f:
         return False
-    prog = vma.prog_
+    aops = _shmem_aops(vma.prog_)
+    return aops is not None and f.f_mapping.a_ops.value_() == aops
+
+
+def _shmem_aops(prog: Program) -> Optional[int]:
+    # The address of shmem_aops (a symbol's address: once per program).
+    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
     try:
-        aops = prog["shmem_aops"].address_of_().value_()
-    except LookupError:
-        return False
-    return f.f_mapping.a_ops.value_() == aops
+        return cache[" shmem_aops"]
+    except KeyError:
+        try:
+            v: Optional[int] = prog["shmem_aops"].address_of_().value_()
+        except LookupError:
+            v = None
+        cache[" shmem_aops"] = v
+        return v
 
 
 def _tva_enum(prog: Program) -> bool:
@@ -153,10 +184,7 @@ def _shmem_sb_huge(inode: Object) -> int:
 
 
 def _shmem_huge(prog: Program) -> int:
-    try:
-        return prog["shmem_huge"].value_()
-    except LookupError:
-        return SHMEM_HUGE_NEVER
+    return _global(prog, "shmem_huge", SHMEM_HUGE_NEVER)
 
 
 def _shmem_huge_global_enabled(vma: Object, inode: Object, index: int, vm_flags: int) -> bool:
@@ -188,10 +216,7 @@ def _shmem_huge_global_enabled(vma: Object, inode: Object, index: int, vm_flags:
 
 
 def _orders_var(prog: Program, name: str) -> int:
-    try:
-        return prog[name].value_()
-    except LookupError:
-        return 0
+    return _global(prog, name, 0)
 
 
 def _highest(orders: int) -> int:
