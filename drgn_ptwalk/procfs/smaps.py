@@ -18,7 +18,7 @@ read leaves its counts out; each is a :class:`ProcfsWarning` (also in
 
 import itertools
 from itertools import repeat
-from operator import add, attrgetter, mul
+from operator import add, attrgetter, mul, rshift
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
@@ -624,35 +624,49 @@ def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats
     )
 
 
-def _format_stats(out: List[bytes], mss: MemSizeStats, rollup: bool, ksm: bool) -> None:
-    # __show_smap()
-    def put(label: bytes, v: int, width: int = 8) -> None:
-        out.append(label + b"%*d kB\n" % (width, v >> 10))
+# __show_smap(): (label, counter, shift to kB, width, shown in: "all" | "rollup" | "ksm").
+_STAT_LINES = (
+    (b"Rss:            ", "resident", 10, 8, "all"),
+    (b"Pss:            ", "pss", PSS_SHIFT + 10, 8, "all"),
+    (b"Pss_Dirty:      ", "pss_dirty", PSS_SHIFT + 10, 8, "all"),
+    (b"Pss_Anon:       ", "pss_anon", PSS_SHIFT + 10, 8, "rollup"),
+    (b"Pss_File:       ", "pss_file", PSS_SHIFT + 10, 8, "rollup"),
+    (b"Pss_Shmem:      ", "pss_shmem", PSS_SHIFT + 10, 8, "rollup"),
+    (b"Shared_Clean:   ", "shared_clean", 10, 8, "all"),
+    (b"Shared_Dirty:   ", "shared_dirty", 10, 8, "all"),
+    (b"Private_Clean:  ", "private_clean", 10, 8, "all"),
+    (b"Private_Dirty:  ", "private_dirty", 10, 8, "all"),
+    (b"Referenced:     ", "referenced", 10, 8, "all"),
+    (b"Anonymous:      ", "anonymous", 10, 8, "all"),
+    (b"KSM:            ", "ksm", 10, 8, "ksm"),
+    (b"LazyFree:       ", "lazyfree", 10, 8, "all"),
+    (b"AnonHugePages:  ", "anonymous_thp", 10, 8, "all"),
+    (b"ShmemPmdMapped: ", "shmem_thp", 10, 8, "all"),
+    (b"FilePmdMapped:  ", "file_thp", 10, 8, "all"),
+    (b"Shared_Hugetlb: ", "shared_hugetlb", 10, 8, "all"),
+    (b"Private_Hugetlb: ", "private_hugetlb", 10, 7, "all"),
+    (b"Swap:           ", "swap", 10, 8, "all"),
+    (b"SwapPss:        ", "swap_pss", PSS_SHIFT + 10, 8, "all"),
+    (b"Locked:         ", "pss_locked", PSS_SHIFT + 10, 8, "all"),
+)
+_STAT_FORMATS: Dict[Tuple[bool, bool], Tuple[bytes, Tuple[str, ...], Tuple[int, ...]]] = {}
 
-    put(b"Rss:            ", mss.resident)
-    put(b"Pss:            ", mss.pss >> PSS_SHIFT)
-    put(b"Pss_Dirty:      ", mss.pss_dirty >> PSS_SHIFT)
-    if rollup:
-        put(b"Pss_Anon:       ", mss.pss_anon >> PSS_SHIFT)
-        put(b"Pss_File:       ", mss.pss_file >> PSS_SHIFT)
-        put(b"Pss_Shmem:      ", mss.pss_shmem >> PSS_SHIFT)
-    put(b"Shared_Clean:   ", mss.shared_clean)
-    put(b"Shared_Dirty:   ", mss.shared_dirty)
-    put(b"Private_Clean:  ", mss.private_clean)
-    put(b"Private_Dirty:  ", mss.private_dirty)
-    put(b"Referenced:     ", mss.referenced)
-    put(b"Anonymous:      ", mss.anonymous)
-    if ksm:
-        put(b"KSM:            ", mss.ksm)
-    put(b"LazyFree:       ", mss.lazyfree)
-    put(b"AnonHugePages:  ", mss.anonymous_thp)
-    put(b"ShmemPmdMapped: ", mss.shmem_thp)
-    put(b"FilePmdMapped:  ", mss.file_thp)
-    put(b"Shared_Hugetlb: ", mss.shared_hugetlb)
-    put(b"Private_Hugetlb: ", mss.private_hugetlb, 7)
-    put(b"Swap:           ", mss.swap)
-    put(b"SwapPss:        ", mss.swap_pss >> PSS_SHIFT)
-    put(b"Locked:         ", mss.pss_locked >> PSS_SHIFT)
+
+def _stat_format(rollup: bool, ksm: bool) -> Tuple[bytes, Tuple[str, ...], Tuple[int, ...]]:
+    """The lines of :data:`_STAT_LINES` shown: one ``%``-template, the counters and their shifts."""
+    try:
+        return _STAT_FORMATS[(rollup, ksm)]
+    except KeyError:
+        lines = [x for x in _STAT_LINES if x[4] == "all" or (x[4] == "rollup" and rollup) or (x[4] == "ksm" and ksm)]
+        v = _STAT_FORMATS[(rollup, ksm)] = (b"".join(label + b"%%%dd kB\n" % width for label, _, _, width, _ in lines),
+                                            tuple(x[1] for x in lines), tuple(x[2] for x in lines))
+        return v
+
+
+def _format_stats(out: List[bytes], mss: MemSizeStats, rollup: bool, ksm: bool) -> None:
+    # __show_smap(): every counter in kB (a right shift: the kernel's >> 10), in one formatting.
+    fmt, names, shifts = _stat_format(rollup, ksm)
+    out.append(fmt % tuple(map(rshift, map(mss.__dict__.__getitem__, names), shifts)))
 
 
 def format_smaps(prog: Program, result: SmapsResult) -> bytes:

@@ -63,15 +63,16 @@ def _global(prog: Program, name: str, default: int) -> int:
     """The integer variable *name* (sysfs settings: ``transparent_hugepage_flags``, ``huge_*_orders_*``,
     ``shmem_huge``), *default* if the kernel has none. Read once per dump (THPeligible asks them for every
     VMA); a live kernel's are read each time, as an admin may change them."""
-    live = bool(prog.flags & ProgramFlags.IS_LIVE)
-    cache = None if live else prog.cache.setdefault("ptwalk_thp_globals", {})
-    if cache is not None and name in cache:
+    cache = prog.cache.get("ptwalk_thp_globals")
+    if cache is None:
+        cache = prog.cache["ptwalk_thp_globals"] = {} if not prog.flags & ProgramFlags.IS_LIVE else False
+    if cache is not False and name in cache:
         return cache[name]
     try:
         v = prog[name].value_()
     except LookupError:
         v = default
-    if cache is not None:
+    if cache is not False:
         cache[name] = v
     return v
 
