@@ -10,7 +10,7 @@ out, each with a :class:`~drgn_ptwalk.procfs.common.ProcfsWarning`.
 """
 
 from bisect import bisect_right
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
@@ -20,6 +20,9 @@ from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.page import FolioReader
 from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
+    VM_HUGETLB,
+    VmaRaw,
+    VmaReader,
     _cached,
     _page_size,
     d_path_kernel,
@@ -34,8 +37,8 @@ from drgn_ptwalk.procfs.vma import (
     vma_is_initial_stack,
     vma_kernel_pagesize,
     vma_policy,
-    vmas,
 )
+from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("NumaMaps", "numa_maps", "numa_maps_gather", "numa_maps_mm")
@@ -124,10 +127,10 @@ class _Gather:
             md.node[nid] = md.node.get(nid, 0) + nr
 
 
-def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry]) -> NumaMaps:
+def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[VmaRaw] = None) -> NumaMaps:
     md = NumaMaps()
     ps = _page_size(g.prog)
-    if is_vm_hugetlb_page(vma):
+    if is_vm_hugetlb_page(vma) if raw is None else raw.flags & VM_HUGETLB:
         # gather_hugetlb_stats(): present huge pages, nr = 1 each, no checks.
         hps = hugetlb_vma_page_size(vma)
         for e in entries:
@@ -160,6 +163,31 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry]) -> NumaMaps:
     return md
 
 
+def _format_raw(vma: Object, raw: VmaRaw, reader: VmaReader, task_pol: Object, policies: Dict[int, bytes],
+                md: NumaMaps) -> bytes:
+    # _format() from the VMA's one read (VmaReader), policy strings and paths once each.
+    prog = reader.prog
+    if raw.ops:
+        pol = vma_policy(vma)  # vm_ops callbacks (shmem, SysV shm): the one-VMA path
+    else:
+        pol = Object(prog, "struct mempolicy *", raw.policy)
+    if not pol.value_():
+        pol = task_pol
+    p = pol.value_()
+    s = policies.get(p)
+    if s is None:
+        s = policies[p] = mpol_to_str(pol).encode()
+    out = b"%08x %s" % (raw.start, s)
+    if raw.file:
+        out += b" file=" + mangle_path(reader.file_path(raw.file), b"\n\t= ")
+    elif reader.initial_heap(raw):
+        out += b" heap"
+    elif reader.initial_stack(raw):
+        out += b" stack"
+    huge = bool(raw.flags & VM_HUGETLB)
+    return out + _format_counts(md, huge, lambda: reader.kernel_pagesize(vma, raw))
+
+
 def _format(vma: Object, mm: Object, root: Optional[Object], task_pol: Object, md: NumaMaps) -> bytes:
     pol = vma_policy(vma)
     s = mpol_to_str(pol if pol.value_() else task_pol)
@@ -172,6 +200,12 @@ def _format(vma: Object, mm: Object, root: Optional[Object], task_pol: Object, m
     elif vma_is_initial_stack(vma, mm):
         out += b" stack"
     huge = is_vm_hugetlb_page(vma)
+    return out + _format_counts(md, huge, lambda: vma_kernel_pagesize(vma))
+
+
+def _format_counts(md: NumaMaps, huge: bool, kernel_pagesize: Callable[[], int]) -> bytes:
+    # The rest of show_numa_map()'s line, from " huge" on.
+    out = b""
     if huge:
         out += b" huge"
     if md.pages:
@@ -192,7 +226,7 @@ def _format(vma: Object, mm: Object, root: Optional[Object], task_pol: Object, m
         for nid in sorted(md.node):
             if md.node[nid]:
                 out += b" N%d=%d" % (nid, md.node[nid])
-        out += b" kernelpagesize_kB=%d" % (vma_kernel_pagesize(vma) >> 10)
+        out += b" kernelpagesize_kB=%d" % (kernel_pagesize() >> 10)
     return out + b"\n"
 
 
@@ -218,15 +252,24 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
     if root is None:
         root = default_root(prog)
     g = _Gather(prog, warnings)
+    # One read of the VMA tree for the walk and the lines.
+    ranges = list(checked_vma_ranges(mm))
     by: Dict[int, List[PtEntry]] = {}
-    for e in pt_range_walk(mm, include_none=False):
+    for e in pt_range_walk(mm, include_none=False, vma_ranges=ranges):
         if e.vma is not None:
             by.setdefault(e.vma, []).append(e)
     # The gate VMA prints nothing (show_numa_map(): !vma->vm_mm).
     out: List[bytes] = []
-    for v in vmas(mm):
+    reader = VmaReader(mm, root)
+    policies: Dict[int, bytes] = {}
+    for v, _, _ in ranges:
+        raw = reader.raw(v)
         try:
-            out.append(_format(v, mm, root, task_pol, _gather_vma(g, v, by.get(v.value_(), []))))
+            md = _gather_vma(g, v, by.get(v.value_(), []), raw)
+            if raw is None or reader.bounds is None:
+                out.append(_format(v, mm, root, task_pol, md))
+            else:
+                out.append(_format_raw(v, raw, reader, task_pol, policies, md))
         except VMA_ERRORS as e:
             warn_vma(v, e, "numa_maps", warnings)
     return b"".join(out)

@@ -835,12 +835,14 @@ class VmaRaw(NamedTuple):
     private_data: int
     anon_name: int
     """``vma->anon_name`` (0 without ``CONFIG_ANON_VMA_NAME``)."""
+    policy: int
+    """``vma->vm_policy`` (0 without ``CONFIG_NUMA``)."""
 
 
 _new_raw = tuple.__new__
 
 _RAW_FIELDS = ("vm_start", "vm_end", "vm_mm", "vm_flags", "vm_pgoff", "vm_file", "vm_ops", "vm_private_data",
-               "anon_name")
+               "anon_name", "vm_policy")
 
 
 class _RawLayout(NamedTuple):
@@ -863,7 +865,7 @@ def _raw_layout(prog: Program) -> _RawLayout:
             try:
                 # Through anonymous unions (vm_start/vm_end, vm_flags) too.
                 offs.append((offsetof(t, name), sizeof(t.member(name).type)))
-            except LookupError:  # anon_name without CONFIG_ANON_VMA_NAME
+            except LookupError:  # anon_name without CONFIG_ANON_VMA_NAME, vm_policy without CONFIG_NUMA
                 offs.append((0, 0))
         base = min(o for o, n in offs if n)
         top = max(o + n for o, n in offs if n)
@@ -933,6 +935,7 @@ class VmaReader:
         except FaultError:
             pass  # each VMA then asks the one-VMA functions, which report it
         self._files: Dict[int, Tuple[int, int, bytes]] = {}
+        self._paths: Dict[int, bytes] = {}
         self._ops: Dict[int, Tuple[Optional[str], Optional[str]]] = {}
         self._special: Dict[int, bytes] = {}
         self._flag_strings: Dict[int, str] = {}
@@ -997,17 +1000,36 @@ class VmaReader:
             elif fn is not None:
                 return vma_facts(vma, self.mm, self.root)  # a callback we do not know: warns
         if name is None:
-            brk, start_brk, start_stack = self.bounds
-            s, e = raw.start, raw.end
             if not raw.mm:
                 name = b"[vdso]"
-            elif (s < brk and e > start_brk) if self.heap_strict else (s <= brk and e >= start_brk):
-                name = b"[heap]"  # vma_is_initial_heap()
-            elif s <= start_stack <= e:
-                name = b"[stack]"  # vma_is_initial_stack()
+            elif self.initial_heap(raw):
+                name = b"[heap]"
+            elif self.initial_stack(raw):
+                name = b"[stack]"
             elif raw.anon_name:
                 return vma_facts(vma, self.mm, self.root)
         return VmaFacts(raw.start, raw.end, raw.flags, 0, 0, 0, name)
+
+    def initial_heap(self, raw: VmaRaw) -> bool:
+        """:func:`vma_is_initial_heap` (the reader's mm bounds must be known: :attr:`bounds`)."""
+        brk, start_brk, _ = self.bounds  # type: ignore[misc]
+        s, e = raw.start, raw.end
+        return (s < brk and e > start_brk) if self.heap_strict else (s <= brk and e >= start_brk)
+
+    def initial_stack(self, raw: VmaRaw) -> bool:
+        """:func:`vma_is_initial_stack` (the reader's mm bounds must be known: :attr:`bounds`)."""
+        return raw.start <= self.bounds[2] <= raw.end  # type: ignore[index]
+
+    def file_path(self, file: int) -> bytes:
+        """``d_path()`` of the ``struct file *`` *file* for the reader's root, once per file.
+
+        :raises FaultError: if it cannot be read
+        """
+        try:
+            return self._paths[file]
+        except KeyError:
+            p = self._paths[file] = d_path_kernel(file_user_path(Object(self.prog, "struct file *", file)), self.root)
+            return p
 
     def kernel_pagesize(self, vma: Object, raw: VmaRaw) -> int:
         """:func:`vma_kernel_pagesize` of *vma*."""
