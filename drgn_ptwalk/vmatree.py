@@ -26,6 +26,7 @@ __all__ = (
     "PtWalkError",
     "VmaTreeError",
     "checked_vma_ranges",
+    "checked_vma_reads",
     "checked_vmas",
 )
 
@@ -119,7 +120,7 @@ def _node(read: Callable[[int, int], bytes], lay: _NodeLayout, enc: int, max_: i
 
 class _VmaLayout(NamedTuple):
     """Where ``vm_start``, ``vm_end`` and ``vm_mm`` are in ``struct vm_area_struct``: one read of
-    ``[base, base + size)`` of a VMA holds the three."""
+    ``[base, base + size)`` of a VMA holds the three (and the bytes a caller wants kept, if any)."""
 
     base: int
     size: int
@@ -128,30 +129,50 @@ class _VmaLayout(NamedTuple):
     mm: int
     unpack: Callable[[bytes, int], Tuple[int, ...]]
     """A u64 at an offset, in the kernel's byte order."""
+    keep: Tuple[int, int]
+    """(offset in the read, size) of the bytes kept for the caller; size 0: none."""
+    narrow: Optional["_VmaLayout"]
+    """The read of the three alone, if this one reads more (for a VMA whose wider read fails)."""
 
 
-def _vma_layout(prog: Program) -> _VmaLayout:
+def _vma_layout(prog: Program, span: Optional[Tuple[int, int]] = None) -> _VmaLayout:
+    """The VMA check's read; with *span* (offset, size in ``struct vm_area_struct``), one that covers it too."""
+    key = ("ptwalk_vma_check_layout", span)
     try:
-        return prog.cache["ptwalk_vma_check_layout"]
+        return prog.cache[key]
     except KeyError:
         pass
     t = prog.type("struct vm_area_struct")
     offs = [offsetof(t, m) for m in ("vm_start", "vm_end", "vm_mm")]
-    base = min(offs)
-    lay = _VmaLayout(base, max(offs) + 8 - base, offs[0] - base, offs[1] - base, offs[2] - base,
-                     struct.Struct(struct_order(prog) + "Q").unpack_from)
-    prog.cache["ptwalk_vma_check_layout"] = lay
+    base, top = min(offs), max(offs) + 8
+    narrow = None
+    keep = (0, 0)
+    if span is not None:
+        narrow = _vma_layout(prog)
+        base, top = min(base, span[0]), max(top, span[0] + span[1])
+        keep = (span[0] - base, span[1])
+    lay = _VmaLayout(base, top - base, offs[0] - base, offs[1] - base, offs[2] - base,
+                     struct.Struct(struct_order(prog) + "Q").unpack_from, keep, narrow)
+    prog.cache[key] = lay
     return lay
 
 
-def _vma_range(read: Callable[[int, int], bytes], vlay: _VmaLayout, addr: int) -> Tuple[int, int, int]:
-    """``(vm_start, vm_end, vm_mm)`` of the VMA at *addr*, from one read.
+def _vma_range(read: Callable[[int, int], bytes], vlay: _VmaLayout,
+               addr: int) -> Tuple[int, int, int, Optional[bytes]]:
+    """``(vm_start, vm_end, vm_mm, kept bytes)`` of the VMA at *addr*, from one read (the kept bytes are
+    ``None`` if the layout keeps none, or its wider read failed and the narrow one did not).
 
     :raises FaultError: if it cannot be read
     """
-    raw = read(addr + vlay.base, vlay.size)
+    try:
+        raw = read(addr + vlay.base, vlay.size)
+    except FaultError:
+        if vlay.narrow is None:
+            raise
+        return _vma_range(read, vlay.narrow, addr)
     u = vlay.unpack
-    return u(raw, vlay.start)[0], u(raw, vlay.end)[0], u(raw, vlay.mm)[0]
+    k, n = vlay.keep
+    return u(raw, vlay.start)[0], u(raw, vlay.end)[0], u(raw, vlay.mm)[0], raw[k : k + n] if n else None
 
 
 def checked_vmas(mm: Object, user_end: Optional[int] = None, *, start: Optional[int] = None,
@@ -199,16 +220,31 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None, *, start: Opt
     :param end: end of the range, exclusive (default: the top of the address space)
     :return: ``(vma, vm_start, vm_end)`` in address order
     """
+    for vma, vs, ve, _ in checked_vma_reads(mm, None, user_end, start=start, end=end):
+        yield vma, vs, ve
+
+
+def checked_vma_reads(mm: Object, span: Optional[Tuple[int, int]], user_end: Optional[int] = None, *,
+                      start: Optional[int] = None,
+                      end: Optional[int] = None) -> Iterator[Tuple[Object, int, int, Optional[bytes]]]:
+    """
+    :func:`checked_vma_ranges` with the bytes ``[span[0], span[0] + span[1])`` of each
+    ``struct vm_area_struct``, from the read that checks it (one read per VMA for a caller that wants
+    its other fields too); ``None`` where they were not read (before v6.1, or where the VMA reads only
+    in part).
+
+    :return: ``(vma, vm_start, vm_end, bytes or None)`` in address order
+    """
     lo = 0 if start is None else int(start)
     hi = None if end is None else int(end)
     if lo < 0 or (hi is not None and hi <= lo):
         return
     if not mm.prog_.flags & ProgramFlags.IS_LIVE:
-        yield from _checked_vmas(mm, user_end, lo, hi)
+        yield from _checked_vmas(mm, user_end, lo, hi, span)
         return
     for attempt in range(LIVE_TREE_RETRIES):
         try:
-            vmas = list(_checked_vmas(mm, user_end, lo, hi))
+            vmas = list(_checked_vmas(mm, user_end, lo, hi, span))
             break
         except VmaTreeError:
             if attempt == LIVE_TREE_RETRIES - 1:
@@ -216,13 +252,14 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None, *, start: Opt
     yield from vmas
 
 
-def _checked_vmas(mm: Object, user_end: Optional[int], start: int,
-                  end: Optional[int]) -> Iterator[Tuple[Object, int, int]]:
+def _checked_vmas(mm: Object, user_end: Optional[int], start: int, end: Optional[int],
+                  span: Optional[Tuple[int, int]]) -> Iterator[Tuple[Object, int, int, Optional[bytes]]]:
     prog = mm.prog_
     try:
         mt = mm.mm_mt
     except AttributeError:  # before v6.1: the linked list
-        yield from _list_vmas(mm, user_end, start, end)
+        for vma, vs, ve in _list_vmas(mm, user_end, start, end):
+            yield vma, vs, ve, None
         return
     vma_type = prog.type("struct vm_area_struct *")
     try:
@@ -236,14 +273,15 @@ def _checked_vmas(mm: Object, user_end: Optional[int], start: int,
         return
     umax = _ulong_max(prog)
     last = umax if end is None else min(end - 1, umax)
-    for addr, vs, ve in _maple_vma_ranges(prog.read, _node_layout(prog), _vma_layout(prog), root, umax,
-                                         mm.value_(), prog["PAGE_SIZE"].value_(), user_end, start, last):
-        yield Object(prog, vma_type, addr), vs, ve
+    for addr, vs, ve, kept in _maple_vma_ranges(prog.read, _node_layout(prog), _vma_layout(prog, span), root,
+                                                umax, mm.value_(), prog["PAGE_SIZE"].value_(), user_end, start,
+                                                last):
+        yield Object(prog, vma_type, addr), vs, ve, kept
 
 
 def _maple_vma_ranges(read: Callable[[int, int], bytes], lay: _NodeLayout, vlay: _VmaLayout, root: int,
                      ulong_max: int, mm_addr: int, page_size: int, user_end: Optional[int], start: int,
-                     last: int) -> Iterator[Tuple[int, int, int]]:
+                     last: int) -> Iterator[Tuple[int, int, int, Optional[bytes]]]:
     """
     The checked walk of a VMA maple tree over the indices ``[start, last]``,
     from raw reads (what :func:`checked_vma_ranges` runs; synthetic trees
@@ -251,8 +289,8 @@ def _maple_vma_ranges(read: Callable[[int, int], bytes], lay: _NodeLayout, vlay:
 
     :param read: ``read(address, size)`` of kernel memory
     :param root: ``mm->mm_mt.ma_root`` (an encoded node)
-    :return: ``(VMA address, vm_start, vm_end)`` of the VMAs intersecting
-        ``[start, last]``, in address order
+    :return: ``(VMA address, vm_start, vm_end, bytes kept)`` of the VMAs
+        intersecting ``[start, last]``, in address order (see :func:`_vma_range`)
     """
     seen: Set[int] = set()
     # Depth-first, in order: (encoded node, min, max, depth).
@@ -294,7 +332,7 @@ def _maple_vma_ranges(read: Callable[[int, int], bytes], lay: _NodeLayout, vlay:
             if s & 3:
                 raise VmaTreeError(node_addr, where, f"leaf slot for {a:#x}-{b:#x} holds {s:#x}, not a VMA")
             try:
-                vs, ve, vmm = _vma_range(read, vlay, s)
+                vs, ve, vmm, kept = _vma_range(read, vlay, s)
             except FaultError as e:
                 raise VmaTreeError(s, "VMA", f"cannot read VMA at {s:#x} (node {node_addr:#x}): {e}") from None
             if vs != a or ve != b + 1:
@@ -306,7 +344,7 @@ def _maple_vma_ranges(read: Callable[[int, int], bytes], lay: _NodeLayout, vlay:
             if vmm != mm_addr:
                 raise VmaTreeError(s, "VMA", f"vm_mm {vmm:#x} is not the mm {mm_addr:#x}")
             prev_end = ve
-            yield s, vs, ve
+            yield s, vs, ve, kept
 
 
 def _list_vmas(mm: Object, user_end: Optional[int], start: int,

@@ -23,7 +23,7 @@ ARANGE = (8, 9, 80, 10, 240)
 LAYOUT = _NodeLayout(256, 0, ARANGE, RANGE, "little",
                      (struct.Struct("<15Q").unpack_from, struct.Struct("<9Q").unpack_from),
                      (struct.Struct("<16Q").unpack_from, struct.Struct("<10Q").unpack_from))
-VLAYOUT = _VmaLayout(0, 24, 0, 8, 16, struct.Struct("<Q").unpack_from)  # vm_start, vm_end, vm_mm
+VLAYOUT = _VmaLayout(0, 24, 0, 8, 16, struct.Struct("<Q").unpack_from, (0, 0), None)  # vm_start, vm_end, vm_mm
 LEAF, ARANGE_T = 1, 3
 
 
@@ -112,7 +112,7 @@ class FakeTree:
         self.node_reads.clear()
         self.vma_reads = 0
         last = ULONG_MAX if end is None else end - 1
-        return [(vs, ve) for _, vs, ve in
+        return [(vs, ve) for _, vs, ve, _ in
                 _maple_vma_ranges(self.read, LAYOUT, VLAYOUT, self.root, ULONG_MAX, MM, PS, None, start, last)]
 
     def nodes_meeting(self, start: int, end: int) -> int:

@@ -15,7 +15,7 @@ from drgn import Object, Program
 
 from drgn_ptwalk._compat import type_unaliased
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn_vma
-from drgn_ptwalk.procfs.vma import VmaFacts, VmaReader, default_root, mangle_path, reader_root, vma_facts, vmas
+from drgn_ptwalk.procfs.vma import VmaFacts, VmaReader, default_root, mangle_path, reader_root, vma_facts
 from drgn_ptwalk.tasks import get_task_mm
 
 __all__ = ("format_maps_line", "gate_vma", "maps", "maps_mm", "maps_vmas")
@@ -83,9 +83,9 @@ def maps_vmas(mm: Object, root: Optional[Object], warnings: Optional[List[str]] 
     prog = mm.prog_
     out = []
     reader = VmaReader(mm, root)
-    for v in vmas(mm):
+    for v, _, _, raw in reader.vmas():
         try:
-            out.append(reader.facts(v))
+            out.append(reader.facts(v, raw))
         except VMA_ERRORS as e:
             warn_vma(v, e, "maps", warnings)
     gate = gate_vma(prog, mm)

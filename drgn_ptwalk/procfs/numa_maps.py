@@ -38,7 +38,6 @@ from drgn_ptwalk.procfs.vma import (
     vma_kernel_pagesize,
     vma_policy,
 )
-from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("NumaMaps", "numa_maps", "numa_maps_gather", "numa_maps_mm")
@@ -252,18 +251,17 @@ def numa_maps_gather(mm: Object, task_pol: Object, root: Optional[Object] = None
     if root is None:
         root = default_root(prog)
     g = _Gather(prog, warnings)
-    # One read of the VMA tree for the walk and the lines.
-    ranges = list(checked_vma_ranges(mm))
+    # One read of the VMA tree (and of each VMA) for the walk and the lines.
+    reader = VmaReader(mm, root)
+    vlist = reader.vmas()
     by: Dict[int, List[PtEntry]] = {}
-    for e in pt_range_walk(mm, include_none=False, vma_ranges=ranges):
+    for e in pt_range_walk(mm, include_none=False, vma_ranges=[(v, vs, ve) for v, vs, ve, _ in vlist]):
         if e.vma is not None:
             by.setdefault(e.vma, []).append(e)
     # The gate VMA prints nothing (show_numa_map(): !vma->vm_mm).
     out: List[bytes] = []
-    reader = VmaReader(mm, root)
     policies: Dict[int, bytes] = {}
-    for v, _, _ in ranges:
-        raw = reader.raw(v)
+    for v, _, _, raw in vlist:
         try:
             md = _gather_vma(g, v, by.get(v.value_(), []), raw)
             if raw is None or reader.bounds is None:

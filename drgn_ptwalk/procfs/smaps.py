@@ -48,9 +48,7 @@ from drgn_ptwalk.procfs.vma import (
     vm_flags_string,
     vma_facts,
     vma_kernel_pagesize,
-    vma_raw,
 )
-from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = (
@@ -517,22 +515,25 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
                 mss.private_hugetlb += hps
 
 
-def _each_vma(mm: Object) -> Iterator[Tuple[Object, Iterable[PtEntry]]]:
+def _each_vma(mm: Object, reader: Optional[VmaReader] = None,
+              ) -> Iterator[Tuple[Object, Optional[VmaRaw], Iterable[PtEntry]]]:
     """
-    Each VMA of *mm* with its entries of one streamed walk of the whole mm.
-    Runs are not cut by folio: order-0 memory comes as one entry per PTE
-    table and is accounted by class (:class:`_Order0`).
+    Each VMA of *mm* with its :class:`~drgn_ptwalk.procfs.vma.VmaRaw` (from
+    the read that checked it; ``None`` if unreadable) and its entries of
+    one streamed walk of the whole mm. Runs are not cut by folio: order-0
+    memory comes as one entry per PTE table and is accounted by class
+    (:class:`_Order0`).
     """
-    # One read of the VMA tree for the walk and the records.
-    ranges = list(checked_vma_ranges(mm))
-    groups = _vma_entries(pt_range_walk(mm, split_folios=False, vma_ranges=ranges))
+    # One read of the VMA tree (and of each VMA) for the walk and the records.
+    vlist = (reader or VmaReader(mm, None)).vmas()
+    groups = _vma_entries(pt_range_walk(mm, split_folios=False, vma_ranges=[(v, a, b) for v, a, b, _ in vlist]))
     pending = next(groups, None)
-    for vma, _, _ in ranges:
+    for vma, _, _, raw in vlist:
         addr = vma.value_()
         entries: Iterable[PtEntry] = ()
         if pending is not None and pending[0] == addr:
             entries = pending[1]
-        yield vma, entries
+        yield vma, raw, entries
         if entries:
             # groupby skips whatever of the group was not consumed.
             pending = next(groups, None)
@@ -557,8 +558,7 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     gen = ctx.gen
     reader = VmaReader(mm, root)
     out: List[SmapsVma] = []
-    for vma, entries in _each_vma(mm):
-        raw = reader.raw(vma)
+    for vma, raw, entries in _each_vma(mm, reader):
         try:
             stats = _gather_vma(ctx, vma, entries, raw)
             out.append(_record(vma, mm, root, stats, gen, reader, raw))
@@ -584,11 +584,7 @@ def smaps_totals(mm: Object) -> Tuple[MemSizeStats, List[str]]:
     warnings: List[str] = []
     ctx = _Ctx(mm.prog_, warnings)
     total = MemSizeStats()
-    for vma, entries in _each_vma(mm):
-        try:
-            raw: Optional[VmaRaw] = vma_raw(ctx.prog, vma.value_())
-        except FaultError:
-            raw = None
+    for vma, raw, entries in _each_vma(mm):
         try:
             total.add(_gather_vma(ctx, vma, entries, raw))
         except VMA_ERRORS as e:

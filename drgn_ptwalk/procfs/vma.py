@@ -947,6 +947,22 @@ class VmaReader:
         except FaultError:
             return None
 
+    def vmas(self) -> List[Tuple[Object, int, int, Optional[VmaRaw]]]:
+        """
+        The VMAs of the mm as :func:`~drgn_ptwalk.vmatree.checked_vma_ranges`
+        gives them, each with its :class:`VmaRaw` from the read that checks it
+        (``None`` if unreadable).
+
+        :raises VmaTreeError: if the VMA tree is corrupt
+        """
+        from drgn_ptwalk.vmatree import checked_vma_reads
+
+        lay = self.lay
+        out: List[Tuple[Object, int, int, Optional[VmaRaw]]] = []
+        for vma, vs, ve, b in checked_vma_reads(self.mm, (lay.base, lay.size)):
+            out.append((vma, vs, ve, self.raw(vma) if b is None else _new_raw(VmaRaw, lay.unpack(b))))
+        return out
+
     def _ops_names(self, ops: int) -> Tuple[Optional[str], Optional[str]]:
         # The symbols of vm_ops->name and vm_ops->pagesize. FaultError if unreadable.
         try:
