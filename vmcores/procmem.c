@@ -58,8 +58,21 @@ static uint64_t pm_word(int kind, uint64_t seed, uint64_t a)
 static void pm_fill(void *p, size_t len, int kind, uint64_t seed, uint64_t base)
 {
 	volatile uint64_t *q = p;
-	for (size_t i = 0; i < len / 8; i++)
-		q[i] = pm_word(kind, seed, base + 8 * i);
+	if (kind == PM_INCOMP) {
+		for (size_t i = 0; i < len / 8; i++)
+			q[i] = pm_word(kind, seed, base + 8 * i);
+		return;
+	}
+	/* one mix64 per page */
+	uint64_t page = ~(uint64_t)0, v = 0;
+	for (size_t i = 0; i < len / 8; i++) {
+		uint64_t a = base + 8 * i;
+		if ((a & ~(uint64_t)(g_ps - 1)) != page) {
+			page = a & ~(uint64_t)(g_ps - 1);
+			v = kind == PM_ZERO ? 0 : pm_mix64(page ^ seed);
+		}
+		q[i] = kind == PM_COMP ? v + (((a - page) >> 3) & 7) : v;
+	}
 }
 
 /* a global the debugger prints (gdb `p procmem_global`) */
@@ -153,6 +166,41 @@ static void pm_observe(struct pm_region *r)
 }
 
 /* ---- swap devices */
+
+/* the swap type of a device: its line in /proc/swaps (which lists swap_info[] in type order) */
+static int pm_swap_type(const char *dev)
+{
+	char sw[4096];
+	if (!dev[0] || read_str("/proc/swaps", sw, sizeof(sw)) <= 0)
+		return -1;
+	int t = -1;
+	for (char *line = sw; line && *line; t++) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		char name[300];
+		if (t >= 0 && sscanf(line, "%299s", name) == 1 && !strcmp(name, dev))
+			return t;
+		line = nl ? nl + 1 : NULL;
+	}
+	return -1;
+}
+
+/* the swap type in this process's pagemap entry for addr; -1 not swapped, -2 present */
+static int pm_page_swap_type(const void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e = 0;
+	if (fd < 0)
+		return -1;
+	ssize_t r = pread(fd, &e, 8, (off_t)((uintptr_t)addr / (size_t)g_ps * 8));
+	close(fd);
+	if (r != 8)
+		return -1;
+	if (e & (1ull << 63))
+		return -2;
+	return e & (1ull << 62) ? (int)(e & 31) : -1;
+}
 
 static int pm_swapon(const char *step, const char *dev, int prio)
 {
@@ -478,6 +526,101 @@ static int pm_hugetlb_flags(unsigned long *kb_out)
 	return best ? MAP_HUGETLB | (ilog2ul(best * 1024) << MAP_HUGE_SHIFT) : 0;
 }
 
+/*
+ * Swap slots are taken from a per-CPU cache (6.1-6.14: swap_slots.c, batches of 64 slots of the device
+ * that was highest when it was refilled; 7.x: the per-CPU cluster of the last device used), not from the
+ * highest-priority device at the time: after swapping a device on, page out same-filled "burner" pages one
+ * by one (on this process's CPU) until one lands on it; the cache then holds that device's slots.
+ * The pages that were used stay mapped (a region of their own), the rest of the burner is unmapped.
+ */
+static int pm_switch(const char *name, int want, int in_cg)
+{
+	size_t ps = (size_t)g_ps, n = 4096, used = 0;
+	char label[32], step[64];
+	snprintf(label, sizeof(label), "pm_burn_%s", name);
+	snprintf(step, sizeof(step), "switch-%s", name);
+	if (want < 0) {
+		STEP_REF(step, "no-swap-type");
+		return -1;
+	}
+	if (in_cg)
+		pm_cg_enter(g_pm_cg);
+	char *p = map_anon_nohuge(n * ps);
+	int fails = 0, ok = 0;
+	for (; p && used < n && fails < 8; used++) {
+		char *q = p + used * ps;
+		pm_fill(q, ps, PM_SAME, PM_SEED, (uint64_t)(uintptr_t)q);
+		int t = -2;
+		for (int k = 0; k < 3 && t == -2; k++)
+			if (madvise(q, ps, MADV_PAGEOUT) == 0)
+				t = pm_page_swap_type(q);
+		fails = t < 0 ? fails + 1 : 0;
+		if (t == want) {
+			ok = 1;
+			used++;
+			break;
+		}
+	}
+	if (in_cg)
+		pm_cg_enter("/run/ptwalk-cgroup");
+	if (!p) {
+		STEP_ERR(step, errno);
+		return -1;
+	}
+	if (used < n)
+		munmap(p + used * ps, (n - used) * ps);
+	pm_add(label, p, used * ps, PM_SAME, PM_SEED, "burner", "");
+	if (ok)
+		step_line(g_scen, step, 0, NULL);
+	else
+		STEP_REF(step, "type-%d-not-reached-after-%zu-pages", want, used);
+	logmsg("procmem: %s reached after %zu burner pages", name, used);
+	return ok ? 0 : -1;
+}
+
+/* pages of regions [from, to) in the swap cache (mincore) */
+static long pm_swapcache(int from, int to)
+{
+	static unsigned char vec[1 << 16];
+	long n = 0;
+	for (int i = from; i < to; i++) {
+		size_t np = (g_pm[i].end - g_pm[i].start) / (size_t)g_ps;
+		if (np > sizeof(vec) || mincore((void *)g_pm[i].start, np * (size_t)g_ps, vec))
+			continue;
+		for (size_t k = 0; k < np; k++)
+			n += vec[k] & 1;
+	}
+	return n;
+}
+
+/*
+ * MADV_PAGEOUT leaves pages written to an asynchronous disk in the swap cache: wait for their writeback
+ * and reclaim the cgroup (only disk-bound and burner pages are charged to it) until none of regions
+ * [from, to) is in the swap cache.
+ */
+static void pm_cg_reclaim(const char *stepname, int from, int to)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/memory.reclaim", g_pm_cg);
+	long left = pm_swapcache(from, to);
+	for (int i = 0; i < 40 && left; i++) {
+		char vm[16384];
+		if (read_str("/proc/vmstat", vm, sizeof(vm)) > 0 && strstr(vm, "\nnr_writeback ") &&
+		    atol(strstr(vm, "\nnr_writeback ") + 14) != 0) {
+			usleep(50000);
+			continue;
+		}
+		write_str(path, "64M");
+		left = pm_swapcache(from, to);
+		if (left)
+			usleep(50000);
+	}
+	if (left)
+		STEP_REF(stepname, "%ld-pages-left-in-swap-cache", left);
+	else
+		STEP_OK(stepname);
+}
+
 static void scen_procmem(void)
 {
 	size_t ps = (size_t)g_ps, pmd = thp_pmd_size();
@@ -649,6 +792,8 @@ static void scen_procmem(void)
 	long cg_before = in_cg ? pm_cg_long("memory.current") : -1, cg_after = -1;
 
 	int disk_on = pm_swapon("swapon-swapdisk", swapdisk, 100) == 0;
+	if (disk_on)
+		pm_switch("swapdisk", pm_swap_type(swapdisk), in_cg);
 	int zswap = 0;
 	if (disk_on && access(ZSWAP_P "enabled", F_OK) == 0) {
 		write_str(ZSWAP_P "shrinker_enabled", "N");
@@ -674,29 +819,8 @@ static void scen_procmem(void)
 	if (zswap)
 		write_str(ZSWAP_P "enabled", "N");
 	pm_pageout("pageout-swapdisk", &g_pm[dk], dk_end - dk);
-	/* MADV_PAGEOUT leaves pages written to an asynchronous disk in the swap cache: wait for their
-	 * writeback, then reclaim the cgroup (only these regions' pages are charged to it) */
-	for (int i = 0; i < 100; i++) {
-		char vm[16384];
-		if (read_str("/proc/vmstat", vm, sizeof(vm)) > 0 && strstr(vm, "\nnr_writeback ") &&
-		    atol(strstr(vm, "\nnr_writeback ") + 14) == 0)
-			break;
-		usleep(50000);
-	}
-	if (in_cg) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/memory.reclaim", g_pm_cg);
-		int e = 0;
-		for (int i = 0; i < 4; i++) {
-			e = write_str(path, "64M");
-			usleep(100000);
-		}
-		cg_after = pm_cg_long("memory.current");
-		if (e && e != EAGAIN)
-			STEP_ERR("memcg-reclaim", e);
-		else
-			STEP_OK("memcg-reclaim");
-	}
+	if (in_cg)
+		pm_cg_reclaim("memcg-reclaim-swapdisk", zw, g_npm);
 
 	/* ---- zram1: another compressor, above the disk */
 	int z1 = g_npm;
@@ -704,8 +828,15 @@ static void scen_procmem(void)
 	pm_anon("pm_zram1_comp", 8, PM_COMP, "zram", "zram1");
 	pm_anon("pm_zram1_same", 4, PM_SAME, "zram-same", "zram1");
 	int z1_end = g_npm;
-	if (pm_swapon("swapon-zram1", zram1, 200) == 0)
+	if (pm_swapon("swapon-zram1", zram1, 200) == 0) {
+		pm_switch("zram1", pm_swap_type(zram1), in_cg);
 		pm_pageout("pageout-zram1", &g_pm[z1], z1_end - z1);
+	}
+	if (in_cg) {
+		/* the burner pages that went to the disk before zram1 was reached */
+		pm_cg_reclaim("memcg-reclaim-burner", z1_end, g_npm);
+		cg_after = pm_cg_long("memory.current");
+	}
 
 	for (int i = 0; i < g_npm; i++)
 		pm_observe(&g_pm[i]);
