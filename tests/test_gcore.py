@@ -86,7 +86,8 @@ class Core:
     def per_thread(self, section: str) -> Dict[int, str]:
         """The output of a ``thread apply all`` section by LWP."""
         out: Dict[int, str] = {}
-        parts = re.split(r"^Thread \d+ \(LWP (\d+)\)[^\n]*:?$", self.sections[section], flags=re.M)
+        # "Thread 2 (LWP 374):", or "Thread 2 (Thread 0x7f... (LWP 374)):" where gdb found the thread pointer
+        parts = re.split(r"^Thread \d+ \(.*\bLWP (\d+)\b.*$", self.sections[section], flags=re.M)
         for lwp, body in zip(parts[1::2], parts[2::2]):
             out[int(lwp)] = body
         return out
