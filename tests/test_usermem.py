@@ -77,7 +77,7 @@ def _fate_problem(pm: Procmem, r: ProcmemRegion, rng, addr: int, i: int, images:
             return f"{where}: the kernel's pagemap says not present"
         if fate == "EXCLUDED" and pm.v.dump != "makedumpfile":
             return f"{where}: excluded from a {pm.v.dump} dump (only makedumpfile filters pages)"
-        if fate == "PRESENT" and rng.pfn is not None and rng.pfn + i * (pm.page_size // pm.page_size) != pm.pfn(e):
+        if fate == "PRESENT" and rng.pfn is not None and rng.pfn + i != pm.pfn(e):
             return f"{where}: PFN {rng.pfn + i:#x}, pagemap {pm.pfn(e):#x}"
         return ""
     if fate in SWAP_FATES:
