@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Vmcore, _matrix
 from vmcores import build as vbuild
+from vmcores.fetch import fetch_module_debug
 from vmcores.truth import (
     PM_PFN_MASK,
     PM_PRESENT,
@@ -35,6 +36,23 @@ def procmem_dumps() -> List[str]:
 def swap_entry(e: int) -> Tuple[int, int]:
     """(type, offset) of a swap pagemap entry (pagemap.rst: bits 0-4 type, 5-54 offset)."""
     return e & 0x1F, (e >> 5) & ((1 << 50) - 1)
+
+
+# Modules whose debug info the reader needs (zram's table and zsmalloc's pools; built into some kernels).
+READER_MODULES = ("zram", "zsmalloc")
+_loaded = set()
+
+
+def reader_prog(v: Vmcore):
+    """The dump's program with the debug info of the zram and zsmalloc modules loaded too (from the kernel's
+    -dbg package, extracted once: vmcores.fetch.fetch_module_debug), as a user reading zram pages has it."""
+    prog = v.prog()
+    if id(prog) not in _loaded:
+        paths = fetch_module_debug(Path(v.vmlinux).parent, READER_MODULES)
+        if paths:
+            prog.load_debug_info([str(p) for p in paths])
+        _loaded.add(id(prog))
+    return prog
 
 
 class Procmem:

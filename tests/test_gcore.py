@@ -19,7 +19,7 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import get_vmcore
-from procmem_common import Procmem, procmem_dumps, procmem_of, swap_entry
+from procmem_common import Procmem, procmem_dumps, procmem_of, reader_prog, swap_entry
 from vmcores.truth import procmem_expected, procmem_region_expected
 
 from drgn_ptwalk.gcore import gcore
@@ -50,7 +50,7 @@ class Core:
 
     def __init__(self, v, tmp: Path) -> None:
         self.pm: Procmem = procmem_of(v)
-        prog = v.prog()
+        prog = reader_prog(v)
         task = find_task(prog, self.pm.pid)
         assert task, f"{v.name}: no task {self.pm.pid} (procmem) in the dump"
         self.path = tmp / f"procmem-{v.name.replace(':', '-')}.core"

@@ -18,7 +18,7 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import get_vmcore
-from procmem_common import Procmem, procmem_dumps, procmem_of, swap_entry
+from procmem_common import Procmem, procmem_dumps, procmem_of, reader_prog, swap_entry
 from vmcores.truth import ProcmemRegion, procmem_region_expected
 
 from drgn_ptwalk import Fate, read_user, user_pages
@@ -38,7 +38,7 @@ class Reads:
 
     def __init__(self, v) -> None:
         self.pm: Procmem = procmem_of(v)
-        prog = v.prog()
+        prog = reader_prog(v)
         self.task = find_task(prog, self.pm.pid)
         assert self.task, f"{v.name}: no task {self.pm.pid} (procmem) in the dump"
         self.plain: List[Tuple[ProcmemRegion, list]] = []
