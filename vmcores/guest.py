@@ -12,8 +12,8 @@ from .fetch import FetchError, cache_dir, decompress_module
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
-# Included by workload.c: the production scenarios.
-WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c")
+# Included by workload.c: the production scenarios, the page-cache scenario.
+WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "filecache.c")
 INIT_SRC = HERE / "guest" / "init"
 CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 

@@ -2345,6 +2345,7 @@ struct scenario {
 };
 
 #include "production.c"
+#include "filecache.c"
 
 static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
@@ -2362,6 +2363,7 @@ static const struct scenario g_default_scenarios[] = {
 #if defined(__s390x__)
 	{ "highva4", scen_highva4 }, { "highva5", scen_highva5 },
 #endif
+	{ "filecache", scen_filecache }, /* filecache.c: last, its record must see no later change */
 	{ NULL, NULL },
 };
 
