@@ -38,6 +38,11 @@ _EXPORTS: Dict[str, str] = {
     "kpageflags": "drgn_ptwalk.kpage",
     "max_dump_pfn": "drgn_ptwalk.kpage",
     "pfn_online": "drgn_ptwalk.kpage",
+    "COUNTER_RULES": "drgn_ptwalk.filecache",
+    "CachedFile": "drgn_ptwalk.filecache",
+    "FileCacheSummary": "drgn_ptwalk.filecache",
+    "SuperBlockCache": "drgn_ptwalk.filecache",
+    "filecache": "drgn_ptwalk.filecache",
     "MemmapRow": "drgn_ptwalk.memmap",
     "MemmapSummary": "drgn_ptwalk.memmap",
     "memmap": "drgn_ptwalk.memmap",
@@ -147,6 +152,7 @@ if TYPE_CHECKING:  # pragma: no cover
         smaps_rollup_mm,
     )
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.filecache import COUNTER_RULES, CachedFile, FileCacheSummary, SuperBlockCache, filecache
     from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.rmap import (
