@@ -21,6 +21,7 @@ _EXPORTS: Dict[str, str] = {
     "PtFlag": "drgn_ptwalk.entry",
     "PtLevel": "drgn_ptwalk.entry",
     "PtType": "drgn_ptwalk.entry",
+    "MissingDependencyError": "drgn_ptwalk.errors",
     "NoMmError": "drgn_ptwalk.errors",
     "ProcfsWarning": "drgn_ptwalk.errors",
     "ProgramError": "drgn_ptwalk.errors",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.commands.memtop import print_memtop
     from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
     from drgn_ptwalk.errors import (
+        MissingDependencyError,
         NoMmError,
         ProcfsWarning,
         ProgramError,
