@@ -277,11 +277,11 @@ def _mapped(prog: Program, rb_root: int) -> int:
 
 def _sb_mount(prog: Program, sb: Object, init_ns: int) -> Optional[Object]:
     """A ``struct mount *`` of *sb*: one in PID 1's mount namespace if there is one."""
-    from drgn.helpers.linux.list import list_for_each_entry
-
     first = None
     try:
-        for mnt in list_for_each_entry("struct mount", sb.s_mounts.address_of_(), "mnt_instance"):
+        for n, mnt in enumerate(_sb_mounts(sb)):
+            if n > 1 << 20:
+                break  # a loop: the mounts seen so far do
             if first is None:
                 first = mnt
             if mnt.mnt_ns.value_() == init_ns:
@@ -289,6 +289,23 @@ def _sb_mount(prog: Program, sb: Object, init_ns: int) -> Optional[Object]:
     except FaultError:
         pass
     return first
+
+
+def _sb_mounts(sb: Object) -> Iterator[Object]:
+    """The ``struct mount *`` of *sb*. Since 09a1b33c080f ("preparations to taking MNT_WRITE_HOLD out of
+    ->mnt_flags", v6.18) ``s_mounts`` is the first mount, the others linked by ``mnt_next_for_sb``; before
+    it, a ``list_head`` of ``mnt_instance``."""
+    from drgn import TypeKind
+    from drgn.helpers.linux.list import list_for_each_entry
+
+    head = sb.s_mounts
+    if head.type_.kind == TypeKind.POINTER:
+        mnt = head.read_()
+        while mnt:
+            yield mnt
+            mnt = mnt.mnt_next_for_sb.read_()
+    else:
+        yield from list_for_each_entry("struct mount", head.address_of_(), "mnt_instance")
 
 
 def _mount_path(prog: Program, mnt: Object, root: Optional[Object]) -> str:
@@ -303,9 +320,26 @@ def _inode_path(prog: Program, first_alias: int, mnt: Optional[Object], root: Op
 
     if not first_alias or mnt is None:
         return None
-    dentry = container_of(Object(prog, "struct hlist_node *", first_alias), "struct dentry", "d_u.d_alias")
+    dentry = container_of(Object(prog, "struct hlist_node *", first_alias), "struct dentry", _d_alias(prog))
     path = Object(prog, "struct path", value={"mnt": mnt.mnt.address_of_(), "dentry": dentry})
     return d_path_kernel(path, root).decode("utf-8", "surrogateescape")
+
+
+def _d_alias(prog: Program) -> str:
+    """The member of ``struct dentry`` on its inode's ``i_dentry`` list: ``d_u.d_alias`` until the union
+    holding it lost its name ``d_u`` (Debian's 7.2 has it anonymous, beside ``struct completion_list
+    *waiters``; the commit is not pinned down here), then ``d_alias``. Detected by the member."""
+    try:
+        return prog.cache["ptwalk_d_alias"]
+    except KeyError:
+        pass
+    try:
+        prog.type("struct dentry").member("d_u")
+        name = "d_u.d_alias"
+    except LookupError:
+        name = "d_alias"
+    prog.cache["ptwalk_d_alias"] = name
+    return name
 
 
 def _super_blocks(prog: Program) -> Iterator[Object]:

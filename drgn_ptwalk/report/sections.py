@@ -10,7 +10,7 @@ import bisect
 import html
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, Program, TypeKind
 
 from drgn_ptwalk.report import charts
 
@@ -479,6 +479,7 @@ def _pagecache(ctx: Context) -> Tuple[Dict[str, Any], str]:
 
 
 def _swap(ctx: Context) -> Tuple[Dict[str, Any], str]:
+    from drgn_ptwalk._compat import type_unaliased
     from drgn_ptwalk.procfs.vma import d_path_kernel, default_root
 
     prog = ctx.prog
@@ -492,7 +493,12 @@ def _swap(ctx: Context) -> Tuple[Dict[str, Any], str]:
             continue
         f = si.swap_file.read_()
         path = d_path_kernel(f.f_path.address_of_(), root).decode("utf-8", "replace") if f else "?"
-        devs.append({"type": i, "path": path, "pages": si.pages.value_(), "inuse_pages": si.inuse_pages.value_(),
+        # inuse_pages: an unsigned int, an atomic_long_t after v6.12 (the swap allocator's rework, by
+        # Kairui Song; Debian's 7.2 has it): detected by its type
+        inuse = si.inuse_pages
+        if type_unaliased(inuse.type_).kind == TypeKind.STRUCT:
+            inuse = inuse.counter
+        devs.append({"type": i, "path": path, "pages": si.pages.value_(), "inuse_pages": inuse.value_(),
                      "prio": si.prio.value_()})
     rows = ctx.memtop()
     users = sorted((r for r in rows if r.swap_kb), key=lambda r: -r.swap_kb)
