@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, TextIO
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 from drgn import Program
 
@@ -116,7 +116,7 @@ def write_report(prog: Program, outdir: "str | os.PathLike[str]", *, top: int = 
     report = {
         "schema_version": SCHEMA_VERSION,
         "generator": "drgn-ptwalk report",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "source": dict(source or {}),
         "kernel": machine.get("release"),
         "arch": machine.get("arch"),
@@ -124,12 +124,14 @@ def write_report(prog: Program, outdir: "str | os.PathLike[str]", *, top: int = 
         "sections": sections,
     }
     title = f"Memory report: {machine.get('nodename', '?')} ({machine.get('release', 'unknown kernel')})"
-    header = [(k, v) for k, v in (("core", (source or {}).get("core", "")),
-                                  ("vmlinux", (source or {}).get("vmlinux", "")),
-                                  ("written", report["created"]),
-                                  ("took", f"{report['seconds']:.1f} s"),
-                                  ("sections failed", ", ".join(s["name"] for s in sections
-                                                               if s["status"] == "error") or "none")) if v]
+    pairs: List[Tuple[str, str]] = [
+        ("core", (source or {}).get("core", "")),
+        ("vmlinux", (source or {}).get("vmlinux", "")),
+        ("written", str(report["created"])),
+        ("took", f"{time.monotonic() - t_all:.1f} s"),
+        ("sections failed", ", ".join(s["name"] for s in sections if s["status"] == "error") or "none"),
+    ]
+    header = [(k, v) for k, v in pairs if v]
     html_path, json_path = out / "index.html", out / "report.json"
     _atomic_write(json_path, json.dumps(report, indent=1, default=_json_default) + "\n")
     _atomic_write(html_path, page(title, header, sections, bodies))
@@ -175,7 +177,7 @@ class BatchResult(NamedTuple):
         return [r for r in self.rows if r.status == "failed"]
 
 
-def read_batch(path: "str | os.PathLike[str]") -> List[Sequence[str]]:
+def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
     """The lines of a batch file: ``CORE VMLINUX`` each (blank lines and ``#`` comments skipped).
 
     :raises ValueError: for a line that is not two fields
@@ -309,12 +311,13 @@ def _batch_page(rows: List[BatchRow], out: Path) -> str:
         body += figure(charts.batch_ram(ram), "RAM by kind per dump (memmap's rows; holes left out).")
     # the link column holds HTML: the table is built with it unescaped
     tab = table(("line", "core", "kernel", "RAM MiB", "largest process", "status", "seconds", "error", ""),
-                [t[:-1] + ("@@LINK%d@@" % i,) for i, t in enumerate(trows)])
+                [(*t[:-1], f"@@LINK{i}@@") for i, t in enumerate(trows)])
     for i, t in enumerate(trows):
-        tab = tab.replace(esc("@@LINK%d@@" % i), t[-1])
+        tab = tab.replace(esc(f"@@LINK{i}@@"), str(t[-1]))
     body += tab
     failed = [r for r in rows if r.status == "failed"]
-    sections = [{"name": "dumps", "title": "Dumps", "status": "ok", "seconds": sum(r.seconds for r in rows)}]
-    html_body = section_html("dumps", "Dumps", "ok", sections[0]["seconds"], "", body)
+    seconds = sum(r.seconds for r in rows)
+    sections: List[Dict[str, Any]] = [{"name": "dumps", "title": "Dumps", "status": "ok", "seconds": seconds}]
+    html_body = section_html("dumps", "Dumps", "ok", seconds, "", body)
     return page(f"Memory reports of {len(rows)} dumps ({len(failed)} failed)",
                 [("dumps", str(len(rows))), ("failed", str(len(failed)))], sections, [html_body])
