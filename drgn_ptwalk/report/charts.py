@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 The report's pictures: matplotlib figures (no pyplot: no global state, no GUI backend) saved as SVG and
-inlined in the page. Text is drawn as paths (``svg.fonttype`` ``path``, matplotlib's default), so the page
-needs no font; a raster (the physical memory map) is embedded as a PNG data URI by matplotlib itself.
+inlined in the page. Text is SVG ``<text>`` in the browser's own sans-serif (``svg.fonttype`` ``none``): no font is
+embedded or fetched, and glyph paths, matplotlib's default, cost most of a chart's time; a raster (the physical memory map) is embedded as a PNG data URI by matplotlib itself.
 """
 
 import io
@@ -44,11 +44,32 @@ USER_COLORS = {"anon": "#1f77b4", "file": "#8c564b", "shmem": "#2ca02c", "swap":
                "hugetlb": "#9467bd"}
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, left: float = 0.08, bottom: float = 0.15, right: float = 0.98,
+            top: float = 0.9) -> Any:
+    """A figure with fixed margins (in inches, converted here): constrained layout measured every tick label
+    again and again, most of a chart's time."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=96, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=96)
+    fig.subplots_adjust(left=min(left / width, 0.6), bottom=min(bottom / height, 0.6),
+                        right=right, top=max(1 - top / height, 0.4) if top < 1 else top)
     return fig
+
+
+def _plain_log(ax: Any, axis: str = "y") -> None:
+    """Log-scale tick labels as plain text ("1", "10", "1k", "1M"): the default ones are mathtext, parsed
+    per label."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v: float, _pos: Any) -> str:
+        if v <= 0:
+            return "0"
+        for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if v >= div:
+                return f"{v / div:g}{unit}"
+        return f"{v:g}"
+
+    getattr(ax, f"{axis}axis").set_major_formatter(FuncFormatter(fmt))
 
 
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
@@ -56,8 +77,13 @@ _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
 
 def svg(fig: Any) -> str:
     """The figure as an ``<svg>`` element to inline (the XML prolog and DOCTYPE dropped, no date)."""
+    import matplotlib
+
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
+    # text as <text> in the page's sans-serif (the browser's own font: nothing fetched) rather than glyph
+    # paths, which cost most of a chart's time
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "sans-serif"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     return _PROLOG.sub("", buf.getvalue(), count=1)
 
 
@@ -69,7 +95,8 @@ def hbar_stacked(labels: Sequence[str], parts: Sequence[Tuple[str, Sequence[floa
                  title: str = "", legend_cols: int = 5) -> str:
     """Horizontal stacked bars: one bar per label, one segment per part (name, values, color)."""
     n = len(labels)
-    fig = _figure(10, max(2.2, 0.32 * n + 1.6))
+    longest = max((len(x) for x in labels), default=4)
+    fig = _figure(10, max(2.2, 0.32 * n + 1.6), left=0.3 + 0.065 * longest, bottom=1.0, top=0.35)
     ax = fig.add_subplot()
     left = [0.0] * n
     for name, values, color in parts:
@@ -80,15 +107,14 @@ def hbar_stacked(labels: Sequence[str], parts: Sequence[Tuple[str, Sequence[floa
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncols=legend_cols, loc="upper center", bbox_to_anchor=(0.5, -0.12 if n < 4 else -0.04),
-              frameon=False)
+    fig.legend(fontsize=7, ncols=legend_cols, loc="lower center", frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return svg(fig)
 
 
 def memory_by_node(nodes: Sequence[Tuple[str, Dict[str, int]]], page_size: int) -> str:
     """Where the RAM of each node went: one stacked bar per node, memmap's rows in MiB."""
-    kinds = [k for k in KIND_COLORS if any(rows.get(k) for _, rows in nodes)]
+    kinds = [k for k in KIND_COLORS if k != "hole" and any(rows.get(k) for _, rows in nodes)]
     parts = [(k, [_mib(rows.get(k, 0), page_size) for _, rows in nodes], KIND_COLORS[k]) for k in kinds]
     return hbar_stacked([name for name, _ in nodes], parts, "MiB", legend_cols=6)
 
@@ -96,7 +122,7 @@ def memory_by_node(nodes: Sequence[Tuple[str, Dict[str, int]]], page_size: int) 
 def rows_vs_counters(rows: Sequence[Tuple[str, int, Optional[int]]], page_size: int) -> str:
     """memmap's rows beside the kernel's counters (MiB, log scale)."""
     rows = [r for r in rows if r[1] or r[2]]
-    fig = _figure(10, 3.2)
+    fig = _figure(10, 3.4, left=0.7, bottom=1.0, top=0.2)
     ax = fig.add_subplot()
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [max(_mib(r[1], page_size), 1e-3) for r in rows], 0.4,
@@ -105,6 +131,7 @@ def rows_vs_counters(rows: Sequence[Tuple[str, int, Optional[int]]], page_size: 
            color="none", edgecolor="black", hatch="//", label="kernel counter")
     ax.set_xticks(list(x), [r[0] for r in rows], rotation=35, ha="right", fontsize=8)
     ax.set_yscale("log")
+    _plain_log(ax)
     ax.set_ylabel("MiB")
     ax.legend(fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
@@ -123,7 +150,8 @@ def physical_map(image: Any, kinds: Sequence[str], pfns_per_pixel: int, width: i
     import numpy as np
 
     rows = image.shape[0]
-    fig = _figure(10, min(14.0, max(2.5, rows / 96 + 1.4)))
+    longest = max((len(label) for _, label in marks), default=4)
+    fig = _figure(10, min(14.0, max(2.5, rows / 96 + 1.4)), left=0.3 + 0.055 * longest, bottom=0.9, top=0.1)
     ax = fig.add_subplot()
     colors = ["#ffffff"] + [KIND_COLORS.get(k, "#777777") for k in kinds]
     cmap = ListedColormap(colors)
@@ -139,14 +167,13 @@ def physical_map(image: Any, kinds: Sequence[str], pfns_per_pixel: int, width: i
     present = sorted(set(int(v) for v in np.unique(image) if v >= 0))
     handles = [Patch(facecolor=KIND_COLORS.get(kinds[i], "#777777"), edgecolor="#999999", label=kinds[i])
                for i in present]
-    ax.legend(handles=handles, fontsize=7, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.04),
-              frameon=False)
+    fig.legend(handles=handles, fontsize=7, ncols=6, loc="lower center", frameon=False)
     return svg(fig)
 
 
 def buddy_orders(zones: Sequence[Tuple[str, Sequence[int]]]) -> str:
     """Free blocks by buddy order, one group of bars per order, one bar per zone (log scale)."""
-    fig = _figure(10, 3.0)
+    fig = _figure(10, 3.0, left=0.7, bottom=0.5, top=0.15)
     ax = fig.add_subplot()
     n = max(1, len(zones))
     width = 0.8 / n
@@ -158,6 +185,7 @@ def buddy_orders(zones: Sequence[Tuple[str, Sequence[int]]]) -> str:
     ax.set_xlabel("order (block of 2^order pages)")
     ax.set_ylabel("free blocks")
     ax.set_yscale("symlog", linthresh=1)
+    _plain_log(ax)
     ax.legend(fontsize=7, ncols=4, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return svg(fig)
@@ -169,7 +197,7 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     resident (THP / hugetlb marked), swapped and empty pages (log scale); big gaps between VMAs are ticks.
     """
     n = len(vmas)
-    fig = _figure(10, 2.8)
+    fig = _figure(10, 3.0, left=0.7, bottom=0.9, top=0.35)
     ax = fig.add_subplot()
     x = list(range(n))
     small = [max(v["resident"] - v["huge"], 0) for v in vmas]
@@ -183,10 +211,12 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     ax.bar(x, swapped, 0.85, bottom=b2, color="#e377c2", label="swapped")
     b3 = [a + b for a, b in zip(b2, swapped)]
     ax.bar(x, empty, 0.85, bottom=b3, color="#dddddd", label="not resident")
-    for i, h in enumerate(hug):
-        if h:
-            ax.bar(i, vmas[i]["pages"], 0.85, color="none", edgecolor="#9467bd", hatch="xx", linewidth=0)
+    hx = [i for i, h in enumerate(hug) if h]
+    if hx:
+        ax.bar(hx, [vmas[i]["pages"] for i in hx], 0.85, color="none", edgecolor="#9467bd", hatch="xx",
+               linewidth=0, label="hugetlb VMA")
     ax.set_yscale("symlog", linthresh=1)
+    _plain_log(ax)
     ax.set_ylabel("pages")
     step = max(1, n // 12)
     ticks = list(range(0, n, step))
