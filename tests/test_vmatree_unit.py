@@ -233,3 +233,18 @@ def test_unreadable_node_and_zero_entry():
                 struct.pack_into("<Q", b, RANGE[2] + 8 * k, _XA_ZERO_ENTRY)
     assert t.walk(vs, ve) == []
     assert t.walk() == [v for v in vmas if v != (vs, ve)]
+
+
+def test_kept_bytes_and_narrow_fallback():
+    # checked_vma_reads(): the read that checks a VMA keeps the caller's span; where that wider read fails,
+    # the VMA is still checked (from the narrow read) and comes without bytes.
+    vmas = _vmas(40, 6)
+    t = FakeTree(vmas)
+    unpack = struct.Struct("<Q").unpack_from
+    wide = _VmaLayout(0, 48, 0, 8, 16, unpack, (8, 40), VLAYOUT)  # fits the 64-byte fake VMAs
+    got = list(_maple_vma_ranges(t.read, LAYOUT, wide, t.root, ULONG_MAX, MM, PS, None, 0, ULONG_MAX))
+    assert [(vs, ve) for _, vs, ve, _ in got] == vmas
+    assert all(k == t.mem[a][8:48] for a, _, _, k in got)
+    too_wide = _VmaLayout(0, 4096, 0, 8, 16, unpack, (0, 4096), VLAYOUT)  # beyond them: unreadable
+    got = list(_maple_vma_ranges(t.read, LAYOUT, too_wide, t.root, ULONG_MAX, MM, PS, None, 0, ULONG_MAX))
+    assert [(vs, ve, k) for _, vs, ve, k in got] == [(vs, ve, None) for vs, ve in vmas]

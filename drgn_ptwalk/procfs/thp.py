@@ -102,11 +102,16 @@ def _disabled_by_hw(prog: Program) -> bool:
 
 
 def _pmd_order(prog: Program) -> int:
-    from drgn_ptwalk.arch import get_decoder
-    from drgn_ptwalk.entry import PtLevel
+    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
+    try:
+        return cache[" pmd_order"]
+    except KeyError:
+        from drgn_ptwalk.arch import get_decoder
+        from drgn_ptwalk.entry import PtLevel
 
-    dec = get_decoder(prog)
-    return dec.level_shift(PtLevel.PMD) - dec.page_shift
+        dec = get_decoder(prog)
+        v = cache[" pmd_order"] = dec.level_shift(PtLevel.PMD) - dec.page_shift
+        return v
 
 
 def _vma_is_anonymous(vma: Object) -> bool:
