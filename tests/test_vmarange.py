@@ -87,17 +87,17 @@ def _random_ranges(whole: List[Tuple[int, int, int]], ps: int, n: int, seed: int
         elif kind == 2:  # starting in the hole before a VMA
             a = max(0, vs - rng.randrange(1, 64) * ps)
             b = vs + rng.randrange(1, 8) * ps
-        else:  # anywhere up to past the last VMA, sizes up to 8 MiB
+        else:  # anywhere up to past the last VMA, up to 2047 pages
             a = rng.randrange(0, whole[-1][2] + (1 << 24), ps) if rng.random() < 0.3 else vs
             b = a + rng.randrange(1, 2048) * ps
         out.append((a, b))
     # The holes: below the first VMA, above the last, and the largest between two VMAs (its two ends).
-    out += [(0, min(whole[0][1], 1 << 24)), (whole[0][1] - ps, whole[0][1] + ps),
+    out += [(0, min(whole[0][1], ps << 12)), (whole[0][1] - ps, whole[0][1] + ps),
             (whole[-1][2], whole[-1][2] + 16 * ps)]
     big = max(range(1, len(whole)), key=lambda i: whole[i][1] - whole[i - 1][2])
     out += [(whole[big - 1][2] - ps, whole[big - 1][2] + 64 * ps), (whole[big][1] - 64 * ps, whole[big][1] + ps)]
     # Bounded: a range's pagemap is held whole (8 bytes a page).
-    assert all(b - a <= (1 << 24) for a, b in out)
+    assert all((b - a) // ps <= 1 << 12 for a, b in out)
     return out
 
 
