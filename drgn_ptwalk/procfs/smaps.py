@@ -601,7 +601,7 @@ def _record(vma: Object, mm: Object, root: Optional[Object], stats: MemSizeStats
             stats,
             kps,
             kps,
-            thp_eligible(vma),
+            thp_eligible(vma, raw),
             None if gen.pkeys is None else (raw.flags >> 32) & gen.pkeys,
             reader.flags_string(raw.flags),
         )

@@ -32,6 +32,7 @@ from drgn_ptwalk.procfs.vma import (
     VM_PFNMAP,
     VM_RAND_READ,
     VM_SEQ_READ,
+    VmaRaw,
     _page_size,
 )
 
@@ -114,16 +115,20 @@ def _pmd_order(prog: Program) -> int:
         return v
 
 
-def _vma_is_anonymous(vma: Object) -> bool:
-    return not vma.vm_ops.value_()
+def _vma_is_anonymous(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
+    return not (vma.vm_ops.value_() if raw is None else raw.ops)
 
 
-def _vma_is_dax(vma: Object) -> bool:
+def _vma_is_dax(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
+    if raw is not None and not raw.file:
+        return False
     f = vma.vm_file.read_()
     return bool(f) and bool(f.f_inode.i_flags.value_() & S_DAX)
 
 
-def _shmem_file(vma: Object) -> bool:
+def _shmem_file(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
+    if raw is not None and not raw.file:
+        return False
     f = vma.vm_file.read_()
     if not f:
         return False
@@ -231,14 +236,14 @@ def _highest(orders: int) -> int:
     return orders.bit_length() - 1
 
 
-def _suitable(vma: Object, order: int) -> bool:
+def _suitable(vma: Object, order: int, raw: Optional[VmaRaw] = None) -> bool:
     # thp_vma_suitable_order(vma, vm_end - (PAGE_SIZE << order), order)
     prog = vma.prog_
     ps = _page_size(prog)
     size = ps << order
-    start, end = vma.vm_start.value_(), vma.vm_end.value_()
-    if not _vma_is_anonymous(vma):
-        if ((start // ps) - vma.vm_pgoff.value_()) % (size // ps):
+    start, end = (vma.vm_start.value_(), vma.vm_end.value_()) if raw is None else (raw.start, raw.end)
+    if not _vma_is_anonymous(vma, raw):
+        if ((start // ps) - (vma.vm_pgoff.value_() if raw is None else raw.pgoff)) % (size // ps):
             return False
     # Unsigned long arithmetic, wrap-around included: for a VMA that ends below one huge page (possible
     # near address 0 with 16K pages, whose PMD is 32M) vm_end - size wraps, haddr + size wraps to 0,
@@ -249,41 +254,43 @@ def _suitable(vma: Object, order: int) -> bool:
     return start <= haddr and (haddr + size) & mask <= end
 
 
-def thp_eligible(vma: Object) -> bool:
+def thp_eligible(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
     """
     The ``THPeligible`` value of *vma*.
 
     :param vma: ``struct vm_area_struct *``
+    :param raw: its fields (:func:`~drgn_ptwalk.procfs.vma.vma_raw`), if
+        read already: then only what they point to is read
     """
     prog = vma.prog_
-    if not vma.vm_mm.value_():
+    if not (vma.vm_mm.value_() if raw is None else raw.mm):
         return False
     if generation(prog).mthp:
-        return _allowable_orders(vma) != 0
-    return _hugepage_vma_check(vma)
+        return _allowable_orders(vma, raw) != 0
+    return _hugepage_vma_check(vma, raw)
 
 
-def _hugepage_vma_check(vma: Object) -> bool:
+def _hugepage_vma_check(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
     # v6.1 mm/huge_memory.c hugepage_vma_check(smaps=true, in_pf=false,
     # enforce_sysfs=true).
     prog = vma.prog_
-    vm_flags = vma.vm_flags.value_()
+    vm_flags = vma.vm_flags.value_() if raw is None else raw.flags
     if _mm_thp_disabled(vma, vm_flags):
         return False
     if _disabled_by_hw(prog):
         return False
-    if _vma_is_dax(vma):
+    if _vma_is_dax(vma, raw):
         return False
     if vm_flags & VM_NO_KHUGEPAGED:
         return False
-    if not _suitable(vma, _pmd_order(prog)):
+    if not _suitable(vma, _pmd_order(prog), raw):
         return False
-    if _shmem_file(vma):
+    if _shmem_file(vma, raw):
         return _shmem_huge_global_enabled(vma, vma.vm_file.f_inode, vma.vm_pgoff.value_(), vm_flags)
     if not _global_enabled(prog) or (not vm_flags & VM_HUGEPAGE and not _global_always(prog)):
         return False
     # file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS is off in Debian.
-    if not _vma_is_anonymous(vma):
+    if not _vma_is_anonymous(vma, raw):
         return False
     if _temporary_stack(vm_flags):
         return False
@@ -310,12 +317,12 @@ def _file_thp_enabled(vma: Object) -> bool:
     return False
 
 
-def _allowable_orders(vma: Object) -> int:
+def _allowable_orders(vma: Object, raw: Optional[VmaRaw] = None) -> int:
     prog = vma.prog_
-    vm_flags = vma.vm_flags.value_()
+    vm_flags = vma.vm_flags.value_() if raw is None else raw.flags
     pmd = _pmd_order(prog)
     all_orders = (1 << (pmd + 1)) - 1
-    anon = _vma_is_anonymous(vma)
+    anon = _vma_is_anonymous(vma, raw)
     orders = all_orders | (1 << (pmd + 9))  # THP_ORDERS_ALL incl. PUD
     if anon:
         # thp_vma_allowable_orders() inline: sysfs per-order masks.
@@ -330,7 +337,8 @@ def _allowable_orders(vma: Object) -> int:
     # supported orders
     if anon:
         supported = all_orders & ~3  # THP_ORDERS_ALL_ANON: 2..PMD_ORDER
-    elif _vma_is_dax(vma) or (vma.vm_file.value_() and vm_flags & (VM_PFNMAP | VM_MIXEDMAP)):
+    elif _vma_is_dax(vma, raw) or ((vma.vm_file.value_() if raw is None else raw.file)
+                                   and vm_flags & (VM_PFNMAP | VM_MIXEDMAP)):
         supported = (1 << pmd) | (1 << (pmd + 9))  # THP_ORDERS_ALL_SPECIAL
     else:
         # THP_ORDERS_ALL_FILE_DEFAULT: 1..MAX_PAGECACHE_ORDER
@@ -341,18 +349,18 @@ def _allowable_orders(vma: Object) -> int:
         return 0
     if _disabled_by_hw(prog) or _mm_thp_disabled(vma, vm_flags):
         return 0
-    if _vma_is_dax(vma):
+    if _vma_is_dax(vma, raw):
         return 0
     # VM_NO_KHUGEPAGED is not checked for smaps.
     order = _highest(orders)
     while orders:
-        if _suitable(vma, order):
+        if _suitable(vma, order, raw):
             break
         orders &= ~(1 << order)
         order = _highest(orders)
     if not orders:
         return 0
-    if _shmem_file(vma):
+    if _shmem_file(vma, raw):
         inode = vma.vm_file.f_inode
         shm = _shmem_allowable_huge_orders(vma, inode, vma.vm_pgoff.value_(), vm_flags)
         # v7.x returns "orders & shmem_allowable_huge_orders()"; v6.12 the
