@@ -78,6 +78,12 @@ _EXPORTS: Dict[str, str] = {
     "find_target": "drgn_ptwalk.tasks",
     "get_task_mm": "drgn_ptwalk.tasks",
     "task_mm": "drgn_ptwalk.tasks",
+    "Fate": "drgn_ptwalk.usermem",
+    "READABLE_FATES": "drgn_ptwalk.usermem",
+    "UserRange": "drgn_ptwalk.usermem",
+    "UserRead": "drgn_ptwalk.usermem",
+    "read_user": "drgn_ptwalk.usermem",
+    "user_pages": "drgn_ptwalk.usermem",
     "mm_segments": "drgn_ptwalk.walk",
     "pt_range_walk": "drgn_ptwalk.walk",
 }
@@ -162,4 +168,5 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from drgn_ptwalk.swapinfo import SwapTypes, swap_types
     from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
+    from drgn_ptwalk.usermem import READABLE_FATES, Fate, UserRange, UserRead, read_user, user_pages
     from drgn_ptwalk.walk import mm_segments, pt_range_walk

@@ -43,7 +43,7 @@ __all__ = (
     "write_binary",
 )
 
-_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap")
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap", "memread")
 """The command modules, in the order the commands are listed."""
 
 USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
@@ -138,12 +138,14 @@ class Command(NamedTuple):
     """Computes the result (may be an iterator: the formatter streams it)."""
     format: Callable[[Any, argparse.Namespace, TextIO], None]
     """Prints a result of :attr:`run`."""
+    aliases: Tuple[str, ...] = ()
+    """Other names of the CLI subcommand (the drgn shell and ``contrib/`` use :attr:`name`)."""
 
 
 def command(name: str, help: str, arguments: Sequence[Arg], run: Callable[[Program, argparse.Namespace], Any],
-            format: Callable[[Any, argparse.Namespace, TextIO], None]) -> Command:
+            format: Callable[[Any, argparse.Namespace, TextIO], None], aliases: Sequence[str] = ()) -> Command:
     """Declare a :class:`Command`."""
-    return Command(name, help, tuple(arguments), run, format)
+    return Command(name, help, tuple(arguments), run, format, tuple(aliases))
 
 
 def registry() -> Tuple[Command, ...]:
@@ -155,9 +157,9 @@ def registry() -> Tuple[Command, ...]:
 
 
 def lookup(name: str) -> Command:
-    """The command called *name*."""
+    """The command called *name* (or with the CLI alias *name*)."""
     for c in registry():
-        if c.name == name:
+        if c.name == name or name in c.aliases:
             return c
     raise KeyError(name)
 
