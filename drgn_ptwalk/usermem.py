@@ -176,7 +176,7 @@ class _SwapDev:
 
             try:
                 self.zram = zram_of_swap(self.si)
-            except (ZramError, LookupError, FaultError) as e:
+            except (ZramError, LookupError, FaultError, AttributeError, ValueError) as e:
                 self.zram_error = str(e)
 
 

@@ -26,7 +26,7 @@ How a slot reads, as ``zram_read_from_zspool()``/``read_from_zspool()`` do:
 import struct
 from typing import Dict, List, NamedTuple, Optional
 
-from drgn import FaultError, Object, Program, cast, offsetof
+from drgn import FaultError, Object, Program, cast, offsetof, sizeof
 
 from drgn_ptwalk.decompress import DecompressError, decompress_page
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool
@@ -93,7 +93,7 @@ def _layout(prog: Program) -> _Layout:
         flags_type = entry.member("attr").type.member("flags").type
     bits = {name: value for name, value in (enum.enumerators or ())}
     order = "<" if prog.platform.flags & prog.platform.flags.__class__.IS_LITTLE_ENDIAN else ">"
-    fmt = struct.Struct(order + ("Q" if flags_type.size == 8 else "I"))
+    fmt = struct.Struct(order + ("Q" if sizeof(flags_type) == 8 else "I"))
     lay = _Layout(entry.size, offsetof(entry, "handle"), flags_off, fmt, struct.Struct(order + "Q"),
                   min(v for n, v in bits.items() if not n.startswith("__")), bits)
     prog.cache["ptwalk_zram_layout"] = lay
