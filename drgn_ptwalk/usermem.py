@@ -464,6 +464,7 @@ class _Reader:
         except FaultError as ex:
             return Fate.ERROR, None, None, None, None, f"page cache of {vma.path} unreadable at {ex.address:#x}"
         where = vma.path
+        excluded: Optional[Tuple[int, str]] = None
         if v and xa_is_value(e):
             if vma.shmem:
                 val = xa_to_value(e).value_()
@@ -486,12 +487,12 @@ class _Reader:
                     got = self.read_phys(pfn, 1)
                     if got[0][2] is not None:
                         return Fate.FILE_CACHE, got[0][2], pfn, None, None, f"page cache of {where}"
-                    shadow = "; " + self.excluded(pfn, "its page-cache page: ")
+                    excluded = (pfn, self.excluded(pfn, f"page cache of {where}: "))
                 else:
                     shadow = " (the folio the page cache holds there does not cover the index: a corrupt cache)"
             except FaultError:
                 shadow = " (its folio's struct page is not in the dump)"
-        if vma.shmem and not shadow:
+        if vma.shmem and not shadow and excluded is None:
             return Fate.ZERO, self.zero, None, None, None, f"a hole of shmem {where}: reads as zeros"
         if self.root is not None and vma.path.startswith("/"):
             local = os.path.join(self.root, vma.path.lstrip("/"))
@@ -503,6 +504,8 @@ class _Reader:
                         f"read from {local} on this machine (not from the dump)")
             except OSError as ex:
                 shadow += f"; {local}: {ex.strerror}"
+        if excluded is not None:
+            return Fate.EXCLUDED, None, excluded[0], None, None, excluded[1] + shadow
         return Fate.FILE_NOT_CACHED, None, None, None, None, f"{where} is not in the page cache{shadow}"
 
 
