@@ -458,6 +458,7 @@ class _Reader:
             return Fate.FILE_NOT_CACHED, None, None, None, None, f"beyond the end of {vma.path} (a read would SIGBUS)"
         from drgn.helpers.linux.xarray import xa_is_value, xa_load, xa_to_value
 
+        assert vma.mapping is not None
         try:
             e = xa_load(vma.mapping.i_pages.address_of_(), index)
             v = e.value_()
@@ -622,14 +623,14 @@ def _pieces(r: _Reader, entries: Iterator[PtEntry]) -> Iterator[_Piece]:
             for i in range(e.nr_pages):
                 a = e.start + (i << shift)
                 off = e.swap_offset + i
-                fate, data, pfn, detail = r.swap_page(e.swap_type, off)
-                yield a, a + ps, fate, data, pfn, e.swap_type, off, detail
+                fate, data, spfn, detail = r.swap_page(e.swap_type, off)
+                yield a, a + ps, fate, data, spfn, e.swap_type, off, detail
         elif t == PtType.NONE:
             vma = r.vma(e.vma)
             if vma.file and not vma.hugetlb:
                 for a in range(e.start, e.end, ps):
-                    fate, data, pfn, st, so, detail = r.file_page(vma, a)
-                    yield a, a + ps, fate, data, pfn, st, so, detail
+                    fate, data, fpfn, st, so, detail = r.file_page(vma, a)
+                    yield a, a + ps, fate, data, fpfn, st, so, detail
             elif vma.hugetlb:
                 yield (e.start, e.end, Fate.FILE_NOT_CACHED, None, None, None, None,
                        "hugetlb page not faulted in: not read")

@@ -29,9 +29,9 @@ An entry holds ``length`` bytes in its pool at ``handle``:
 * otherwise compressed with ``pool->tfm_name``.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
-from drgn import FaultError, Object, Program, cast, container_of
+from drgn import FaultError, Object, Program, cast, container_of, sizeof
 
 from drgn_ptwalk.decompress import DecompressError, decompress_page
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool
@@ -68,7 +68,7 @@ def zswap_enabled(prog: Program) -> bool:
         return False
 
 
-def _pool_reader(prog: Program, zpool_holder: Object) -> "tuple[str, object, int]":
+def _pool_reader(prog: Program, zpool_holder: Object) -> Tuple[str, Optional[ZsPool], int]:
     """(allocator name, reader, header size) of a ``struct zswap_pool *``."""
     cache = prog.cache.setdefault("ptwalk_zswap_pools", {})
     key = zpool_holder.value_()
@@ -77,6 +77,7 @@ def _pool_reader(prog: Program, zpool_holder: Object) -> "tuple[str, object, int
     except KeyError:
         pass
     header = 0
+    r: Tuple[str, Optional[ZsPool], int]
     try:
         zs = zpool_holder.zs_pool
         r = ("zsmalloc", ZsPool(zs), 0)
@@ -85,7 +86,7 @@ def _pool_reader(prog: Program, zpool_holder: Object) -> "tuple[str, object, int
         kind = zpool.driver.type.string_().decode(errors="replace")
         try:
             if zpool.evictable:
-                header = prog.type("swp_entry_t").size  # struct zswap_header
+                header = sizeof(prog.type("swp_entry_t"))  # struct zswap_header
         except AttributeError:
             pass
         if kind == "zsmalloc":
