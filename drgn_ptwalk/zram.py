@@ -7,10 +7,10 @@ A swap device backed by zram (``swap_info_struct->bdev->bd_disk->fops == &zram_d
 (``struct zram_table_entry``): a zsmalloc handle (:mod:`drgn_ptwalk.zsmalloc`) and a flags word whose low
 ``ZRAM_FLAG_SHIFT`` bits are the stored size and whose upper bits are ``enum zram_pageflags``. The enum's
 values, read from the debug info, give the bit positions, which moved across kernels: v6.1 has
-``ZRAM_LOCK`` first (= ``ZRAM_FLAG_SHIFT``); v6.12 dropped it for a per-entry spinlock ("zram: use
-spinlock for zram table entry lock", v6.12?) and v6.16+ brought a lock bit back after ``ZRAM_SAME``;
-``ZRAM_FLAG_SHIFT`` is the smallest enum value in every version. The flags word is ``flags`` (``unsigned
-long`` in v6.1, ``unsigned int`` in v6.12) or ``attr.flags`` (v6.16+).
+``ZRAM_LOCK`` first (= ``ZRAM_FLAG_SHIFT``, a bit lock); v6.12 starts at ``ZRAM_SAME`` (its entries carry a
+``spinlock_t``); v7.1 has ``ZRAM_ENTRY_LOCK`` after ``ZRAM_SAME``. ``ZRAM_FLAG_SHIFT`` (``PAGE_SHIFT + 1``)
+is the smallest enum value in every version. The flags word is ``flags`` (``unsigned long`` in v6.1,
+``unsigned int`` in v6.12) or ``attr.flags`` (``u32``, v7.1), found by member name.
 
 How a slot reads, as ``zram_read_from_zspool()``/``read_from_zspool()`` do:
 
@@ -18,9 +18,10 @@ How a slot reads, as ``zram_read_from_zspool()``/``read_from_zspool()`` do:
   dump.
 * ``ZRAM_SAME`` or handle 0: a page of the handle word repeated (``zram_fill_page()``, ``memset_l``).
 * ``ZRAM_HUGE`` or size ``PAGE_SIZE`` (v6.1 tests the size): stored uncompressed.
-* otherwise compressed with ``zram->comp_algs[prio]`` (v6.2+, ``prio`` from the
-  ``ZRAM_COMP_PRIORITY_BIT1``/``BIT2`` flags: "zram: introduce recompress sysfs knob", v6.2) or
-  ``zram->compressor`` (v6.1 and before).
+* otherwise compressed with ``zram->comp_algs[prio]`` (v6.2+, the multi-compressor series "zram:
+  preparation for multi-zcomp support"; ``prio`` from the ``ZRAM_COMP_PRIORITY_BIT1``/``BIT2`` flags) or
+  ``zram->compressor`` (v6.1 and before). v6.12+ compress with zram's own backends (``backend_*.c``) and
+  v6.1 through the crypto API; the formats are the same (an LZ4 block, a zstd frame, raw deflate, LZO1X).
 """
 
 import struct
