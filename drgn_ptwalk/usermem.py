@@ -18,8 +18,9 @@ ZSWAP               yes       held by zswap: its object, decompressed
 SWAP_IMAGE          yes       swapped out to a device whose image the caller gave: the slot's bytes
                               in the image (``swap_images``)
 FILE_CACHE          yes       not mapped, in a file VMA: the page-cache folio a fault would map
-FILE_ROOT           yes       not mapped, not cached: the file's bytes read under ``root`` on this
-                              machine (not from the dump)
+FILE_ROOT           yes       a file page in no cache, or a page-cache page the dump excluded: the
+                              file's bytes read under ``root`` on this machine (not from the dump; a
+                              page dirty in memory may differ)
 ZERO                yes       reads as zeros, as the kernel would give them: never faulted in an
                               anonymous VMA, a hole of a shmem file, a zero page swapped out
                               (``si->zeromap``, v6.12+)
@@ -497,19 +498,51 @@ class _Reader:
                 shadow = " (its folio's struct page is not in the dump)"
         if vma.shmem and not shadow and excluded is None:
             return Fate.ZERO, self.zero, None, None, None, f"a hole of shmem {where}: reads as zeros"
-        if self.root is not None and vma.path.startswith("/"):
-            local = os.path.join(self.root, vma.path.lstrip("/"))
-            try:
-                with open(local, "rb") as f:
-                    f.seek(index << self.page_shift)
-                    data = f.read(self.page_size)
-                return (Fate.FILE_ROOT, data + bytes(self.page_size - len(data)), None, None, None,
-                        f"read from {local} on this machine (not from the dump)")
-            except OSError as ex:
-                shadow += f"; {local}: {ex.strerror}"
+        if self.root is not None and (not vma.shmem or excluded is not None):
+            data, why = self.root_page(vma, index)
+            if data is not None:
+                if excluded is not None:
+                    why += "; the dump excluded its page-cache page"
+                return Fate.FILE_ROOT, data, None, None, None, why
+            shadow += f"; {why}"
         if excluded is not None:
             return Fate.EXCLUDED, None, excluded[0], None, None, excluded[1] + shadow
         return Fate.FILE_NOT_CACHED, None, None, None, None, f"{where} is not in the page cache{shadow}"
+
+    def root_page(self, vma: "_Vma", index: int) -> Tuple[Optional[bytes], str]:
+        """Page *index* of *vma*'s file read under ``root``: (bytes or None, words)."""
+        if self.root is None or not vma.path.startswith("/"):
+            return None, f"no file to read under {self.root} for {vma.path}"
+        local = os.path.join(self.root, vma.path.lstrip("/"))
+        try:
+            with open(local, "rb") as f:
+                f.seek(index << self.page_shift)
+                data = f.read(self.page_size)
+        except OSError as ex:
+            return None, f"{local}: {ex.strerror}"
+        return data + bytes(self.page_size - len(data)), f"read from {local} on this machine (not from the dump)"
+
+    def excluded_file_pages(self, vma: "_Vma", start: int, pfn: int, n: int) -> Iterator["_Piece"]:
+        """
+        Present pages of a file VMA the dump does not hold: with ``root``, the page-cache pages among them
+        (not anonymous COW copies) are read from the file under it (a page dirty in memory may differ).
+        """
+        shift = self.page_shift
+        for i in range(n):
+            a = start + (i << shift)
+            info = None
+            try:
+                info = page_info(self.prog, compound_head_pfn(self.prog, pfn + i))
+            except FaultError:
+                pass
+            if info is not None and info.mapping and not info.mapping & 1:
+                index = vma.pgoff + ((a - vma.start) >> shift)
+                data, why = self.root_page(vma, index)
+                if data is not None:
+                    yield (a, a + (1 << shift), Fate.FILE_ROOT, data, None, None, None,
+                           f"{why}; the dump excluded its page-cache page")
+                    continue
+            yield a, a + (1 << shift), Fate.EXCLUDED, None, pfn + i, None, None, self.excluded(pfn + i)
 
 
 class _Vma:
@@ -617,6 +650,8 @@ def _pieces(r: _Reader, entries: Iterator[PtEntry]) -> Iterator[_Piece]:
                     yield (a, b, Fate.PFNMAP, None, pfn, None, None,
                            f"PFN mapping of pfn {pfn:#x}: no such page in the dump (device or I/O memory, "
                            "or RAM excluded by makedumpfile's filtering)")
+                elif r.root is not None and r.vma(e.vma).file:
+                    yield from r.excluded_file_pages(r.vma(e.vma), a, pfn, n)
                 else:
                     yield a, b, Fate.EXCLUDED, None, pfn, None, None, r.excluded(pfn)
                 a = b
