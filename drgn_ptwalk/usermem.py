@@ -161,6 +161,8 @@ class _SwapDev:
         self.zeromap = 0
         self.max = 0
         try:
+            if not 0 <= type < len(prog["swap_info"]):
+                raise IndexError(type)
             si = prog["swap_info"][type].read_()
             if si.value_():
                 self.si = si
@@ -202,10 +204,10 @@ def _check_image(prog: Program, type: int, src: "Union[str, os.PathLike, BinaryI
     else:
         f, path, owned = src, getattr(src, "name", "<file>"), False
     try:
-        try:
-            si = prog["swap_info"][type].read_()
-        except IndexError:
-            raise ValueError(f"swap image {path}: there is no swap type {type}") from None
+        nr = len(prog["swap_info"])
+        if not 0 <= type < nr:
+            raise ValueError(f"swap image {path}: there is no swap type {type} (MAX_SWAPFILES is {nr})")
+        si = prog["swap_info"][type].read_()
         if not si.value_() or not si.max.value_():
             raise ValueError(f"swap image {path}: swap type {type} is not in use in the dump")
         dev_pages = si.max.value_()
@@ -621,6 +623,18 @@ def _range(cur: List, page_shift: int) -> UserRange:
     return UserRange(cur[0], cur[1], fate, data, cur[4], cur[5], cur[6], detail)
 
 
+_PAGE_ERRORS = (FaultError, LookupError, ValueError, AttributeError, OverflowError, struct.error)
+"""What reading one page's swap slot or page-cache entry may raise on corrupt kernel data: that page gets an
+ERROR fate and the read goes on."""
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, FaultError):
+        text = f"memory at {e.address:#x} is not in the dump"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def _chunked(r: _Reader, pfn: int, n: int) -> Iterator[Tuple[int, int, Optional[bytes]]]:
     for i in range(0, n, MAX_RUN_PAGES):
         yield from r.read_phys(pfn + i, min(MAX_RUN_PAGES, n - i))
@@ -660,13 +674,20 @@ def _pieces(r: _Reader, entries: Iterator[PtEntry]) -> Iterator[_Piece]:
             for i in range(e.nr_pages):
                 a = e.start + (i << shift)
                 off = e.swap_offset + i
-                fate, data, spfn, detail = r.swap_page(e.swap_type, off)
+                try:
+                    fate, data, spfn, detail = r.swap_page(e.swap_type, off)
+                except _PAGE_ERRORS as ex:
+                    fate, data, spfn, detail = Fate.ERROR, None, None, f"swap slot unreadable: {_why(ex)}"
                 yield a, a + ps, fate, data, spfn, e.swap_type, off, detail
         elif t == PtType.NONE:
             vma = r.vma(e.vma)
             if vma.file and not vma.hugetlb:
                 for a in range(e.start, e.end, ps):
-                    fate, data, fpfn, st, so, detail = r.file_page(vma, a)
+                    try:
+                        fate, data, fpfn, st, so, detail = r.file_page(vma, a)
+                    except _PAGE_ERRORS as ex:
+                        fate, data, fpfn, st, so = Fate.ERROR, None, None, None, None
+                        detail = f"page cache of {vma.path} unreadable: {_why(ex)}"
                     yield a, a + ps, fate, data, fpfn, st, so, detail
             elif vma.hugetlb:
                 yield (e.start, e.end, Fate.FILE_NOT_CACHED, None, None, None, None,
