@@ -19,8 +19,8 @@ symbol of the dump names it or the tag shift, so both are calibrated on the firs
 apart and checked on every object: the page must be a page of a ``struct zspage`` (``page->private``) with
 ``ZSPAGE_MAGIC`` (0x58) of this pool, the index below the class's ``objs_per_zspage``, and the handle
 recorded where ``obj_malloc()`` records it (``handle | OBJ_ALLOCATED_TAG`` in the object's header word, or
-in the first page's ``index`` for a huge zspage). Measured: tag shift 1 on Debian's v6.1, 0 on v6.12 and
-v7.2, 52 bits on x86_64 and arm64.
+in the first page's ``index`` for a huge zspage). Measured on Debian's kernels: tag shift 1 on v6.1, 0 on v6.12
+and v7.2; ``MAX_POSSIBLE_PHYSMEM_BITS`` 52 on x86_64 and arm64, 51 on ppc64le.
 
 The object's offset in its first page is ``(class->size * obj_idx) % PAGE_SIZE`` with ``class =
 pool->size_class[zspage->class]``; an object that crosses the end of the page continues at the start of
