@@ -27,7 +27,7 @@ How a slot reads, as ``zram_read_from_zspool()``/``read_from_zspool()`` do:
 import struct
 from typing import Dict, List, NamedTuple, Optional
 
-from drgn import FaultError, Object, Program, cast, offsetof, sizeof
+from drgn import FaultError, Object, Program, ProgramFlags, cast, offsetof, sizeof
 
 from drgn_ptwalk.decompress import DecompressError, decompress_page
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool
@@ -224,4 +224,13 @@ def zram_of_swap(si: Object) -> Optional[ZramDevice]:
     except LookupError:
         raise ZramError(f"swap device {name} is zram but there is no debug info for zram: load the zram "
                         "module's debug info (Debian: linux-image-<release>-dbg)") from None
-    return ZramDevice(zram)
+    # One ZramDevice per device and program (its zsmalloc calibration is kept); a live kernel's zram
+    # may be reset and set up again, so there it is made anew each time.
+    if prog.flags & ProgramFlags.IS_LIVE:
+        return ZramDevice(zram)
+    cache = prog.cache.setdefault("ptwalk_zram_devices", {})
+    key = zram.value_()
+    dev = cache.get(key)
+    if dev is None:
+        dev = cache[key] = ZramDevice(zram)
+    return dev
