@@ -30,7 +30,7 @@ from typing import Dict, List, NamedTuple, Optional
 from drgn import FaultError, Object, Program, ProgramFlags, cast, offsetof, sizeof
 
 from drgn_ptwalk.decompress import DecompressError, decompress_page
-from drgn_ptwalk.zsmalloc import ZsError, ZsPool
+from drgn_ptwalk.zsmalloc import ZsError, ZsPool, load_module_debug_info
 
 __all__ = ("ZramDevice", "ZramError", "ZramPage", "ZramSlot", "zram_of_swap")
 
@@ -81,11 +81,16 @@ def _layout(prog: Program) -> _Layout:
     except KeyError:
         pass
     try:
+        prog.type("struct zram_table_entry")
+    except LookupError:
+        load_module_debug_info(prog, "struct zram_table_entry")
+    try:
         entry = prog.type("struct zram_table_entry")
         enum = prog.type("enum zram_pageflags")
     except LookupError:
-        raise ZramError("no debug info for zram (struct zram_table_entry): load the zram module's debug "
-                        "info (Debian: linux-image-<release>-dbg)") from None
+        raise ZramError("no debug info for zram (struct zram_table_entry): give the zram module's debug file "
+                        "with -s (.../lib/modules/<release>/kernel/drivers/block/zram/zram.ko of Debian's "
+                        "linux-image-<release>-dbg)") from None
     try:
         flags_off = offsetof(entry, "flags")
         flags_type = entry.member("flags").type
@@ -220,10 +225,15 @@ def zram_of_swap(si: Object) -> Optional[ZramDevice]:
     if not is_zram:
         return None
     try:
+        prog.type("struct zram")
+    except LookupError:
+        load_module_debug_info(prog, "struct zram")
+    try:
         zram = cast("struct zram *", disk.private_data)
     except LookupError:
-        raise ZramError(f"swap device {name} is zram but there is no debug info for zram: load the zram "
-                        "module's debug info (Debian: linux-image-<release>-dbg)") from None
+        raise ZramError(f"swap device {name} is zram but there is no debug info for zram: give the zram module's "
+                        "debug file with -s (.../lib/modules/<release>/kernel/drivers/block/zram/zram.ko of "
+                        "Debian's linux-image-<release>-dbg; zsmalloc.ko too where it is a module)") from None
     # One ZramDevice per device and program (its zsmalloc calibration is kept); a live kernel's zram
     # may be reset and set up again, so there it is made anew each time.
     if prog.flags & ProgramFlags.IS_LIVE:

@@ -101,6 +101,46 @@ class _Layout(NamedTuple):
     u32: struct.Struct
 
 
+def load_module_debug_info(prog: Program, type_name: str) -> bool:
+    """
+    Once per program, when a module's type (zram's, zsmalloc's) is missing: ask drgn to load the debug info
+    of the loaded modules from its default places (``/usr/lib/debug/lib/modules/<release>/``, where
+    Debian's ``linux-image-<release>-dbg`` puts it; a vmlinux given with ``-s`` turns that search off).
+
+    :return: whether *type_name* is known now
+    """
+    import logging
+
+    from drgn import MissingDebugInfoError
+
+    if not prog.cache.get("ptwalk_module_debug_tried"):
+        prog.cache["ptwalk_module_debug_tried"] = True
+        log = logging.getLogger("drgn")
+        level = log.level
+        log.setLevel(logging.ERROR)  # "missing debugging symbols for <module>" of every other module
+        try:
+            prog.load_debug_info(None, default=True)
+        except MissingDebugInfoError:
+            pass
+        except Exception:  # an unreadable file among the default places: the type stays missing
+            pass
+        finally:
+            log.setLevel(level)
+    try:
+        prog.type(type_name)
+        return True
+    except LookupError:
+        return False
+
+
+def _has_type(prog: Program, name: str) -> bool:
+    try:
+        prog.type(name)
+        return True
+    except LookupError:
+        return False
+
+
 def _bitfield(t, name: str) -> Tuple[int, int]:
     m = t.member(name)
     return m.bit_offset, m.bit_field_size or t.prog_.type("unsigned int").size * 8
@@ -111,13 +151,16 @@ def _layout(prog: Program) -> _Layout:
         return prog.cache["ptwalk_zs_layout"]
     except KeyError:
         pass
+    if not _has_type(prog, "struct zspage"):
+        load_module_debug_info(prog, "struct zspage")
     try:
         zspage = prog.type("struct zspage")
         size_class = prog.type("struct size_class")
         zs_pool = prog.type("struct zs_pool")
     except LookupError:
-        raise ZsError("no debug info for zsmalloc (struct zspage): load the zsmalloc module's debug info "
-                      "(Debian: linux-image-<release>-dbg)") from None
+        raise ZsError("no debug info for zsmalloc (struct zspage): give the zsmalloc module's debug file with "
+                      "-s (.../lib/modules/<release>/kernel/mm/zsmalloc.ko of Debian's linux-image-<release>-dbg)"
+                      ) from None
     page = prog.type("struct page")
     try:
         index_off = page.member("index").bit_offset // 8
