@@ -10,10 +10,13 @@ The reader's truth tests on every dump are tests/test_usermem.py.
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
+from procmem_common import READER_MODULES
 from test_cli import cli, one_line_error
+from vmcores.fetch import fetch_module_debug
 
 _M64 = (1 << 64) - 1
 
@@ -46,24 +49,41 @@ def swap_region(default_vmcore):
     return _swap_anon(default_vmcore)
 
 
+def _symbols(v):
+    """``-s`` of the vmlinux and of the zram and zsmalloc modules' debug files, as a user gives them."""
+    out = ["-s", v.vmlinux]
+    for p in fetch_module_debug(Path(v.vmlinux).parent, READER_MODULES):
+        out += ["-s", str(p)]
+    return out
+
+
 def test_read_to_file_holds_the_pattern(default_vmcore, swap_region, tmp_path):
-    """The first quarter is in RAM or the swap cache (madvise WILLNEED, read back): exactly the pattern.
-    The rest is in zram: the pattern where the zram module's debug info was found, else zero-filled and
-    counted unreadable in the summary (never other bytes)."""
+    """The region: a quarter in RAM or the swap cache (madvise WILLNEED, read back), the rest in zram;
+    every byte the pattern, from the zsmalloc objects where zram has them."""
+    v = default_vmcore
+    pid, start, end, want = swap_region
+    out = tmp_path / "mem.bin"
+    p = cli("-c", v.core, *_symbols(v), "read", pid, hex(start), hex(end - start), "-o", out, check=0)
+    assert out.read_bytes() == want
+    err = p.stderr.decode()
+    assert err.startswith(f"drgn-ptwalk: PID {pid} {start:#x}+{end - start:#x}: {end - start} of {end - start} "
+                          "bytes readable (") and "zram " in err, err
+
+
+def test_without_zram_debug_info_zero_filled(default_vmcore, swap_region, tmp_path):
+    """Without the zram module's debug info the zram pages are unreadable (an ERROR fate saying what to
+    give), zero-filled in the file: no byte is invented."""
     v = default_vmcore
     pid, start, end, want = swap_region
     out = tmp_path / "mem.bin"
     p = cli("-c", v.core, "-s", v.vmlinux, "read", pid, hex(start), hex(end - start), "-o", out, check=0)
     got = out.read_bytes()
-    assert len(got) == end - start
     quarter = (end - start) // 4
     assert got[:quarter] == want[:quarter]
     ps = 4096
     for a in range(quarter, end - start, ps):
-        page = got[a:a + ps]
-        assert page == want[a:a + ps] or page == bytes(ps), f"page {start + a:#x}: neither the pattern nor zeros"
-    err = p.stderr.decode()
-    assert err.startswith(f"drgn-ptwalk: PID {pid} {start:#x}+{end - start:#x}: ") and "readable" in err
+        assert got[a:a + ps] in (want[a:a + ps], bytes(ps)), f"page {start + a:#x}: neither the pattern nor zeros"
+    assert "error " in p.stderr.decode() or got == want
     assert not [f for f in tmp_path.iterdir() if f.name != "mem.bin"], "a temporary file was left behind"
 
 
