@@ -62,10 +62,12 @@ class ZswapPage(NamedTuple):
 def zswap_enabled(prog: Program) -> bool:
     """Whether this kernel has zswap at all (``zswap_trees`` in its debug info)."""
     try:
-        prog["zswap_trees"]
-        return True
+        return prog.cache["ptwalk_zswap_enabled"]
     except KeyError:
-        return False
+        pass
+    has = "zswap_trees" in prog
+    prog.cache["ptwalk_zswap_enabled"] = has
+    return has
 
 
 def _pool_reader(prog: Program, zpool_holder: Object) -> Tuple[str, Optional[ZsPool], int]:
