@@ -222,3 +222,43 @@ def test_swap_image_arguments():
     for bad in ("1", "x=/a", "=/a", "1="):
         with pytest.raises(ValueError, match="TYPE=FILE"):
             parse_swap_images([bad])
+
+
+class _HoleyMemory:
+    """A physical memory with some pages missing (as makedumpfile leaves a -d 31 dump), read like
+    :meth:`drgn.Program.read` reads one: a read over a missing page fails at that page's address."""
+
+    def __init__(self, missing):
+        self.missing = set(missing)
+        self.reads = 0
+
+    def read(self, addr, n, physical=False):
+        from drgn import FaultError
+
+        assert physical
+        self.reads += 1
+        for pfn in range(addr >> 12, (addr + n - 1 >> 12) + 1):
+            if pfn in self.missing:
+                raise FaultError("memory not saved in core dump", max(addr, pfn << 12))
+        return b"".join(bytes([pfn % 251]) * PAGE for pfn in range(addr >> 12, (addr + n - 1 >> 12) + 1))[
+            addr % PAGE: addr % PAGE + n]
+
+
+@pytest.mark.parametrize("missing", [(), (100,), (100, 101, 102), (103,), (105, 107), range(100, 110)])
+def test_read_phys_splits_at_missing_pages(missing):
+    from drgn_ptwalk.usermem import _Reader
+
+    r = _Reader.__new__(_Reader)
+    r.prog = _HoleyMemory(missing)
+    r.page_shift = 12
+    runs = r.read_phys(100, 10)
+    assert sum(n for _, n, _ in runs) == 10 and runs[0][0] == 100
+    assert all(a + n == b for (a, n, _), (b, _, _) in zip(runs, runs[1:])), "runs do not continue each other"
+    for pfn, n, data in runs:
+        if data is None:
+            assert all(p in r.prog.missing for p in range(pfn, pfn + n))
+        else:
+            assert not any(p in r.prog.missing for p in range(pfn, pfn + n))
+            assert data == b"".join(bytes([p % 251]) * PAGE for p in range(pfn, pfn + n))
+    if not missing:
+        assert r.prog.reads == 1, "a run the dump has whole is one read"
