@@ -49,7 +49,7 @@ present pages with consecutive PFNs is one physical read.
 import enum
 import os
 import struct
-from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from drgn import FaultError, Object, Program
 
@@ -589,25 +589,49 @@ _Piece = Tuple[int, int, Fate, Optional[bytes], Optional[int], Optional[int], Op
 """(start, end, fate, data, pfn, swap type, swap offset, detail) of one page or run before merging."""
 
 
-def _merge(pieces: Iterator[_Piece], page_shift: int) -> Iterator[UserRange]:
-    """Join consecutive pieces of one fate and detail whose PFNs and swap offsets continue."""
-    cur: Optional[List] = None
-    max_bytes = MAX_RUN_PAGES << page_shift
-    for start, end, fate, data, pfn, st, so, detail in pieces:
+class _Merger:
+    """Joins consecutive pieces of one fate and detail whose PFNs and swap offsets continue."""
+
+    __slots__ = ("cur", "page_shift", "max_bytes")
+
+    def __init__(self, page_shift: int) -> None:
+        self.cur: Optional[List] = None
+        self.page_shift = page_shift
+        self.max_bytes = MAX_RUN_PAGES << page_shift
+
+    def add(self, piece: _Piece) -> Optional[UserRange]:
+        """Take a piece; return the run it ends, if it ends one."""
+        start, end, fate, data, pfn, st, so, detail = piece
+        cur = self.cur
         if cur is not None:
-            n = (cur[1] - cur[0]) >> page_shift
+            n = (cur[1] - cur[0]) >> self.page_shift
             if (cur[1] == start and cur[2] is fate and cur[7] == detail and cur[5] == st
-                    and (data is None or end - cur[0] <= max_bytes)
+                    and (data is None or end - cur[0] <= self.max_bytes)
                     and (pfn is None) == (cur[4] is None) and (pfn is None or cur[4] + n == pfn)
                     and (so is None) == (cur[6] is None) and (so is None or cur[6] + n == so)):
                 cur[1] = end
                 if data is not None:
                     cur[3].append(data)
-                continue
-            yield _range(cur, page_shift)
-        cur = [start, end, fate, [data] if data is not None else [], pfn, st, so, detail]
-    if cur is not None:
-        yield _range(cur, page_shift)
+                return None
+        self.cur = [start, end, fate, [data] if data is not None else [], pfn, st, so, detail]
+        return None if cur is None else _range(cur, self.page_shift)
+
+    def flush(self) -> Optional[UserRange]:
+        """The run in progress, if any."""
+        cur, self.cur = self.cur, None
+        return None if cur is None else _range(cur, self.page_shift)
+
+
+def _merge(pieces: Iterator[_Piece], page_shift: int) -> Iterator[UserRange]:
+    """Join consecutive pieces of one fate and detail whose PFNs and swap offsets continue."""
+    m = _Merger(page_shift)
+    for piece in pieces:
+        done = m.add(piece)
+        if done is not None:
+            yield done
+    last = m.flush()
+    if last is not None:
+        yield last
 
 
 def _range(cur: List, page_shift: int) -> UserRange:
@@ -640,7 +664,7 @@ def _chunked(r: _Reader, pfn: int, n: int) -> Iterator[Tuple[int, int, Optional[
         yield from r.read_phys(pfn + i, min(MAX_RUN_PAGES, n - i))
 
 
-def _pieces(r: _Reader, entries: Iterator[PtEntry]) -> Iterator[_Piece]:
+def _pieces(r: _Reader, entries: Iterable[PtEntry]) -> Iterator[_Piece]:
     shift = r.page_shift
     ps = r.page_size
     for e in entries:
@@ -775,7 +799,34 @@ def _user_pages(prog: Program, mm: Object, start: Optional[int], end: Optional[i
     try:
         r = _Reader(prog, images, root)
         entries = pt_range_walk(mm, start, end, split_folios=False, vma_ranges=vma_ranges)
-        yield from _merge(_pieces(r, entries), r.page_shift)
+        merger = _Merger(r.page_shift)
+        # The hot path: a present run the dump holds is one read and one UserRange, made without the
+        # per-piece machinery (a 1.57M-page task is mostly such runs).
+        read = prog.read
+        shift = r.page_shift
+        max_bytes = MAX_RUN_PAGES << shift
+        folio = PtType.FOLIO
+        present = Fate.PRESENT
+        new = tuple.__new__
+        for e in entries:
+            if e.type is folio and e.vma is not None and e.end - e.start <= max_bytes:
+                try:
+                    data = read(e.pfn << shift, e.end - e.start, True)
+                except FaultError:
+                    pass
+                else:
+                    done = merger.flush()
+                    if done is not None:
+                        yield done
+                    yield new(UserRange, (e.start, e.end, present, data, e.pfn, None, None, ""))
+                    continue
+            for piece in _pieces(r, (e,)):
+                done = merger.add(piece)
+                if done is not None:
+                    yield done
+        last = merger.flush()
+        if last is not None:
+            yield last
     finally:
         for img in images.values():
             if img.owned:
