@@ -244,6 +244,9 @@ class _Reader:
         self.page_shift = prog["PAGE_SHIFT"].value_()
         self.little = bool(prog.platform.flags & prog.platform.flags.__class__.IS_LITTLE_ENDIAN)
         self.swapdevs: Dict[int, _SwapDev] = {}
+        self.swapcache_mode: Optional[int] = None
+        """Which index the swap cache's xarray uses, once known: 0 the offset (v6.1), 1 the offset within
+        its address space (v6.12's ``swap_cache_index()``)."""
         self.vmas: Dict[int, "_Vma"] = {}
         self.zero = bytes(self.page_size)
         page_t = prog.type("struct page")
@@ -360,11 +363,17 @@ class _Reader:
                 if i >= prog["nr_swapper_spaces"][type].value_():
                     return None
                 space = prog["swapper_spaces"][type][i]
-                for index in (offset, offset & ((1 << SWAP_ADDRESS_SPACE_SHIFT) - 1)):
-                    e = xa_load(space.i_pages.address_of_(), index)
+                indexes = (offset, offset & ((1 << SWAP_ADDRESS_SPACE_SHIFT) - 1))
+                # Once a folio was found by one indexing, only that one is tried (a miss, the common case,
+                # then costs one lookup).
+                modes = (0, 1) if self.swapcache_mode is None else (self.swapcache_mode,)
+                for mode in modes:
+                    e = xa_load(space.i_pages.address_of_(), indexes[mode])
                     if e.value_() and not xa_is_value(e):
                         pfn = self._folio_swap_pfn(e.value_(), type, offset)
                         if pfn is not None:
+                            if indexes[0] != indexes[1]:
+                                self.swapcache_mode = mode
                             return pfn
                 return None
             dev = self.swapdev(type)
