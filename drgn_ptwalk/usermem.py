@@ -556,6 +556,22 @@ class _Reader:
             yield a, a + (1 << shift), Fate.EXCLUDED, None, pfn + i, None, None, self.excluded(pfn + i)
 
 
+def _reads_folios(mapping: Object) -> bool:
+    """Whether ``mapping->a_ops`` reads pages into the page cache (``read_folio``, v5.19+; ``readpage``)."""
+    try:
+        aops = mapping.a_ops.read_()
+        if not aops.value_():
+            return False
+        for name in ("read_folio", "readpage"):
+            try:
+                return bool(getattr(aops, name).value_())
+            except AttributeError:
+                continue
+    except FaultError:
+        pass
+    return False
+
+
 class _Vma:
     """The facts of one VMA the reader needs (one drgn object per VMA, not per page)."""
 
@@ -572,6 +588,9 @@ class _Vma:
         self.path = ""
         self.i_size: Optional[int] = None
         self.mapping: Optional[Object] = None
+        self.pagecache = False
+        """Whether a fault maps the file's page cache (``a_ops->read_folio``/``readpage``, or shmem); a
+        driver's file (dma-buf, a device) fills its mapping itself."""
         if self.file:
             from drgn.helpers.linux.fs import d_path
 
@@ -588,6 +607,7 @@ class _Vma:
                 self.i_size = self.mapping.host.i_size.value_()
             except (FaultError, AttributeError):
                 self.i_size = None
+            self.pagecache = self.shmem or _reads_folios(self.mapping)
 
 
 MAX_RUN_PAGES = 1024
@@ -714,7 +734,10 @@ def _pieces(r: _Reader, entries: Iterable[PtEntry]) -> Iterator[_Piece]:
                 yield a, a + ps, fate, data, spfn, e.swap_type, off, detail
         elif t == PtType.NONE:
             vma = r.vma(e.vma)
-            if vma.file and not vma.hugetlb:
+            if vma.file and not vma.hugetlb and not vma.pagecache:
+                yield (e.start, e.end, Fate.PFNMAP, None, None, None, None,
+                       f"a mapping of {vma.path} its driver fills on fault (no page cache): not read")
+            elif vma.file and not vma.hugetlb:
                 for a in range(e.start, e.end, ps):
                     try:
                         fate, data, fpfn, st, so, detail = r.file_page(vma, a)
