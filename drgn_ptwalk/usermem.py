@@ -34,7 +34,7 @@ EXCLUDED            no        the dump has no such page: excluded by makedumpfil
 HWPOISON            no        hardware-poisoned: the kernel would send SIGBUS
 DEVICE              no        device-private memory (lives on the device)
 PFNMAP              no        a PFN/IO mapping whose memory is not in the dump, or a special
-                              mapping not populated
+                              mapping or a driver's file mapping (dma-buf, a device) not populated
 MARKER              no        a PTE marker (uffd-wp, guard, poisoned): no page
 NO_VMA              no        outside every VMA: the kernel would fault (SIGSEGV)
 ERROR               no        could not be read: a page table, a zsmalloc object, a decompression
