@@ -347,8 +347,9 @@ class _Reader:
         Where ``swapper_spaces`` exists (v6.1, v6.12) the swap cache is
         ``swapper_spaces[type][offset >> SWAP_ADDRESS_SPACE_SHIFT]``, an ``address_space`` whose xarray is
         indexed by the whole offset (v6.1) or by the offset within the space (v6.12's
-        ``swap_cache_index()``); both are tried. Where ``struct swap_cluster_info`` has ``table`` (the swap
-        table series; v7.1, v7.2) it is the cluster's table, ``si->cluster_info[offset /
+        ``swap_cache_index()``); both are tried. Where ``struct swap_cluster_info`` has ``table`` (Kairui Song's
+        and Chris Li's swap table series, v6.18: "mm, swap: use the swap table for the swap cache and switch
+        API"; read here on v7.1's source and v7.2 dumps) it is the cluster's table, ``si->cluster_info[offset /
         SWAPFILE_CLUSTER].table[offset % SWAPFILE_CLUSTER]`` (``SWAPFILE_CLUSTER`` from ``sizeof(struct
         swap_table)``): ``pfn << 2 | 0b10`` with a count in the top bits (v7.1's ``pfn_to_swp_tb()``), a
         folio pointer (the series' first form), a shadow (bit 0) or 0. Whatever was found, the folio's

@@ -8,10 +8,11 @@ zswap's index of the pages it holds, per swap type, changed twice:
   ``struct zswap_entry`` per swap type, keyed by ``entry->offset`` (``swp_offset(entry->swpentry)`` once
   the entry stores the whole swap entry);
 * v6.8 and v6.9: an array of such trees per type, one per ``SWAP_ADDRESS_SPACE_PAGES`` (1 << 14) slots,
-  ``zswap_trees[type][offset >> 14]``, with ``nr_zswap_trees[]`` ("mm/zswap: split zswap rb-tree", v6.8);
+  ``zswap_trees[type][offset >> 14]``, with ``nr_zswap_trees[]`` (commit 44c7c734a513 "mm/zswap: split
+  zswap rb-tree", v6.8);
 * v6.10 on: ``static struct xarray *zswap_trees[MAX_SWAPFILES]``, the same split with xarrays:
-  ``xa_load(&zswap_trees[type][offset >> 14], offset)`` ("mm/zswap: replace RB tree with xarray",
-  v6.10).
+  ``xa_load(&zswap_trees[type][offset >> 14], offset)`` (commit 796c2c23e14e "zswap: replace RB tree with
+  xarray", v6.10).
 
 Which one a kernel has is read from the type of ``zswap_trees`` and whether ``nr_zswap_trees`` exists.
 An entry holds ``length`` bytes in its pool at ``handle``:
