@@ -17,11 +17,11 @@ zswap's index of the pages it holds, per swap type, changed twice:
 Which one a kernel has is read from the type of ``zswap_trees`` and whether ``nr_zswap_trees`` exists.
 An entry holds ``length`` bytes in its pool at ``handle``:
 
-* ``length == 0`` on kernels whose entry has ``value`` (same-filled pages, v3.19 to v6.11): a page of
-  ``value`` repeated;
+* ``length == 0`` on kernels whose entry has ``value`` (same-filled pages: v6.1 has it, v6.12 and v7.2
+  do not): a page of ``value`` repeated;
 * the pool is ``pool->zpool`` (``struct zpool``: ``driver->type`` names zsmalloc, zbud or z3fold and
-  ``pool`` is the allocator's pool; up to v6.17) or ``pool->zs_pool`` (zsmalloc only, after zpool was
-  removed); zsmalloc objects are read by :mod:`drgn_ptwalk.zsmalloc`, zbud's handle is the object's
+  ``pool`` is the allocator's pool; v6.1, v6.12) or ``pool->zs_pool`` (zsmalloc only, zpool removed;
+  v7.1, v7.2); zsmalloc objects are read by :mod:`drgn_ptwalk.zsmalloc`, zbud's handle is the object's
   address (``zbud_map()``), z3fold's encoded handles are not read;
 * pools that can evict (``zpool->evictable``, v6.1's zbud and z3fold) put a ``struct zswap_header``
   (the ``swp_entry_t``) before the data;
