@@ -547,10 +547,14 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
         if s.gate:
             written += _write_gate(prog, s, c, put, miss, pages)
             continue
+        special = _special_mapping_pages(s.vma)
         for r in _pages(user_pages, task, s, end, kw):
             fate = r.fate.name
             if r.data is None:
                 miss(MissingRange(r.start, r.end, fate, r.detail, r.swap_type, r.swap_offset, r.pfn))
+                continue
+            if fate == "ZERO" and special is not None:
+                written += _write_special(s, c, r.start, r.end, special, put, pages)
                 continue
             pages[fate] = pages.get(fate, 0) + (r.end - r.start) // ps
             if fate == "ZERO":
@@ -576,6 +580,86 @@ def _pages(user_pages: Any, task: Object, s: _Seg, end: int, kw: Dict[str, Any])
         return iter(user_pages(task, s.start, end, vma_ranges=[(s.vma, s.start, s.end)], **kw))
     except TypeError:
         return iter(user_pages(task, s.start, end, **kw))
+
+
+def _special_mapping_pages(vma: Object) -> Optional[Any]:
+    """
+    For a special mapping (``_install_special_mapping()``: the vDSO) the page a fault would map at each
+    page offset, as ``special_mapping_fault()`` finds it: ``vm_special_mapping::pages[pgoff]``, or x86's
+    ``vdso_fault()`` (``mm->context.vdso_image->data + (pgoff << PAGE_SHIFT)``). The kernel's coredump
+    faults these in (``get_dump_page()``); a dump has them only where the process touched them. ``None``
+    for other VMAs (and for mappings whose fault inserts a PFN, like vvar: ``get_dump_page()`` fails on
+    those, a hole in the kernel's core too).
+
+    :return: ``callable(pgoff) -> Optional[bytes]``
+    """
+    from drgn import cast
+
+    from drgn_ptwalk.procfs.vma import _sym_name
+
+    prog = vma.prog_
+    ops = vma.vm_ops.read_()
+    if not ops.value_() or _sym_name(prog, ops.name.value_()) != "special_mapping_name":
+        return None
+    sm = cast("struct vm_special_mapping *", vma.vm_private_data)
+    ps = _page_size(prog)
+    fault = sm.fault.value_() if _has(sm, "fault") else 0
+    if fault:
+        if _sym_name(prog, fault) != "vdso_fault" or not _has(vma.vm_mm.context, "vdso_image"):
+            return None
+        image = vma.vm_mm.context.vdso_image.read_()
+        if not image.value_():
+            return None
+        data, size = image.data.value_(), image.size.value_()
+
+        def from_image(pgoff: int) -> Optional[bytes]:
+            if pgoff * ps >= size:
+                return None
+            return prog.read(data + pgoff * ps, ps)
+
+        return from_image
+    pages = sm.pages.read_()
+    if not pages.value_():
+        return None
+    from drgn.helpers.linux.mm import page_to_phys
+
+    def from_pages(pgoff: int) -> Optional[bytes]:
+        for i in range(pgoff + 1):
+            if not pages[i].value_():
+                return None
+        return prog.read(page_to_phys(pages[pgoff]).value_(), ps, True)
+
+    return from_pages
+
+
+def _has(obj: Object, member: str) -> bool:
+    try:
+        obj.member_(member)
+    except LookupError:
+        return False
+    return True
+
+
+def _write_special(s: _Seg, c: CoreSegment, start: int, end: int, special: Any, put: Any,
+                   pages: Dict[str, int]) -> int:
+    """Pages of a special mapping not faulted in: the bytes a fault would map (fate ``SPECIAL``), else a hole
+    (``ZERO``)."""
+    prog = s.vma.prog_
+    ps = _page_size(prog)
+    pgoff0 = s.vma.vm_pgoff.value_()
+    n = 0
+    for addr in range(start, end, ps):
+        try:
+            data = special(pgoff0 + (addr - s.start) // ps)
+        except FaultError:
+            data = None
+        if data is None:
+            pages["ZERO"] = pages.get("ZERO", 0) + 1
+            continue
+        put(data, c.offset + (addr - s.start))
+        pages["SPECIAL"] = pages.get("SPECIAL", 0) + 1
+        n += ps
+    return n
 
 
 def _write_gate(prog: Program, s: _Seg, c: CoreSegment, put: Any, miss: Any, pages: Dict[str, int]) -> int:
