@@ -29,7 +29,7 @@ What differs from a coredump the kernel writes, by the nature of a dump:
 import struct
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from drgn import FaultError, Object, Program, cast, offsetof, sizeof
+from drgn import FaultError, Object, Program, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import struct_order
 

@@ -33,9 +33,12 @@ __all__ = (
     "GcoreResult",
     "MissingRange",
     "MMF_DUMP",
+    "CoreFile",
     "core_segments",
     "coredump_filter",
+    "format_summary",
     "gcore",
+    "read_core",
     "vma_dump_size",
 )
 
@@ -343,15 +346,28 @@ def _read_args(task: Object, mm: Object, kw: Dict[str, Any], errors: List[str]) 
     return bytes(buf)
 
 
+# include/linux/sched.h: PF_IO_WORKER 0x10 (v5.12), PF_USER_WORKER 0x4000 (54e6842d0775 "fork/vm: Move
+# common PF_IO_WORKER behavior to new flag", v6.4); unchanged through v7.2.
+_PF_IO_WORKER = 0x00000010
+_PF_USER_WORKER = 0x00004000
+
+
 def _threads(task: Object, mm: Object) -> List[Object]:
-    """The dumping thread (*task*) first, then the others of its group that use *mm*, in group order."""
+    """
+    The threads the kernel's core has: the dumping thread (*task*) first, then the others of its group
+    that use *mm*, in group order. A user worker that is not an io_uring worker (v6.4+ ``vhost-<pid>``)
+    "does not participate in coredumps" (``zap_process()``): left out.
+    """
     from drgn.helpers.linux.pid import for_each_task_in_group
 
     leader = task.group_leader.read_()
     out = [task]
     for t in for_each_task_in_group(leader, include_self=True):
-        if t.value_() != task.value_() and t.mm.value_() == mm.value_():
-            out.append(t)
+        if t.value_() == task.value_() or t.mm.value_() != mm.value_():
+            continue
+        if t.flags.value_() & (_PF_USER_WORKER | _PF_IO_WORKER) == _PF_USER_WORKER:
+            continue
+        out.append(t)
     return out
 
 
@@ -703,3 +719,64 @@ def format_summary(res: GcoreResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
+class CoreFile(NamedTuple):
+    """An ELF core read back (:func:`read_core`)."""
+
+    byte_order: str
+    """``"<"`` or ``">"``."""
+    machine: int
+    e_flags: int
+    phdrs: List[Tuple[int, int, int, int, int, int, int]]
+    """``(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align)`` of each program header (the
+    real count with extended numbering)."""
+    notes: List[Tuple[bytes, int, bytes]]
+    """``(name, type, desc)`` of each note of every ``PT_NOTE``, in file order."""
+
+
+def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFile:
+    """
+    Read the headers and notes of a 64-bit ELF core (any byte order), with extended numbering: what
+    :func:`gcore` wrote, for tests and checks.
+
+    :raises ValueError: if it is not a 64-bit ELF core
+    """
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "rb") as fp:
+            return read_core(fp)
+    f: IO[bytes] = path_or_file
+    f.seek(0)
+    ident = f.read(16)
+    if ident[:4] != _ELF_MAGIC or ident[4] != 2 or ident[5] not in (1, 2):
+        raise ValueError("not a 64-bit ELF file")
+    o = ">" if ident[5] == 2 else "<"
+    (e_type, machine, _, _, phoff, shoff, e_flags, _, _, phnum, _, shnum, _) = struct.unpack(
+        o + "HHIQQQIHHHHHH", f.read(_EHDR_SIZE - 16))
+    if e_type != 4:
+        raise ValueError(f"not a core file (e_type {e_type})")
+    if phnum == _PN_XNUM and shoff and shnum:
+        f.seek(shoff)
+        phnum = struct.unpack(o + "IIQQQQIIQQ", f.read(_SHDR_SIZE))[7]
+    f.seek(phoff)
+    raw = f.read(phnum * _PHDR_SIZE)
+    phdrs = []
+    for i in range(phnum):
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, p_align = struct.unpack_from(
+            o + "IIQQQQQQ", raw, i * _PHDR_SIZE)
+        phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
+    notes = []
+    for p_type, _, p_offset, _, p_filesz, _, _ in phdrs:
+        if p_type != _PT_NOTE:
+            continue
+        f.seek(p_offset)
+        data = f.read(p_filesz)
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, n_type = struct.unpack_from(o + "III", data, pos)
+            pos += 12
+            name = data[pos:pos + namesz].rstrip(b"\0")
+            pos += (namesz + 3) & ~3
+            notes.append((name, n_type, data[pos:pos + descsz]))
+            pos += (descsz + 3) & ~3
+    return CoreFile(o, machine, e_flags, phdrs, notes)
