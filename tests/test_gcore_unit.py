@@ -222,3 +222,29 @@ def test_no_core_of_a_kernel_thread(vmcore, tmp_path):
     with pytest.raises(NoMmError):
         gcore(task, tmp_path / "core")
     assert not list(tmp_path.iterdir())
+
+
+_REGSETS = {"X86_64": "x86_64_regsets", "AARCH64": "aarch64_regsets", "PPC64": "native_regsets",
+            "S390X": "s390_regsets"}
+
+
+def test_thread_notes_sized_as_the_kernels_regsets(vmcore, tmp_path):
+    """Each register note has the size of the kernel's own regset of that note type (``n * size``, what
+    ``regset_get_alloc()`` fills): the regset view the kernel's coredump writes them from."""
+    prog = vmcore.prog()
+    task, pid = _task(vmcore, "anon")
+    core = read_core(_write(task, tmp_path))
+    sizes = {}
+    for r in prog[_REGSETS[prog.platform.arch.name]]:
+        t = r.core_note_type.value_()
+        if t:
+            sizes.setdefault(t, r.n.value_() * r.size.value_())
+    prstatus = next(d for _, t, d in core.notes if t == NT_PRSTATUS)
+    assert offsetof(prog.type("struct elf_prstatus"), "pr_fpvalid") - 112 == sizes[NT_PRSTATUS]
+    per_thread = [(t, d) for _, t, d in core.notes if t not in (NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE,
+                                                                0x53494749)]
+    assert per_thread, "no register notes besides NT_PRSTATUS"
+    for t, d in per_thread:
+        assert t in sizes, hex(t)
+        assert len(d) == sizes[t], hex(t)
+    assert len(prstatus) == sizeof(prog.type("struct elf_prstatus"))
