@@ -323,6 +323,8 @@ def _first_bytes_reader(task: Object, swap_images: Optional[Mapping[int, Any]], 
 
 
 def _read_args(task: Object, mm: Object, kw: Dict[str, Any], errors: List[str]) -> bytes:
+    """The first ``ELF_PRARGSZ - 1`` bytes of the argument area, up to the first byte the reader cannot
+    read (the rest is left out, not made up: the kernel's ``copy_from_user()`` would have failed)."""
     from drgn_ptwalk.corenotes import ELF_PRARGSZ
     from drgn_ptwalk.usermem import user_pages
 
@@ -332,18 +334,20 @@ def _read_args(task: Object, mm: Object, kw: Dict[str, Any], errors: List[str]) 
         return b""
     ps = _page_size(mm.prog_)
     buf = bytearray(n)
+    have = 0
     try:
         for r in user_pages(task, start & ~(ps - 1), (start + n + ps - 1) & ~(ps - 1), **kw):
             lo, hi = max(r.start, start), min(r.end, start + n)
             if lo >= hi:
                 continue
-            if r.data is None:
-                errors.append(f"argument area {lo:#x}-{hi:#x}: {r.fate.name} ({r.detail}); psargs has zeros there")
-                continue
+            if r.data is None or lo != start + have:
+                errors.append(f"argument area {lo:#x}-{hi:#x}: {r.fate.name} ({r.detail}); psargs ends before it")
+                break
             buf[lo - start:hi - start] = r.data[lo - r.start:hi - r.start]
+            have = hi - start
     except (FaultError, ValueError) as e:
         errors.append(f"argument area not readable: {e}")
-    return bytes(buf)
+    return bytes(buf[:have])
 
 
 # include/linux/sched.h: PF_IO_WORKER 0x10 (v5.12), PF_USER_WORKER 0x4000 (54e6842d0775 "fork/vm: Move

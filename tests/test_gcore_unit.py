@@ -88,7 +88,8 @@ def _task(vmcore, name: str):
 def test_note_structures_as_the_kernel_sizes_them(vmcore, tmp_path):
     prog = vmcore.prog()
     task, pid = _task(vmcore, "anon")
-    core = read_core(_write(task, tmp_path))
+    res = gcore(task, tmp_path / "core")
+    core = read_core(tmp_path / "core")
     prstatus = [d for n, t, d in core.notes if t == NT_PRSTATUS]
     psinfo = [d for n, t, d in core.notes if t == NT_PRPSINFO]
     assert len(psinfo) == 1
@@ -107,7 +108,10 @@ def test_note_structures_as_the_kernel_sizes_them(vmcore, tmp_path):
     fname = psinfo[0][offsetof(ps, "pr_fname"):offsetof(ps, "pr_fname") + 16].rstrip(b"\0")
     assert fname == task.comm.string_()
     args = psinfo[0][offsetof(ps, "pr_psargs"):].rstrip(b"\0")
-    assert args.startswith(b"/workload run"), args
+    # The arguments are on the process's stack: a dump without user pages (makedumpfile -d 31) has
+    # none, and psargs is then empty, with the reason in the errors (no bytes made up).
+    if args or not any("argument area" in e for e in res.errors):
+        assert args.startswith(b"/workload run"), (args, res.errors)
 
 
 def _write(task, tmp_path: Path) -> Path:
