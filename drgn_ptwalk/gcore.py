@@ -445,12 +445,32 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
         ``swap_type``, ``swap_offset``, ``pfn``)
     :raises NoMmError: for a kernel thread or an exited task
     :raises OSError: if the file cannot be written
+    :raises ValueError: for a swap image that is not an image of its device (the reader's check)
     """
-    from drgn_ptwalk.corenotes import core_notes, encode_notes
     from drgn_ptwalk.tasks import task_mm
 
-    prog = task.prog_
     mm = task_mm(task)
+    opened: List[IO[bytes]] = []
+    try:
+        images: Dict[int, Any] = {}
+        for t, src in (swap_images or {}).items():
+            if isinstance(src, (str, os.PathLike)):
+                # Opened once for every segment's read (the reader opens a path at each call).
+                opened.append(open(src, "rb"))
+                src = opened[-1]
+            images[int(t)] = src
+        return _gcore(task, mm, path_or_file, all_pages, images, root, report)
+    finally:
+        for img in opened:
+            img.close()
+
+
+def _gcore(task: Object, mm: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], all_pages: bool,
+           swap_images: Mapping[int, Any], root: Optional[str],
+           report: Optional[Union[str, "os.PathLike[str]"]]) -> GcoreResult:
+    from drgn_ptwalk.corenotes import core_notes, encode_notes
+
+    prog = task.prog_
     kw = _reader_kwargs(swap_images, root)
     errors: List[str] = []
     ps = _page_size(prog)
@@ -570,11 +590,12 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
         special = _special_mapping_pages(s.vma)
         for r in _pages(user_pages, task, s, end, kw):
             fate = r.fate.name
+            if special is not None and fate in ("ZERO", "PFNMAP"):
+                # Not faulted in: the bytes a fault would map, as the kernel's coredump faults them in.
+                written += _write_special(s, c, r, special, put, pages, miss)
+                continue
             if r.data is None:
                 miss(MissingRange(r.start, r.end, fate, r.detail, r.swap_type, r.swap_offset, r.pfn))
-                continue
-            if fate == "ZERO" and special is not None:
-                written += _write_special(s, c, r.start, r.end, special, put, pages)
                 continue
             pages[fate] = pages.get(fate, 0) + (r.end - r.start) // ps
             if fate == "ZERO":
@@ -660,21 +681,25 @@ def _has(obj: Object, member: str) -> bool:
     return True
 
 
-def _write_special(s: _Seg, c: CoreSegment, start: int, end: int, special: Any, put: Any,
-                   pages: Dict[str, int]) -> int:
-    """Pages of a special mapping not faulted in: the bytes a fault would map (fate ``SPECIAL``), else a hole
-    (``ZERO``)."""
+def _write_special(s: _Seg, c: CoreSegment, r: Any, special: Any, put: Any, pages: Dict[str, int],
+                   miss: Any) -> int:
+    """Pages of a special mapping not faulted in: the bytes a fault would map (fate ``SPECIAL``), else what
+    the reader said (a hole)."""
     prog = s.vma.prog_
     ps = _page_size(prog)
     pgoff0 = s.vma.vm_pgoff.value_()
+    fate = r.fate.name
     n = 0
-    for addr in range(start, end, ps):
+    for addr in range(r.start, r.end, ps):
         try:
             data = special(pgoff0 + (addr - s.start) // ps)
         except FaultError:
             data = None
         if data is None:
-            pages["ZERO"] = pages.get("ZERO", 0) + 1
+            if r.data is None:
+                miss(MissingRange(addr, addr + ps, fate, r.detail))
+            else:
+                pages[fate] = pages.get(fate, 0) + 1
             continue
         put(data, c.offset + (addr - s.start))
         pages["SPECIAL"] = pages.get("SPECIAL", 0) + 1
