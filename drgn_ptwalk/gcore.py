@@ -574,9 +574,6 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
         else:
             missing.append(m)
         pages[m.fate] = pages.get(m.fate, 0) + (m.end - m.start) // ps
-        if rep is not None:
-            rep.write(json.dumps({"start": m.start, "end": m.end, "fate": m.fate, "detail": m.detail,
-                                  "swap_type": m.swap_type, "swap_offset": m.swap_offset, "pfn": m.pfn}) + "\n")
 
     from drgn_ptwalk.usermem import user_pages
 
@@ -606,6 +603,10 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
         # fill_extnum_info(): one section header whose sh_info holds the real number of program headers.
         o = struct_order(prog)
         put(struct.pack(o + "IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0), shoff)
+    if rep is not None:
+        for m in missing:
+            rep.write(json.dumps({"start": m.start, "end": m.end, "fate": m.fate, "detail": m.detail,
+                                  "swap_type": m.swap_type, "swap_offset": m.swap_offset, "pfn": m.pfn}) + "\n")
     if fd is not None:
         os.ftruncate(fd, file_size)
     else:
