@@ -23,6 +23,7 @@ _EXPORTS: Dict[str, str] = {
     "PtType": "drgn_ptwalk.entry",
     "CoreNote": "drgn_ptwalk.corenotes",
     "task_pt_regs": "drgn_ptwalk.corenotes",
+    "MissingDependencyError": "drgn_ptwalk.errors",
     "NoMmError": "drgn_ptwalk.errors",
     "ProcfsWarning": "drgn_ptwalk.errors",
     "ProgramError": "drgn_ptwalk.errors",
@@ -49,6 +50,11 @@ _EXPORTS: Dict[str, str] = {
     "kpageflags": "drgn_ptwalk.kpage",
     "max_dump_pfn": "drgn_ptwalk.kpage",
     "pfn_online": "drgn_ptwalk.kpage",
+    "COUNTER_RULES": "drgn_ptwalk.filecache",
+    "CachedFile": "drgn_ptwalk.filecache",
+    "FileCacheSummary": "drgn_ptwalk.filecache",
+    "SuperBlockCache": "drgn_ptwalk.filecache",
+    "filecache": "drgn_ptwalk.filecache",
     "MemmapRow": "drgn_ptwalk.memmap",
     "MemmapSummary": "drgn_ptwalk.memmap",
     "memmap": "drgn_ptwalk.memmap",
@@ -116,6 +122,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.corenotes import CoreNote, task_pt_regs
     from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
     from drgn_ptwalk.errors import (
+        MissingDependencyError,
         NoMmError,
         ProcfsWarning,
         ProgramError,
@@ -170,6 +177,7 @@ if TYPE_CHECKING:  # pragma: no cover
         smaps_rollup_mm,
     )
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.filecache import COUNTER_RULES, CachedFile, FileCacheSummary, SuperBlockCache, filecache
     from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.rmap import (
