@@ -315,7 +315,7 @@ def _first_bytes_reader(task: Object, swap_images: Optional[Mapping[int, Any]], 
         try:
             for r in user_pages(task, addr, addr + ps, **kw):
                 return r.data[:4] if r.data is not None else None
-        except (FaultError, ValueError):
+        except FaultError:
             return None
         return None
 
@@ -345,7 +345,7 @@ def _read_args(task: Object, mm: Object, kw: Dict[str, Any], errors: List[str]) 
                 break
             buf[lo - start:hi - start] = r.data[lo - r.start:hi - r.start]
             have = hi - start
-    except (FaultError, ValueError) as e:
+    except FaultError as e:
         errors.append(f"argument area not readable: {e}")
     return bytes(buf[:have])
 
@@ -470,10 +470,16 @@ def _gcore(task: Object, mm: Object, path_or_file: Union[str, "os.PathLike[str]"
            report: Optional[Union[str, "os.PathLike[str]"]]) -> GcoreResult:
     from drgn_ptwalk.corenotes import core_notes, encode_notes
 
+    from drgn_ptwalk.usermem import user_pages
+
     prog = task.prog_
     kw = _reader_kwargs(swap_images, root)
     errors: List[str] = []
     ps = _page_size(prog)
+    if swap_images:
+        # The reader checks each image against its device when called: a wrong one fails here, before
+        # anything is read or written.
+        user_pages(task, 0, ps, **kw).close()
     segs = _segments(mm, all_pages, _first_bytes_reader(task, swap_images, root))
     threads = _threads(task, mm)
     notes = core_notes(threads, mm, _read_args(task, mm, kw, errors), _files(task, segs), ps, errors)
