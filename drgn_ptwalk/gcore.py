@@ -376,9 +376,13 @@ def _threads(task: Object, mm: Object) -> List[Object]:
 
 
 def _files(task: Object, segs: Sequence[_Seg]) -> List[Tuple[int, int, int, bytes]]:
-    """``NT_FILE`` entries: the file-backed VMAs with the path ``file_path()`` gives in the dumping
-    task (relative to the task's own root, as the kernel's coredump prints it)."""
-    from drgn_ptwalk.procfs.vma import d_path_kernel, file_user_path, task_root
+    """
+    ``NT_FILE`` entries: the file-backed VMAs with the path ``file_path(vma->vm_file)`` gives in the
+    dumping task: relative to the task's own root, and ``f_path`` itself — for an overlayfs mapping
+    (a backing file, v6.6+) the file in its layer, where /proc/PID/maps shows the overlay's path
+    (``file_user_path()``).
+    """
+    from drgn_ptwalk.procfs.vma import d_path_kernel, task_root
 
     root = task_root(task)
     out = []
@@ -388,7 +392,7 @@ def _files(task: Object, segs: Sequence[_Seg]) -> List[Tuple[int, int, int, byte
         file = s.vma.vm_file.read_()
         if not file.value_():
             continue
-        path = d_path_kernel(file_user_path(file), root)
+        path = d_path_kernel(file.f_path.address_of_(), root)
         out.append((s.start, s.end, s.vma.vm_pgoff.value_(), path))
     return out
 
