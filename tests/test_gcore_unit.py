@@ -252,3 +252,35 @@ def test_thread_notes_sized_as_the_kernels_regsets(vmcore, tmp_path):
         assert t in sizes, hex(t)
         assert len(d) == sizes[t], hex(t)
     assert len(prstatus) == sizeof(prog.type("struct elf_prstatus"))
+
+
+def test_siginfo_of_a_ptrace_stopped_thread(vmcore, tmp_path):
+    """A thread with a ``last_siginfo`` (stopped under ptrace) gets NT_SIGINFO after NT_PRPSINFO: the kernel's
+    ``kernel_siginfo`` then zeros to the 128 bytes of a user ``siginfo_t``. No reference process is
+    ptrace-stopped: the field and a siginfo are laid over the dump's memory (a second program, so the
+    overlay stays out of the other tests)."""
+    from drgn_ptwalk.program import open_program
+    from drgn_ptwalk.tasks import find_target
+    from vmcores.truth import pids
+
+    arch = vmcore.arch if vmcore.dump == "qemu-kdump" else None
+    prog = open_program(vmcore.core, symbols=[vmcore.vmlinux], architecture=arch)
+    task = find_target(prog, pids(vmcore.truth)["anon"])
+    o = "<" if prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN else ">"
+    n = sizeof(prog.type("kernel_siginfo_t"))
+    fake = struct.pack(o + "iii", 19, 0, 0x80) + bytes(n - 12)  # SIGSTOP, si_code SI_KERNEL
+    fake = fake[:16] + struct.pack(o + "ii", 1234, 0) + fake[24:]  # _kill._pid
+    field = task.last_siginfo.address_of_().value_()
+    # Any kernel address drgn can be told to read: the siginfo sits in a page of its own past the task.
+    where = (task.value_() + 0x10000) & ~0xFFF
+    ptr = struct.pack(o + "Q", where)
+    prog.add_memory_segment(where, 4096, lambda a, c, off, p: (fake + bytes(4096))[off:off + c], False)
+    prog.add_memory_segment(field, 8, lambda a, c, off, p: ptr[off:off + c], False)
+    assert task.last_siginfo.value_() == where
+    res = gcore(task, tmp_path / "core")
+    core = read_core(tmp_path / "core")
+    types = [t for _, t, _ in core.notes]
+    assert types[:3] == [NT_PRSTATUS, NT_PRPSINFO, 0x53494749], [hex(t) for t in types]
+    desc = core.notes[2][2]
+    assert len(desc) == 128 and desc[:n] == fake and desc[n:] == bytes(128 - n)
+    assert res.threads == 1
