@@ -423,6 +423,12 @@ def _e_flags(prog: Program, mm: Object) -> int:
     return 0
 
 
+def _extnum_shdr(prog: Program, phnum: int) -> bytes:
+    """``fill_extnum_info()``: the one section header of a core with ``e_phnum == PN_XNUM``, whose
+    ``sh_info`` holds the real number of program headers."""
+    return struct.pack(struct_order(prog) + "IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0)
+
+
 def _phdr(prog: Program, p_type: int, flags: int, offset: int, vaddr: int, filesz: int, memsz: int,
           align: int) -> bytes:
     return struct.pack(struct_order(prog) + "IIQQQQQQ", p_type, flags, offset, vaddr, 0, filesz, memsz, align)
@@ -610,9 +616,7 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
             put(r.data, c.offset + (r.start - s.start))
             written += r.end - r.start
     if shoff:
-        # fill_extnum_info(): one section header whose sh_info holds the real number of program headers.
-        o = struct_order(prog)
-        put(struct.pack(o + "IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, phnum, 0, 0), shoff)
+        put(_extnum_shdr(prog, phnum), shoff)
     if rep is not None:
         for m in missing:
             rep.write(json.dumps({"start": m.start, "end": m.end, "fate": m.fate, "detail": m.detail,

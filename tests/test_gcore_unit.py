@@ -64,6 +64,36 @@ def test_file_note_layout(platform, o):
     assert desc[16 + 48:] == b"/bin/x\0/lib/y z\0"
 
 
+@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
+@pytest.mark.parametrize("phnum", [3, 0xFFFF, 70000])
+def test_elf_header_and_extended_numbering_read_back(platform, o, phnum):
+    """The header and program headers as gcore lays them out, read back by read_core; 65535 or more
+    program headers use the kernel's extended numbering (e_phnum = PN_XNUM, sh_info of one section
+    header)."""
+    import io
+
+    from drgn_ptwalk.gcore import _elf_header, _extnum_shdr, _phdr
+
+    prog = Program(platform)
+    shoff = 64 + 56 * phnum if phnum >= 0xFFFF else 0
+    f = io.BytesIO()
+    f.write(_elf_header(prog, phnum, shoff, 2))
+    f.write(_phdr(prog, 4, 0, 0, 0, 0, 0, 0))
+    for i in range(phnum - 1):
+        f.write(_phdr(prog, 1, 5, 0x1000 * i, 0x400000 + 0x1000 * i, 0x1000, 0x2000, 4096))
+    if shoff:
+        f.write(_extnum_shdr(prog, phnum))
+    raw = f.getvalue()
+    assert raw[:4] == b"\x7fELF" and raw[4] == 2 and raw[5] == (2 if o == ">" else 1)
+    assert struct.unpack_from(o + "H", raw, 56)[0] == min(phnum, 0xFFFF)  # e_phnum
+    core = read_core(f)
+    assert core.byte_order == o and core.e_flags == 2
+    assert core.machine == (62 if platform is _LE else 22)
+    assert len(core.phdrs) == phnum
+    assert core.phdrs[0][0] == 4 and core.phdrs[-1] == (1, 5, 0x1000 * (phnum - 2), 0x400000 + 0x1000 * (phnum - 2),
+                                                        0x1000, 0x2000, 4096)
+
+
 def test_swap_image_argument():
     assert swap_image("1=/tmp/swap.img") == (1, "/tmp/swap.img")
     assert swap_image("0x2=a=b") == (2, "a=b")
