@@ -479,7 +479,6 @@ def _gcore(task: Object, mm: Object, path_or_file: Union[str, "os.PathLike[str]"
            swap_images: Mapping[int, Any], root: Optional[str],
            report: Optional[Union[str, "os.PathLike[str]"]]) -> GcoreResult:
     from drgn_ptwalk.corenotes import core_notes, encode_notes
-
     from drgn_ptwalk.usermem import user_pages
 
     prog = task.prog_

@@ -269,18 +269,24 @@ def test_thread_notes_sized_as_the_kernels_regsets(vmcore, tmp_path):
     task, pid = _task(vmcore, "anon")
     core = read_core(_write(task, tmp_path))
     sizes = {}
+    names = {}
     for r in prog[_REGSETS[prog.platform.arch.name]]:
         t = r.core_note_type.value_()
         if t:
             sizes.setdefault(t, r.n.value_() * r.size.value_())
+            try:  # "regset: Add explicit core note name in struct user_regset" (v6.16)
+                names.setdefault(t, r.core_note_name.string_())
+            except AttributeError:
+                pass
     prstatus = next(d for _, t, d in core.notes if t == NT_PRSTATUS)
     assert offsetof(prog.type("struct elf_prstatus"), "pr_fpvalid") - 112 == sizes[NT_PRSTATUS]
-    per_thread = [(t, d) for _, t, d in core.notes if t not in (NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE,
-                                                                0x53494749)]
+    per_thread = [(n, t, d) for n, t, d in core.notes if t not in (NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE,
+                                                                   0x53494749)]
     assert per_thread, "no register notes besides NT_PRSTATUS"
-    for t, d in per_thread:
+    for n, t, d in per_thread:
         assert t in sizes, hex(t)
         assert len(d) == sizes[t], hex(t)
+        assert n == names.get(t, n), (hex(t), n, names[t])
     assert len(prstatus) == sizeof(prog.type("struct elf_prstatus"))
 
 
