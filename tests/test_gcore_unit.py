@@ -320,3 +320,25 @@ def test_siginfo_of_a_ptrace_stopped_thread(vmcore, tmp_path):
     desc = core.notes[2][2]
     assert len(desc) == 128 and desc[:n] == fake and desc[n:] == bytes(128 - n)
     assert res.threads == 1
+
+
+@pytest.mark.parametrize("which", ["kthread", "zombie"])
+def test_cli_refuses_a_task_without_mm(vmcore, tmp_path, which):
+    """``drgn-ptwalk gcore`` of a kernel thread or an exited task: one line on stderr, exit status 2, no file
+    (neither the core nor its temporary name)."""
+    import subprocess
+    import sys
+
+    from vmcores.truth import pids
+
+    pid = pids(vmcore.truth).get(which, 2 if which == "kthread" else None)
+    if pid is None:
+        pytest.fail(f"{vmcore.name}: the workload recorded no {which} process", pytrace=False)
+    arch = ["--architecture", vmcore.arch] if vmcore.dump == "qemu-kdump" else []
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.run([sys.executable, "-m", "drgn_ptwalk", "-c", vmcore.core, "-s", vmcore.vmlinux, *arch,
+                        "gcore", str(pid), "-o", str(tmp_path / "core")], capture_output=True, text=True, cwd=root)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "no mm" in p.stderr, p.stderr
+    assert p.stdout == ""
+    assert not list(tmp_path.iterdir())
