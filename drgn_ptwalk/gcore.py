@@ -91,7 +91,9 @@ class CoreSegment(NamedTuple):
 
 
 class MissingRange(NamedTuple):
-    """Pages of a dumped segment whose bytes are not in the core (a hole), and why."""
+    """Pages of a dumped segment whose bytes are not in the core (a hole) though the kernel's own core would
+    have had them, and why. (Holes the kernel's core has too — a ``VM_IO``/``VM_PFNMAP`` mapping like
+    vvar, a hugetlb page not faulted in — are counted in :attr:`GcoreResult.pages` but are not missing.)"""
 
     start: int
     end: int
@@ -600,6 +602,7 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
             written += _write_gate(prog, s, c, put, miss, pages)
             continue
         special = _special_mapping_pages(s.vma)
+        kernel_holes = _kernel_hole_fates(prog, s)
         for r in _pages(user_pages, task, s, end, kw):
             fate = r.fate.name
             if special is not None and fate in ("ZERO", "PFNMAP"):
@@ -607,7 +610,10 @@ def _write(task: Object, f: IO[bytes], header: bytes, segs: Sequence[_Seg], out_
                 written += _write_special(s, c, r, special, put, pages, miss)
                 continue
             if r.data is None:
-                miss(MissingRange(r.start, r.end, fate, r.detail, r.swap_type, r.swap_offset, r.pfn))
+                if fate in kernel_holes:
+                    pages[fate] = pages.get(fate, 0) + (r.end - r.start) // ps
+                else:
+                    miss(MissingRange(r.start, r.end, fate, r.detail, r.swap_type, r.swap_offset, r.pfn))
                 continue
             pages[fate] = pages.get(fate, 0) + (r.end - r.start) // ps
             if fate == "ZERO":
@@ -635,6 +641,24 @@ def _pages(user_pages: Any, task: Object, s: _Seg, end: int, kw: Dict[str, Any])
         return iter(user_pages(task, s.start, end, vma_ranges=[(s.vma, s.start, s.end)], **kw))
     except TypeError:
         return iter(user_pages(task, s.start, end, **kw))
+
+
+def _kernel_hole_fates(prog: Program, s: _Seg) -> Tuple[str, ...]:
+    """
+    The reader's fates of pages that the kernel's own core has as holes too, in this segment: not missing.
+    ``get_dump_page()`` (``FOLL_DUMP``) gives no page for a ``VM_IO``/``VM_PFNMAP`` mapping (vvar: the
+    reader's ``PFNMAP``) nor for a hugetlb page not faulted in (the reader's ``FILE_NOT_CACHED``); the
+    kernel skips them (``dump_skip()``).
+    """
+    from drgn_ptwalk.procfs.vma import vm_flag_bits
+
+    b = vm_flag_bits(prog)
+    out: List[str] = []
+    if s.vm_flags & ((1 << b["IO"]) | (1 << b["PFNMAP"])):
+        out.append("PFNMAP")
+    if s.vm_flags & (1 << b["HUGETLB"]):
+        out.append("FILE_NOT_CACHED")
+    return tuple(out)
 
 
 def _special_mapping_pages(vma: Object) -> Optional[Any]:
@@ -710,7 +734,7 @@ def _write_special(s: _Seg, c: CoreSegment, r: Any, special: Any, put: Any, page
         except FaultError:
             data = None
         if data is None:
-            if r.data is None:
+            if r.data is None and fate not in _kernel_hole_fates(prog, s):
                 miss(MissingRange(addr, addr + ps, fate, r.detail))
             else:
                 pages[fate] = pages.get(fate, 0) + 1
