@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 import tomllib
@@ -208,6 +209,11 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
     finally:
         g.kill()
     pids = json.loads((out / "truth" / "pids.json").read_text())
+    # The workload binary with its debug info (gdb opens the procmem process's cores with it).
+    workload = out / "workload"
+    tmp_wl = out / "workload.tmp"
+    shutil.copy(guest.build_workload(e["arch"]), tmp_wl)
+    os.replace(tmp_wl, workload)
     meta = {
         "id": kernel_id,
         "digest": digest,
@@ -233,6 +239,10 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
     }
+    meta["workload"] = str(workload)
+    if g.swap_image.is_file():
+        # the swap disk's image as the guest left it: the swap device the procmem truth names swapdisk
+        meta["swap_disk"] = str(g.swap_image)
     if image is not None:
         meta["rootfs"] = image
     if e.get("wanted_suite"):

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 SUITES = ("bookworm", "trixie", "sid")
 ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
@@ -329,6 +329,39 @@ def fetch_kernel(apt: Apt, suite: str, arch: str, flavour: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return kdir
+
+
+def fetch_module_debug(kdir: Path, names: Sequence[str]) -> List[Path]:
+    """The debug files of the modules ``names`` (e.g. ``zram``, ``zsmalloc``) of a kernel fetched by
+    :func:`fetch_kernel`, extracted once from its -dbg package (already downloaded for the vmlinux) into
+    ``kdir/debug-modules/``. A name that is not a module of that kernel (built in: its debug info is the
+    vmlinux's) is left out."""
+    info = json.loads((kdir / "kernel.json").read_text())
+    modules = {ko.name.split(".ko")[0].replace("-", "_"): ko for ko in (kdir / "modules").rglob("*.ko*")}
+    wanted = sorted({n.replace("-", "_") for n in names} & set(modules))
+    out_dir = kdir / "debug-modules"
+    dests = [out_dir / f"{n}.ko" for n in wanted]
+    missing = [n for n, d in zip(wanted, dests) if not d.is_file()]
+    if missing:
+        apt = Apt()
+        deb = apt.download(info["dbg"], info["arch"], info["version"])
+        rel = {str(modules[n].relative_to(kdir / "modules")).split(".ko")[0] + ".ko": n for n in missing}
+        tmp = Path(tempfile.mkdtemp(dir=kdir, prefix=".dbgmod-"))
+        try:
+            got = _extract_to(
+                deb,
+                lambda m: "/usr/lib/debug/lib/modules/" in m and m.split("/kernel/", 1)[-1] in rel,
+                lambda m: tmp / f"{rel[m.split('/kernel/', 1)[-1]]}.ko",
+                stop_after=len(rel),
+            )
+            if len(got) != len(rel):
+                raise FetchError(f"{info['dbg']} lacks the debug files of {sorted(rel.values())}")
+            out_dir.mkdir(exist_ok=True)
+            for f in got:
+                os.replace(f, out_dir / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dests
 
 
 def decompress_module(ko: Path, dest: Path) -> None:

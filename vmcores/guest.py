@@ -12,16 +12,18 @@ from .fetch import FetchError, cache_dir, decompress_module
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
-# Included by workload.c: the production scenarios, the tmpfs huge= mounts.
-WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "thpsmall.c")
+# Included by workload.c: the production scenarios; procmem (known patterns in every kind of memory); the tmpfs huge=
+# mounts; the page-cache scenario.
+WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "procmem.c", HERE / "thpsmall.c", HERE / "filecache.c")
 INIT_SRC = HERE / "guest" / "init"
 CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 
 # Modules the guest loads (with their dependencies; built-in ones are skipped): fw_cfg for QEMU's
 # -device vmcoreinfo, zram for swap; for the production scenarios overlayfs (containers), the virtio
 # disk and ext4/xfs (block filesystems), udmabuf (dma-buf) and vhost-net.
+# The crypto API's compressors (modules in 6.x): zram's second device and zswap (procmem scenario).
 WANTED_MODULES = ("qemu_fw_cfg", "zram", "overlay", "virtio_pci", "virtio_blk", "ext4", "xfs", "udmabuf",
-                  "vhost_net")
+                  "vhost_net", "lzo_rle", "lzo", "lz4", "zstd")
 # The kdump kernel writes its dumps to virtio disks: the PCI transport and the disk driver (modules in
 # 6.1, built in later; built-in ones are skipped).
 CAPTURE_MODULES = ("virtio_pci", "virtio_blk")
@@ -60,7 +62,7 @@ def build_workload(arch: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     p = subprocess.run(
-        [cc, "-static", "-O2", "-Wall", "-o", str(tmp), str(WORKLOAD_SRC)], capture_output=True, text=True
+        [cc, "-static", "-O2", "-g", "-Wall", "-o", str(tmp), str(WORKLOAD_SRC)], capture_output=True, text=True
     )
     if p.returncode != 0:
         raise FetchError(f"compiling {WORKLOAD_SRC.name} for {arch} failed:\n{p.stderr}")

@@ -157,6 +157,10 @@ FS_IMAGES = {
 }
 
 
+# The swap disk (procmem scenario): a sparse raw image the guest makes swap and pages out to.
+SWAP_IMAGE, SWAP_IMAGE_SIZE = "swapdisk.img", 64 << 20
+
+
 def make_fs_image(img: Path, fs: str) -> None:
     """A new empty *fs* filesystem in the sparse file *img*."""
     size, cmd, package = FS_IMAGES[fs]
@@ -251,6 +255,11 @@ class Guest:
         for img, fs in self.fs_images:
             self.argv += ["-drive", f"file={img},format=raw,if=none,id={fs}",
                           "-device", f"{VIRTIO_BLK[self.arch]},drive={fs},serial=ptwalk-{fs}"]
+        # The procmem scenario's swap disk (serial ptwalk-swap; the guest runs mkswap): its image stays in
+        # the build directory, the swap device's content at the dump (the reader's swap image).
+        self.swap_image = workdir / SWAP_IMAGE
+        self.argv += ["-drive", f"file={self.swap_image},format=raw,if=none,id=swapdisk",
+                      "-device", f"{VIRTIO_BLK[self.arch]},drive=swapdisk,serial=ptwalk-swap"]
         self.cmdline = cmdline
 
     def start(self) -> None:
@@ -258,6 +267,9 @@ class Guest:
             f.unlink(missing_ok=True)
         for img, fs in self.fs_images:
             make_fs_image(img, fs)
+        self.swap_image.unlink(missing_ok=True)
+        with open(self.swap_image, "wb") as f:
+            f.truncate(SWAP_IMAGE_SIZE)
         for disk in self.disks:
             # Sparse: a flattened dump of a 6 GiB guest cannot be larger than its memory plus headers.
             with open(disk, "wb") as f:

@@ -151,3 +151,137 @@ def read_kpage(truth: Path) -> Optional[KpageTruth]:
     else:
         changed, overflow, scheme = {}, True, None
     return KpageTruth(npfn, page_size, files, changed, overflow, scheme)
+
+
+# The procmem scenario (vmcores/procmem.c): every 8-byte word of its regions is a function of the word's
+# pattern address (the virtual address, or the file offset for a file's own pages) and a seed.
+PROCMEM_KINDS = ("compressible", "incompressible", "same", "zero")
+_M64 = (1 << 64) - 1
+
+
+def mix64(z: int) -> int:
+    """splitmix64's finalizer (procmem.c pm_mix64)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _mix64_np(z):  # numpy uint64 arrays: wrapping arithmetic, as in C
+    import numpy as np
+
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def procmem_expected(seed: int, kind: str, addr: int, n: int, page_size: int) -> bytes:
+    """The ``n`` bytes the procmem process wrote at pattern address ``addr`` (any alignment) with ``seed``
+    and ``kind`` (one of PROCMEM_KINDS), on a kernel with base pages of ``page_size`` bytes:
+
+    * compressible: word = mix64(page ^ seed) + (word index in the page & 7)
+    * incompressible: word = mix64(word address ^ seed)
+    * same: word = mix64(page ^ seed) (every word of a page the same: zram/zswap same-filled pages)
+    * zero: 0
+    """
+    if kind not in PROCMEM_KINDS:
+        raise ValueError(f"unknown procmem pattern kind {kind!r}")
+    if n <= 0:
+        return b""
+    first = addr & ~7
+    nwords = (addr + n - first + 7) // 8
+    try:
+        import numpy as np
+    except ImportError:
+        np = None  # type: ignore[assignment]
+    if kind == "zero":
+        data = bytes(8 * nwords)
+    elif np is not None:
+        a = np.arange(nwords, dtype=np.uint64) * np.uint64(8) + np.uint64(first)
+        page = a & np.uint64(~(page_size - 1) & _M64)
+        if kind == "incompressible":
+            w = _mix64_np(a ^ np.uint64(seed))
+        elif kind == "same":
+            w = _mix64_np(page ^ np.uint64(seed))
+        else:
+            w = _mix64_np(page ^ np.uint64(seed)) + (((a - page) >> np.uint64(3)) & np.uint64(7))
+        data = w.astype("<u8").tobytes()
+    else:
+        words = []
+        for i in range(nwords):
+            a = first + 8 * i
+            page = a & ~(page_size - 1)
+            if kind == "incompressible":
+                words.append(mix64(a ^ seed))
+            elif kind == "same":
+                words.append(mix64(page ^ seed))
+            else:
+                words.append((mix64(page ^ seed) + (((a - page) >> 3) & 7)) & _M64)
+        data = struct.pack(f"<{nwords}Q", *words)
+    return data[addr - first : addr - first + n]
+
+
+class ProcmemRegion(NamedTuple):
+    """One run of pages of the procmem process with one pattern and one intended fate."""
+
+    label: str
+    start: int
+    end: int
+    kind: str
+    seed: int
+    addressing: str
+    """``vaddr`` (pattern address = virtual address) or ``file`` (= file_offset + (addr - start))."""
+    file_offset: int
+    fate: str
+    """What the workload meant: present, thp, mthp, shmem, memfd, file, file-untouched, file-cow, hugetlb,
+    zram, zram-same, zram-zero, zswap, zswap-same, zswap-or-disk, swap-disk."""
+    device: str
+    """zram0, zram1, swapdisk (the virtio disk, type in ``ProcmemTruth.swap_types``) or ``""``."""
+    seen: Dict
+    """What the process's own pagemap and mincore said afterwards: present, none, swapcache, swap
+    (type -> pages)."""
+
+
+class ProcmemTruth(NamedTuple):
+    pid: int
+    page_size: int
+    seed: int
+    regions: List[ProcmemRegion]
+    swap_types: Dict[str, int]
+    """Device name (zram0, zram1, swapdisk) -> swap type, from the order of /proc/swaps."""
+    threads: List[Dict]
+    glob: Dict
+    raw: Dict
+
+
+def read_procmem(truth: Path, pid: int) -> ProcmemTruth:
+    """truth/<pid>/procmem.json of a procmem process.
+
+    The pattern of a region's bytes: :func:`procmem_region_expected`; the swap type of a device from
+    /proc/swaps as the process read it last (swap types are assigned in swapon order; nothing is swapped
+    off in the guest, so /proc/swaps, which lists swap_info[] in type order, gives each its type).
+    """
+    raw = json.loads((Path(truth) / str(pid) / "procmem.json").read_text())
+    regions = [
+        ProcmemRegion(r["label"], int(r["start"], 16), int(r["end"], 16), r["kind"], int(r["seed"], 16),
+                      r["addressing"], int(r["file_offset"]), r["fate"], r["device"],
+                      {**r["seen"], "swap": {int(k): v for k, v in r["seen"]["swap"].items()}})
+        for r in raw["regions"]
+    ]
+    names = {"/dev/zram0": "zram0", "/dev/zram1": "zram1"}
+    if raw.get("swapdisk"):
+        names[raw["swapdisk"]] = "swapdisk"
+    swap_types: Dict[str, int] = {}
+    for i, line in enumerate(raw["proc_swaps"].splitlines()[1:]):
+        dev = line.split()[0] if line.split() else ""
+        if dev in names:
+            swap_types[names[dev]] = i
+    return ProcmemTruth(raw["pid"], raw["page_size"], int(raw["seed"], 16), regions, swap_types,
+                        raw["threads"], raw["global"], raw)
+
+
+def procmem_region_expected(region: ProcmemRegion, addr: int, n: int, page_size: int) -> bytes:
+    """The bytes at ``addr`` .. ``addr + n`` inside ``region``."""
+    if not (region.start <= addr and addr + n <= region.end):
+        raise ValueError(f"{addr:#x}+{n:#x} is not inside {region.label} {region.start:#x}-{region.end:#x}")
+    base = addr if region.addressing == "vaddr" else region.file_offset + (addr - region.start)
+    return procmem_expected(region.seed, region.kind, base, n, page_size)

@@ -2345,7 +2345,9 @@ struct scenario {
 };
 
 #include "production.c"
+#include "procmem.c"
 #include "thpsmall.c"
+#include "filecache.c"
 
 static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
@@ -2364,6 +2366,8 @@ static const struct scenario g_default_scenarios[] = {
 #if defined(__s390x__)
 	{ "highva4", scen_highva4 }, { "highva5", scen_highva5 },
 #endif
+	{ "procmem", scen_procmem }, /* procmem.c: after the others, it swaps on devices above zram0 */
+	{ "filecache", scen_filecache }, /* filecache.c: last, its record must see no later change */
 	{ NULL, NULL },
 };
 
