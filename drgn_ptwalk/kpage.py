@@ -42,7 +42,7 @@ from array import array
 from itertools import compress, count, repeat
 from operator import gt, is_, itemgetter, mul, neg, sub
 
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
@@ -1306,7 +1306,7 @@ def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[i
     ctx = sec.ctx
     s = ctx.size
     buf = sec.buf
-    special = {p for p in (ctx.huge_zero,) if p is not None}
+    special: Set[int] = {p for p in (ctx.huge_zero,) if p is not None}
     if ctx.zero_pfn is not None:
         special.update(range(ctx.zero_pfn, ctx.zero_pfn + (ctx.zero_nr or 1)))
     ok = [i for i in heads if i + 3 <= sec.n and sec.base + i not in special]
