@@ -249,6 +249,9 @@ def _physical_scan(prog: Program) -> Physical:
     # memmap's classification of one kpageflags value (private to memmap: see the lead's note)
     from drgn_ptwalk.memmap import _row as memmap_row
 
+    from drgn_ptwalk._byteorder import struct_order
+
+    order = struct_order(prog)  # /proc/kpageflags is in the kernel's byte order (big-endian on s390x)
     kinds = list(RULES)
     hole = kinds.index("hole")
     nopage = 1 << KPF["NOPAGE"]
@@ -265,7 +268,7 @@ def _physical_scan(prog: Program) -> Physical:
     ranges = sorted((n["start_pfn"], n["start_pfn"] + n["spanned_pages"], n["node"]) for n in nodes)
     code_of: Dict[int, int] = {}
     for pfn, data in kpage_chunks(prog, "kpageflags", 0, end):
-        vals = np.frombuffer(data, dtype="<u8")
+        vals = np.frombuffer(data, dtype=order + "u8")
         uniq, inv = np.unique(vals, return_inverse=True)
         lut = np.empty(len(uniq), dtype=np.int64)
         for i, v in enumerate(uniq.tolist()):
