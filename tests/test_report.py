@@ -22,7 +22,11 @@ from drgn_ptwalk.errors import UnsupportedKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 _reports: Dict[str, Any] = {}
-_tmp = Path(tempfile.mkdtemp(prefix="ptwalk-report-test-"))
+
+
+@pytest.fixture(scope="session")
+def report_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
 
 
 def _need(module: str, what: str) -> Any:
@@ -32,13 +36,13 @@ def _need(module: str, what: str) -> Any:
         pytest.fail(f"{module} is missing: {what}", pytrace=False)
 
 
-def _report(vmcore):
+def _report(vmcore, root: Path):
     """The report of *vmcore*, written once per session."""
     if vmcore.name not in _reports:
         _need("matplotlib", "pip install 'drgn-ptwalk[report]' (or '.[test]')")
         from drgn_ptwalk.report import write_report
 
-        out = _tmp / vmcore.name.replace(":", "-")
+        out = root / vmcore.name.replace(":", "-")
         _reports[vmcore.name] = write_report(vmcore.prog(), out, source={"core": vmcore.core,
                                                                          "vmlinux": vmcore.vmlinux})
     return _reports[vmcore.name]
@@ -71,8 +75,8 @@ def _chromium_run(html: Path, *extra: str) -> subprocess.CompletedProcess:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_report_sections(vmcore):
-    res = _report(vmcore)
+def test_report_sections(vmcore, report_root):
+    res = _report(vmcore, report_root)
     from drgn_ptwalk.report import SECTION_NAMES
 
     secs = res.report["sections"]
@@ -83,8 +87,8 @@ def test_report_sections(vmcore):
         print(f"{vmcore.name}: {s['name']} {s['status']} {s['seconds']:.2f} s")
 
 
-def test_report_json_schema(vmcore):
-    res = _report(vmcore)
+def test_report_json_schema(vmcore, report_root):
+    res = _report(vmcore, report_root)
     jsonschema = _need("jsonschema", "pip install jsonschema (in the test extra)")
     from drgn_ptwalk.report import SCHEMA_PATH
 
@@ -98,8 +102,8 @@ def test_report_json_schema(vmcore):
     assert "drgn_ptwalk/report/schema.json" in readme
 
 
-def test_report_numbers_equal_api(vmcore):
-    res = _report(vmcore)
+def test_report_numbers_equal_api(vmcore, report_root):
+    res = _report(vmcore, report_root)
     secs = {s["name"]: s for s in json.loads(res.json.read_text())["sections"]}
     prog = vmcore.prog()
     from drgn_ptwalk.commands.filecache import filecache_json
@@ -128,8 +132,8 @@ def test_report_numbers_equal_api(vmcore):
         assert got["memmap_rows"] == want["memmap_rows"]
 
 
-def test_report_in_chromium(vmcore):
-    res = _report(vmcore)
+def test_report_in_chromium(vmcore, report_root):
+    res = _report(vmcore, report_root)
     from drgn_ptwalk.report import SECTION_NAMES
 
     text = res.html.read_text()
