@@ -25,9 +25,11 @@ from drgn import Program
 
 __all__ = (
     "BatchResult",
+    "BatchRow",
     "ReportResult",
     "SCHEMA_PATH",
     "SECTION_NAMES",
+    "read_batch",
     "run_batch",
     "write_report",
 )
