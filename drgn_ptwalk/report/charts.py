@@ -197,7 +197,7 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     resident (THP / hugetlb marked), swapped and empty pages (log scale); big gaps between VMAs are ticks.
     """
     n = len(vmas)
-    fig = _figure(10, 3.0, left=0.7, bottom=0.9, top=0.35)
+    fig = _figure(10, 3.2, left=0.7, bottom=1.15, top=0.35)
     ax = fig.add_subplot()
     x = list(range(n))
     small = [max(v["resident"] - v["huge"], 0) for v in vmas]
@@ -223,7 +223,7 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     ax.set_xticks(ticks, [f"{vmas[i]['start']:#x}" for i in ticks], rotation=35, ha="right", fontsize=6)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncols=4, frameon=False, loc="upper left")
+    fig.legend(fontsize=7, ncols=5, frameon=False, loc="lower center")
     return svg(fig)
 
 

@@ -334,11 +334,15 @@ def _physmap(ctx: Context) -> Tuple[Dict[str, Any], str]:
     for n in nodes:
         for z in n["zones"]:
             marks.append((z["start_pfn"] // phys.pfns_per_pixel // phys.width, f"node {n['node']} {z['name']}"))
-    # keep one label per row
-    seen: Dict[int, str] = {}
-    for r, label in marks:
-        seen[r] = label if r not in seen else seen[r] + ", " + label
-    marks = sorted(seen.items())
+    # labels closer than about a line of text are joined (DMA and DMA32 start a few rows apart)
+    gap = max(1, int(phys.image.shape[0]) // 40)
+    joined: List[Tuple[int, str]] = []
+    for r, label in sorted(marks):
+        if joined and r - joined[-1][0] < gap:
+            joined[-1] = (joined[-1][0], joined[-1][1] + ", " + label)
+        else:
+            joined.append((r, label))
+    marks = joined
     svg = charts.physical_map(phys.image, phys.kinds, phys.pfns_per_pixel, phys.width, marks)
     data = {"end_pfn": phys.end_pfn, "pfns_per_pixel": phys.pfns_per_pixel, "width": phys.width,
             "rows": int(phys.image.shape[0]), "kinds": phys.kinds,
