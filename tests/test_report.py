@@ -119,8 +119,17 @@ def test_report_numbers_equal_api(vmcore, report_root):
         mem = secs["memory"]["data"]
         assert mem["total_pages"] == mm.total
         assert mem["rows"] == [{"name": r.name, "pages": r.pages, "kernel_counter_pages": r.counter} for r in mm.rows]
-        # the per-node rows add up to the PFNs of the nodes that are not holes
-        assert sum(sum(n["rows"].values()) for n in mem["nodes"]) <= mm.total
+        # each node's rows add up to its span less its holes, and are memmap's rows of its PFNs: every row
+        # but holes is memmap's less the PFNs no node spans (x86's PFN 0)
+        outside = mm.total - sum(n["spanned_pages"] for n in mem["nodes"])
+        node_sum: Dict[str, int] = {}
+        for n in mem["nodes"]:
+            assert sum(v for k, v in n["rows"].items() if k != "hole") <= n["spanned_pages"]
+            for k, v in n["rows"].items():
+                node_sum[k] = node_sum.get(k, 0) + v
+        rows_all = {r.name: r.pages for r in mm.rows}
+        short = {k: rows_all[k] - node_sum.get(k, 0) for k in rows_all if k != "hole"}
+        assert all(v >= 0 for v in short.values()) and sum(short.values()) <= outside, (short, outside)
     else:
         mm = None
     fc = filecache(prog)

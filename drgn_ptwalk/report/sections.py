@@ -254,6 +254,9 @@ def _physical_scan(prog: Program) -> Physical:
     order = struct_order(prog)  # /proc/kpageflags is in the kernel's byte order (big-endian on s390x)
     kinds = list(RULES)
     hole = kinds.index("hole")
+    hugetlb = kinds.index("hugetlb")
+    tail_bit = np.uint64(1 << KPF["COMPOUND_TAIL"])
+    head_bit = np.uint64(1 << KPF["COMPOUND_HEAD"])
     nopage = 1 << KPF["NOPAGE"]
     end = max_dump_pfn(prog)
     ppp = max(1, -(-end // (_WIDTH * _MAX_ROWS)))
@@ -279,6 +282,15 @@ def _physical_scan(prog: Program) -> Physical:
             lut[i] = c
         codes = lut[inv.reshape(-1)]
         n = len(codes)
+        # A tail page is in its folio's row, as memmap() puts it: v6.1's kpageflags gives tails their own
+        # page->flags (a shmem THP's tails would be other_kernel), later kernels the folio's (nothing moves).
+        # Folios other than hugetlb ones never cross a section, so the head is in the same chunk.
+        tails = (uniq & tail_bit) != 0
+        if (tails & (lut != hugetlb)).any():
+            pos = np.where((vals & head_bit) != 0, np.arange(n), -1)
+            last = np.maximum.accumulate(pos)
+            move = ((vals & tail_bit) != 0) & (codes != hugetlb) & (last >= 0)
+            codes[move] = codes[last[move]]
         pix = (pfn + np.arange(n, dtype=np.int64)) // ppp
         p0 = int(pix[0])
         span = int(pix[-1]) + 1 - p0
@@ -314,7 +326,8 @@ def _memory(ctx: Context) -> Tuple[Dict[str, Any], str]:
     rows = [{"name": r.name, "pages": r.pages, "kernel_counter_pages": r.counter} for r in res.rows]
     data = {
         "page_size": ps, "total_pages": res.total, "rows": rows,
-        "nodes": [{"node": node, "rows": counts} for node, counts in phys.node_rows],
+        "nodes": [{"node": node, "start_pfn": n["start_pfn"], "spanned_pages": n["spanned_pages"], "rows": counts}
+                  for (node, counts), n in zip(phys.node_rows, sorted(ctx.nodes(), key=lambda x: x["start_pfn"]))],
     }
     out = figure(charts.memory_by_node([(f"node {node}", counts) for node, counts in phys.node_rows], ps),
                  "Each node's PFNs by what they hold (memmap's rows; holes left out).")
