@@ -15,4 +15,10 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
+# python-lzo (the read and test extras: lzo pages of zram/zswap) builds against liblzo2.
+if ! dpkg-query -W -f='${Status}\n' liblzo2-dev 2>/dev/null | grep -q '^install ok installed$'; then
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q liblzo2-dev ||
+        { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q liblzo2-dev; }
+fi
 python3 -m pip install -q -e '.[test]'

@@ -21,6 +21,8 @@ _EXPORTS: Dict[str, str] = {
     "PtFlag": "drgn_ptwalk.entry",
     "PtLevel": "drgn_ptwalk.entry",
     "PtType": "drgn_ptwalk.entry",
+    "CoreNote": "drgn_ptwalk.corenotes",
+    "task_pt_regs": "drgn_ptwalk.corenotes",
     "MissingDependencyError": "drgn_ptwalk.errors",
     "NoMmError": "drgn_ptwalk.errors",
     "ProcfsWarning": "drgn_ptwalk.errors",
@@ -30,6 +32,15 @@ _EXPORTS: Dict[str, str] = {
     "UnsupportedKernelError": "drgn_ptwalk.errors",
     "VmaFieldError": "drgn_ptwalk.errors",
     "VmaTreeError": "drgn_ptwalk.errors",
+    "CoreFile": "drgn_ptwalk.gcore",
+    "CoreSegment": "drgn_ptwalk.gcore",
+    "GcoreResult": "drgn_ptwalk.gcore",
+    "MissingRange": "drgn_ptwalk.gcore",
+    "core_segments": "drgn_ptwalk.gcore",
+    "coredump_filter": "drgn_ptwalk.gcore",
+    "gcore": "drgn_ptwalk.gcore",
+    "read_core": "drgn_ptwalk.gcore",
+    "vma_dump_size": "drgn_ptwalk.gcore",
     "KPF": "drgn_ptwalk.kpage",
     "KpageValues": "drgn_ptwalk.kpage",
     "kpage_chunks": "drgn_ptwalk.kpage",
@@ -88,6 +99,12 @@ _EXPORTS: Dict[str, str] = {
     "find_target": "drgn_ptwalk.tasks",
     "get_task_mm": "drgn_ptwalk.tasks",
     "task_mm": "drgn_ptwalk.tasks",
+    "Fate": "drgn_ptwalk.usermem",
+    "READABLE_FATES": "drgn_ptwalk.usermem",
+    "UserRange": "drgn_ptwalk.usermem",
+    "UserRead": "drgn_ptwalk.usermem",
+    "read_user": "drgn_ptwalk.usermem",
+    "user_pages": "drgn_ptwalk.usermem",
     "mm_segments": "drgn_ptwalk.walk",
     "pt_range_walk": "drgn_ptwalk.walk",
 }
@@ -112,6 +129,7 @@ def __dir__() -> List[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.arch import ArchDecoder, get_decoder
     from drgn_ptwalk.commands.memtop import print_memtop
+    from drgn_ptwalk.corenotes import CoreNote, task_pt_regs
     from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
     from drgn_ptwalk.errors import (
         MissingDependencyError,
@@ -122,6 +140,17 @@ if TYPE_CHECKING:  # pragma: no cover
         TaskNotFoundError,
         VmaFieldError,
         VmaTreeError,
+    )
+    from drgn_ptwalk.gcore import (
+        CoreFile,
+        CoreSegment,
+        GcoreResult,
+        MissingRange,
+        core_segments,
+        coredump_filter,
+        gcore,
+        read_core,
+        vma_dump_size,
     )
     from drgn_ptwalk.kpage import (
         KPF,
@@ -175,4 +204,5 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from drgn_ptwalk.swapinfo import SwapTypes, swap_types
     from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
+    from drgn_ptwalk.usermem import READABLE_FATES, Fate, UserRange, UserRead, read_user, user_pages
     from drgn_ptwalk.walk import mm_segments, pt_range_walk

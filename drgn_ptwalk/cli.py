@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks and drgn's log")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     for cmd in registry():
-        add_arguments(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help), cmd)
+        add_arguments(sub.add_parser(cmd.name, aliases=list(cmd.aliases), help=cmd.help, description=cmd.help), cmd)
     return p
 
 

@@ -42,7 +42,7 @@ from array import array
 from itertools import compress, count, repeat
 from operator import gt, is_, itemgetter, mul, neg, sub
 
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
@@ -149,9 +149,18 @@ class _Ctx(NamedTuple):
     memcg_kmem: int
     memcg_mask: int
     css_online: int
-    swap: bool
+    swap: bool = False
     """A big-endian kernel: ``struct page`` bytes are swapped word by word once per read
     (:func:`_read_pages`), and the files' bytes are swapped back to its byte order (:func:`kpage_chunks`)."""
+    zero_nr: int = 1
+    """How many zero pages there are from :attr:`zero_pfn`: ``(zero_page_mask >> PAGE_SHIFT) + 1`` where the
+    architecture colours them (``__HAVE_COLOR_ZERO_PAGE``: s390, MIPS, LoongArch keep ``zero_page_mask``,
+    and ``is_zero_pfn()`` is true for each), else 1."""
+
+
+def _is_zero_pfn(ctx: _Ctx, pfn: int) -> bool:
+    """``is_zero_pfn()``: *pfn* is the zero page, or one of the coloured zero pages."""
+    return ctx.zero_pfn is not None and 0 <= pfn - ctx.zero_pfn < (ctx.zero_nr or 1)
 
 
 def _read_pages(prog: Program, ctx: _Ctx, addr: int, size: int) -> bytes:
@@ -217,6 +226,9 @@ def _ctx(prog: Program) -> _Ctx:
     # Zero pages: zero_page_pfn ("mm: rename my_zero_pfn() to zero_pfn()", v7.x; hash unconfirmed), zero_pfn.
     zp = _var(prog, "zero_page_pfn") or _var(prog, "zero_pfn")
     zero_pfn = zp.value_() if zp is not None else None
+    # Coloured zero pages (__HAVE_COLOR_ZERO_PAGE): one per colour, zero_page_mask covering them.
+    zmask = _var(prog, "zero_page_mask")
+    zero_nr = (zmask.value_() >> prog["PAGE_SHIFT"].value_()) + 1 if zmask is not None else 1
     huge_zero: Optional[int] = None
     if gen.kpage_scheme == "snapshot":
         v = _var(prog, "huge_zero_pfn")
@@ -301,6 +313,7 @@ def _ctx(prog: Program) -> _Ctx:
         memcg_mask=nr_flags - 1,
         css_online=_const(prog, "CSS_ONLINE") or 2,
         swap=lay.swap_words,
+        zero_nr=zero_nr,
     )
     prog.cache["ptwalk_kpage_ctx"] = ctx
     return ctx
@@ -591,7 +604,7 @@ class _Section:
                 u |= 1 << KPF["THP"]
             elif ctx.huge_zero is not None and h.pfn == ctx.huge_zero:
                 u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
-        elif special and pfn == ctx.zero_pfn:
+        elif special and _is_zero_pfn(ctx, pfn):
             u |= 1 << KPF["ZERO_PAGE"]
         if _ptype(ctx, raw_mc, "buddy"):
             u |= 1 << KPF["BUDDY"]
@@ -659,11 +672,11 @@ class _Section:
         elif ctx.scheme == "snapshot":
             if special and ctx.huge_zero is not None and pfn & ~(ctx.hpage_pmd_nr - 1) == ctx.huge_zero:
                 u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
-            elif special and pfn == ctx.zero_pfn:
+            elif special and _is_zero_pfn(ctx, pfn):
                 u |= 1 << KPF["ZERO_PAGE"]
         elif ctx.huge_zero is not None and h.pfn == ctx.huge_zero:
             u |= 1 << KPF["ZERO_PAGE"] | 1 << KPF["THP"]
-        elif h.pfn == ctx.zero_pfn:
+        elif _is_zero_pfn(ctx, h.pfn):
             u |= 1 << KPF["ZERO_PAGE"]
         if _ptype(ctx, raw_mc, "buddy"):
             u |= 1 << KPF["BUDDY"]
@@ -1221,7 +1234,7 @@ def _section_values(prog: Program, ctx: _Ctx, scan: _Scan, base: int, n: int, va
     # PFN-dependent checks: the zero page and the huge zero folio.
     special = set()
     if ctx.zero_pfn is not None:
-        special.add(ctx.zero_pfn)
+        special.update(range(ctx.zero_pfn, ctx.zero_pfn + (ctx.zero_nr or 1)))
     if ctx.huge_zero is not None:
         special.update(range(ctx.huge_zero, ctx.huge_zero + ctx.hpage_pmd_nr))
     patch = sorted(pfn - base for pfn in special if lo <= pfn - base < hi)
@@ -1293,7 +1306,9 @@ def _head_states(sec: "_Section", heads: List[int], owner: array, firsts: List[i
     ctx = sec.ctx
     s = ctx.size
     buf = sec.buf
-    special = {p for p in (ctx.zero_pfn, ctx.huge_zero) if p is not None}
+    special: Set[int] = {p for p in (ctx.huge_zero,) if p is not None}
+    if ctx.zero_pfn is not None:
+        special.update(range(ctx.zero_pfn, ctx.zero_pfn + (ctx.zero_nr or 1)))
     ok = [i for i in heads if i + 3 <= sec.n and sec.base + i not in special]
     states: Dict[int, object] = {0: None}
     if ok:

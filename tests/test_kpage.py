@@ -96,7 +96,8 @@ def test_kpage_files(kpage_vmcore):
     # each file computed alone (its own pass: memcg_data is read for kpagecgroup only) is the same values,
     # as the file's bytes: u64s in the kernel's byte order (big-endian on s390x)
     for fn, values in ((kpageflags, got.flags), (kpagecount, got.count), (kpagecgroup, got.cgroup)):
-        assert fn(prog, 0, truth.npfn) == _file_bytes(prog, values), f"{fn.__name__}() alone differs from kpage_values()"
+        assert fn(prog, 0, truth.npfn) == _file_bytes(prog, values), \
+            f"{fn.__name__}() alone differs from kpage_values()"
     mapped = _mapped_pfns(kpage_vmcore)
     lines = [f"snapshot B read {'after the dumps (bracketed)' if truth.scheme == 'bracketed' else 'before the dump'}: "
              f"{len(truth.changed)} PFNs changed between A and B"]

@@ -5,9 +5,9 @@ The commands, each declared once: its name, its arguments, how it runs and how i
 Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk.commands.pagemap`,
 :mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`,
 :mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`,
-:mod:`~drgn_ptwalk.commands.filecache`, :mod:`~drgn_ptwalk.commands.report`) declares :class:`Command`
-objects in its ``COMMANDS``; :func:`registry` lists them all. Three front ends are built from it, so they
-accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
+:mod:`~drgn_ptwalk.commands.memread`, :mod:`~drgn_ptwalk.commands.gcore`, :mod:`~drgn_ptwalk.commands.filecache`,
+:mod:`~drgn_ptwalk.commands.report`) declares :class:`Command` objects in its ``COMMANDS``; :func:`registry`
+lists them all. Three front ends are built from it, so they accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
 exception family, :data:`USER_ERRORS`, told to the user as :func:`one_line`: a line on stderr and exit
 status 2 in the CLI and the scripts, a :class:`drgn.commands.CommandError` in the shell.
@@ -44,7 +44,8 @@ __all__ = (
     "write_binary",
 )
 
-_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap", "filecache", "report")
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap", "memread", "gcore",
+            "filecache", "report")
 """The command modules, in the order the commands are listed."""
 
 USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
@@ -143,13 +144,16 @@ class Command(NamedTuple):
     """Runs in the CLI before the program is opened: checks what the command needs (raising a
     :data:`USER_ERRORS` error), and returns an exit status when the command needs no program (``report
     --batch``), else ``None``."""
+    aliases: Tuple[str, ...] = ()
+    """Other names of the CLI subcommand (the drgn shell and ``contrib/`` use :attr:`name`)."""
 
 
 def command(name: str, help: str, arguments: Sequence[Arg], run: Callable[[Program, argparse.Namespace], Any],
             format: Callable[[Any, argparse.Namespace, TextIO], None],
-            prepare: Optional[Callable[[argparse.Namespace], Optional[int]]] = None) -> Command:
+            prepare: Optional[Callable[[argparse.Namespace], Optional[int]]] = None,
+            aliases: Sequence[str] = ()) -> Command:
     """Declare a :class:`Command`."""
-    return Command(name, help, tuple(arguments), run, format, prepare)
+    return Command(name, help, tuple(arguments), run, format, prepare, tuple(aliases))
 
 
 def registry() -> Tuple[Command, ...]:
@@ -161,9 +165,9 @@ def registry() -> Tuple[Command, ...]:
 
 
 def lookup(name: str) -> Command:
-    """The command called *name*."""
+    """The command called *name* (or with the CLI alias *name*)."""
     for c in registry():
-        if c.name == name:
+        if c.name == name or name in c.aliases:
             return c
     raise KeyError(name)
 

@@ -3,9 +3,10 @@
 The ``kpage`` command: /proc/kpageflags, /proc/kpagecount or /proc/kpagecgroup for a PFN range, as the
 kernel's file would have returned it (:mod:`drgn_ptwalk.kpage`).
 
-Raw bytes (one little-endian u64 per PFN, from ``--start``) go to ``-o FILE`` or to a standard output that
-is not a terminal; a terminal gets a table of the PFNs whose value is not 0 (``--table``/``--raw``
-choose). Without ``--start``/``--end``: every PFN the file covers.
+Raw bytes (one u64 per PFN from ``--start``, in the dumped kernel's byte order as the file's: big-endian
+for an s390x dump) go to ``-o FILE`` or to a standard output that is not a terminal; a terminal gets a
+table of the PFNs whose value is not 0 (``--table``/``--raw`` choose). Without ``--start``/``--end``:
+every PFN the file covers.
 """
 
 import argparse

@@ -1,0 +1,344 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""
+gcore's file layout and notes (drgn_ptwalk.gcore, drgn_ptwalk.corenotes).
+
+Without a dump: the note and ELF encodings parsed back, in both byte orders. On each reference dump: the
+note structures against the sizes of the vmlinux's own types (``struct elf_prstatus``, ``struct
+elf_prpsinfo``, ``elf_gregset_t``), and the core of a workload process read back against what the
+guest's kernel printed about it (its /proc/PID/maps and the VmFlags of smaps): one PT_LOAD per VMA in
+order with its permissions, ``p_filesz`` by ``vma_dump_size()``'s rule, NT_FILE naming the file-backed
+VMAs, NT_PRSTATUS and NT_PRPSINFO naming the process. (The bytes and registers are judged by
+tests/test_gcore.py against the patterned memory and gdb.)
+"""
+
+import re
+import struct
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+from drgn import Architecture, Platform, PlatformFlags, Program, offsetof, sizeof
+
+from drgn_ptwalk.commands.gcore import swap_image
+from drgn_ptwalk.corenotes import CoreNote, encode_notes, file_note
+from drgn_ptwalk.errors import NoMmError
+from drgn_ptwalk.gcore import coredump_filter, gcore, read_core
+
+_LE = Platform(Architecture.X86_64, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
+_BE = Platform(Architecture.S390X, PlatformFlags.IS_64_BIT)
+
+NT_PRSTATUS, NT_PRFPREG, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 2, 3, 6, 0x46494C45
+
+
+def _parse_notes(data: bytes, o: str) -> List[Tuple[bytes, int, bytes]]:
+    out, pos = [], 0
+    while pos < len(data):
+        namesz, descsz, t = struct.unpack_from(o + "III", data, pos)
+        pos += 12
+        name = data[pos:pos + namesz]
+        assert name.endswith(b"\0")
+        pos += -(-namesz // 4) * 4
+        out.append((name[:-1], t, data[pos:pos + descsz]))
+        pos += -(-descsz // 4) * 4
+    assert pos == len(data)
+    return out
+
+
+@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
+def test_notes_encode_and_parse_back(platform, o):
+    prog = Program(platform)
+    notes = [CoreNote(b"CORE", 1, b"\x01" * 5), CoreNote(b"LINUX", 0x202, b""), CoreNote(b"CORE", 6, b"x" * 8)]
+    data = encode_notes(prog, notes)
+    assert len(data) % 4 == 0
+    assert _parse_notes(data, o) == [(n.name, n.type, n.desc) for n in notes]
+
+
+@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
+def test_file_note_layout(platform, o):
+    prog = Program(platform)
+    files = [(0x400000, 0x401000, 0, b"/bin/x"), (0x7f0000000000, 0x7f0000002000, 3, b"/lib/y z")]
+    desc = file_note(prog, files, 4096).desc
+    count, ps = struct.unpack_from(o + "QQ", desc)
+    assert (count, ps) == (2, 4096)
+    assert struct.unpack_from(o + "6Q", desc, 16) == (0x400000, 0x401000, 0, 0x7f0000000000, 0x7f0000002000, 3)
+    assert desc[16 + 48:] == b"/bin/x\0/lib/y z\0"
+
+
+@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
+@pytest.mark.parametrize("phnum", [3, 0xFFFF, 70000])
+def test_elf_header_and_extended_numbering_read_back(platform, o, phnum):
+    """The header and program headers as gcore lays them out, read back by read_core; 65535 or more
+    program headers use the kernel's extended numbering (e_phnum = PN_XNUM, sh_info of one section
+    header)."""
+    import io
+
+    from drgn_ptwalk.gcore import _elf_header, _extnum_shdr, _phdr
+
+    prog = Program(platform)
+    shoff = 64 + 56 * phnum if phnum >= 0xFFFF else 0
+    f = io.BytesIO()
+    f.write(_elf_header(prog, phnum, shoff, 2))
+    f.write(_phdr(prog, 4, 0, 0, 0, 0, 0, 0))
+    for i in range(phnum - 1):
+        f.write(_phdr(prog, 1, 5, 0x1000 * i, 0x400000 + 0x1000 * i, 0x1000, 0x2000, 4096))
+    if shoff:
+        f.write(_extnum_shdr(prog, phnum))
+    raw = f.getvalue()
+    assert raw[:4] == b"\x7fELF" and raw[4] == 2 and raw[5] == (2 if o == ">" else 1)
+    assert struct.unpack_from(o + "H", raw, 56)[0] == min(phnum, 0xFFFF)  # e_phnum
+    core = read_core(f)
+    assert core.byte_order == o and core.e_flags == 2
+    assert core.machine == (62 if platform is _LE else 22)
+    assert len(core.phdrs) == phnum
+    assert core.phdrs[0][0] == 4 and core.phdrs[-1] == (1, 5, 0x1000 * (phnum - 2), 0x400000 + 0x1000 * (phnum - 2),
+                                                        0x1000, 0x2000, 4096)
+
+
+def test_swap_image_argument():
+    assert swap_image("1=/tmp/swap.img") == (1, "/tmp/swap.img")
+    assert swap_image("0x2=a=b") == (2, "a=b")
+    for bad in ("x=/f", "1", "1="):
+        with pytest.raises(Exception):
+            swap_image(bad)
+
+
+# ---------------------------------------------------------------------------
+# On the reference dumps
+
+
+def _task(vmcore, name: str):
+    from drgn_ptwalk.tasks import find_target
+
+    from vmcores.truth import pids
+
+    pid = pids(vmcore.truth)[name]
+    return find_target(vmcore.prog(), pid), pid
+
+
+def test_note_structures_as_the_kernel_sizes_them(vmcore, tmp_path):
+    prog = vmcore.prog()
+    task, pid = _task(vmcore, "anon")
+    res = gcore(task, tmp_path / "core")
+    core = read_core(tmp_path / "core")
+    prstatus = [d for n, t, d in core.notes if t == NT_PRSTATUS]
+    psinfo = [d for n, t, d in core.notes if t == NT_PRPSINFO]
+    assert len(psinfo) == 1
+    assert len(prstatus[0]) == sizeof(prog.type("struct elf_prstatus"))
+    assert len(psinfo[0]) == sizeof(prog.type("struct elf_prpsinfo"))
+    pr = prog.type("struct elf_prstatus")
+    reg_off = offsetof(pr, "pr_reg")
+    assert reg_off == 112
+    gregs = sizeof(prog.type("elf_gregset_t"))
+    assert offsetof(pr, "pr_fpvalid") == reg_off + gregs
+    o = core.byte_order
+    assert struct.unpack_from(o + "i", prstatus[0], 32)[0] == pid  # pr_pid
+    assert struct.unpack_from(o + "i", prstatus[0], reg_off + gregs)[0] == 1  # pr_fpvalid: NT_PRFPREG follows
+    ps = prog.type("struct elf_prpsinfo")
+    assert struct.unpack_from(o + "i", psinfo[0], offsetof(ps, "pr_pid"))[0] == pid
+    fname = psinfo[0][offsetof(ps, "pr_fname"):offsetof(ps, "pr_fname") + 16].rstrip(b"\0")
+    assert fname == task.comm.string_()
+    args = psinfo[0][offsetof(ps, "pr_psargs"):].rstrip(b"\0")
+    # The arguments are on the process's stack: a dump without user pages (makedumpfile -d 31) has
+    # none, and psargs is then empty, with the reason in the errors (no bytes made up).
+    if args or not any("argument area" in e for e in res.errors):
+        assert args.startswith(b"/workload run"), (args, res.errors)
+
+
+def _write(task, tmp_path: Path) -> Path:
+    out = tmp_path / "core"
+    res = gcore(task, out, report=tmp_path / "missing.jsonl")
+    assert out.stat().st_size == res.file_size
+    assert not list(tmp_path.glob("*.tmp"))
+    return out
+
+
+def _maps(truth: Path) -> List[Tuple[int, int, str, int, str]]:
+    rows = []
+    for line in (truth / "maps").read_text().splitlines():
+        f = line.split(None, 5)
+        s, e = (int(x, 16) for x in f[0].split("-"))
+        rows.append((s, e, f[1], int(f[2], 16), f[5] if len(f) > 5 else ""))
+    return rows
+
+
+def _vmflags(truth: Path) -> Dict[int, List[str]]:
+    out: Dict[int, List[str]] = {}
+    start = None
+    for line in (truth / "smaps").read_text().splitlines():
+        m = re.match(r"^([0-9a-f]+)-[0-9a-f]+ ", line)
+        if m:
+            start = int(m.group(1), 16)
+        elif line.startswith("VmFlags:") and start is not None:
+            out[start] = line.split()[1:]
+    return out
+
+
+@pytest.mark.parametrize("name", ["anon", "vmflags"])
+def test_segments_as_the_kernel_maps_them(vmcore, tmp_path, name):
+    prog = vmcore.prog()
+    task, pid = _task(vmcore, name)
+    from drgn_ptwalk.tasks import task_mm
+
+    mm = task_mm(task)
+    assert coredump_filter(mm) == 0x33  # the kernel's default (the workload never writes coredump_filter)
+    core = read_core(_write(task, tmp_path))
+    arch = prog.platform.arch.name
+    assert core.machine == {"X86_64": 62, "AARCH64": 183, "PPC64": 21, "S390X": 22}[arch]
+    assert core.byte_order == (">" if arch == "S390X" else "<")
+    page = prog["PAGE_SIZE"].value_()
+    assert core.phdrs[0][0] == 4  # PT_NOTE first
+    loads = core.phdrs[1:]
+    assert all(p[0] == 1 for p in loads)
+    truth = vmcore.pid_dir(pid)
+    maps = _maps(truth)
+    flags = _vmflags(truth)
+    # The kernel's maps lists the gate VMA ([vsyscall]) last, as the core does.
+    assert [(p[3], p[3] + p[5]) for p in loads] == [(s, e) for s, e, *_ in maps]
+    offset = loads[0][2]
+    assert offset % page == 0 and offset >= core.phdrs[0][2] + core.phdrs[0][4]
+    for p, (s, e, perms, pgoff, path) in zip(loads, maps):
+        _, pflags, off, vaddr, filesz, memsz, align = p
+        assert align == page
+        assert pflags == (4 if perms[0] == "r" else 0) | (2 if perms[1] == "w" else 0) | (1 if perms[2] == "x" else 0)
+        assert off == offset, hex(vaddr)
+        offset += filesz
+        vf = flags.get(s, [])
+        special = path in ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[vectors]", "[sigpage]")
+        if special:
+            assert filesz == memsz, path
+        elif "dd" in vf or "io" in vf:
+            assert filesz == 0, (hex(s), vf)
+        elif "ht" in vf:
+            assert filesz == (memsz if "sh" not in vf else 0), (hex(s), vf)  # HUGETLB_PRIVATE only
+        elif "sh" in vf:
+            # MMF_DUMP_ANON_SHARED for shmem/memfd/SysV (no links), not MMF_DUMP_MAPPED_SHARED.
+            assert filesz in (0, memsz), (hex(s), vf)
+        elif path.startswith("/"):
+            # file-backed private: whole once written to (an anon_vma: MMF_DUMP_ANON_PRIVATE), else only
+            # the ELF header page at file offset 0 (MMF_DUMP_ELF_HEADERS), never MMF_DUMP_MAPPED_PRIVATE
+            assert filesz in ((0, page, memsz) if pgoff == 0 else (0, memsz)), (hex(s), path, filesz)
+        elif not path or path in ("[heap]", "[stack]"):
+            assert filesz in (0, memsz), (hex(s), path)
+    assert offset + (64 if len(core.phdrs) >= 0xFFFF else 0) == (tmp_path / "core").stat().st_size
+    # NT_FILE: every file-backed VMA, with its page offset and path.
+    nt_file = [d for _, t, d in core.notes if t == NT_FILE]
+    want = [(s, e, pgoff // page, path.encode()) for s, e, _, pgoff, path in maps if path.startswith("/")]
+    if want:
+        o = core.byte_order
+        desc = nt_file[0]
+        count, ps = struct.unpack_from(o + "QQ", desc)
+        assert ps == page and count == len(want)
+        ents = struct.unpack_from(f"{o}{3 * count}Q", desc, 16)
+        names = desc[16 + 24 * count:].split(b"\0")[:count]
+        got = [(ents[3 * i], ents[3 * i + 1], ents[3 * i + 2], names[i]) for i in range(count)]
+        # The task's own root is the kernel's; the workload runs in the guest's root, as maps was read.
+        assert got == want
+
+
+def test_notes_in_the_kernels_order(vmcore, tmp_path):
+    task, pid = _task(vmcore, "anon")
+    core = read_core(_write(task, tmp_path))
+    types = [t for _, t, _ in core.notes]
+    assert types[:4] == [NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE]
+    assert NT_PRFPREG in types[4:]
+    assert types.count(NT_PRSTATUS) == 1
+    auxv = next(d for _, t, d in core.notes if t == NT_AUXV)
+    o = core.byte_order
+    words = struct.unpack(f"{o}{len(auxv) // 8}Q", auxv)
+    assert words[-2:] == (0, 0) and 0 not in words[:-2:2]
+    assert dict(zip(words[::2], words[1::2]))[6] == vmcore.prog()["PAGE_SIZE"].value_()  # AT_PAGESZ
+
+
+def test_no_core_of_a_kernel_thread(vmcore, tmp_path):
+    from drgn_ptwalk.tasks import find_target
+
+    task = find_target(vmcore.prog(), 2)
+    with pytest.raises(NoMmError):
+        gcore(task, tmp_path / "core")
+    assert not list(tmp_path.iterdir())
+
+
+_REGSETS = {"X86_64": "x86_64_regsets", "AARCH64": "aarch64_regsets", "PPC64": "native_regsets",
+            "S390X": "s390_regsets"}
+
+
+def test_thread_notes_sized_as_the_kernels_regsets(vmcore, tmp_path):
+    """Each register note has the size of the kernel's own regset of that note type (``n * size``, what
+    ``regset_get_alloc()`` fills): the regset view the kernel's coredump writes them from."""
+    prog = vmcore.prog()
+    task, pid = _task(vmcore, "anon")
+    core = read_core(_write(task, tmp_path))
+    sizes = {}
+    names = {}
+    for r in prog[_REGSETS[prog.platform.arch.name]]:
+        t = r.core_note_type.value_()
+        if t:
+            sizes.setdefault(t, r.n.value_() * r.size.value_())
+            try:  # "regset: Add explicit core note name in struct user_regset" (v6.16)
+                names.setdefault(t, r.core_note_name.string_())
+            except AttributeError:
+                pass
+    prstatus = next(d for _, t, d in core.notes if t == NT_PRSTATUS)
+    assert offsetof(prog.type("struct elf_prstatus"), "pr_fpvalid") - 112 == sizes[NT_PRSTATUS]
+    per_thread = [(n, t, d) for n, t, d in core.notes if t not in (NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE,
+                                                                   0x53494749)]
+    assert per_thread, "no register notes besides NT_PRSTATUS"
+    for n, t, d in per_thread:
+        assert t in sizes, hex(t)
+        assert len(d) == sizes[t], hex(t)
+        assert n == names.get(t, n), (hex(t), n, names[t])
+    assert len(prstatus) == sizeof(prog.type("struct elf_prstatus"))
+
+
+def test_siginfo_of_a_ptrace_stopped_thread(vmcore, tmp_path):
+    """A thread with a ``last_siginfo`` (stopped under ptrace) gets NT_SIGINFO after NT_PRPSINFO: the kernel's
+    ``kernel_siginfo`` then zeros to the 128 bytes of a user ``siginfo_t``. No reference process is
+    ptrace-stopped: the field and a siginfo are laid over the dump's memory (a second program, so the
+    overlay stays out of the other tests)."""
+    from drgn_ptwalk.program import open_program
+    from drgn_ptwalk.tasks import find_target
+    from vmcores.truth import pids
+
+    arch = vmcore.arch if vmcore.dump == "qemu-kdump" else None
+    prog = open_program(vmcore.core, symbols=[vmcore.vmlinux], architecture=arch)
+    task = find_target(prog, pids(vmcore.truth)["anon"])
+    o = "<" if prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN else ">"
+    n = sizeof(prog.type("kernel_siginfo_t"))
+    fake = struct.pack(o + "iii", 19, 0, 0x80) + bytes(n - 12)  # SIGSTOP, si_code SI_KERNEL
+    fake = fake[:16] + struct.pack(o + "ii", 1234, 0) + fake[24:]  # _kill._pid
+    field = task.last_siginfo.address_of_().value_()
+    # Any kernel address drgn can be told to read: the siginfo sits in a page of its own past the task.
+    where = (task.value_() + 0x10000) & ~0xFFF
+    ptr = struct.pack(o + "Q", where)
+    prog.add_memory_segment(where, 4096, lambda a, c, off, p: (fake + bytes(4096))[off:off + c], False)
+    prog.add_memory_segment(field, 8, lambda a, c, off, p: ptr[off:off + c], False)
+    assert task.last_siginfo.value_() == where
+    res = gcore(task, tmp_path / "core")
+    core = read_core(tmp_path / "core")
+    types = [t for _, t, _ in core.notes]
+    assert types[:3] == [NT_PRSTATUS, NT_PRPSINFO, 0x53494749], [hex(t) for t in types]
+    desc = core.notes[2][2]
+    assert len(desc) == 128 and desc[:n] == fake and desc[n:] == bytes(128 - n)
+    assert res.threads == 1
+
+
+@pytest.mark.parametrize("which", ["kthread", "zombie"])
+def test_cli_refuses_a_task_without_mm(vmcore, tmp_path, which):
+    """``drgn-ptwalk gcore`` of a kernel thread or an exited task: one line on stderr, exit status 2, no file
+    (neither the core nor its temporary name)."""
+    import subprocess
+    import sys
+
+    from vmcores.truth import pids
+
+    pid = pids(vmcore.truth).get(which, 2 if which == "kthread" else None)
+    if pid is None:
+        pytest.fail(f"{vmcore.name}: the workload recorded no {which} process", pytrace=False)
+    arch = ["--architecture", vmcore.arch] if vmcore.dump == "qemu-kdump" else []
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.run([sys.executable, "-m", "drgn_ptwalk", "-c", vmcore.core, "-s", vmcore.vmlinux, *arch,
+                        "gcore", str(pid), "-o", str(tmp_path / "core")], capture_output=True, text=True, cwd=root)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "no mm" in p.stderr, p.stderr
+    assert p.stdout == ""
+    assert not list(tmp_path.iterdir())
