@@ -101,7 +101,7 @@ def hbar_stacked(labels: Sequence[str], parts: Sequence[Tuple[str, Sequence[floa
     left = [0.0] * n
     for name, values, color in parts:
         ax.barh(range(n), values, left=left, color=color, label=name, edgecolor="none")
-        left = [a + b for a, b in zip(left, values)]
+        left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_yticks(range(n), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
@@ -207,9 +207,9 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     hug = ["hugetlb" if v["hugetlb"] else "" for v in vmas]
     ax.bar(x, small, 0.85, color="#1f77b4", label="resident")
     ax.bar(x, huge, 0.85, bottom=small, color="#ff7f0e", label="resident in THP / hugetlb (PMD, PUD)")
-    b2 = [a + b for a, b in zip(small, huge)]
+    b2 = [a + b for a, b in zip(small, huge, strict=True)]
     ax.bar(x, swapped, 0.85, bottom=b2, color="#e377c2", label="swapped")
-    b3 = [a + b for a, b in zip(b2, swapped)]
+    b3 = [a + b for a, b in zip(b2, swapped, strict=True)]
     ax.bar(x, empty, 0.85, bottom=b3, color="#dddddd", label="not resident")
     hx = [i for i, h in enumerate(hug) if h]
     if hx:

@@ -327,7 +327,8 @@ def _memory(ctx: Context) -> Tuple[Dict[str, Any], str]:
     data = {
         "page_size": ps, "total_pages": res.total, "rows": rows,
         "nodes": [{"node": node, "start_pfn": n["start_pfn"], "spanned_pages": n["spanned_pages"], "rows": counts}
-                  for (node, counts), n in zip(phys.node_rows, sorted(ctx.nodes(), key=lambda x: x["start_pfn"]))],
+                  for (node, counts), n in zip(phys.node_rows, sorted(ctx.nodes(), key=lambda x: x["start_pfn"]),
+                                                 strict=True)],
     }
     out = figure(charts.memory_by_node([(f"node {node}", counts) for node, counts in phys.node_rows], ps),
                  "Each node's PFNs by what they hold (memmap's rows; holes left out).")
