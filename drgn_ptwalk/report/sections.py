@@ -262,7 +262,7 @@ def _physical_scan(prog: Program) -> Physical:
     ppp = max(1, -(-end // (_WIDTH * _MAX_ROWS)))
     npix = -(-end // ppp)
     nk = len(kinds)
-    counts = np.zeros(npix * nk, dtype=np.int64)
+    counts = np.zeros(npix * nk, dtype=np.int32)  # a pixel holds at most end / 655,360 PFNs
     # every pixel starts as all holes: sections the files skip are holes
     counts[hole::nk] = ppp
     counts[(npix - 1) * nk + hole] = end - (npix - 1) * ppp
@@ -296,9 +296,9 @@ def _physical_scan(prog: Program) -> Physical:
         span = int(pix[-1]) + 1 - p0
         local = pix - p0
         window = counts[p0 * nk:(p0 + span) * nk]
-        window += np.bincount(local * nk + codes, minlength=span * nk)
+        window += np.bincount(local * nk + codes, minlength=span * nk).astype(np.int32)
         # these PFNs are no longer holes in their pixels
-        window[hole::nk] -= np.bincount(local, minlength=span)
+        window[hole::nk] -= np.bincount(local, minlength=span).astype(np.int32)
         for lo, hi, node in ranges:
             a, b = max(lo, pfn), min(hi, pfn + n)
             if a < b:
