@@ -402,15 +402,23 @@ def _vma_usage(prog: Program, task: Object) -> List[Dict[str, Any]]:
     from drgn_ptwalk.tasks import get_task_mm
     from drgn_ptwalk.walk import pt_range_walk
 
+    from drgn_ptwalk.vmatree import checked_vma_ranges
+
     mm = get_task_mm(task)
     ps = 1 << prog["PAGE_SHIFT"].value_()
     hugetlb_bit = 1 << vm_flag_bits(prog).get("HUGETLB", 22)
-    vmas = [f for f in maps_vmas(mm, default_root(prog)) if f.end <= mm.task_size.value_()]
-    starts = [f.start for f in vmas]
-    out = [{"start": f.start, "end": f.end, "name": (f.name or b"").decode("utf-8", "replace"),
-            "pages": (f.end - f.start) // ps, "resident": 0, "huge": 0, "swapped": 0,
-            "hugetlb": bool(f.flags & hugetlb_bit)} for f in vmas]
-    for e in pt_range_walk(mm, include_none=False, split_folios=False,
+    ranges = list(checked_vma_ranges(mm))
+    if len(ranges) <= _MAX_BARS:
+        # each bar is one VMA: named as maps names it
+        vmas = [(f.start, f.end, f.flags, (f.name or b"").decode("utf-8", "replace"))
+                for f in maps_vmas(mm, default_root(prog)) if f.end <= mm.task_size.value_()]
+    else:
+        # runs of VMAs are merged into bars: the names (a path per VMA) are not worth their time
+        vmas = [(start, end, vma.vm_flags.value_(), "") for vma, start, end in ranges]
+    starts = [v[0] for v in vmas]
+    out = [{"start": start, "end": end, "name": name, "pages": (end - start) // ps, "resident": 0, "huge": 0,
+            "swapped": 0, "hugetlb": bool(flags & hugetlb_bit)} for start, end, flags, name in vmas]
+    for e in pt_range_walk(mm, include_none=False, split_folios=False, vma_ranges=ranges,
                            types=(PtType.FOLIO, PtType.PFN, PtType.SWAP)):
         i = bisect.bisect_right(starts, e.start) - 1
         if i < 0 or e.start >= out[i]["end"]:
@@ -422,6 +430,30 @@ def _vma_usage(prog: Program, task: Object) -> List[Dict[str, Any]]:
             v["resident"] += e.nr_pages
             if e.level >= PtLevel.PMD or e.cont:
                 v["huge"] += e.nr_pages
+    return _merge_vmas(out, _MAX_BARS)
+
+
+_MAX_BARS = 300
+"""VMAs drawn one bar each; a process with more (a JVM, 21,000 mappings) gets runs of neighbours merged."""
+
+
+def _merge_vmas(vmas: List[Dict[str, Any]], limit: int) -> List[Dict[str, Any]]:
+    """*vmas* as at most *limit* entries: runs of neighbouring VMAs summed (``merged``: how many)."""
+    if len(vmas) <= limit:
+        for v in vmas:
+            v["merged"] = 1
+        return vmas
+    size = -(-len(vmas) // limit)
+    out = []
+    for i in range(0, len(vmas), size):
+        run = vmas[i:i + size]
+        out.append({
+            "start": run[0]["start"], "end": run[-1]["end"],
+            "name": f"{len(run)} VMAs from {run[0]['start']:#x}",
+            "pages": sum(v["pages"] for v in run), "resident": sum(v["resident"] for v in run),
+            "huge": sum(v["huge"] for v in run), "swapped": sum(v["swapped"] for v in run),
+            "hugetlb": any(v["hugetlb"] for v in run), "merged": len(run),
+        })
     return out
 
 
@@ -448,7 +480,10 @@ def _processes(ctx: Context) -> Tuple[Dict[str, Any], str]:
             continue
         data["address_spaces"].append({"pid": r.pid, "comm": r.comm, "vmas": usage})
         if usage:
-            out += figure(charts.address_space(f"{r.pid} {r.comm}: {len(usage)} VMAs", usage),
+            nvmas = sum(v["merged"] for v in usage)
+            title = f"{r.pid} {r.comm}: {nvmas} VMAs" + (f" (runs of up to {max(v['merged'] for v in usage)} "
+                                                          "neighbours merged into one bar)" if nvmas > len(usage) else "")
+            out += figure(charts.address_space(title, usage),
                           f"Address space of {r.pid} {r.comm}: each VMA in address order (x: its start), its "
                           "pages resident (orange: mapped by PMD/PUD or contiguous entries), swapped, not "
                           "resident; hugetlb VMAs hatched.")
