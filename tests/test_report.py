@@ -85,6 +85,12 @@ def test_report_sections(vmcore, report_root):
     assert not bad, bad
     for s in secs:
         print(f"{vmcore.name}: {s['name']} {s['status']} {s['seconds']:.2f} s")
+    machine = secs[0]["data"]
+    assert machine["uptime_seconds"] and machine["uptime_seconds"] > 0
+    if vmcore.dump == "makedumpfile":
+        # the kdump guest crashed itself (sysrq c): the machine section shows the panic
+        texts = [m["text"] for m in machine["log_matches"]]
+        assert any("Kernel panic" in t for t in texts), texts
 
 
 def test_report_json_schema(vmcore, report_root):
