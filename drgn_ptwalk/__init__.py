@@ -90,6 +90,10 @@ _EXPORTS: Dict[str, str] = {
     "memtop": "drgn_ptwalk.procfs.memtop",
     "print_memtop": "drgn_ptwalk.commands.memtop",
     "open_program": "drgn_ptwalk.program",
+    "BatchResult": "drgn_ptwalk.report",
+    "ReportResult": "drgn_ptwalk.report",
+    "run_batch": "drgn_ptwalk.report",
+    "write_report": "drgn_ptwalk.report",
     "SwapTypes": "drgn_ptwalk.swapinfo",
     "swap_types": "drgn_ptwalk.swapinfo",
     "find_target": "drgn_ptwalk.tasks",
@@ -186,6 +190,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.filecache import COUNTER_RULES, CachedFile, FileCacheSummary, SuperBlockCache, filecache
     from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
+    from drgn_ptwalk.report import BatchResult, ReportResult, run_batch, write_report
     from drgn_ptwalk.rmap import (
         PageKind,
         TableOwner,

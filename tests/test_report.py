@@ -22,7 +22,11 @@ from drgn_ptwalk.errors import UnsupportedKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 _reports: Dict[str, Any] = {}
-_tmp = Path(tempfile.mkdtemp(prefix="ptwalk-report-test-"))
+
+
+@pytest.fixture(scope="session")
+def report_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
 
 
 def _need(module: str, what: str) -> Any:
@@ -32,13 +36,13 @@ def _need(module: str, what: str) -> Any:
         pytest.fail(f"{module} is missing: {what}", pytrace=False)
 
 
-def _report(vmcore):
+def _report(vmcore, root: Path):
     """The report of *vmcore*, written once per session."""
     if vmcore.name not in _reports:
         _need("matplotlib", "pip install 'drgn-ptwalk[report]' (or '.[test]')")
         from drgn_ptwalk.report import write_report
 
-        out = _tmp / vmcore.name.replace(":", "-")
+        out = root / vmcore.name.replace(":", "-")
         _reports[vmcore.name] = write_report(vmcore.prog(), out, source={"core": vmcore.core,
                                                                          "vmlinux": vmcore.vmlinux})
     return _reports[vmcore.name]
@@ -71,8 +75,8 @@ def _chromium_run(html: Path, *extra: str) -> subprocess.CompletedProcess:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_report_sections(vmcore):
-    res = _report(vmcore)
+def test_report_sections(vmcore, report_root):
+    res = _report(vmcore, report_root)
     from drgn_ptwalk.report import SECTION_NAMES
 
     secs = res.report["sections"]
@@ -81,10 +85,16 @@ def test_report_sections(vmcore):
     assert not bad, bad
     for s in secs:
         print(f"{vmcore.name}: {s['name']} {s['status']} {s['seconds']:.2f} s")
+    machine = secs[0]["data"]
+    assert machine["uptime_seconds"] and machine["uptime_seconds"] > 0
+    if vmcore.dump == "makedumpfile":
+        # the kdump guest crashed itself (sysrq c): the machine section shows the panic
+        texts = [m["text"] for m in machine["log_matches"]]
+        assert any("Kernel panic" in t for t in texts), texts
 
 
-def test_report_json_schema(vmcore):
-    res = _report(vmcore)
+def test_report_json_schema(vmcore, report_root):
+    res = _report(vmcore, report_root)
     jsonschema = _need("jsonschema", "pip install jsonschema (in the test extra)")
     from drgn_ptwalk.report import SCHEMA_PATH
 
@@ -98,8 +108,8 @@ def test_report_json_schema(vmcore):
     assert "drgn_ptwalk/report/schema.json" in readme
 
 
-def test_report_numbers_equal_api(vmcore):
-    res = _report(vmcore)
+def test_report_numbers_equal_api(vmcore, report_root):
+    res = _report(vmcore, report_root)
     secs = {s["name"]: s for s in json.loads(res.json.read_text())["sections"]}
     prog = vmcore.prog()
     from drgn_ptwalk.commands.filecache import filecache_json
@@ -115,8 +125,17 @@ def test_report_numbers_equal_api(vmcore):
         mem = secs["memory"]["data"]
         assert mem["total_pages"] == mm.total
         assert mem["rows"] == [{"name": r.name, "pages": r.pages, "kernel_counter_pages": r.counter} for r in mm.rows]
-        # the per-node rows add up to the PFNs of the nodes that are not holes
-        assert sum(sum(n["rows"].values()) for n in mem["nodes"]) <= mm.total
+        # each node's rows add up to its span less its holes, and are memmap's rows of its PFNs: every row
+        # but holes is memmap's less the PFNs no node spans (x86's PFN 0)
+        outside = mm.total - sum(n["spanned_pages"] for n in mem["nodes"])
+        node_sum: Dict[str, int] = {}
+        for n in mem["nodes"]:
+            assert sum(v for k, v in n["rows"].items() if k != "hole") <= n["spanned_pages"]
+            for k, v in n["rows"].items():
+                node_sum[k] = node_sum.get(k, 0) + v
+        rows_all = {r.name: r.pages for r in mm.rows}
+        short = {k: rows_all[k] - node_sum.get(k, 0) for k in rows_all if k != "hole"}
+        assert all(v >= 0 for v in short.values()) and sum(short.values()) <= outside, (short, outside)
     else:
         mm = None
     fc = filecache(prog)
@@ -128,8 +147,8 @@ def test_report_numbers_equal_api(vmcore):
         assert got["memmap_rows"] == want["memmap_rows"]
 
 
-def test_report_in_chromium(vmcore):
-    res = _report(vmcore)
+def test_report_in_chromium(vmcore, report_root):
+    res = _report(vmcore, report_root)
     from drgn_ptwalk.report import SECTION_NAMES
 
     text = res.html.read_text()
@@ -161,6 +180,37 @@ def test_report_in_chromium(vmcore):
         colors = len(im.convert("RGB").getcolors(1 << 20) or ())
     print(f"{vmcore.name}: screenshot {size} bytes, luminance variance {stat.var[0]:.0f}, {colors} colors")
     assert stat.var[0] > 500 and colors > 50, (stat.var, colors)
+
+
+def test_report_section_fails_alone(tmp_path, monkeypatch):
+    """A section that raises (a corrupt structure) is recorded with its error and where, in both files; the
+    sections before and after it are written."""
+    _need("matplotlib", "pip install 'drgn-ptwalk[report]' (or '.[test]')")
+    from drgn import FaultError
+
+    import drgn_ptwalk.report.sections as sections
+    from drgn_ptwalk.report import write_report
+
+    def ok(ctx):
+        return {"fine": True}, "<p>fine</p>"
+
+    def broken(ctx):
+        raise FaultError("could not read memory", 0xdead000)
+
+    fake = tuple(sections.SectionDef(s.name, s.title, broken if s.name == "physmap" else ok)
+                 for s in sections.SECTIONS)
+    monkeypatch.setattr(sections, "SECTIONS", fake)
+    res = write_report(None, tmp_path)  # type: ignore[arg-type]
+    secs = {s["name"]: s for s in res.report["sections"]}
+    assert res.failed == ["physmap"]
+    assert secs["physmap"]["status"] == "error" and secs["physmap"]["data"] is None
+    assert "FaultError" in secs["physmap"]["error"] and "0xdead000" in secs["physmap"]["error"]
+    assert "test_report.py" in secs["physmap"]["error"]  # where it was raised
+    assert all(s["status"] == "ok" and s["data"] == {"fine": True} for n, s in secs.items() if n != "physmap")
+    assert json.loads(res.json.read_text()) == json.loads(json.dumps(res.report))
+    text = res.html.read_text()
+    assert '<section id="physmap" data-status="error">' in text and "0xdead000" in text
+    assert text.count("<p>fine</p>") == len(fake) - 1
 
 
 def test_report_needs_matplotlib(tmp_path):

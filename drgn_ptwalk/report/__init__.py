@@ -25,9 +25,11 @@ from drgn import Program
 
 __all__ = (
     "BatchResult",
+    "BatchRow",
     "ReportResult",
     "SCHEMA_PATH",
     "SECTION_NAMES",
+    "read_batch",
     "run_batch",
     "write_report",
 )
@@ -300,7 +302,7 @@ def _batch_page(rows: List[BatchRow], out: Path) -> str:
             t = p["rows"][0]
             top = f"{t['pid']} {t['comm']} ({t['rss_kb'] / 1024:,.0f} MiB RSS)"
         mem = (secs.get("memory") or {}).get("data") or {}
-        label = f"{r.line}: {Path(r.core).name}"
+        label = f"{r.line}: {Path(r.core).parent.name}/{Path(r.core).name}"
         if mem.get("rows"):
             ram.append((label, {x["name"]: x["pages"] for x in mem["rows"]}, mem["page_size"]))
         rel = os.path.relpath(Path(r.outdir) / "index.html", out)
@@ -316,7 +318,7 @@ def _batch_page(rows: List[BatchRow], out: Path) -> str:
         tab = tab.replace(esc(f"@@LINK{i}@@"), str(t[-1]))
     body += tab
     failed = [r for r in rows if r.status == "failed"]
-    seconds = sum(r.seconds for r in rows)
+    seconds = sum(r.seconds for r in rows)  # the reports' own times (side by side: more than the batch's)
     sections: List[Dict[str, Any]] = [{"name": "dumps", "title": "Dumps", "status": "ok", "seconds": seconds}]
     html_body = section_html("dumps", "Dumps", "ok", seconds, "", body)
     return page(f"Memory reports of {len(rows)} dumps ({len(failed)} failed)",

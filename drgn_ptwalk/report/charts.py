@@ -101,7 +101,7 @@ def hbar_stacked(labels: Sequence[str], parts: Sequence[Tuple[str, Sequence[floa
     left = [0.0] * n
     for name, values, color in parts:
         ax.barh(range(n), values, left=left, color=color, label=name, edgecolor="none")
-        left = [a + b for a, b in zip(left, values)]
+        left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_yticks(range(n), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
@@ -197,7 +197,7 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     resident (THP / hugetlb marked), swapped and empty pages (log scale); big gaps between VMAs are ticks.
     """
     n = len(vmas)
-    fig = _figure(10, 3.0, left=0.7, bottom=0.9, top=0.35)
+    fig = _figure(10, 3.2, left=0.7, bottom=1.15, top=0.35)
     ax = fig.add_subplot()
     x = list(range(n))
     small = [max(v["resident"] - v["huge"], 0) for v in vmas]
@@ -207,9 +207,9 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     hug = ["hugetlb" if v["hugetlb"] else "" for v in vmas]
     ax.bar(x, small, 0.85, color="#1f77b4", label="resident")
     ax.bar(x, huge, 0.85, bottom=small, color="#ff7f0e", label="resident in THP / hugetlb (PMD, PUD)")
-    b2 = [a + b for a, b in zip(small, huge)]
+    b2 = [a + b for a, b in zip(small, huge, strict=True)]
     ax.bar(x, swapped, 0.85, bottom=b2, color="#e377c2", label="swapped")
-    b3 = [a + b for a, b in zip(b2, swapped)]
+    b3 = [a + b for a, b in zip(b2, swapped, strict=True)]
     ax.bar(x, empty, 0.85, bottom=b3, color="#dddddd", label="not resident")
     hx = [i for i, h in enumerate(hug) if h]
     if hx:
@@ -223,7 +223,7 @@ def address_space(title: str, vmas: Sequence[Dict[str, Any]]) -> str:
     ax.set_xticks(ticks, [f"{vmas[i]['start']:#x}" for i in ticks], rotation=35, ha="right", fontsize=6)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncols=4, frameon=False, loc="upper left")
+    fig.legend(fontsize=7, ncols=5, frameon=False, loc="lower center")
     return svg(fig)
 
 

@@ -249,14 +249,20 @@ def _physical_scan(prog: Program) -> Physical:
     # memmap's classification of one kpageflags value (private to memmap: see the lead's note)
     from drgn_ptwalk.memmap import _row as memmap_row
 
+    from drgn_ptwalk._byteorder import struct_order
+
+    order = struct_order(prog)  # /proc/kpageflags is in the kernel's byte order (big-endian on s390x)
     kinds = list(RULES)
     hole = kinds.index("hole")
+    hugetlb = kinds.index("hugetlb")
+    tail_bit = np.uint64(1 << KPF["COMPOUND_TAIL"])
+    head_bit = np.uint64(1 << KPF["COMPOUND_HEAD"])
     nopage = 1 << KPF["NOPAGE"]
     end = max_dump_pfn(prog)
     ppp = max(1, -(-end // (_WIDTH * _MAX_ROWS)))
     npix = -(-end // ppp)
     nk = len(kinds)
-    counts = np.zeros(npix * nk, dtype=np.int64)
+    counts = np.zeros(npix * nk, dtype=np.int32)  # a pixel holds at most end / 655,360 PFNs
     # every pixel starts as all holes: sections the files skip are holes
     counts[hole::nk] = ppp
     counts[(npix - 1) * nk + hole] = end - (npix - 1) * ppp
@@ -265,7 +271,7 @@ def _physical_scan(prog: Program) -> Physical:
     ranges = sorted((n["start_pfn"], n["start_pfn"] + n["spanned_pages"], n["node"]) for n in nodes)
     code_of: Dict[int, int] = {}
     for pfn, data in kpage_chunks(prog, "kpageflags", 0, end):
-        vals = np.frombuffer(data, dtype="<u8")
+        vals = np.frombuffer(data, dtype=order + "u8")
         uniq, inv = np.unique(vals, return_inverse=True)
         lut = np.empty(len(uniq), dtype=np.int64)
         for i, v in enumerate(uniq.tolist()):
@@ -276,14 +282,23 @@ def _physical_scan(prog: Program) -> Physical:
             lut[i] = c
         codes = lut[inv.reshape(-1)]
         n = len(codes)
+        # A tail page is in its folio's row, as memmap() puts it: v6.1's kpageflags gives tails their own
+        # page->flags (a shmem THP's tails would be other_kernel), later kernels the folio's (nothing moves).
+        # Folios other than hugetlb ones never cross a section, so the head is in the same chunk.
+        tails = (uniq & tail_bit) != 0
+        if (tails & (lut != hugetlb)).any():
+            pos = np.where((vals & head_bit) != 0, np.arange(n), -1)
+            last = np.maximum.accumulate(pos)
+            move = ((vals & tail_bit) != 0) & (codes != hugetlb) & (last >= 0)
+            codes[move] = codes[last[move]]
         pix = (pfn + np.arange(n, dtype=np.int64)) // ppp
         p0 = int(pix[0])
         span = int(pix[-1]) + 1 - p0
         local = pix - p0
         window = counts[p0 * nk:(p0 + span) * nk]
-        window += np.bincount(local * nk + codes, minlength=span * nk)
+        window += np.bincount(local * nk + codes, minlength=span * nk).astype(np.int32)
         # these PFNs are no longer holes in their pixels
-        window[hole::nk] -= np.bincount(local, minlength=span)
+        window[hole::nk] -= np.bincount(local, minlength=span).astype(np.int32)
         for lo, hi, node in ranges:
             a, b = max(lo, pfn), min(hi, pfn + n)
             if a < b:
@@ -311,7 +326,9 @@ def _memory(ctx: Context) -> Tuple[Dict[str, Any], str]:
     rows = [{"name": r.name, "pages": r.pages, "kernel_counter_pages": r.counter} for r in res.rows]
     data = {
         "page_size": ps, "total_pages": res.total, "rows": rows,
-        "nodes": [{"node": node, "rows": counts} for node, counts in phys.node_rows],
+        "nodes": [{"node": node, "start_pfn": n["start_pfn"], "spanned_pages": n["spanned_pages"], "rows": counts}
+                  for (node, counts), n in zip(phys.node_rows, sorted(ctx.nodes(), key=lambda x: x["start_pfn"]),
+                                                 strict=True)],
     }
     out = figure(charts.memory_by_node([(f"node {node}", counts) for node, counts in phys.node_rows], ps),
                  "Each node's PFNs by what they hold (memmap's rows; holes left out).")
@@ -331,11 +348,15 @@ def _physmap(ctx: Context) -> Tuple[Dict[str, Any], str]:
     for n in nodes:
         for z in n["zones"]:
             marks.append((z["start_pfn"] // phys.pfns_per_pixel // phys.width, f"node {n['node']} {z['name']}"))
-    # keep one label per row
-    seen: Dict[int, str] = {}
-    for r, label in marks:
-        seen[r] = label if r not in seen else seen[r] + ", " + label
-    marks = sorted(seen.items())
+    # labels closer than about a line of text are joined (DMA and DMA32 start a few rows apart)
+    gap = max(1, int(phys.image.shape[0]) // 40)
+    joined: List[Tuple[int, str]] = []
+    for r, label in sorted(marks):
+        if joined and r - joined[-1][0] < gap:
+            joined[-1] = (joined[-1][0], joined[-1][1] + ", " + label)
+        else:
+            joined.append((r, label))
+    marks = joined
     svg = charts.physical_map(phys.image, phys.kinds, phys.pfns_per_pixel, phys.width, marks)
     data = {"end_pfn": phys.end_pfn, "pfns_per_pixel": phys.pfns_per_pixel, "width": phys.width,
             "rows": int(phys.image.shape[0]), "kinds": phys.kinds,
@@ -381,15 +402,23 @@ def _vma_usage(prog: Program, task: Object) -> List[Dict[str, Any]]:
     from drgn_ptwalk.tasks import get_task_mm
     from drgn_ptwalk.walk import pt_range_walk
 
+    from drgn_ptwalk.vmatree import checked_vma_ranges
+
     mm = get_task_mm(task)
     ps = 1 << prog["PAGE_SHIFT"].value_()
     hugetlb_bit = 1 << vm_flag_bits(prog).get("HUGETLB", 22)
-    vmas = [f for f in maps_vmas(mm, default_root(prog)) if f.end <= mm.task_size.value_()]
-    starts = [f.start for f in vmas]
-    out = [{"start": f.start, "end": f.end, "name": (f.name or b"").decode("utf-8", "replace"),
-            "pages": (f.end - f.start) // ps, "resident": 0, "huge": 0, "swapped": 0,
-            "hugetlb": bool(f.flags & hugetlb_bit)} for f in vmas]
-    for e in pt_range_walk(mm, include_none=False, split_folios=False,
+    ranges = list(checked_vma_ranges(mm))
+    if len(ranges) <= _MAX_BARS:
+        # each bar is one VMA: named as maps names it
+        vmas = [(f.start, f.end, f.flags, (f.name or b"").decode("utf-8", "replace"))
+                for f in maps_vmas(mm, default_root(prog)) if f.end <= mm.task_size.value_()]
+    else:
+        # runs of VMAs are merged into bars: the names (a path per VMA) are not worth their time
+        vmas = [(start, end, vma.vm_flags.value_(), "") for vma, start, end in ranges]
+    starts = [v[0] for v in vmas]
+    out = [{"start": start, "end": end, "name": name, "pages": (end - start) // ps, "resident": 0, "huge": 0,
+            "swapped": 0, "hugetlb": bool(flags & hugetlb_bit)} for start, end, flags, name in vmas]
+    for e in pt_range_walk(mm, include_none=False, split_folios=False, vma_ranges=ranges,
                            types=(PtType.FOLIO, PtType.PFN, PtType.SWAP)):
         i = bisect.bisect_right(starts, e.start) - 1
         if i < 0 or e.start >= out[i]["end"]:
@@ -401,6 +430,30 @@ def _vma_usage(prog: Program, task: Object) -> List[Dict[str, Any]]:
             v["resident"] += e.nr_pages
             if e.level >= PtLevel.PMD or e.cont:
                 v["huge"] += e.nr_pages
+    return _merge_vmas(out, _MAX_BARS)
+
+
+_MAX_BARS = 300
+"""VMAs drawn one bar each; a process with more (a JVM, 21,000 mappings) gets runs of neighbours merged."""
+
+
+def _merge_vmas(vmas: List[Dict[str, Any]], limit: int) -> List[Dict[str, Any]]:
+    """*vmas* as at most *limit* entries: runs of neighbouring VMAs summed (``merged``: how many)."""
+    if len(vmas) <= limit:
+        for v in vmas:
+            v["merged"] = 1
+        return vmas
+    size = -(-len(vmas) // limit)
+    out = []
+    for i in range(0, len(vmas), size):
+        run = vmas[i:i + size]
+        out.append({
+            "start": run[0]["start"], "end": run[-1]["end"],
+            "name": f"{len(run)} VMAs from {run[0]['start']:#x}",
+            "pages": sum(v["pages"] for v in run), "resident": sum(v["resident"] for v in run),
+            "huge": sum(v["huge"] for v in run), "swapped": sum(v["swapped"] for v in run),
+            "hugetlb": any(v["hugetlb"] for v in run), "merged": len(run),
+        })
     return out
 
 
@@ -427,7 +480,10 @@ def _processes(ctx: Context) -> Tuple[Dict[str, Any], str]:
             continue
         data["address_spaces"].append({"pid": r.pid, "comm": r.comm, "vmas": usage})
         if usage:
-            out += figure(charts.address_space(f"{r.pid} {r.comm}: {len(usage)} VMAs", usage),
+            nvmas = sum(v["merged"] for v in usage)
+            title = f"{r.pid} {r.comm}: {nvmas} VMAs" + (f" (runs of up to {max(v['merged'] for v in usage)} "
+                                                          "neighbours merged into one bar)" if nvmas > len(usage) else "")
+            out += figure(charts.address_space(title, usage),
                           f"Address space of {r.pid} {r.comm}: each VMA in address order (x: its start), its "
                           "pages resident (orange: mapped by PMD/PUD or contiguous entries), swapped, not "
                           "resident; hugetlb VMAs hatched.")
