@@ -379,10 +379,10 @@ def _shmem_kind(path: str) -> str:
 
 def _counters(prog: Program) -> Dict[str, Optional[int]]:
     # The fold of memmap's counters (global value + every CPU's delta).
-    from drgn_ptwalk.memmap import _stat
+    from drgn_ptwalk.memmap import vm_stat
 
     def node(item: str) -> Optional[int]:
-        return _stat(prog, "vm_node_stat", item)
+        return vm_stat(prog, "vm_node_stat", item)
 
     return {
         "nr_file_pages": node("NR_FILE_PAGES"),

@@ -16,7 +16,7 @@ from drgn import Program
 
 from drgn_ptwalk.kpage import KPF, _ctx, _one_file, _section_states, max_dump_pfn
 
-__all__ = ("MemmapRow", "MemmapSummary", "RULES", "memmap", "kpf_names")
+__all__ = ("MemmapRow", "MemmapSummary", "RULES", "kpf_names", "kpf_row", "memmap", "vm_stat")
 
 
 class MemmapRow(NamedTuple):
@@ -77,7 +77,8 @@ def kpf_names(value: int) -> str:
     return ",".join(names.get(b, str(b)) for b in range(64) if value >> b & 1)
 
 
-def _row(v: int) -> str:
+def kpf_row(v: int) -> str:
+    """The memmap row (``"free"``, ``"anon"``, ``"file"``, ...) of a page with kpageflags value *v*."""
     def has(name: str) -> bool:
         return bool(v >> KPF[name] & 1)
 
@@ -107,7 +108,7 @@ def _row(v: int) -> str:
     return "other_kernel"
 
 
-def _stat(prog: Program, array: str, item: str) -> Optional[int]:
+def vm_stat(prog: Program, array: str, item: str) -> Optional[int]:
     """A global vmstat counter as the kernel would fold it now: the global value plus every CPU's
     not-yet-folded delta (the reference guests set vm.stat_interval to a day, so the deltas are real)."""
     from drgn.helpers.linux.cpumask import for_each_possible_cpu
@@ -135,7 +136,7 @@ def _stat(prog: Program, array: str, item: str) -> Optional[int]:
 
 def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
     def node(item: str) -> Optional[int]:
-        return _stat(prog, "vm_node_stat", item)
+        return vm_stat(prog, "vm_node_stat", item)
 
     # The *_B items are accounted in bytes but stored in pages (__mod_node_page_state()).
     slab_r = node("NR_SLAB_RECLAIMABLE_B")
@@ -153,7 +154,7 @@ def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
     shmem = node("NR_SHMEM")
     mapped = node("NR_FILE_MAPPED")
     return {
-        "free": _stat(prog, "vm_zone_stat", "NR_FREE_PAGES"),
+        "free": vm_stat(prog, "vm_zone_stat", "NR_FREE_PAGES"),
         "hugetlb": hugetlb,
         "slab": None if slab_r is None or slab_u is None else slab_r + slab_u,
         "page_tables": None if pt is None else pt + (sec or 0),
@@ -179,7 +180,7 @@ def memmap(prog: Program) -> MemmapSummary:
         counts[0] = counts.get(0, 0) - holes
     rows: Dict[str, int] = dict.fromkeys(_ORDER, 0)
     rows["hole"] = holes
-    row_of = {v: _row(v) for v in counts}
+    row_of = {v: kpf_row(v) for v in counts}
     for v, n in counts.items():
         rows[row_of[v]] += n
     # A tail page is in its folio's row. v6.1's kpageflags gives tails their own page->flags (no

@@ -247,7 +247,7 @@ def _physical_scan(prog: Program) -> Physical:
     from drgn_ptwalk.kpage import KPF, kpage_chunks, max_dump_pfn
     from drgn_ptwalk.memmap import RULES
     # memmap's classification of one kpageflags value (private to memmap: see the lead's note)
-    from drgn_ptwalk.memmap import _row as memmap_row
+    from drgn_ptwalk.memmap import kpf_row as memmap_row
 
     from drgn_ptwalk._byteorder import struct_order
 
