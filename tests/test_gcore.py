@@ -144,7 +144,8 @@ def test_gdb_reads_a_zram_page(core):
     assert r is not None, "no pm_zram0_incomp region in the procmem truth"
     e = core.pm.pagemap.get(r.start, 0)
     assert core.pm.swapped(e) and swap_entry(e)[0] in core.pm.zram_types(), f"{r.start:#x} not in zram: {e:#x}"
-    words = [int(x, 16) for x in re.findall(r"0x[0-9a-f]{9,}", core.sections["ZRAM"].split(":", 1)[1])]
+    words = [int(x, 16) for line in core.sections["ZRAM"].splitlines() if re.match(r"0x[0-9a-f]+( <[^>]*>)?:", line)
+             for x in line.split(":", 1)[1].split()]
     want = procmem_region_expected(r, r.start, 32, core.pm.page_size)
     assert b"".join(w.to_bytes(8, "little") for w in words) == want, core.sections["ZRAM"]
 
