@@ -135,8 +135,9 @@ def test_gdb_prints_the_global(core):
     addr = int(re.search(r"0x[0-9a-f]+", core.sections["GLOBALADDR"]).group(0), 16)
     assert addr == int(g["address"], 16), core.sections["GLOBALADDR"]
     vals = [int(x, 16) for x in re.findall(r"0x[0-9a-f]+", core.sections["GLOBAL"].split("=", 1)[1])]
-    want = procmem_expected(int(g["seed"], 16), g["kind"], addr, g["size"], core.pm.page_size)
-    assert b"".join(v.to_bytes(8, "little") for v in vals) == want, core.sections["GLOBAL"]
+    bo = core.pm.truth.byteorder
+    want = procmem_expected(int(g["seed"], 16), g["kind"], addr, g["size"], core.pm.page_size, bo)
+    assert b"".join(v.to_bytes(8, bo) for v in vals) == want, core.sections["GLOBAL"]
 
 
 def test_gdb_reads_a_zram_page(core):
@@ -146,8 +147,9 @@ def test_gdb_reads_a_zram_page(core):
     assert core.pm.swapped(e) and swap_entry(e)[0] in core.pm.zram_types(), f"{r.start:#x} not in zram: {e:#x}"
     words = [int(x, 16) for line in core.sections["ZRAM"].splitlines() if re.match(r"0x[0-9a-f]+( <[^>]*>)?:", line)
              for x in line.split(":", 1)[1].split()]
-    want = procmem_region_expected(r, r.start, 32, core.pm.page_size)
-    assert b"".join(w.to_bytes(8, "little") for w in words) == want, core.sections["ZRAM"]
+    bo = core.pm.truth.byteorder
+    want = procmem_region_expected(r, r.start, 32, core.pm.page_size, bo)
+    assert b"".join(w.to_bytes(8, bo) for w in words) == want, core.sections["ZRAM"]
 
 
 def test_readelf_lists_the_notes(core):

@@ -146,7 +146,7 @@ def test_readable_pages_hold_the_pattern(reads):
                 assert rng.data is None, f"{r.label}: unreadable {rng.fate.name} range has data"
                 continue
             assert rng.data is not None and len(rng.data) == rng.end - rng.start, f"{r.label}: {rng}"
-            want = procmem_region_expected(r, rng.start, rng.end - rng.start, pm.page_size)
+            want = procmem_region_expected(r, rng.start, rng.end - rng.start, pm.page_size, pm.truth.byteorder)
             if rng.data != want:
                 for a, _ in _pages_of(pm, rng):
                     o = a - rng.start
@@ -237,7 +237,7 @@ def test_read_user_matches_user_pages(reads):
         size = min(r.end - start, 3 * pm.page_size)
         got = read_user(reads.task, start, size, swap_images=pm.swap_images())
         assert len(got.data) == size
-        want = bytearray(procmem_region_expected(r, start, size, pm.page_size))
+        want = bytearray(procmem_region_expected(r, start, size, pm.page_size, pm.truth.byteorder))
         for rng in got.ranges:
             if not rng.readable:
                 lo, hi = max(rng.start, start) - start, min(rng.end, start + size) - start
