@@ -21,6 +21,7 @@ _EXPORTS: Dict[str, str] = {
     "PtFlag": "drgn_ptwalk.entry",
     "PtLevel": "drgn_ptwalk.entry",
     "PtType": "drgn_ptwalk.entry",
+    "MissingDependencyError": "drgn_ptwalk.errors",
     "NoMmError": "drgn_ptwalk.errors",
     "ProcfsWarning": "drgn_ptwalk.errors",
     "ProgramError": "drgn_ptwalk.errors",
@@ -38,6 +39,11 @@ _EXPORTS: Dict[str, str] = {
     "kpageflags": "drgn_ptwalk.kpage",
     "max_dump_pfn": "drgn_ptwalk.kpage",
     "pfn_online": "drgn_ptwalk.kpage",
+    "COUNTER_RULES": "drgn_ptwalk.filecache",
+    "CachedFile": "drgn_ptwalk.filecache",
+    "FileCacheSummary": "drgn_ptwalk.filecache",
+    "SuperBlockCache": "drgn_ptwalk.filecache",
+    "filecache": "drgn_ptwalk.filecache",
     "MemmapRow": "drgn_ptwalk.memmap",
     "MemmapSummary": "drgn_ptwalk.memmap",
     "memmap": "drgn_ptwalk.memmap",
@@ -104,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.commands.memtop import print_memtop
     from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
     from drgn_ptwalk.errors import (
+        MissingDependencyError,
         NoMmError,
         ProcfsWarning,
         ProgramError,
@@ -147,6 +154,7 @@ if TYPE_CHECKING:  # pragma: no cover
         smaps_rollup_mm,
     )
     from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
+    from drgn_ptwalk.filecache import COUNTER_RULES, CachedFile, FileCacheSummary, SuperBlockCache, filecache
     from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.rmap import (

@@ -48,7 +48,7 @@ except ImportError:
     HAVE_COMMANDS = False
 
 SHELL_COMMANDS = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap", "ptwalk", "memtop", "kpage", "whomaps",
-                  "memmap")
+                  "memmap", "filecache", "report")
 
 
 def no_commands_message() -> str:

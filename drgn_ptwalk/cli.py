@@ -54,8 +54,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("drgn").setLevel(logging.DEBUG if args.debug else logging.ERROR)
     _one_line_warnings()
     try:
+        cmd = lookup(args.cmd)
+        if cmd.prepare is not None:
+            status = cmd.prepare(args)
+            if status is not None:
+                return status
         prog = open_program(args.core, qemu=args.qemu, symbols=args.symbols, architecture=args.architecture)
-        execute(lookup(args.cmd), prog, args, sys.stdout)
+        execute(cmd, prog, args, sys.stdout)
         return 0
     except BrokenPipeError:
         return 0

@@ -11,6 +11,7 @@ What a dump cannot tell while the rest of a file stays exact is a :class:`Procfs
 """
 
 __all__ = (
+    "MissingDependencyError",
     "NoMmError",
     "ProcfsWarning",
     "ProgramError",
@@ -32,6 +33,11 @@ class UnsupportedKernelError(ProgramError):
     page_table_owners, memmap — on a big-endian kernel, s390x; numa_maps on a kernel without
     ``CONFIG_NUMA``): the message says what and why.
     """
+
+
+class MissingDependencyError(ProgramError):
+    """An optional dependency the command needs is not installed (the ``report`` command's matplotlib): the
+    message says what to install."""
 
 
 class TaskNotFoundError(LookupError):

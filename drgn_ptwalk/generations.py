@@ -124,6 +124,15 @@ class Generation(NamedTuple):
     ``file_thp_enabled()`` for large-folio file systems). The enumerators themselves for the enum; the
     rules that came with it are *proxied* by it."""
 
+    tmpfs_mmap_orders: bool
+    """A tmpfs mapping may have every large-folio order its mount allows, not the PMD order alone
+    (``shmem_huge_global_enabled()``: ``huge=always`` gives ``THP_ORDERS_ALL_FILE_DEFAULT``,
+    ``huge=within_size`` the orders that end within ``i_size``, ``huge=advise`` all of them with
+    ``MADV_HUGEPAGE``): "mm: shmem: fix the strategy for the tmpfs 'huge=' options" (Baolin Wang, v6.18;
+    hash unconfirmed), which dropped the PMD-only rule for mappings that commit acd7ccb284b8 ("mm: shmem:
+    add large folio support for tmpfs", v6.14) kept. *Proxy*: :attr:`tva_enum`, of the same release (the
+    rule is in a static function; no type changed)."""
+
     mm_flags_bitmap: bool
     """``mm_struct::flags`` is ``mm_flags_t`` (a struct holding a bitmap): "mm: replace mm->flags with
     bitmap entirely and set to 64 bits" (Lorenzo Stoakes, last of the series "mm: make mm->flags a bitmap
@@ -223,6 +232,7 @@ def _vm_flags_layout(prog: Program) -> str:
 def _detect(prog: Program) -> Generation:
     arch = prog.platform.arch.name if prog.platform else ""
     mthp = _has(prog, "__thp_vma_allowable_orders")
+    tva_enum = _has_constant(prog, "TVA_SMAPS") and not _has_constant(prog, "TVA_ENFORCE_SYSFS")
     return Generation(
         x86_saved_dirty=_has(prog, "arch_check_zapped_pte") if arch == "X86_64" else None,
         arm64_v610_layout=_arm64_v610_layout(prog) if arch == "AARCH64" else None,
@@ -238,7 +248,8 @@ def _detect(prog: Program) -> Generation:
         smaps_ksm_line=_has_member(prog, "struct mem_size_stats", "ksm"),
         mthp=mthp,
         thp_eligible_width8=_has_member(prog, "struct mem_size_stats", "ksm"),
-        tva_enum=_has_constant(prog, "TVA_SMAPS") and not _has_constant(prog, "TVA_ENFORCE_SYSFS"),
+        tva_enum=tva_enum,
+        tmpfs_mmap_orders=tva_enum,
         mm_flags_bitmap=_mm_flags_bitmap(prog),
         heap_strict=_has(prog, "vma_is_initial_heap"),
         backing_user_path=_has_member(prog, "struct backing_file", "user_path"),

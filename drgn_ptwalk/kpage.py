@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 /proc/kpageflags, /proc/kpagecount and /proc/kpagecgroup from a dump (``fs/proc/page.c``): what reading
-each file at offset ``start_pfn * 8`` returns, one little-endian u64 per PFN.
+each file at offset ``start_pfn * 8`` returns, one u64 per PFN in the dumped kernel's byte order (big-endian
+on s390x; :func:`kpage_values` gives the values as integers).
 
 The ``struct page`` array is read one SPARSEMEM section at a time (one ``prog.read()`` per section), never
 as drgn Objects. A page's values depend on a handful of its fields and, for a page of a large folio, on
@@ -27,6 +28,12 @@ generation (:attr:`~drgn_ptwalk.generations.Generation.kpage_scheme`):
 What a dump cannot hold: ``KPF_IDLE`` kept in ``page_ext`` (32-bit kernels with ``CONFIG_PAGE_IDLE_FLAG``;
 on 64-bit kernels ``PG_idle`` is a page flag and is read) — :func:`kpage_unsupported` names it;
 ZONE_DEVICE sections (``pfn_to_online_page()``'s slow path) are not online memory and read as holes.
+
+A big-endian kernel's (s390x) ``struct page`` array is read as a little-endian one's: each section's bytes
+are byte-swapped word by word once, right after the read (the 8-byte fields then read as they do on a
+little-endian kernel, and :func:`~drgn_ptwalk.page.page_layout` gives the 4- and 1-byte fields' offsets in
+that swapped image), so every scan and rule below is the same code for both byte orders and a
+little-endian kernel's path does no more work than before.
 """
 
 import io
@@ -39,7 +46,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
-from drgn_ptwalk._byteorder import refuse_big_endian
+from drgn_ptwalk._byteorder import is_big_endian, struct_order
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import page_layout
 
@@ -142,6 +149,26 @@ class _Ctx(NamedTuple):
     memcg_kmem: int
     memcg_mask: int
     css_online: int
+    swap: bool
+    """A big-endian kernel: ``struct page`` bytes are swapped word by word once per read
+    (:func:`_read_pages`), and the files' bytes are swapped back to its byte order (:func:`kpage_chunks`)."""
+
+
+def _read_pages(prog: Program, ctx: _Ctx, addr: int, size: int) -> bytes:
+    """*size* bytes of ``struct page`` entries at *addr*: as read on a little-endian kernel; on a big-endian
+    one each 8-byte word byte-swapped (see the module doc)."""
+    buf = prog.read(addr, size)
+    if ctx.swap:
+        return _swap_words(buf)
+    return buf
+
+
+def _swap_words(buf: bytes) -> bytes:
+    """*buf* (a multiple of 8 bytes) with each 8-byte word byte-swapped."""
+    words = array("Q")
+    words.frombytes(buf)
+    words.byteswap()
+    return words.tobytes()
 
 
 def _const(prog: Program, name: str) -> Optional[int]:
@@ -238,6 +265,8 @@ def _ctx(prog: Program) -> _Ctx:
     hugetlb_dtor = 0
     if page.has_member("compound_dtor") and _const(prog, "HUGETLB_PAGE_DTOR") is not None:
         compound_dtor = offsetof(page, "compound_dtor")
+        if lay.swap_words:  # a byte, in the word-swapped image of a big-endian kernel's page
+            compound_dtor ^= 7
         hugetlb_dtor = _const(prog, "HUGETLB_PAGE_DTOR") or 0
     ctx = _Ctx(
         scheme=scheme,
@@ -271,6 +300,7 @@ def _ctx(prog: Program) -> _Ctx:
         memcg_kmem=_const(prog, "MEMCG_DATA_KMEM") or 0,
         memcg_mask=nr_flags - 1,
         css_online=_const(prog, "CSS_ONLINE") or 2,
+        swap=lay.swap_words,
     )
     prog.cache["ptwalk_kpage_ctx"] = ctx
     return ctx
@@ -325,6 +355,8 @@ def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optiona
             smap_off = offsetof(usage_type, "subsection_map")
             smap_size = sizeof(usage_type.member("subsection_map").type)
     per_root = prog["PAGE_SIZE"].value_() // size
+    u64 = struct.Struct(struct_order(prog) + "Q")
+    big = is_big_endian(prog)
     out: List[Tuple[bool, Optional[bytes]]] = []
     nr = lo
     while nr < hi:
@@ -336,17 +368,19 @@ def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optiona
             continue
         raw = prog.read(ms.value_(), count * size)
         for k in range(count):
-            value = _U64.unpack_from(raw, k * size + map_off)[0]
+            value = u64.unpack_from(raw, k * size + map_off)[0]
             if value & online_bits != online_bits:
                 out.append((False, None))
             elif value & flags["SECTION_IS_EARLY"] or smap_off is None:
                 out.append((True, None))
             else:
-                usage = _U64.unpack_from(raw, k * size + usage_off)[0]
+                usage = u64.unpack_from(raw, k * size + usage_off)[0]
                 try:
-                    out.append((True, prog.read(usage + smap_off, smap_size) if usage else None))
+                    smap = prog.read(usage + smap_off, smap_size) if usage else None
                 except FaultError:
-                    out.append((True, None))
+                    smap = None
+                # a bitmap of unsigned longs: bit i in byte i // 8 once its words are little-endian
+                out.append((True, _swap_words(smap) if big and smap is not None else smap))
         nr += count
     return out
 
@@ -458,7 +492,7 @@ class _Section:
         self.base = base
         self.n = n
         s = ctx.size
-        self.buf = prog.read(ctx.vmemmap + base * s, n * s)
+        self.buf = _read_pages(prog, ctx, ctx.vmemmap + base * s, n * s)
         self.heads: Dict[int, _Head] = {}
 
     def page_bytes(self, pfn: int, count: int) -> bytes:
@@ -467,7 +501,7 @@ class _Section:
         i = pfn - self.base
         if 0 <= i and i + count <= self.n:
             return self.buf[i * s : (i + count) * s]
-        return self.prog.read(ctx.vmemmap + pfn * s, count * s)
+        return _read_pages(self.prog, ctx, ctx.vmemmap + pfn * s, count * s)
 
     def head(self, pfn: int) -> _Head:
         h = self.heads.get(pfn)
@@ -704,7 +738,8 @@ _BIT0 = bytes(x & 1 for x in range(256))
 
 
 class KpageValues(NamedTuple):
-    """The three files for PFNs ``[start, start + len(flags))``: one u64 per PFN each."""
+    """The three files for PFNs ``[start, start + len(flags))``: one value per PFN each (``array("Q")`` of
+    integers, whatever the dumped kernel's byte order)."""
 
     start: int
     flags: array
@@ -1310,9 +1345,9 @@ def _scan_for(prog: Program, ctx: _Ctx, memcg: bool) -> _Scan:
 def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iterator[Tuple[int, List[bytes]]]:
     """
     The files *which* (indexes into :data:`_FILES`) for PFNs ``[start, end)`` (cut at
-    :func:`max_dump_pfn`), a section at a time: (first PFN, the bytes of each file).
+    :func:`max_dump_pfn`), a section at a time: (first PFN, the values of each file as little-endian
+    u64s; :func:`kpage_chunks` gives them in the kernel's byte order).
     """
-    refuse_big_endian(prog, "kpageflags/kpagecount/kpagecgroup")
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     ctx = _ctx(prog)
@@ -1356,7 +1391,6 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     :raises ValueError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
-    refuse_big_endian(prog, "kpageflags/kpagecount/kpagecgroup")
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     total = max(min(end, max_dump_pfn(prog)) - start, 0)
@@ -1378,24 +1412,33 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
 def kpage_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int) -> Iterator[Tuple[int, bytes]]:
     """
     One of the files (``"kpageflags"``, ``"kpagecount"`` or ``"kpagecgroup"``) for PFNs
-    ``[start_pfn, end_pfn)`` a SPARSEMEM section at a time: (first PFN, its bytes). For writing a large
-    range out without holding all of it (a 1 TiB machine's /proc/kpageflags is 2 GiB).
+    ``[start_pfn, end_pfn)`` a SPARSEMEM section at a time: (first PFN, its bytes: u64s in the dumped
+    kernel's byte order, as the file's). For writing a large range out without holding all of it (a 1 TiB
+    machine's /proc/kpageflags is 2 GiB).
 
     :raises ValueError: if *file* is not one of the three, or the range is negative or reversed (on the
         first item)
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
+    return _file_chunks(prog, file, start_pfn, end_pfn, True)
+
+
+def _file_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int,
+                 kernel_order: bool) -> Iterator[Tuple[int, bytes]]:
+    """:func:`kpage_chunks`, or with *kernel_order* false the values as little-endian u64s (the same
+    bytes on a little-endian kernel)."""
     if file not in _FILES:
         raise ValueError(f"no such file: {file!r} (one of {', '.join(_FILES)})")
+    swap = kernel_order and is_big_endian(prog)
     for pfn, data in _chunks(prog, start_pfn, end_pfn, (_FILES.index(file),)):
-        yield pfn, data[0]
+        yield pfn, _swap_words(data[0]) if swap else data[0]
 
 
-def _one_file(prog: Program, start: int, end: int, file: str) -> bytes:
+def _one_file(prog: Program, start: int, end: int, file: str, kernel_order: bool = True) -> bytes:
     # Each section's bytes are copied out and dropped at once (their memory is reused: a join of all of
     # them would hold twice the output); the buffer is sized once (grown write by write, it was copied
     # as it grew: a fifth of the time on a 10 GiB dump), and getvalue() hands it over.
-    chunks = kpage_chunks(prog, file, start, end)
+    chunks = _file_chunks(prog, file, start, end, kernel_order)
     first = next(chunks, None)  # the range is checked here
     out = io.BytesIO()
     if first is not None:
@@ -1412,8 +1455,8 @@ def _one_file(prog: Program, start: int, end: int, file: str) -> bytes:
 def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     """
     What reading /proc/kpageflags at ``start_pfn * 8`` for ``end_pfn - start_pfn`` entries returns (cut at
-    :func:`max_dump_pfn`, where the file ends). Computes this file alone; :func:`kpage_values` computes
-    the three in one pass.
+    :func:`max_dump_pfn`, where the file ends): u64s in the dumped kernel's byte order (big-endian on
+    s390x). Computes this file alone; :func:`kpage_values` computes the three in one pass, as values.
 
     :raises ValueError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump

@@ -14,8 +14,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Program
 
-from drgn_ptwalk._byteorder import refuse_big_endian
-from drgn_ptwalk.kpage import KPF, _ctx, _section_states, kpageflags, max_dump_pfn
+from drgn_ptwalk.kpage import KPF, _ctx, _one_file, _section_states, max_dump_pfn
 
 __all__ = ("MemmapRow", "MemmapSummary", "RULES", "memmap", "kpf_names")
 
@@ -166,10 +165,9 @@ def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
 
 def memmap(prog: Program) -> MemmapSummary:
     """The rows and the census of all of RAM (see the module doc)."""
-    refuse_big_endian(prog, "memmap")
     ctx = _ctx(prog)
     end = max_dump_pfn(prog)
-    values = memoryview(kpageflags(prog, 0, end)).cast("Q")
+    values = memoryview(_one_file(prog, 0, end, "kpageflags", kernel_order=False)).cast("Q")
     census = Counter(values)
     counts = dict(census)
     if ctx.nopage:

@@ -32,9 +32,9 @@ from drgn.helpers.linux.list import hlist_for_each_entry
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
-from drgn_ptwalk._byteorder import refuse_big_endian
+from drgn_ptwalk._byteorder import struct_order
 from drgn_ptwalk.entry import PtLevel, PtType
-from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _ptype, kpageflags, max_dump_pfn, pfn_online
+from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _one_file, _ptype, max_dump_pfn, pfn_online
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
 
 __all__ = ("PageKind", "TableOwner", "WhoMaps", "WhoSwaps", "page_kind", "page_table_owners", "whomaps",
@@ -188,6 +188,7 @@ class _Rmap:
     def index(self, head: int) -> int:
         i = self.index_of.get(head)
         if i is None:
+            # (read_struct_pages() gives a big-endian kernel's words swapped: an 8-byte field reads as "<Q")
             i = self.index_of[head] = _U64.unpack_from(read_struct_pages(self.prog, head, 1), self.index_off)[0]
         return i
 
@@ -250,7 +251,6 @@ def whomaps_pfns(prog: Program, pfns: Iterable[int]) -> Dict[int, List[WhoMaps]]
 
     :return: PFN -> its mappings (an empty list: nobody maps it)
     """
-    refuse_big_endian(prog, "whomaps")
     from drgn_ptwalk.walk import pt_range_walk
 
     ps = 1 << prog["PAGE_SHIFT"].value_()
@@ -319,7 +319,6 @@ def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
     :param pfn: a page frame number (``phys >> PAGE_SHIFT``)
     :raises ValueError: if *pfn* has no ``struct page``
     """
-    refuse_big_endian(prog, "whomaps")
     from drgn_ptwalk.page import highest_memmap_pfn
 
     top = highest_memmap_pfn(prog)
@@ -449,21 +448,20 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     :return: PFN -> its owners; a page-table page that no mm reaches (freed by RCU, an EFI or other
         private mm) is absent
     """
-    refuse_big_endian(prog, "page_table_owners")
     from drgn.helpers.linux.mm import follow_phys, virt_to_phys
 
-    from drgn_ptwalk.arch import TABLE, get_decoder
+    from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
 
     dec = get_decoder(prog)
     ps = dec.page_size
     want = None if pfns is None else set(pfns)
     out: Dict[int, List[TableOwner]] = defaultdict(list)
-    nlev = len(dec.levels)
     top = dec.user_range()[1]
     # x86's root table covers both halves (the kernel's from index n/2, sign-extended); arm64's kernel
     # root (TTBR1) covers the kernel half alone.
     both = dec.levels[0][2] << dec.levels[0][1] > top
-    order = "<" if dec.entry_order == "little" else ">"  # ppc64's tables are big-endian
+    order = "<" if dec.entry_order == "little" else ">"  # ppc64's and s390x's tables are big-endian
+    ptr = struct.Struct(struct_order(prog) + "Q")  # a kernel pointer in memory (big-endian on s390x)
     ext = (1 << 64) - 2 * top
 
     def canon(a: int) -> int:
@@ -478,15 +476,15 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
         if deposit is None:
             return
         try:
-            first = _U64.unpack(prog.read(head, 8))[0]
+            first = ptr.unpack(prog.read(head, 8))[0]
             cur, n = first, 0
             while cur and n < 1 << 16:
                 if deposit.in_table:
                     pfn = virt_to_phys(prog, cur).value_() // ps
-                    nxt = _U64.unpack(prog.read(cur, 8))[0]
+                    nxt = ptr.unpack(prog.read(cur, 8))[0]
                 else:
                     pfn = (cur - vmemmap.vmemmap) // vmemmap.size
-                    nxt = _U64.unpack(prog.read(cur + deposit.link, 8))[0] - deposit.link
+                    nxt = ptr.unpack(prog.read(cur + deposit.link, 8))[0] - deposit.link
                 if want is None or pfn in want:
                     out[pfn].append(TableOwner(mm, pids, PtLevel.PTE, canon(base), canon(end - 1) + 1, True))
                 cur, n = nxt, n + 1
@@ -497,15 +495,19 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
 
     pmd_pages: Set[int] = set()  # PMD-table pages whose ptdesc's list was read (fragments share one)
 
-    def walk(mm: int, pids: Tuple[int, ...], table: int, depth: int, base: int, lo: int, hi: int) -> None:
-        lvl, shift, n = dec.levels[depth]
+    def walk(d: "ArchDecoder", mm: int, pids: Tuple[int, ...], table: int, depth: int, base: int, lo: int,
+             hi: int) -> None:
+        lvl, shift, n = d.levels[depth]
         pfn = table // ps
-        if want is None or pfn in want:
-            out[pfn].append(TableOwner(mm, pids, lvl, canon(base), canon(base + (n << shift) - 1) + 1))
+        # every page the table fills: s390x's region and segment tables are 16 KiB (an order-2 folio whose
+        # tail pages are PGTABLE pages too), its page tables 2 KiB (one in a page)
+        for p in range(pfn, (table + n * 8 - 1) // ps + 1):
+            if want is None or p in want:
+                out[p].append(TableOwner(mm, pids, lvl, canon(base), canon(base + (n << shift) - 1) + 1))
         if lvl == PtLevel.PMD and pids and deposit is not None and not deposit.in_mm and pfn not in pmd_pages:
             pmd_pages.add(pfn)
             deposited(mm, pids, vmemmap.vmemmap + pfn * vmemmap.size + deposit.head, base, base + (n << shift))
-        if depth + 1 >= nlev:
+        if depth + 1 >= len(d.levels):
             return
         try:
             data = prog.read(table, n * 8, True)
@@ -514,8 +516,8 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
         first = max(0, (lo - base) >> shift)
         last = min(n, -(-(hi - base) >> shift))
         for i, v in enumerate(struct.unpack_from(f"{order}{n}Q", data)):
-            if first <= i < last and v and dec.kind(v, depth) == TABLE:
-                walk(mm, pids, dec.table_addr(v), depth + 1, base + (i << shift), lo, hi)
+            if first <= i < last and v and d.kind(v, depth) == TABLE:
+                walk(d, mm, pids, d.table_addr(v), depth + 1, base + (i << shift), lo, hi)
 
     # (mm, pids, base of the root, [lo, hi) walked in the root's own address space)
     roots = [(mm, tuple(pid for pid, _ in procs), 0, 0, top) for mm, procs in _Mms(prog).by_mm.items()]
@@ -552,15 +554,24 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     seen: Set[Tuple[int, int]] = set()
     for mm, pids, base, lo, hi in roots:
         try:
-            root, physical = dec.root(Object(prog, "struct mm_struct *", mm))
+            mmo = Object(prog, "struct mm_struct *", mm)
+            root, physical = dec.root(mmo)
             if not physical:  # the direct map, or the kernel image (x86's init_top_pgt)
                 root = follow_phys(init_mm, root).value_()
+            # the depth of this mm's own tables (s390x: its ASCE type, 3 to 5 levels; the kernel's too),
+            # and the addresses its root covers
+            d = dec.for_mm(mmo)
         except (FaultError, ValueError, LookupError):
             continue
+        if d is not dec and (base, lo) == (0, 0) and hi == top:
+            hi = d.user_range()[1]
+        elif d is not dec and not both and (base, lo, hi) == (kstart, kstart, kend):
+            lo, hi = d.kernel_range()
+            base = lo
         if (root, lo) in seen:  # tboot_mm and init_mm share swapper's tables
             continue
         seen.add((root, lo))
-        walk(mm, pids, root, 0, base, lo, hi)
+        walk(d, mm, pids, root, 0, base, lo, hi)
         if pids and deposit is not None and deposit.in_mm:
             deposited(mm, pids, mm + deposit.head, lo, hi)
     return dict(out)
@@ -601,7 +612,7 @@ def _unattached_mms(prog: Program) -> List[int]:
             desc, link = prog.type("struct page"), "lru"
         delta = offsetof(desc, "pt_mm") - offsetof(desc, link)
         for node in list_for_each(head):
-            out.append(_U64.unpack(prog.read(node.value_() + delta, 8))[0])
+            out.append(struct.unpack(struct_order(prog) + "Q", prog.read(node.value_() + delta, 8))[0])
     except (KeyError, LookupError, FaultError):
         pass
     return list(dict.fromkeys(mm for mm in out if mm))
@@ -643,10 +654,10 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
         is otherwise found by a walk of every mm's tables for this PFN alone)
     :raises ValueError: if *pfn* is negative
     """
-    refuse_big_endian(prog, "page_kind")
     if pfn < 0:
         raise ValueError(f"bad PFN {pfn:#x}")
-    flags = int.from_bytes(kpageflags(prog, pfn, pfn + 1), "little")  # b"" past where the file ends: 0
+    # the value (b"" past where the file ends: 0)
+    flags = int.from_bytes(_one_file(prog, pfn, pfn + 1, "kpageflags", kernel_order=False), "little")
     if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):
         return PageKind(pfn, "hole", "", flags)
 

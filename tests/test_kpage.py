@@ -13,13 +13,14 @@ process maps (from its captured pagemap), unstable or not. A bit the dump cannot
 A summary per dump (PFNs compared, unstable by kind, mismatches) is printed at the end of the session.
 """
 
+import sys
 from array import array
 from collections import Counter
 from typing import Dict, List, Set
 
 import pytest
 
-from bigendian import physical_side_refused
+from drgn_ptwalk._byteorder import byte_order
 from drgn_ptwalk.kpage import (KPF, kpage_unsupported, kpage_values, kpagecgroup, kpagecount, kpageflags,
                                max_dump_pfn)
 from vmcores.truth import KPAGE_FILES, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
@@ -65,14 +66,19 @@ def _mapped_pfns(vmcore) -> Set[int]:
     return out
 
 
+def _file_bytes(prog, values: array) -> bytes:
+    """*values* as the kernel's file holds them: u64s in its byte order."""
+    out = array("Q", values)
+    if byte_order(prog) != sys.byteorder:
+        out.byteswap()
+    return out.tobytes()
+
+
 def _flags_names(v: int) -> str:
     return "|".join(_NAMES.get(b, str(b)) for b in range(64) if v >> b & 1) or "0"
 
 
 def test_kpage_files(kpage_vmcore):
-    if physical_side_refused(kpage_vmcore.prog(), lambda: kpage_values(kpage_vmcore.prog(), 0, 1),
-                             "kpageflags/kpagecount/kpagecgroup"):
-        return
     truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
         pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth (truth/kpage.bin): rebuild it with "
@@ -87,9 +93,10 @@ def test_kpage_files(kpage_vmcore):
     assert kpage_unsupported(prog) == [], "a kpage bit the dump cannot hold on a reference kernel"
     assert max_dump_pfn(prog) == truth.npfn, "where the files end (round_up(max_pfn, PAGES_PER_SECTION))"
     got = kpage_values(prog, 0, truth.npfn)
-    # each file computed alone (its own pass: memcg_data is read for kpagecgroup only) is the same bytes
+    # each file computed alone (its own pass: memcg_data is read for kpagecgroup only) is the same values,
+    # as the file's bytes: u64s in the kernel's byte order (big-endian on s390x)
     for fn, values in ((kpageflags, got.flags), (kpagecount, got.count), (kpagecgroup, got.cgroup)):
-        assert fn(prog, 0, truth.npfn) == values.tobytes(), f"{fn.__name__}() alone differs from kpage_values()"
+        assert fn(prog, 0, truth.npfn) == _file_bytes(prog, values), f"{fn.__name__}() alone differs from kpage_values()"
     mapped = _mapped_pfns(kpage_vmcore)
     lines = [f"snapshot B read {'after the dumps (bracketed)' if truth.scheme == 'bracketed' else 'before the dump'}: "
              f"{len(truth.changed)} PFNs changed between A and B"]
@@ -126,8 +133,6 @@ def test_kpage_without_numpy_is_the_same(kpage_vmcore, monkeypatch):
     import drgn_ptwalk.kpage as kpage_mod
 
     prog = kpage_vmcore.prog()
-    if physical_side_refused(prog, lambda: kpage_values(prog, 0, 1), "kpageflags/kpagecount/kpagecgroup"):
-        return
     if kpage_mod._np is None:
         pytest.fail("numpy is not installed: `pip install numpy` (the `test` extra has it)", pytrace=False)
     end = max_dump_pfn(prog)
@@ -150,7 +155,7 @@ def test_kpage_ranges_are_slices_of_the_file(default_vmcore):
         part = kpage_values(prog, a, b)
         for name, fn in (("flags", kpageflags), ("count", kpagecount), ("cgroup", kpagecgroup)):
             assert getattr(part, name).tolist() == getattr(whole, name)[a:b].tolist(), (name, a, b)
-            assert fn(prog, a, b) == getattr(whole, name)[a:b].tobytes(), (fn.__name__, a, b)
+            assert fn(prog, a, b) == _file_bytes(prog, getattr(whole, name)[a:b]), (fn.__name__, a, b)
     for fn in (kpage_values, kpageflags, kpagecount, kpagecgroup):
         with pytest.raises(ValueError):
             fn(prog, 5, 2)

@@ -18,6 +18,7 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 import drgn_ptwalk.procfs as procfs
+from drgn_ptwalk._byteorder import is_big_endian
 from drgn_ptwalk.errors import UnsupportedKernelError
 from drgn_ptwalk.procfs.pagemap import pagemap_records
 from drgn_ptwalk.tasks import get_task_mm
@@ -123,6 +124,8 @@ def _check_pagemap(vmcore, task, pid: int) -> Tuple[int, List[str]]:
         mine = ours.get(rec.start)
         if mine is None:
             got = array("Q", procfs.pagemap(task, rec.start, rec.start + len(want) * ps))
+            if is_big_endian(task.prog_):
+                got.byteswap()  # the file's bytes (big-endian on s390x) to values
         else:
             got = mine.entries[: len(want)]
         if got.tobytes() == want.tobytes():

@@ -19,7 +19,6 @@ from typing import Dict, List, Set, Tuple
 import pytest
 from drgn.helpers.linux.pid import find_task
 
-from bigendian import physical_side_refused
 from drgn_ptwalk.kpage import KPF
 from drgn_ptwalk.rmap import page_kind, page_table_owners, whomaps_pfns, whoswaps
 from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, PM_SWAP, pids, read_kpage, read_pagemap
@@ -79,8 +78,6 @@ def _pagemaps(vmcore, prog):
 
 def test_whomaps_is_the_pagemaps(vmcore):
     prog = vmcore.prog()
-    if physical_side_refused(prog, lambda: whomaps_pfns(prog, [1]), "whomaps"):
-        return
     present, _ = _pagemaps(vmcore, prog)
     captured = {tgid for s in present.values() for tgid, _ in s}
     got = whomaps_pfns(prog, present)
@@ -101,8 +98,6 @@ _KINDS = {"free": "BUDDY", "slab": "SLAB", "page_table": "PGTABLE"}
 
 
 def test_page_kind_says_what_the_kernel_says(kpage_vmcore):
-    if physical_side_refused(kpage_vmcore.prog(), lambda: page_kind(kpage_vmcore.prog(), 1), "page_kind"):
-        return
     truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
         pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
@@ -134,9 +129,6 @@ def test_page_kind_says_what_the_kernel_says(kpage_vmcore):
 
 
 def test_page_table_owners(kpage_vmcore):
-    if physical_side_refused(kpage_vmcore.prog(), lambda: page_table_owners(kpage_vmcore.prog()),
-                             "page_table_owners"):
-        return
     truth = read_kpage(kpage_vmcore.truth)
     if truth is None:
         pytest.fail(f"{kpage_vmcore.name}: the build has no kpage truth: rebuild it", pytrace=False)
@@ -184,8 +176,6 @@ def test_page_table_owners_of_mms_no_process_uses(kpage_vmcore):
     from drgn_ptwalk.arch import get_decoder
 
     prog = kpage_vmcore.prog()
-    if physical_side_refused(prog, lambda: page_table_owners(prog), "page_table_owners"):
-        return
     ps = get_decoder(prog).page_size
     want: Dict[int, int] = {}  # root table PFN -> its mm
     init_mm = prog["init_mm"].address_of_()

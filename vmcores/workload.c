@@ -2346,6 +2346,8 @@ struct scenario {
 
 #include "production.c"
 #include "procmem.c"
+#include "thpsmall.c"
+#include "filecache.c"
 
 static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
@@ -2360,10 +2362,12 @@ static const struct scenario g_default_scenarios[] = {
 	{ "vhost", scen_vhost },     { "blockfs", scen_blockfs },
 	{ "numab", scen_numab },     { "swapshare", scen_swapshare },
 	{ "vmflags", scen_vmflags }, { "nothp", scen_nothp },
+	{ "thpsmall", scen_thpsmall }, /* thpsmall.c */
 #if defined(__s390x__)
 	{ "highva4", scen_highva4 }, { "highva5", scen_highva5 },
 #endif
-	{ "procmem", scen_procmem }, /* procmem.c; last: it swaps on devices above zram0 */
+	{ "procmem", scen_procmem }, /* procmem.c: after the others, it swaps on devices above zram0 */
+	{ "filecache", scen_filecache }, /* filecache.c: last, its record must see no later change */
 	{ NULL, NULL },
 };
 

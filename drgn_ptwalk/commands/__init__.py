@@ -4,7 +4,8 @@ The commands, each declared once: its name, its arguments, how it runs and how i
 
 Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk.commands.pagemap`,
 :mod:`~drgn_ptwalk.commands.ptwalk`, :mod:`~drgn_ptwalk.commands.memtop`,
-:mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`) declares :class:`Command`
+:mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`,
+:mod:`~drgn_ptwalk.commands.filecache`, :mod:`~drgn_ptwalk.commands.report`) declares :class:`Command`
 objects in its ``COMMANDS``; :func:`registry` lists them all. Three front ends are built from it, so they
 accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
@@ -43,7 +44,7 @@ __all__ = (
     "write_binary",
 )
 
-_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap")
+_MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "memmap", "filecache", "report")
 """The command modules, in the order the commands are listed."""
 
 USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
@@ -138,12 +139,17 @@ class Command(NamedTuple):
     """Computes the result (may be an iterator: the formatter streams it)."""
     format: Callable[[Any, argparse.Namespace, TextIO], None]
     """Prints a result of :attr:`run`."""
+    prepare: Optional[Callable[[argparse.Namespace], Optional[int]]] = None
+    """Runs in the CLI before the program is opened: checks what the command needs (raising a
+    :data:`USER_ERRORS` error), and returns an exit status when the command needs no program (``report
+    --batch``), else ``None``."""
 
 
 def command(name: str, help: str, arguments: Sequence[Arg], run: Callable[[Program, argparse.Namespace], Any],
-            format: Callable[[Any, argparse.Namespace, TextIO], None]) -> Command:
+            format: Callable[[Any, argparse.Namespace, TextIO], None],
+            prepare: Optional[Callable[[argparse.Namespace], Optional[int]]] = None) -> Command:
     """Declare a :class:`Command`."""
-    return Command(name, help, tuple(arguments), run, format)
+    return Command(name, help, tuple(arguments), run, format, prepare)
 
 
 def registry() -> Tuple[Command, ...]:

@@ -22,16 +22,20 @@ FILES = ("kpageflags", "kpagecount", "kpagecgroup")
 
 
 class KpageOutput(NamedTuple):
-    """What the command prints: the file's name, its first PFN and its bytes, a section at a time (a large
-    range is written out as it is computed, never held whole)."""
+    """What the command prints: the file's name, its first PFN and its bytes (u64s in the dumped kernel's
+    byte order, as the file's), a section at a time (a large range is written out as it is computed, never
+    held whole)."""
 
     file: str
     start: int
     chunks: Iterator[bytes]
+    big_endian: bool = False
+    """The bytes are big-endian (an s390x dump's): the table swaps them to values."""
 
 
 def kpage_table(res: KpageOutput, out: TextIO) -> None:
     """A table of the non-zero entries of *res* (kpageflags: the ``KPF_*`` names)."""
+    import sys
     from array import array
 
     from tabulate import tabulate
@@ -46,6 +50,8 @@ def kpage_table(res: KpageOutput, out: TextIO) -> None:
     for chunk in res.chunks:
         values = array("Q")
         values.frombytes(chunk)
+        if res.big_endian != (sys.byteorder == "big"):
+            values.byteswap()
         for i, v in enumerate(values):
             if not v:
                 continue
@@ -59,6 +65,7 @@ def kpage_table(res: KpageOutput, out: TextIO) -> None:
 
 def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
     """The file's bytes for the range."""
+    from drgn_ptwalk._byteorder import is_big_endian
     from drgn_ptwalk.kpage import kpage_chunks, max_dump_pfn
 
     start = 0 if args.start is None else args.start
@@ -66,10 +73,10 @@ def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
     if start < 0 or end < start:
         raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
     chunks = kpage_chunks(prog, args.file, start, end)
-    # the first section now: an error (a big-endian kernel, a section not in the dump) before any output
+    # the first section now: an error (a section not in the dump) before any output
     first = next(chunks, None)
     return KpageOutput(args.file, start, itertools.chain(() if first is None else (first[1],),
-                                                         (data for _, data in chunks)))
+                                                         (data for _, data in chunks)), is_big_endian(prog))
 
 
 def format_kpage(res: KpageOutput, args: argparse.Namespace, out: TextIO) -> None:

@@ -447,23 +447,32 @@ def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, b
 def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
     """
     The bytes of /proc/PID/pagemap of *mm* at offset ``start / PAGE_SIZE *
-    8`` for ``(end - start) / PAGE_SIZE`` entries (root's view).
+    8`` for ``(end - start) / PAGE_SIZE`` entries (root's view): the file's
+    bytes, each u64 in the dumped kernel's byte order (big-endian for an
+    s390x dump), as the kernel's read returned them and the ``pagemap``
+    command writes them. :func:`pagemap_entries` gives the values.
 
     :param mm: ``struct mm_struct *``
     :raises ProcessLookupError: for a NULL mm (the kernel's read fails with
         ESRCH)
     """
+    import sys
+
+    from drgn_ptwalk._byteorder import byte_order
+
     if not mm.value_():
         raise ProcessLookupError("no mm (kernel thread or exited task): reading pagemap fails with ESRCH")
     res = pagemap_entries(mm, start, end)
+    if byte_order(mm.prog_) != sys.byteorder:
+        res.entries.byteswap()
     return res.entries.tobytes()
 
 
 def pagemap(task: Object, start: int, end: int) -> bytes:
     """
-    /proc/PID/pagemap bytes of *task* for ``[start, end)`` (see
-    :func:`pagemap_mm`; ESRCH for a task without an mm of its own,
-    :func:`~drgn_ptwalk.tasks.get_task_mm`).
+    /proc/PID/pagemap bytes of *task* for ``[start, end)``, in the dumped
+    kernel's byte order as the file's (see :func:`pagemap_mm`; ESRCH for a
+    task without an mm of its own, :func:`~drgn_ptwalk.tasks.get_task_mm`).
     """
     from drgn_ptwalk.tasks import get_task_mm
 

@@ -10,7 +10,9 @@ in a VMA, as ``show_smap()`` asks it.
   sysfs interface", v6.8; detected by ``__thp_vma_allowable_orders``).
 * v7.x differences: the shmem branch masks by the requested orders, the
   ``MMF_DISABLE_THP_EXCEPT_ADVISED`` prctl bit, and ``file_thp_enabled()``
-  for regular files whose mapping supports PMD-size folios.
+  for regular files whose mapping supports PMD-size folios; a tmpfs mapping
+  gets every order its ``huge=`` mount option allows, not the PMD order alone
+  (:func:`_shmem_global_orders`), so a VMA smaller than a PMD can be eligible.
 """
 
 from typing import Optional
@@ -302,7 +304,7 @@ def _allowable_orders(vma: Object) -> int:
     else:
         # THP_ORDERS_ALL_FILE_DEFAULT: 1..MAX_PAGECACHE_ORDER
         # (min(MAX_XAS_ORDER = 11, PMD order)).
-        supported = ((1 << (min(11, pmd) + 1)) - 1) & ~1
+        supported = _file_default_orders(pmd)
     orders &= supported
     if not orders:
         return 0
@@ -342,38 +344,106 @@ def _allowable_orders(vma: Object) -> int:
     return orders
 
 
+_MAX_XAS_ORDER = 11
+"""``MAX_XAS_ORDER`` (``XA_CHUNK_SHIFT * 2 - 1``, 6-bit chunks without ``CONFIG_BASE_SMALL``):
+``MAX_PAGECACHE_ORDER`` is ``min(MAX_XAS_ORDER, HPAGE_PMD_ORDER)``."""
+
+
+def _file_default_orders(pmd: int) -> int:
+    """``THP_ORDERS_ALL_FILE_DEFAULT``: orders 1 to ``MAX_PAGECACHE_ORDER``."""
+    return ((1 << (min(_MAX_XAS_ORDER, pmd) + 1)) - 1) & ~1
+
+
+def _orders_within_size(inode: Object, orders: int, index: int, ps: int) -> int:
+    """``shmem_get_orders_within_size(inode, orders, index, 0)``: *orders* from the highest whose folio at
+    *index* ends within ``i_size`` down (0 if none does)."""
+    i_pages = -(-_i_size(inode) // ps)
+    while orders:
+        order = _highest(orders)
+        if i_pages >= -(-(index + 1) // (1 << order)) * (1 << order):
+            return orders
+        orders &= ~(1 << order)
+    return 0
+
+
+def _shmem_global_orders(vma: Object, inode: Object, index: int, vm_flags: int) -> int:
+    """
+    ``shmem_huge_global_enabled(inode, index, 0, false, vma, vm_flags)`` (v6.12+, no forced collapse): the
+    orders the mount's ``huge=`` allows a mapping of this file, overridden by ``shmem_enabled``'s ``deny``
+    and ``force``.
+
+    * v6.12 (to v6.17): the PMD order alone, and none where it is above ``MAX_PAGECACHE_ORDER`` (64 KiB
+      arm64 pages);
+    * v6.18+ (:attr:`~drgn_ptwalk.generations.Generation.tmpfs_mmap_orders`): ``huge=always`` every order
+      of ``THP_ORDERS_ALL_FILE_DEFAULT``, ``huge=within_size`` those whose folio at *index* ends within
+      ``i_size`` (else as ``advise``), ``huge=advise`` all of them with ``VM_HUGEPAGE``; ``force`` the PMD
+      order.
+
+    :param inode: ``struct inode *`` of the shmem file
+    :param index: the page offset asked about (``vma->vm_pgoff``)
+    """
+    prog = vma.prog_
+    if inode.i_mode.value_() & S_IFMT != S_IFREG:
+        return 0
+    pmd = _pmd_order(prog)
+    maybe_pmd = 0 if pmd > _MAX_XAS_ORDER else 1 << pmd
+    sh = _shmem_huge(prog)
+    if sh == SHMEM_HUGE_DENY:
+        return 0
+    if sh == SHMEM_HUGE_FORCE:
+        return maybe_pmd
+    huge = _shmem_sb_huge(inode)
+    ps = _page_size(prog)
+    if generation(prog).tmpfs_mmap_orders:
+        every = _file_default_orders(pmd)
+        if huge == SHMEM_HUGE_ALWAYS:
+            return every
+        if huge == SHMEM_HUGE_WITHIN_SIZE:
+            within = _orders_within_size(inode, every, index, ps)
+            if within:
+                return within
+            huge = SHMEM_HUGE_ADVISE
+        if huge == SHMEM_HUGE_ADVISE and vm_flags & VM_HUGEPAGE:
+            return every
+        return 0
+    if huge == SHMEM_HUGE_ALWAYS:
+        return maybe_pmd
+    if huge == SHMEM_HUGE_WITHIN_SIZE:
+        if _orders_within_size(inode, 1 << pmd, index, ps):
+            return maybe_pmd
+        huge = SHMEM_HUGE_ADVISE
+    if huge == SHMEM_HUGE_ADVISE and vm_flags & VM_HUGEPAGE:
+        return maybe_pmd
+    return 0
+
+
 def _shmem_allowable_huge_orders(vma: Object, inode: Object, index: int, vm_flags: int) -> int:
+    """``shmem_allowable_huge_orders(inode, vma, index, 0, false)`` (v6.12+): a tmpfs file's mapping gets
+    what its mount allows (:func:`_shmem_global_orders`); anonymous shared memory its per-size
+    ``hugepages-*/shmem_enabled`` orders (``always``, ``within_size``, ``advise`` with ``VM_HUGEPAGE``,
+    ``inherit`` when the top-level ``shmem_enabled`` allows it)."""
     prog = vma.prog_
     pmd = _pmd_order(prog)
     mask = _orders_var(prog, "huge_shmem_orders_always")
     within = _orders_var(prog, "huge_shmem_orders_within_size")
     if _disabled_by_hw(prog) or _mm_thp_disabled(vma, vm_flags):
         return 0
-    global_huge = _shmem_huge_global_enabled(vma, inode, index, vm_flags)
+    global_orders = _shmem_global_orders(vma, inode, index, vm_flags)
     anon_ops = 0
     try:
         anon_ops = prog["shmem_anon_vm_ops"].address_of_().value_()
     except LookupError:
         pass
     if vma.vm_ops.value_() != anon_ops:
-        return (1 << pmd) if global_huge else 0
+        return global_orders
     sh = _shmem_huge(prog)
     if sh == SHMEM_HUGE_DENY:
         return 0
     if sh == SHMEM_HUGE_FORCE:
         return _orders_var(prog, "huge_shmem_orders_inherit")
-    ps = _page_size(prog)
-    order = _highest(within)
-    while within:
-        aligned = -(-(index + 1) // (1 << order)) * (1 << order)
-        i_size = -(-_i_size(inode) // ps) * ps
-        if i_size // ps >= aligned:
-            mask |= within
-            break
-        within &= ~(1 << order)
-        order = _highest(within)
+    mask |= _orders_within_size(inode, within, index, _page_size(prog))
     if vm_flags & VM_HUGEPAGE:
         mask |= _orders_var(prog, "huge_shmem_orders_madvise")
-    if global_huge:
+    if global_orders:
         mask |= _orders_var(prog, "huge_shmem_orders_inherit")
-    return (((1 << (min(11, pmd) + 1)) - 1) & ~1) & mask
+    return _file_default_orders(pmd) & mask
