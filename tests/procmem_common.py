@@ -4,11 +4,11 @@ truth (vmcores/procmem.c, truth/<pid>/procmem.json, its captured pagemap) read o
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from conftest import Vmcore, _matrix
+from conftest import _matrix
 from vmcores import build as vbuild
 from vmcores.fetch import fetch_module_debug
 from vmcores.truth import (
@@ -40,10 +40,10 @@ def swap_entry(e: int) -> Tuple[int, int]:
 
 # Modules whose debug info the reader needs (zram's table and zsmalloc's pools; built into some kernels).
 READER_MODULES = ("zram", "zsmalloc")
-_loaded = set()
+_loaded: Set[int] = set()
 
 
-def reader_prog(v: Vmcore):
+def reader_prog(v: Any) -> Any:
     """The dump's program with the debug info of the zram and zsmalloc modules loaded too (from the kernel's
     -dbg package, extracted once: vmcores.fetch.fetch_module_debug), as a user reading zram pages has it."""
     prog = v.prog()
@@ -58,7 +58,7 @@ def reader_prog(v: Vmcore):
 class Procmem:
     """The procmem process of one dump: its truth, pagemap and the build's kept files."""
 
-    def __init__(self, v: Vmcore) -> None:
+    def __init__(self, v: Any) -> None:
         self.v = v
         if "procmem" not in v.pids:
             pytest.fail(f"{v.name}: no procmem process in pids.json: the build predates the procmem scenario "
@@ -124,7 +124,7 @@ class Procmem:
 _cache: Dict[str, Procmem] = {}
 
 
-def procmem_of(v: Vmcore) -> Procmem:
+def procmem_of(v: Any) -> Procmem:
     if v.name not in _cache:
         _cache[v.name] = Procmem(v)
     return _cache[v.name]

@@ -174,9 +174,10 @@ def _mix64_np(z):  # numpy uint64 arrays: wrapping arithmetic, as in C
     return z ^ (z >> np.uint64(31))
 
 
-def procmem_expected(seed: int, kind: str, addr: int, n: int, page_size: int) -> bytes:
+def procmem_expected(seed: int, kind: str, addr: int, n: int, page_size: int, byteorder: str = "little") -> bytes:
     """The ``n`` bytes the procmem process wrote at pattern address ``addr`` (any alignment) with ``seed``
-    and ``kind`` (one of PROCMEM_KINDS), on a kernel with base pages of ``page_size`` bytes:
+    and ``kind`` (one of PROCMEM_KINDS), on a kernel with base pages of ``page_size`` bytes, each 8-byte
+    word in ``byteorder`` (the guest's: ``big`` on s390x):
 
     * compressible: word = mix64(page ^ seed) + (word index in the page & 7)
     * incompressible: word = mix64(word address ^ seed)
@@ -204,7 +205,7 @@ def procmem_expected(seed: int, kind: str, addr: int, n: int, page_size: int) ->
             w = _mix64_np(page ^ np.uint64(seed))
         else:
             w = _mix64_np(page ^ np.uint64(seed)) + (((a - page) >> np.uint64(3)) & np.uint64(7))
-        data = w.astype("<u8").tobytes()
+        data = w.astype("<u8" if byteorder == "little" else ">u8").tobytes()
     else:
         words = []
         for i in range(nwords):
@@ -216,7 +217,7 @@ def procmem_expected(seed: int, kind: str, addr: int, n: int, page_size: int) ->
                 words.append(mix64(page ^ seed))
             else:
                 words.append((mix64(page ^ seed) + (((a - page) >> 3) & 7)) & _M64)
-        data = struct.pack(f"<{nwords}Q", *words)
+        data = struct.pack(f"{'<' if byteorder == 'little' else '>'}{nwords}Q", *words)
     return data[addr - first : addr - first + n]
 
 
@@ -244,6 +245,8 @@ class ProcmemRegion(NamedTuple):
 class ProcmemTruth(NamedTuple):
     pid: int
     page_size: int
+    byteorder: str
+    """The guest's byte order (``little``, ``big``): how each pattern word lies in memory."""
     seed: int
     regions: List[ProcmemRegion]
     swap_types: Dict[str, int]
@@ -275,13 +278,15 @@ def read_procmem(truth: Path, pid: int) -> ProcmemTruth:
         dev = line.split()[0] if line.split() else ""
         if dev in names:
             swap_types[names[dev]] = i
-    return ProcmemTruth(raw["pid"], raw["page_size"], int(raw["seed"], 16), regions, swap_types,
+    return ProcmemTruth(raw["pid"], raw["page_size"], raw.get("byteorder", "little"), int(raw["seed"], 16),
+                        regions, swap_types,
                         raw["threads"], raw["global"], raw)
 
 
-def procmem_region_expected(region: ProcmemRegion, addr: int, n: int, page_size: int) -> bytes:
+def procmem_region_expected(region: ProcmemRegion, addr: int, n: int, page_size: int,
+                            byteorder: str = "little") -> bytes:
     """The bytes at ``addr`` .. ``addr + n`` inside ``region``."""
     if not (region.start <= addr and addr + n <= region.end):
         raise ValueError(f"{addr:#x}+{n:#x} is not inside {region.label} {region.start:#x}-{region.end:#x}")
     base = addr if region.addressing == "vaddr" else region.file_offset + (addr - region.start)
-    return procmem_expected(region.seed, region.kind, base, n, page_size)
+    return procmem_expected(region.seed, region.kind, base, n, page_size, byteorder)
