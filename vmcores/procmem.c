@@ -448,7 +448,6 @@ static void pm_write_json(const char *swapdisk, const char *zram1, const char *h
 #define J(...) (n += (size_t)snprintf(g_pm_json + n, cap - n, __VA_ARGS__))
 	J("{\"pid\": %d, \"page_size\": %ld, \"seed\": \"0x%llx\", \"file_seed\": \"0x%llx\"", getpid(), g_ps,
 	  (unsigned long long)PM_SEED, (unsigned long long)PM_FSEED);
-	J(", \"byteorder\": \"%s\"", __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "big" : "little");
 	J(", \"pattern\": \"mix64 = splitmix64 finalizer; compressible: mix64(page ^ seed) + (word index & 7);"
 	  " incompressible: mix64(word address ^ seed); same: mix64(page ^ seed); zero: 0\"");
 	J(", \"swapdisk\": \"%s\", \"zram1\": \"%s\", \"hugetlb\": \"%s\"", swapdisk, zram1, hugetlb);

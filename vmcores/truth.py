@@ -256,6 +256,17 @@ class ProcmemTruth(NamedTuple):
     raw: Dict
 
 
+# The machine names (uname -m) of the matrix's big-endian guests.
+_BIG_ENDIAN_MACHINES = ("s390x", "s390", "ppc64", "ppc", "sparc64", "mips", "mips64")
+
+
+def guest_byteorder(truth: Path) -> str:
+    """The guest's byte order (``little``, ``big``), from the machine field of ``uname -a`` it recorded."""
+    fields = (Path(truth) / "global" / "uname").read_text().split()
+    machine = fields[-2] if len(fields) >= 2 else ""
+    return "big" if machine in _BIG_ENDIAN_MACHINES else "little"
+
+
 def read_procmem(truth: Path, pid: int) -> ProcmemTruth:
     """truth/<pid>/procmem.json of a procmem process.
 
@@ -278,7 +289,7 @@ def read_procmem(truth: Path, pid: int) -> ProcmemTruth:
         dev = line.split()[0] if line.split() else ""
         if dev in names:
             swap_types[names[dev]] = i
-    return ProcmemTruth(raw["pid"], raw["page_size"], raw.get("byteorder", "little"), int(raw["seed"], 16),
+    return ProcmemTruth(raw["pid"], raw["page_size"], raw.get("byteorder") or guest_byteorder(truth), int(raw["seed"], 16),
                         regions, swap_types,
                         raw["threads"], raw["global"], raw)
 
