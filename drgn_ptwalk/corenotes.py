@@ -450,11 +450,11 @@ def _ns_to_timeval(ns: int) -> Tuple[int, int]:
 
 def _thread_group_times(task: Object) -> Tuple[int, int]:
     """``thread_group_cputime()``: the signal's totals of dead threads plus each live thread's."""
-    from drgn.helpers.linux.pid import for_each_task_in_group
+    from drgn_ptwalk.tasks import thread_group
 
     sig = task.signal
     utime, stime = sig.utime.value_(), sig.stime.value_()
-    for t in for_each_task_in_group(task, include_self=True):
+    for t in thread_group(task):
         utime += t.utime.value_()
         stime += t.stime.value_()
     return utime, stime

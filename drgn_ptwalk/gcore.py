@@ -364,11 +364,11 @@ def _threads(task: Object, mm: Object) -> List[Object]:
     that use *mm*, in group order. A user worker that is not an io_uring worker (v6.4+ ``vhost-<pid>``)
     "does not participate in coredumps" (``zap_process()``): left out.
     """
-    from drgn.helpers.linux.pid import for_each_task_in_group
+    from drgn_ptwalk.tasks import thread_group
 
     leader = task.group_leader.read_()
     out = [task]
-    for t in for_each_task_in_group(leader, include_self=True):
+    for t in thread_group(leader):
         if t.value_() == task.value_() or t.mm.value_() != mm.value_():
             continue
         if t.flags.value_() & (_PF_USER_WORKER | _PF_IO_WORKER) == _PF_USER_WORKER:

@@ -5,17 +5,30 @@ Finding the task a user means: by PID, by ``struct task_struct`` address, or by 
 typed error (:mod:`drgn_ptwalk.errors`).
 """
 
-from typing import List
+from typing import Iterator, List
 
 from drgn import FaultError, Object, Program
+from drgn.helpers.linux.list import list_for_each_entry
 from drgn.helpers.linux.pid import find_task, for_each_task
 
 from drgn_ptwalk.errors import NoMmError, TaskNotFoundError
 
-__all__ = ("TaskNotFoundError", "NoMmError", "find_target", "get_task_mm", "no_mm_reason", "task_mm")
+__all__ = ("TaskNotFoundError", "NoMmError", "find_target", "get_task_mm", "no_mm_reason", "task_mm", "thread_group")
 
 # include/linux/sched.h: PF_KTHREAD has had this value since v2.6.x, through v7.x.
 PF_KTHREAD = 0x00200000
+
+
+def thread_group(task: Object) -> Iterator[Object]:
+    """
+    Every thread of *task*'s thread group, *task* included, in the kernel's ``for_each_thread()`` order:
+    the ``signal->thread_head`` list (v3.14 on, 0c740d0afc3b "introduce for_each_thread() to replace the
+    buggy while_each_thread()"). drgn's ``for_each_task_in_group()`` walks the same list but is not in
+    drgn 0.0.31, the oldest drgn supported.
+
+    :param task: ``struct task_struct *``
+    """
+    return list_for_each_entry("struct task_struct", task.signal.thread_head.address_of_(), "thread_node")
 
 
 def _comm(task: Object) -> str:

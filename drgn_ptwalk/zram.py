@@ -27,8 +27,9 @@ How a slot reads, as ``zram_read_from_zspool()``/``read_from_zspool()`` do:
 import struct
 from typing import Dict, List, NamedTuple, Optional
 
-from drgn import FaultError, Object, Program, ProgramFlags, cast, offsetof, sizeof
+from drgn import FaultError, Object, Program, ProgramFlags, TypeKind, cast, offsetof, sizeof
 
+from drgn_ptwalk._compat import type_unaliased
 from drgn_ptwalk.decompress import DecompressError, decompress_page
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool, load_module_debug_info
 
@@ -108,7 +109,7 @@ def _layout(prog: Program) -> _Layout:
 
 def _string(prog: Program, obj: Object) -> str:
     try:
-        if obj.type_.unaliased_kind().name == "ARRAY":
+        if type_unaliased(obj.type_).kind == TypeKind.ARRAY:
             return obj.string_().decode(errors="replace")
         if not obj.value_():
             return ""

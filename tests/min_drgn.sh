@@ -22,7 +22,7 @@ min=$(sed -n 's/.*"drgn>=\([0-9.]*\)".*/\1/p' pyproject.toml)
 cache=${DRGN_PTWALK_CACHE:-$HOME/.cache/drgn-ptwalk}
 venv=$cache/venv-drgn-$min
 py=$venv/bin/python
-reqs="drgn==$min tabulate pytest numpy matplotlib tqdm jsonschema setuptools>=70.1"  # setuptools 70.1: bdist_wheel built in (editable install); matplotlib, tqdm, jsonschema: the report tests
+reqs="drgn==$min tabulate pytest numpy matplotlib tqdm jsonschema lz4 zstandard python-lzo setuptools>=70.1"  # setuptools 70.1: bdist_wheel built in (editable install); matplotlib, tqdm, jsonschema: the report tests; lz4, zstandard, python-lzo: the reader's decompressors
 if [ "$(cat "$venv/.ptwalk-reqs" 2>/dev/null)" != "$reqs" ]; then
     python3 -m venv --clear "$venv"
     "$py" -m pip install -q --disable-pip-version-check --only-binary=drgn $reqs
