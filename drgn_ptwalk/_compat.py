@@ -15,7 +15,7 @@ from drgn import Object, Program, Type, TypeKind, sizeof
 
 __all__ = ("HAVE_COMMANDS", "HAVE_QEMU_QMP", "drgn_version", "map_arm64_swapper_pg_dir", "no_commands_message",
            "nr_to_section", "online_pgdats", "plugin_prog_set", "qemu_unsupported", "section_flags",
-           "type_unaliased", "vmcoreinfo_length", "vmcoreinfo_number")
+           "thread_size", "type_unaliased", "vmcoreinfo_length", "vmcoreinfo_number")
 
 
 def drgn_version() -> str:
@@ -32,6 +32,41 @@ def _unaliased_fallback(t: Type) -> Type:
         t = t.type
         qualifiers |= t.qualifiers
     return t.qualified(qualifiers) if qualifiers != t.qualifiers else t
+
+
+def thread_size(prog: Program) -> int:
+    """
+    The kernel's ``THREAD_SIZE``. drgn names it as an object (``prog["THREAD_SIZE"]``) in newer releases,
+    not in 0.0.31; without it, found as drgn finds it: the size of ``union thread_union``'s ``stack`` where
+    the kernel still has that type (before v4.16, 0500871f21b2 "Construct init thread stack in the linker
+    script rather than by union"), else the init task's stack between the linker-script symbols
+    ``__start_init_stack``/``__end_init_stack`` (v6.10 on, 8f69cba096b5 "x86: Rename
+    __{start,end}_init_task to __{start,end}_init_stack") or ``__start_init_task``/``__end_init_task``.
+
+    :raises LookupError: if none of these is in the debug info
+    """
+    try:
+        return prog.cache["ptwalk_thread_size"]
+    except KeyError:
+        pass
+    size: Optional[int] = None
+    try:
+        size = prog["THREAD_SIZE"].value_()
+    except (KeyError, LookupError):
+        try:
+            size = sizeof(prog.type("union thread_union").member("stack").type)
+        except LookupError:
+            for first, last in (("__start_init_stack", "__end_init_stack"),
+                                ("__start_init_task", "__end_init_task")):
+                try:
+                    size = prog.symbol(last).address - prog.symbol(first).address
+                    break
+                except LookupError:
+                    continue
+    if not size:
+        raise LookupError("THREAD_SIZE: no union thread_union or init stack symbols in the debug info")
+    prog.cache["ptwalk_thread_size"] = size
+    return size
 
 
 # Type.unaliased(): drgn 0.0.33, 2f088224 "Add drgn.Type.unaliased()/drgn.Type.unaliased_kind()/...".

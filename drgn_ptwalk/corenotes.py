@@ -31,6 +31,7 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
+from drgn_ptwalk._compat import thread_size
 from drgn_ptwalk._byteorder import struct_order
 
 __all__ = (
@@ -128,7 +129,7 @@ def task_pt_regs(task: Object) -> Object:
     if arch == "PPC64":
         return task.thread.regs.read_()
     stack = task.stack.value_()
-    top = stack + prog["THREAD_SIZE"].value_()
+    top = stack + thread_size(prog)
     if arch == "X86_64" and "fred_entry_from_user" in prog:
         top -= 16
     return Object(prog, "struct pt_regs *", top - sizeof(prog.type("struct pt_regs")))
