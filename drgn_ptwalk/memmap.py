@@ -16,7 +16,8 @@ from drgn import Program
 
 from drgn_ptwalk.kpage import KPF, _ctx, _one_file, _section_states, max_dump_pfn
 
-__all__ = ("MemmapRow", "MemmapSummary", "RULES", "kpf_names", "kpf_row", "memmap", "vm_stat")
+__all__ = ("MemmapRow", "MemmapSummary", "RULES", "hole_value", "kpf_names", "kpf_row", "memmap", "offline_sections",
+           "vm_stat")
 
 
 class MemmapRow(NamedTuple):
@@ -162,6 +163,23 @@ def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
         "shmem": shmem,
         "file_mapped": mapped,
     }
+
+
+def hole_value(prog: Program) -> int:
+    """The kpageflags value of a PFN without an online ``struct page``: ``KPF_NOPAGE``, or 0 on kernels
+    whose files read such PFNs as 0 (:attr:`~drgn_ptwalk.generations.Generation.kpage_holes_zero`: there
+    a 0 is a hole only in an offline section, see :func:`offline_sections`)."""
+    return _ctx(prog).nopage
+
+
+def offline_sections(prog: Program, end_pfn: int) -> Tuple[int, List[bool]]:
+    """
+    The SPARSEMEM sections below *end_pfn* that have no online ``struct page`` (holes).
+
+    :return: (pages per section, one flag per section: ``True`` for a hole)
+    """
+    pps = _ctx(prog).pages_per_section
+    return pps, [not online for online, _ in _section_states(prog, 0, -(-end_pfn // pps))]
 
 
 def memmap(prog: Program) -> MemmapSummary:

@@ -135,7 +135,7 @@ def test_report_numbers_equal_api(vmcore, report_root):
                 node_sum[k] = node_sum.get(k, 0) + v
         rows_all = {r.name: r.pages for r in mm.rows}
         short = {k: rows_all[k] - node_sum.get(k, 0) for k in rows_all if k != "hole"}
-        assert all(v >= 0 for v in short.values()) and sum(short.values()) <= outside, (short, outside)
+        assert all(v >= 0 for v in short.values()) and sum(short.values()) <= outside, (repr(short), outside)
     else:
         mm = None
     fc = filecache(prog)

@@ -257,8 +257,13 @@ def _physical_scan(prog: Program) -> Physical:
     hugetlb = kinds.index("hugetlb")
     tail_bit = np.uint64(1 << KPF["COMPOUND_TAIL"])
     head_bit = np.uint64(1 << KPF["COMPOUND_HEAD"])
-    nopage = 1 << KPF["NOPAGE"]
+    from drgn_ptwalk.memmap import hole_value, offline_sections
+
+    nopage = hole_value(prog)
     end = max_dump_pfn(prog)
+    # Where holes read as 0 (newer kernels), a 0 is a hole only in a section with no online struct page.
+    pps, offline = offline_sections(prog, end) if nopage == 0 else (1, [])
+    offline_arr = np.array(offline, dtype=bool)
     ppp = max(1, -(-end // (_WIDTH * _MAX_ROWS)))
     npix = -(-end // ppp)
     nk = len(kinds)
@@ -277,11 +282,14 @@ def _physical_scan(prog: Program) -> Physical:
         for i, v in enumerate(uniq.tolist()):
             c = code_of.get(v)
             if c is None:
-                c = hole if v == nopage else kinds.index(memmap_row(v))
+                c = hole if v == nopage and nopage else kinds.index(memmap_row(v))
                 code_of[v] = c
             lut[i] = c
         codes = lut[inv.reshape(-1)]
         n = len(codes)
+        if nopage == 0 and len(offline_arr):
+            secs = (pfn + np.arange(n, dtype=np.int64)) // pps
+            codes[offline_arr[np.minimum(secs, len(offline_arr) - 1)] & (vals == 0)] = hole
         # A tail page is in its folio's row, as memmap() puts it: v6.1's kpageflags gives tails their own
         # page->flags (a shmem THP's tails would be other_kernel), later kernels the folio's (nothing moves).
         # Folios other than hugetlb ones never cross a section, so the head is in the same chunk.
