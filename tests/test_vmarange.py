@@ -92,8 +92,10 @@ def _random_ranges(whole: List[Tuple[int, int, int]], ps: int, n: int, seed: int
     for k in range(n):
         _, vs, ve = rng.choice(whole)
         kind = k % 4
-        if kind == 0:  # one VMA
-            a, b = vs, ve
+        if kind == 0:  # one VMA (a large one's first 4096 pages, or its last)
+            a, b = vs, min(ve, vs + (1 << 12) * ps)
+            if b < ve and k % 8 == 4:
+                a, b = ve - (1 << 12) * ps, ve
         elif kind == 1:  # from inside one VMA to inside a later one
             a = rng.randrange(vs, ve, ps)
             b = a + rng.randrange(1, 40) * ps
