@@ -31,7 +31,8 @@ missing), with medians over ``--repeat`` runs:
    process memory reader (``user_pages()`` of each segment, readable runs written: ``gcore_userpages``) and
    ``gcore(task, path)`` itself; end to end, ``python -m drgn_ptwalk ... gcore PID -o FILE`` against drgn's
    own ``contrib/gcore.py`` (``--drgn-gcore PATH``: not shipped here; run as ``python -m drgn -c CORE -s
-   VMLINUX PATH PID FILE``, x86_64 dumps only), with the cores' sizes (apparent and on disk) and whether
+   VMLINUX PATH PID FILE``, x86_64 dumps only; on a QEMU kdump, which drgn's CLI cannot open, through
+   ``bench.drgnscript``), with the cores' sizes (apparent and on disk) and whether
    ``readelf -l -n`` and gdb (``info threads``, with the dump's ``workload`` binary when kept) open them;
    the files go to ``--gcore-dir DIR`` (default: the system's temporary directory; each is removed after
    its run, outside the timing);
@@ -676,9 +677,16 @@ def e2e_children(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: 
     if drgn_gcore:
         # drgn's own script, as its users run it (the drgn CLI, here as `python -m drgn`: no shim in between);
         # its arguments: PID, then the output file.
-        rows.append(("e2e_drgn_gcore", "drgn contrib/gcore.py: drgn -c CORE -s VMLINUX gcore.py PID FILE",
-                     [sys.executable, "-m", "drgn", "-c", d["core"], "-s", d["vmlinux"], drgn_gcore, str(pid)],
-                     None, True))
+        if d["dump"] == "qemu-kdump":
+            # drgn's CLI cannot open these (no architecture in the header): the script run with the dump
+            # opened as drgn-ptwalk opens it (bench.drgnscript).
+            rows.append(("e2e_drgn_gcore", "drgn contrib/gcore.py PID FILE (bench.drgnscript: drgn's CLI cannot "
+                         "open a QEMU kdump)", [sys.executable, "-m", "bench.drgnscript", d["core"], d["vmlinux"],
+                                                d["arch"], drgn_gcore, str(pid)], None, True))
+        else:
+            rows.append(("e2e_drgn_gcore", "drgn contrib/gcore.py: drgn -c CORE -s VMLINUX gcore.py PID FILE",
+                         [sys.executable, "-m", "drgn", "-c", d["core"], "-s", d["vmlinux"], drgn_gcore, str(pid)],
+                         None, True))
     if crash:
         loader, libs = _crash_loader(crash)
         c = [loader, "--library-path", libs, os.path.join(crash, "usr/bin/crash"), "-s", d["vmlinux"], d["core"]]
