@@ -1023,8 +1023,6 @@ def fmt_kib(k: Optional[float]) -> str:
 
 
 def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
-    from tabulate import tabulate
-
     t = time.perf_counter()
     prog = open_dump(d)
     t_open = time.perf_counter() - t
