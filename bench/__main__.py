@@ -25,7 +25,18 @@ missing), with medians over ``--repeat`` runs:
    start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
    ``pagemap PID -o FILE``, ``smaps PID``, ``memtop``; wall, CPU (the child's user + system) and peak RSS of
    the child (flat output memory: the big task's ``ptwalk`` peak against the one-page run's);
-8. with ``--crash CHROOT`` (a Debian chroot with ``crash`` installed, e.g. by ``debootstrap sid``), crash side
+8. gcore of the big task (issue 22's speed criterion), in this process: the floor — the walk over the ranges
+   ``core_segments()`` dumps, ``prog.read`` of each present run (at most 1024 pages a read) and ``os.pwrite``
+   of it at its place in a file of the core's layout, holes sought over (``gcore_floor``) —, the same with the
+   process memory reader (``user_pages()`` of each segment, readable runs written: ``gcore_userpages``) and
+   ``gcore(task, path)`` itself; end to end, ``python -m drgn_ptwalk ... gcore PID -o FILE`` against drgn's
+   own ``contrib/gcore.py`` (``--drgn-gcore PATH``: not shipped here; run as ``python -m drgn -c CORE -s
+   VMLINUX PATH PID FILE``, x86_64 dumps only; on a QEMU kdump, which drgn's CLI cannot open, through
+   ``bench.drgnscript``), with the cores' sizes (apparent and on disk) and whether
+   ``readelf -l -n`` and gdb (``info threads``, with the dump's ``workload`` binary when kept) open them;
+   the files go to ``--gcore-dir DIR`` (default: the system's temporary directory; each is removed after
+   its run, outside the timing);
+9. with ``--crash CHROOT`` (a Debian chroot with ``crash`` installed, e.g. by ``debootstrap sid``), crash side
    by side on the same dump, run with the chroot's own dynamic loader and libraries (no root needed): start-up
    alone (``crash -s`` then ``q``), start-up + ``vm -p PID`` (the page list) to a file, + ``vm PID``, + ``ps``;
    only on dumps of the host's architecture (a distribution's crash reads its own architecture's dumps);
@@ -91,6 +102,7 @@ TARGETS = {
     "idiom/walk_runs": (">=", 20.0),
     "smaps(big)/walk_runs": ("<=", 2.0),
     "kpageflags/memmap floor": ("<=", 4.0),
+    "gcore/gcore floor": ("<=", 2.0),
 }
 
 
@@ -121,6 +133,25 @@ def find_dump(kernel_id: str, kind: Optional[str], build: bool) -> Dict[str, Any
         if d["id"] == kernel_id and d["dump"] in kinds:
             return d
     raise SystemExit(f"bench: no {kind or ''} dump of {kernel_id} built: python -m vmcores build {kernel_id}")
+
+
+def dump_from_dir(path: str, kind: Optional[str]) -> Dict[str, Any]:
+    """The dump of a vmcores output directory (its ``meta.json``) as :func:`find_dump` gives it, whatever the
+    tree it was built for (no digest check, never built)."""
+    meta_path = Path(path) / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"bench: {meta_path}: {e}")
+    kinds = [kind] if kind else list(meta["dumps"])
+    for k in kinds:
+        core = meta["dumps"].get(k)
+        if core and Path(core).is_file():
+            return {"id": meta["id"], "name": f"{meta['id']}:{k}", "arch": meta["arch"], "release": meta["release"],
+                    "version": meta["version"], "page_size": meta["page_size"],
+                    **_vmcores().dump_kind(k), "core": core, "vmlinux": meta["vmlinux"], "truth": meta["truth"],
+                    "pids": meta["pids"], "scenario": meta.get("scenario", "default")}
+    raise SystemExit(f"bench: no {kind or ''} dump in {meta_path} (has {', '.join(meta['dumps'])})")
 
 
 def open_dump(d: Dict[str, Any]) -> Program:
@@ -396,6 +427,197 @@ def m_pagemap_whole(mm: Object) -> Optional[Callable[[], Dict[str, Any]]]:
     return run
 
 
+# ---------------------------------------------------------------- gcore (issue 22)
+
+GCORE_RUN_PAGES = 1024  # pages per read of the gcore floor: the process memory reader's MAX_RUN_PAGES
+
+
+def _core_layout(task: Object) -> Optional[Tuple[List[Tuple[int, int, int]], int]]:
+    """``([(start, filesz, file offset), ...], file size)`` of the segments gcore dumps with data, in a file
+    laid out as gcore lays it (headers, then each segment's bytes from a page boundary), the gate VMA (not in
+    the mm's page tables) left out. None in trees without gcore."""
+    try:
+        from drgn_ptwalk.gcore import core_segments
+    except ImportError:
+        return None
+    prog = task.prog_
+    dec = get_decoder(prog)
+    ps = dec.page_size
+    user_end = dec.user_range()[1]
+    segs = core_segments(task)
+    off = -(-(64 + 56 * (len(segs) + 1) + 65536) // ps) * ps  # headers and notes: their size does not matter
+    out = []
+    for c in segs:
+        if c.filesz and c.start < user_end:
+            out.append((c.start, c.filesz, off))
+        off += c.filesz
+    return out, off
+
+
+def _pwrite_all(fd: int, data: bytes, at: int) -> None:
+    mv = memoryview(data)
+    while mv:
+        n = os.pwrite(fd, mv, at)
+        mv = mv[n:]
+        at += n
+
+
+def _unlinker(path: str) -> Callable[[], None]:
+    def after() -> None:
+        for p in (path, path + ".tmp"):
+            if os.path.exists(p):
+                os.unlink(p)
+
+    return after
+
+
+def m_gcore_floor(task: Object, out_dir: str) -> Optional[Callable[[], Dict[str, Any]]]:
+    """
+    The floor of gcore: ``pt_range_walk`` over each range gcore dumps (``split_folios=False``, no holes),
+    ``prog.read`` of each present run (FOLIO and PFN entries, at most :data:`GCORE_RUN_PAGES` pages a read;
+    a run the dump lacks is skipped) and ``os.pwrite`` of its bytes where gcore would put them; holes sought
+    over, the file's size set at the end. No fates, no notes, no swap: what any core writer must do.
+    """
+    lay = _core_layout(task)
+    if lay is None:
+        return None
+    layout, size = lay
+    prog = task.prog_
+    mm = task.mm.read_()
+    shift = get_decoder(prog).page_size.bit_length() - 1
+    read = prog.read
+    folio, pfnmap = PtType.FOLIO, PtType.PFN
+    step = GCORE_RUN_PAGES
+    path = os.path.join(out_dir, "floor.core")
+
+    def run() -> Dict[str, Any]:
+        written = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            for start, filesz, off in layout:
+                base = off - start
+                for e in pt_range_walk(mm, start, start + filesz, include_none=False, split_folios=False):
+                    t = e.type
+                    if t is not folio and t is not pfnmap:
+                        continue
+                    pfn, n, a = e.pfn, (e.end - e.start) >> shift, e.start
+                    for i in range(0, n, step):
+                        k = min(step, n - i)
+                        try:
+                            data = read((pfn + i) << shift, k << shift, True)
+                        except FaultError:
+                            continue
+                        _pwrite_all(fd, data, base + a + (i << shift))
+                        written += len(data)
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return {"bytes_written": written, "file_bytes": size}
+
+    run.after = _unlinker(path)  # type: ignore[attr-defined]
+    return run
+
+
+def m_gcore_userpages(task: Object, out_dir: str) -> Optional[Callable[[], Dict[str, Any]]]:
+    """The floor through the process memory reader: ``user_pages()`` of each range gcore dumps, every readable
+    run but never-faulted zeros written at its place (the fates computed: swap, page cache, ...)."""
+    lay = _core_layout(task)
+    try:
+        from drgn_ptwalk.usermem import user_pages
+    except ImportError:
+        return None
+    if lay is None:
+        return None
+    layout, size = lay
+    path = os.path.join(out_dir, "userpages.core")
+
+    def run() -> Dict[str, Any]:
+        written = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            for start, filesz, off in layout:
+                base = off - start
+                for r in user_pages(task, start, start + filesz):
+                    if r.data is None or r.fate.name == "ZERO":
+                        continue
+                    _pwrite_all(fd, r.data, base + r.start)
+                    written += len(r.data)
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return {"bytes_written": written, "file_bytes": size}
+
+    run.after = _unlinker(path)  # type: ignore[attr-defined]
+    return run
+
+
+def m_gcore(task: Object, out_dir: str) -> Optional[Callable[[], Dict[str, Any]]]:
+    """``drgn_ptwalk.gcore.gcore(task, path)``: the whole core (notes, segments, fates), to a file."""
+    try:
+        from drgn_ptwalk.gcore import gcore
+    except ImportError:
+        return None
+    path = os.path.join(out_dir, "gcore.core")
+
+    def run() -> Dict[str, Any]:
+        r = gcore(task, path)
+        return {"bytes_written": r.bytes_written, "file_bytes": r.file_size, "pages": r.pages,
+                "missing_ranges": len(r.missing)}
+
+    run.after = _unlinker(path)  # type: ignore[attr-defined]
+    return run
+
+
+def check_core(core: str, binary: Optional[str]) -> Dict[str, Any]:
+    """Whether ``readelf -l -n`` and gdb (``info threads``, with *binary* when given) open *core*."""
+    import re
+    import shutil
+
+    out: Dict[str, Any] = {}
+    if shutil.which("readelf"):
+        p = subprocess.run(["readelf", "-l", "-n", "-W", core], capture_output=True, text=True)
+        if p.returncode != 0 or "Error" in p.stderr:
+            out["readelf_error"] = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        out["pt_load"] = sum(1 for ln in p.stdout.splitlines() if ln.split()[:1] == ["LOAD"])
+        notes: Dict[str, int] = {}
+        for m in re.finditer(r"^\s+\S+\s+0x[0-9a-f]+\s+(NT_\w+)", p.stdout, re.M):
+            notes[m.group(1)] = notes.get(m.group(1), 0) + 1
+        out["notes"] = notes
+    if shutil.which("gdb"):
+        cmd = ["gdb", "-batch", "-nx", "-ex", "info threads"] + ([binary] if binary else []) + [core]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            out["gdb_error"] = "timed out"
+            return out
+        threads = [ln.strip() for ln in p.stdout.splitlines() if re.match(r"^\*?\s+\d+\s+(LWP|Thread|process)", ln)]
+        out["gdb_binary"] = binary
+        out["gdb_threads"] = len(threads)
+        out["gdb_first_thread"] = threads[0] if threads else None
+        bad = [ln.strip() for ln in (p.stdout + p.stderr).splitlines()
+               if re.search(r"not a core|not in executable format|[Ee]rror|Cannot access memory", ln)]
+        if bad or not threads:
+            out["gdb_error"] = bad[0] if bad else (p.stderr.strip().splitlines() or ["no thread listed"])[-1]
+    return out
+
+
+def _fmt_check(c: Dict[str, Any]) -> str:
+    parts = []
+    if "pt_load" in c:
+        nts = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in c.get("notes", {}).items())
+        parts.append(f"readelf: {c['pt_load']} PT_LOAD, notes {nts or 'none'}"
+                     + (f" ({c['readelf_error']})" if "readelf_error" in c else ""))
+    if "gdb_threads" in c or "gdb_error" in c:
+        g = f"gdb{' with ' + os.path.basename(c['gdb_binary']) if c.get('gdb_binary') else ''}: "
+        g += f"{c.get('gdb_threads', 0)} thread(s)"
+        if c.get("gdb_first_thread"):
+            g += f" [{c['gdb_first_thread'][:70]}]"
+        if c.get("gdb_error"):
+            g += f"; {c['gdb_error'][:100]}"
+        parts.append(g)
+    return "; ".join(parts)
+
+
 _LAUNCHER = """
 import json, os, sys
 pid = os.fork()
@@ -431,7 +653,7 @@ def _child(cmd: List[str], stdin: Optional[bytes], out_path: str) -> Dict[str, A
 
 
 def e2e_children(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: Optional[str],
-                 ) -> List[Tuple[str, str, List[str], Optional[bytes], bool]]:
+                 drgn_gcore: Optional[str] = None) -> List[Tuple[str, str, List[str], Optional[bytes], bool]]:
     """(key, label, command, stdin, writes to -o FILE) of the end-to-end runs."""
     base = [sys.executable, "-m", "drgn_ptwalk", "-c", d["core"], "-s", d["vmlinux"]]
     if d["dump"] == "qemu-kdump":
@@ -450,7 +672,21 @@ def e2e_children(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: 
          True),
         ("e2e_smaps", "start-up + smaps PID > file", base + ["smaps", str(pid)], None, False),
         ("e2e_memtop", "start-up + memtop > file", base + ["memtop"], None, False),
+        ("e2e_gcore", "start-up + gcore PID -o FILE", base + ["gcore", str(pid), "-o"], None, True),
     ]
+    if drgn_gcore:
+        # drgn's own script, as its users run it (the drgn CLI, here as `python -m drgn`: no shim in between);
+        # its arguments: PID, then the output file.
+        if d["dump"] == "qemu-kdump":
+            # drgn's CLI cannot open these (no architecture in the header): the script run with the dump
+            # opened as drgn-ptwalk opens it (bench.drgnscript).
+            rows.append(("e2e_drgn_gcore", "drgn contrib/gcore.py PID FILE (bench.drgnscript: drgn's CLI cannot "
+                         "open a QEMU kdump)", [sys.executable, "-m", "bench.drgnscript", d["core"], d["vmlinux"],
+                                                d["arch"], drgn_gcore, str(pid)], None, True))
+        else:
+            rows.append(("e2e_drgn_gcore", "drgn contrib/gcore.py: drgn -c CORE -s VMLINUX gcore.py PID FILE",
+                         [sys.executable, "-m", "drgn", "-c", d["core"], "-s", d["vmlinux"], drgn_gcore, str(pid)],
+                         None, True))
     if crash:
         loader, libs = _crash_loader(crash)
         c = [loader, "--library-path", libs, os.path.join(crash, "usr/bin/crash"), "-s", d["vmlinux"], d["core"]]
@@ -481,28 +717,56 @@ def crash_version(chroot: str) -> str:
     return (p.stdout.strip().splitlines() or ["?"])[0]
 
 
+CORE_ROWS = ("e2e_gcore", "e2e_drgn_gcore")
+"""End-to-end rows that write a core: readelf and gdb open their last run's file."""
+
+
+def drgn_gcore_missing(d: Dict[str, Any], drgn_gcore: Optional[str]) -> Optional[str]:
+    if not drgn_gcore:
+        return "missing: no --drgn-gcore PATH (drgn's contrib/gcore.py)"
+    if not os.path.isfile(drgn_gcore):
+        return f"missing: {drgn_gcore} not found"
+    if d["arch"] != "x86_64":
+        return f"missing: drgn's contrib/gcore.py writes x86_64 cores only ({d['arch']} dump)"
+    return None
+
+
 def run_e2e(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: Optional[str], repeat: int,
-            only: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
+            only: Optional[List[str]], drgn_gcore: Optional[str] = None,
+            out_dir: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     import tempfile
 
     out: Dict[str, Dict[str, Any]] = {}
     if crash and d["arch"] != platform.machine():
         out["crash"] = {"missing": f"crash of this {platform.machine()} machine does not read {d['arch']} dumps"}
         crash = None
-    with tempfile.TemporaryDirectory(prefix="ptwalk-bench-") as tmp:
+    why = drgn_gcore_missing(d, drgn_gcore)
+    if why and (not only or "e2e_drgn_gcore" in only):
+        out["e2e_drgn_gcore"] = {"missing": why}
+    binary = os.path.join(os.path.dirname(d["core"]), "workload")  # the bench dump's workload, when kept
+    binary_ok = os.path.isfile(binary)
+    with tempfile.TemporaryDirectory(prefix="ptwalk-bench-", dir=out_dir) as tmp:
         path = os.path.join(tmp, "out")
-        for key, label, cmd, stdin, to_file in e2e_children(d, pid, first_start, ps, crash):
+        for key, label, cmd, stdin, to_file in e2e_children(d, pid, first_start, ps, crash,
+                                                            None if why else drgn_gcore):
             if only and key not in only:
                 continue
             print(f"   measuring {key} ...", file=sys.stderr, flush=True)
             runs = []
-            for _ in range(repeat):
+            for i in range(repeat):
                 gc.collect()
                 runs.append(_child(cmd + ([path + ".pm"] if to_file else []), stdin, path))
                 if to_file:
-                    st = os.stat(path + ".pm")
-                    runs[-1]["out_bytes"], runs[-1]["disk_bytes"] = st.st_size, st.st_blocks * 512
-                    os.unlink(path + ".pm")
+                    if os.path.exists(path + ".pm"):
+                        st = os.stat(path + ".pm")
+                        runs[-1]["file_bytes"], runs[-1]["disk_bytes"] = st.st_size, st.st_blocks * 512
+                        if key in CORE_ROWS and i == repeat - 1 and "error" not in runs[-1]:
+                            runs[-1]["core_check"] = check_core(path + ".pm", binary if binary_ok else None)
+                        os.unlink(path + ".pm")
+                    else:
+                        runs[-1]["file_bytes"] = runs[-1]["disk_bytes"] = 0
+                    if key not in CORE_ROWS:
+                        runs[-1]["out_bytes"] = runs[-1]["file_bytes"]
                 os.unlink(path)
             r = {"label": label, "runs": runs, "median_s": statistics.median(x["wall_s"] for x in runs),
                  "min_s": min(x["wall_s"] for x in runs), "cpu_median_s": statistics.median(x["cpu_s"] for x in runs),
@@ -510,6 +774,10 @@ def run_e2e(d: Dict[str, Any], pid: int, first_start: int, ps: int, crash: Optio
             errs = [x["error"] for x in runs if "error" in x]
             if errs:
                 r["error"] = errs[-1]
+            if to_file:
+                r["file_bytes"], r["disk_bytes"] = runs[-1]["file_bytes"], runs[-1]["disk_bytes"]
+            if "core_check" in runs[-1]:
+                r["core_check"] = runs[-1]["core_check"]
             out[key] = r
     return out
 
@@ -643,6 +911,9 @@ def timed(fn: Callable[[], Dict[str, Any]], repeat: int) -> Dict[str, Any]:
         info = fn()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+        after = getattr(fn, "after", None)
+        if after is not None:  # e.g. remove the file the run wrote, untimed
+            after()
     # CPU time (user + system of this process) as well: on a shared machine wall time includes waiting
     # for a CPU.
     return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times,
@@ -657,6 +928,9 @@ def py_peak(fn: Callable[[], Any]) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        after = getattr(fn, "after", None)
+        if after is not None:
+            after()
 
 
 def _status_kib(field: str) -> int:
@@ -749,8 +1023,6 @@ def fmt_kib(k: Optional[float]) -> str:
 
 
 def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str, Any]:
-    from tabulate import tabulate
-
     t = time.perf_counter()
     prog = open_dump(d)
     t_open = time.perf_counter() - t
@@ -780,6 +1052,22 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
           f"{len(tables):,} table pages; many-VMA task: PID {vmas_pid} ({res['vmas']['comm']}), {nvmas_v:,} VMAs",
           flush=True)
 
+    import tempfile
+
+    gdir = tempfile.mkdtemp(prefix="ptwalk-bench-gcore-", dir=args.gcore_dir)
+    try:
+        return _run_one(d, base, args, prog, big, vmas_pid, btask, bmm, vtask, ps, tables, stats, nvmas_v, res, gdir)
+    finally:
+        import shutil
+
+        shutil.rmtree(gdir, ignore_errors=True)
+
+
+def _run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args, prog: Program, big: int, vmas_pid: int,
+             btask: Object, bmm: Object, vtask: Object, ps: int, tables: List[Tuple[int, int]], stats: Dict[str, int],
+             nvmas_v: int, res: Dict[str, Any], gdir: str) -> Dict[str, Any]:
+    from tabulate import tabulate
+
     idiom_fn, scale, visited, total = m_idiom(prog, bmm, args.idiom_sample)
     ms: List[Tuple[str, str, Optional[Callable], int, str, float]] = [
         # (key, label, fn, pid for the RSS child, child kind, time scale)
@@ -799,6 +1087,11 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
         ("kpageflags", "kpageflags(), all of RAM", m_kpageflags(prog), 0, "", 1.0),
         ("kpage_values", "kpage_values(): kpageflags + kpagecount + kpagecgroup, all of RAM",
          m_kpage_values(prog), 0, "", 1.0),
+        # gcore (issue 22): files of ~7 GB each on the bench dump, removed after each run (untimed).
+        ("gcore_floor", "gcore floor: walk + prog.read of present runs + pwrite", m_gcore_floor(btask, gdir), 0, "",
+         1.0),
+        ("gcore_userpages", "user_pages() of gcore's ranges + pwrite", m_gcore_userpages(btask, gdir), 0, "", 1.0),
+        ("gcore", "gcore(task, path), big task", m_gcore(btask, gdir), 0, "", 1.0),
         # Last: reading 100 MB of struct pages fills a compressed dump's page cache (libkdumpfile), which
         # made the idiom measured after it many times slower.
         ("floor_smaps", "smaps floor: reads of tables + struct pages", m_floor_smaps(prog, tables, memmap_runs(bmm)),
@@ -807,6 +1100,16 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
     if args.only:
         ms = [m for m in ms if m[0] in args.only]
     rows = []
+    warm = m_gcore_floor(btask, gdir) if any(k.startswith("gcore") and f is not None for k, _, f, *_ in ms) else None
+    if warm is not None:
+        # The gcore rows read every dumped page (7.6 GB on the bench dump): the first pass over a dump not in
+        # the page cache reads it from disk (3-4x slower on the ELF dump). One untimed pass first.
+        print("   warming: one untimed gcore floor run (the dump's pages into the page cache) ...", file=sys.stderr,
+              flush=True)
+        t0 = time.perf_counter()
+        warm()
+        warm.after()  # type: ignore[attr-defined]
+        res["gcore_warmup_s"] = time.perf_counter() - t0
     for key, label, fn, pid, kind, sc in ms:
         if fn is None:
             res["measurements"][key] = {"missing": "not in this tree (drgn_ptwalk.procfs.smaps not importable, "
@@ -821,7 +1124,7 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
             r["min_s"] *= sc
             r["cpu_median_s"] *= sc
             r["extrapolated_from"] = {"pages_visited": visited, "pages_total": total, "factor": sc}
-        if not args.no_memory:
+        if not args.no_memory and not key.startswith("gcore"):  # gcore rows: ~7 GB written per run
             r["py_peak_bytes"] = py_peak(fn)
             if kind:
                 r["rss"] = rss_peak(d, kind, pid, args.idiom_sample)
@@ -858,7 +1161,11 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                        ("smaps(big)/walk_runs", "smaps_big", "walk_runs"),
                        ("smaps(big)/smaps floor", "smaps_big", "floor_smaps"),
                        ("kpageflags/memmap floor", "kpageflags", "memmap_floor"),
-                       ("kpage_values/memmap floor", "kpage_values", "memmap_floor")):
+                       ("kpage_values/memmap floor", "kpage_values", "memmap_floor"),
+                       ("gcore/gcore floor", "gcore", "gcore_floor"),
+                       ("gcore/user_pages+write", "gcore", "gcore_userpages"),
+                       ("user_pages+write/gcore floor", "gcore_userpages", "gcore_floor"),
+                       ("gcore floor/walk", "gcore_floor", "walk"), ("gcore/walk", "gcore", "walk")):
         if med(a) and med(b):
             ratios[name] = med(a) / med(b)
         if cpu(a) and cpu(b):
@@ -877,7 +1184,7 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
     e2e: Dict[str, Dict[str, Any]] = {}
     if not args.no_e2e:
         first = min(v.vm_start.value_() for v in for_each_vma(bmm))
-        e2e = run_e2e(d, big, first, ps, args.crash, args.repeat, args.only)
+        e2e = run_e2e(d, big, first, ps, args.crash, args.repeat, args.only, args.drgn_gcore, args.gcore_dir)
         res["e2e"] = e2e
         res["loadavg_e2e_end"] = os.getloadavg()
         if args.crash and "crash" not in e2e:
@@ -888,14 +1195,19 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                 erows.append([key, r["missing"], "", "", "", ""])
                 continue
             erows.append([r["label"], fmt_s(r["median_s"]), fmt_s(r["cpu_median_s"]), fmt_kib(r["maxrss_kib"]),
-                          f"{r['out_bytes'] / 1e6:.1f} MB" + (f" ({r['runs'][-1]['disk_bytes'] / 1e6:.1f} MB on disk)"
-                                                             if "disk_bytes" in r["runs"][-1] else ""),
+                          f"{r.get('file_bytes', r['out_bytes']) / 1e6:.1f} MB"
+                          + (f" ({r['disk_bytes'] / 1e6:.1f} MB on disk)" if "disk_bytes" in r else ""),
                           r.get("error", "")])
         print()
         print(tabulate(erows, headers=["end to end (a subprocess)", f"wall, median of {args.repeat}", "CPU median",
                                        "peak RSS", "output", "error"]))
         if res.get("crash_version"):
             print(f"   crash: {res['crash_version']} from {args.crash}")
+        for key in CORE_ROWS:
+            if "core_check" in e2e.get(key, {}):
+                print(f"   {key}: {_fmt_check(e2e[key]['core_check'])}")
+        if "e2e_drgn_gcore" in e2e and args.drgn_gcore:
+            res["drgn_gcore"] = {"path": args.drgn_gcore, "drgn": drgn.__version__}
         print(f"   load average after the end-to-end runs {_loadavg(res['loadavg_e2e_end'])}")
         m.update({k: v for k, v in e2e.items() if "median_s" in v})
     for name, a, b, tgt in (("ptwalk text/walk (in process)", "ptwalk_text", "walk", ("<=", 2.0)),
@@ -911,7 +1223,10 @@ def run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args) -> Dict[str
                             ("start-up/walk (in process)", "e2e_startup", "walk", None),
                             ("ptwalk text e2e/crash vm -p", "e2e_ptwalk", "crash_vm_p", ("<", 1.0)),
                             ("ptwalk JSON e2e/crash vm -p", "e2e_ptwalk_json", "crash_vm_p", ("<", 1.0)),
-                            ("start-up/crash start-up", "e2e_startup", "crash_startup", None)):
+                            ("start-up/crash start-up", "e2e_startup", "crash_startup", None),
+                            ("gcore e2e/gcore in process", "e2e_gcore", "gcore", None),
+                            ("gcore e2e/gcore floor (in process)", "e2e_gcore", "gcore_floor", None),
+                            ("drgn contrib/gcore.py e2e/gcore e2e", "e2e_drgn_gcore", "e2e_gcore", None)):
         w, c = med(a), cpu(a)
         if not (w and med(b)):
             continue
@@ -1003,6 +1318,15 @@ def main(argv=None) -> int:
                    help="also run crash (CHROOT/usr/bin/crash, with the chroot's libraries) on the same dumps")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (subprocess) runs")
     p.add_argument("--profile", action="store_true", help="print where ptwalk, smaps and memtop spend their time")
+    p.add_argument("--drgn-gcore", metavar="PATH",
+                   help="drgn's contrib/gcore.py (from a drgn checkout: not shipped here), run end to end beside "
+                        "`gcore` on x86_64 dumps; without it the row says missing")
+    p.add_argument("--gcore-dir", metavar="DIR",
+                   help="where the gcore rows write their cores (~7 GB each on the bench dump; default: the "
+                        "system's temporary directory)")
+    p.add_argument("--dump-dir", metavar="DIR",
+                   help="use the dump described by DIR/meta.json as is (built by vmcores, possibly for another "
+                        "tree: no digest check, never built); --dump picks its kind")
     p.add_argument("--only", action="append", help=argparse.SUPPRESS)
     p.add_argument("--memchild", help=argparse.SUPPRESS)
     p.add_argument("--core", help=argparse.SUPPRESS)
@@ -1013,9 +1337,13 @@ def main(argv=None) -> int:
         return memchild(args)
     if not 0 < args.idiom_sample <= 1:
         p.error("--idiom-sample must be in (0, 1]")
-    vbuild = _vmcores()
-    ids = args.kernel or [k["id"] for k in vbuild.manifest() if k.get("bench")]
     results = []
+    if args.dump_dir:
+        d = dump_from_dir(args.dump_dir, args.dump)
+        print(f"bench: {d['name']} from {args.dump_dir} as built (digest not checked)", file=sys.stderr)
+        results.append(run_one(d, None, args))
+    vbuild = _vmcores()
+    ids = [] if args.dump_dir else args.kernel or [k["id"] for k in vbuild.manifest() if k.get("bench")]
     for kid in ids:
         d = find_dump(kid, args.dump, not args.no_build)
         base = None
