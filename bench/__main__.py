@@ -25,7 +25,7 @@ missing), with medians over ``--repeat`` runs:
    start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
    ``pagemap PID -o FILE``, ``smaps PID``, ``memtop``; wall, CPU (the child's user + system) and peak RSS of
    the child (flat output memory: the big task's ``ptwalk`` peak against the one-page run's);
-8. gcore of the big task (issue 22's speed criterion), in this process: the floor — the walk over the ranges
+8. gcore of the big task against its floor (within 2× is the target), in this process: the floor — the walk over the ranges
    ``core_segments()`` dumps, ``prog.read`` of each present run (at most 1024 pages a read) and ``os.pwrite``
    of it at its place in a file of the core's layout, holes sought over (``gcore_floor``) —, the same with the
    process memory reader (``user_pages()`` of each segment, readable runs written: ``gcore_userpages``) and
@@ -427,7 +427,7 @@ def m_pagemap_whole(mm: Object) -> Optional[Callable[[], Dict[str, Any]]]:
     return run
 
 
-# ---------------------------------------------------------------- gcore (issue 22)
+# ---------------------------------------------------------------- gcore against its floor and drgn's gcore.py
 
 GCORE_RUN_PAGES = 1024  # pages per read of the gcore floor: the process memory reader's MAX_RUN_PAGES
 
@@ -1087,7 +1087,7 @@ def _run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args, prog: Prog
         ("kpageflags", "kpageflags(), all of RAM", m_kpageflags(prog), 0, "", 1.0),
         ("kpage_values", "kpage_values(): kpageflags + kpagecount + kpagecgroup, all of RAM",
          m_kpage_values(prog), 0, "", 1.0),
-        # gcore (issue 22): files of ~7 GB each on the bench dump, removed after each run (untimed).
+        # gcore: files of ~7 GB each on the bench dump, removed after each run (untimed).
         ("gcore_floor", "gcore floor: walk + prog.read of present runs + pwrite", m_gcore_floor(btask, gdir), 0, "",
          1.0),
         ("gcore_userpages", "user_pages() of gcore's ranges + pwrite", m_gcore_userpages(btask, gdir), 0, "", 1.0),
