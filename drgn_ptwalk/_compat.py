@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 import drgn
 from drgn import Object, Program, Type, TypeKind, sizeof
 
+from drgn_ptwalk._kernel import cached, vmcoreinfo, vmcoreinfo_length, vmcoreinfo_number
+
 __all__ = ("HAVE_COMMANDS", "HAVE_QEMU_QMP", "drgn_version", "map_arm64_swapper_pg_dir", "no_commands_message",
            "nr_to_section", "online_pgdats", "plugin_prog_set", "qemu_unsupported", "section_flags",
            "thread_size", "type_unaliased", "vmcoreinfo_length", "vmcoreinfo_number")
@@ -45,10 +47,10 @@ def thread_size(prog: Program) -> int:
 
     :raises LookupError: if none of these is in the debug info
     """
-    try:
-        return prog.cache["ptwalk_thread_size"]
-    except KeyError:
-        pass
+    return cached(prog, "ptwalk_thread_size", lambda: _thread_size(prog))
+
+
+def _thread_size(prog: Program) -> int:
     size: Optional[int] = None
     try:
         size = prog["THREAD_SIZE"].value_()
@@ -65,7 +67,6 @@ def thread_size(prog: Program) -> int:
                     continue
     if not size:
         raise LookupError("THREAD_SIZE: no union thread_union or init stack symbols in the debug info")
-    prog.cache["ptwalk_thread_size"] = size
     return size
 
 
@@ -155,8 +156,6 @@ def map_arm64_swapper_pg_dir(prog: Program) -> bool:
     platform = prog.platform
     if platform is None or platform.arch != drgn.Architecture.AARCH64:
         return False
-    from drgn_ptwalk._vmcoreinfo import vmcoreinfo, vmcoreinfo_number
-
     info = vmcoreinfo(prog)
     try:
         pgd = int(info["SYMBOL(swapper_pg_dir)"], 16)
@@ -197,8 +196,6 @@ def map_ppc64_linear_map(prog: Program) -> bool:
     platform = prog.platform
     if platform is None or platform.arch != drgn.Architecture.PPC64:
         return False
-    from drgn_ptwalk._vmcoreinfo import vmcoreinfo
-
     try:
         pgd = int(vmcoreinfo(prog)["SYMBOL(swapper_pg_dir)"], 16)
     except (KeyError, ValueError):
@@ -238,25 +235,6 @@ def qemu_unsupported() -> Optional[str]:
         return None
     return (f"--qemu needs drgn 0.2.0 or newer (Program.set_qemu_qmp); this is drgn {drgn_version()}: "
             "pip install -U drgn, or take a dump of the guest (QMP dump-guest-memory) and use -c")
-
-
-def _vmcoreinfo(prog: Program, key: str) -> Optional[int]:
-    try:
-        text = prog["VMCOREINFO"].string_().decode(errors="replace")
-    except (KeyError, LookupError):
-        return None
-    for line in text.splitlines():
-        if line.startswith(key):
-            return int(line[len(key):], 0)
-    return None
-
-
-def vmcoreinfo_number(prog: Program, name: str) -> Optional[int]:
-    """
-    ``NUMBER(name)`` of the kernel's VMCOREINFO: the constants older drgn does not provide as
-    ``prog[name]`` (``SECTION_SIZE_BITS``: drgn 0.0.31 has no such object). ``None`` if absent.
-    """
-    return _vmcoreinfo(prog, f"NUMBER({name})=")
 
 
 def online_pgdats(prog: Program) -> Iterator[Object]:
@@ -334,8 +312,3 @@ def nr_to_section(prog: Program, nr: int) -> Object:
         if not r:
             return r
     return r + (nr % per_root)
-
-
-def vmcoreinfo_length(prog: Program, name: str) -> Optional[int]:
-    """``LENGTH(name)`` of the kernel's VMCOREINFO, ``None`` if absent."""
-    return _vmcoreinfo(prog, f"LENGTH({name})=")

@@ -165,7 +165,7 @@ def _always_dump(vma: Object, gate: Optional[Object]) -> bool:
     of ours has an ``arch_vma_name()`` that names anything."""
     from drgn import cast
 
-    from drgn_ptwalk.procfs.vma import _sym_name
+    from drgn_ptwalk._kernel import symbol_name
 
     if gate is not None and vma.value_() == gate.value_():
         return True
@@ -175,7 +175,7 @@ def _always_dump(vma: Object, gate: Optional[Object]) -> bool:
     name_fn = ops.name.value_()
     if not name_fn:
         return False
-    if _sym_name(vma.prog_, name_fn) == "special_mapping_name":
+    if symbol_name(vma.prog_, name_fn) == "special_mapping_name":
         sm = cast("struct vm_special_mapping *", vma.vm_private_data)
         return bool(sm.value_() and sm.name.value_())
     return True
@@ -674,17 +674,17 @@ def _special_mapping_pages(vma: Object) -> Optional[Any]:
     """
     from drgn import cast
 
-    from drgn_ptwalk.procfs.vma import _sym_name
+    from drgn_ptwalk._kernel import symbol_name
 
     prog = vma.prog_
     ops = vma.vm_ops.read_()
-    if not ops.value_() or _sym_name(prog, ops.name.value_()) != "special_mapping_name":
+    if not ops.value_() or symbol_name(prog, ops.name.value_()) != "special_mapping_name":
         return None
     sm = cast("struct vm_special_mapping *", vma.vm_private_data)
     ps = _page_size(prog)
     fault = sm.fault.value_() if _has(sm, "fault") else 0
     if fault:
-        if _sym_name(prog, fault) != "vdso_fault" or not _has(vma.vm_mm.context, "vdso_image"):
+        if symbol_name(prog, fault) != "vdso_fault" or not _has(vma.vm_mm.context, "vdso_image"):
             return None
         image = vma.vm_mm.context.vdso_image.read_()
         if not image.value_():

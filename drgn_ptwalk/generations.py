@@ -17,14 +17,9 @@ from typing import NamedTuple, Optional
 
 from drgn import Program, TypeKind
 
+from drgn_ptwalk._kernel import has_member
+
 __all__ = ("Generation", "generation")
-
-
-def _has_member(prog: Program, type_name: str, member: str) -> bool:
-    try:
-        return prog.type(type_name).has_member(member)
-    except LookupError:
-        return False
 
 
 def _has_constant(prog: Program, name: str) -> bool:
@@ -197,16 +192,16 @@ def _arm64_v610_layout(prog: Program) -> bool:
 
 
 def _compound_info_mask(prog: Program) -> bool:
-    if not _has_member(prog, "struct page", "compound_info"):
+    if not has_member(prog, "struct page", "compound_info"):
         return False
     size = prog.type("struct page").size
-    return size & (size - 1) == 0 and _has_member(prog, "struct zone", "vmemmap_tails")
+    return size & (size - 1) == 0 and has_member(prog, "struct zone", "vmemmap_tails")
 
 
 def _folio_order(prog: Program) -> str:
-    if _has_member(prog, "struct folio", "_folio_order"):
+    if has_member(prog, "struct folio", "_folio_order"):
         return "_folio_order"
-    if _has_member(prog, "struct folio", "_flags_1"):
+    if has_member(prog, "struct folio", "_flags_1"):
         return "_flags_1"
     return "compound_order"
 
@@ -236,26 +231,26 @@ def _detect(prog: Program) -> Generation:
     return Generation(
         x86_saved_dirty=_has(prog, "arch_check_zapped_pte") if arch == "X86_64" else None,
         arm64_v610_layout=_arm64_v610_layout(prog) if arch == "AARCH64" else None,
-        compound_info=_has_member(prog, "struct page", "compound_info"),
+        compound_info=has_member(prog, "struct page", "compound_info"),
         compound_info_mask=_compound_info_mask(prog),
         folio_order=_folio_order(prog),
-        compound_mapcount=_has_member(prog, "struct folio", "_total_mapcount"),
-        entire_mapcount=_has_member(prog, "struct folio", "_entire_mapcount"),
-        large_mapcount=_has_member(prog, "struct folio", "_large_mapcount"),
-        mm_ids=_has_member(prog, "struct folio", "_mm_ids"),
+        compound_mapcount=has_member(prog, "struct folio", "_total_mapcount"),
+        entire_mapcount=has_member(prog, "struct folio", "_entire_mapcount"),
+        large_mapcount=has_member(prog, "struct folio", "_large_mapcount"),
+        mm_ids=has_member(prog, "struct folio", "_mm_ids"),
         hugetlb_page_type=_has_constant(prog, "PGTY_hugetlb"),
         precise_mapcount=_has(prog, "folio_precise_page_mapcount"),
-        smaps_ksm_line=_has_member(prog, "struct mem_size_stats", "ksm"),
+        smaps_ksm_line=has_member(prog, "struct mem_size_stats", "ksm"),
         mthp=mthp,
-        thp_eligible_width8=_has_member(prog, "struct mem_size_stats", "ksm"),
+        thp_eligible_width8=has_member(prog, "struct mem_size_stats", "ksm"),
         tva_enum=tva_enum,
         tmpfs_mmap_orders=tva_enum,
         mm_flags_bitmap=_mm_flags_bitmap(prog),
         heap_strict=_has(prog, "vma_is_initial_heap"),
-        backing_user_path=_has_member(prog, "struct backing_file", "user_path"),
+        backing_user_path=has_member(prog, "struct backing_file", "user_path"),
         vm_flags_layout=_vm_flags_layout(prog),
-        swap_table=_has_member(prog, "struct swap_cluster_info", "table")
-        and _has_member(prog, "struct swap_cluster_info", "extend_table"),
+        swap_table=has_member(prog, "struct swap_cluster_info", "table")
+        and has_member(prog, "struct swap_cluster_info", "extend_table"),
         kpage_scheme="snapshot" if _has(prog, "snapshot_page")
         else "folio" if _has_constant(prog, "PGTY_buddy") else "page",
         kpage_holes_zero=_has(prog, "kpage_read"),

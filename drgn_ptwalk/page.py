@@ -27,6 +27,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Program, TypeKind, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import is_big_endian
+from drgn_ptwalk._kernel import cached, const, var
 from drgn_ptwalk.generations import generation
 
 __all__ = (
@@ -118,7 +119,11 @@ def page_layout(prog: Program) -> PageLayout:
     try:
         return prog.cache["ptwalk_page_layout"]
     except KeyError:
-        pass
+        lay = prog.cache["ptwalk_page_layout"] = _page_layout(prog)
+        return lay
+
+
+def _page_layout(prog: Program) -> PageLayout:
     page = prog.type("struct page")
     gen = generation(prog)
     member = "compound_info" if gen.compound_info else "compound_head"
@@ -129,10 +134,9 @@ def page_layout(prog: Program) -> PageLayout:
         order_offset = offsetof(prog.type("struct folio"), gen.folio_order)
     pg: Dict[str, int] = {}
     for name in _PG_NAMES:
-        try:
-            pg[name] = prog.constant("PG_" + name).value_()
-        except LookupError:
-            pass
+        bit = const(prog, "PG_" + name)
+        if bit is not None:
+            pg[name] = bit
     # Big-endian kernels (s390x): read_struct_pages() byte-swaps each 8-byte word, which leaves the
     # 8-byte fields (flags, mapping, compound_info, _mm_ids; the folio order, the low byte of _flags_1)
     # where they are, as little-endian values, and moves a 4-byte field to offset ^ 4 and a 1-byte
@@ -146,7 +150,7 @@ def page_layout(prog: Program) -> PageLayout:
         hugetlb = (hugetlb[0], hugetlb[1], hugetlb[2] ^ 4)  # page_type: unsigned int
     elif big and hugetlb[0] == "dtor":
         hugetlb = (hugetlb[0], hugetlb[1], s1(hugetlb[2]))  # compound_dtor: unsigned char
-    layout = PageLayout(
+    return PageLayout(
         vmemmap=prog["vmemmap"].value_(),
         size=size,
         flags=offsetof(page, "flags"),
@@ -167,8 +171,6 @@ def page_layout(prog: Program) -> PageLayout:
         hugetlb=hugetlb,
         swap_words=big,
     )
-    prog.cache["ptwalk_page_layout"] = layout
-    return layout
 
 
 class PageInfo(NamedTuple):
@@ -369,24 +371,20 @@ def page_is_anon_exclusive(prog: Program, info: PageInfo) -> bool:
 
 def highest_memmap_pfn(prog: Program) -> int:
     """``highest_memmap_pfn``: PFNs above it have no ``struct page``."""
-    try:
-        return prog.cache["ptwalk_highest_memmap_pfn"]
-    except KeyError:
-        pass
-    try:
-        value = prog["highest_memmap_pfn"].value_()
-    except (KeyError, LookupError):
-        value = (1 << 64) - 1
-    prog.cache["ptwalk_highest_memmap_pfn"] = value
-    return value
+
+    def read() -> int:
+        v = var(prog, "highest_memmap_pfn")
+        return (1 << 64) - 1 if v is None else v.value_()
+
+    return cached(prog, "ptwalk_highest_memmap_pfn", read)
 
 
 def huge_zero_pfn(prog: Program) -> Optional[int]:
     """PFN of the huge zero folio, or ``None`` if there is none."""
-    try:
-        return prog.cache["ptwalk_huge_zero_pfn"]
-    except KeyError:
-        pass
+    return cached(prog, "ptwalk_huge_zero_pfn", lambda: _huge_zero_pfn(prog))
+
+
+def _huge_zero_pfn(prog: Program) -> Optional[int]:
     pfn: Optional[int] = None
     try:
         # huge_zero_pfn exists up to 6.x (~0UL when unallocated).
@@ -400,7 +398,6 @@ def huge_zero_pfn(prog: Program) -> Optional[int]:
                 pfn = (folio.value_() - page_layout(prog).vmemmap) // page_layout(prog).size
         except (KeyError, LookupError, FaultError):
             pass
-    prog.cache["ptwalk_huge_zero_pfn"] = pfn
     return pfn
 
 

@@ -33,6 +33,7 @@ from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
 from drgn_ptwalk._byteorder import struct_order
+from drgn_ptwalk._kernel import has_member
 from drgn_ptwalk.entry import PtLevel, PtType
 from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _one_file, _ptype, max_dump_pfn, pfn_online
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
@@ -86,13 +87,6 @@ def _pgoff(prog: Program, hugetlb: bool, index: int, nr: int, off: int) -> int:
     return index + off
 
 
-def _has_member(prog: Program, type_name: str, member: str) -> bool:
-    try:
-        return prog.type(type_name).has_member(member)
-    except LookupError:
-        return False
-
-
 def _file_name(host: Object) -> str:
     """A path of an inode: from the root of its file system, or ``/`` and the name of a dentry of it (the
     pseudo file systems: ``/SYSV...``, ``/dev/zero``, ``/memfd:...``)."""
@@ -107,7 +101,7 @@ def _file_name(host: Object) -> str:
         return text if text.startswith("/") else "/" + text
     try:
         # struct dentry::d_alias: in the d_u union (v6.12) or in an anonymous union (v7.x)
-        alias = "d_u.d_alias" if _has_member(host.prog_, "struct dentry", "d_u") else "d_alias"
+        alias = "d_u.d_alias" if has_member(host.prog_, "struct dentry", "d_u") else "d_alias"
         for d in hlist_for_each_entry("struct dentry", host.i_dentry.address_of_(), alias):
             return "/" + d.d_name.name.string_().decode(errors="replace")
         # No alias (v7.x shared anonymous memory, "/dev/zero"): the dentry of a file mapping it.

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
+from drgn_ptwalk._kernel import cached, page_size
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.errors import UnsupportedKernelError
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
@@ -23,8 +24,6 @@ from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VmaRaw,
     VmaReader,
-    _cached,
-    _page_size,
     d_path_kernel,
     default_root,
     file_user_path,
@@ -75,7 +74,7 @@ def _nodes(prog: Program) -> _Nodes:
         ranges.sort()
         return _Nodes([r[0] for r in ranges], ranges, mem)
 
-    return _cached(prog, "ptwalk_procfs_nodes", compute)
+    return cached(prog, "ptwalk_procfs_nodes", compute)
 
 
 def _pfn_nid(nodes: _Nodes, pfn: int) -> Optional[int]:
@@ -128,7 +127,7 @@ class _Gather:
 
 def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[VmaRaw] = None) -> NumaMaps:
     md = NumaMaps()
-    ps = _page_size(g.prog)
+    ps = page_size(g.prog)
     if is_vm_hugetlb_page(vma) if raw is None else raw.flags & VM_HUGETLB:
         # gather_hugetlb_stats(): present huge pages, nr = 1 each, no checks.
         hps = hugetlb_vma_page_size(vma)
@@ -287,7 +286,7 @@ def require_numa_maps(prog: Program) -> None:
         except KeyError:
             return prog.type("struct task_struct").has_member("mempolicy")
 
-    if not _cached(prog, "ptwalk_procfs_has_numa_maps", compute):
+    if not cached(prog, "ptwalk_procfs_has_numa_maps", compute):
         raise UnsupportedKernelError("numa_maps: this kernel has no /proc/PID/numa_maps (built without CONFIG_NUMA)")
 
 

@@ -23,6 +23,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program
 
+from drgn_ptwalk._kernel import cached
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import Folio, FolioReader, folio_runs
@@ -40,7 +41,6 @@ from drgn_ptwalk.procfs.vma import (
     VmaFacts,
     VmaRaw,
     VmaReader,
-    _cached,
     default_root,
     hugetlb_pmd_shared,
     hugetlb_vma_page_size,
@@ -154,7 +154,7 @@ def _generation(prog: Program) -> _Gen:
         return _Gen(g.smaps_ksm_line, g.thp_eligible_width8, g.precise_mapcount, dec.page_size,
                     1 << dec.level_shift(PtLevel.PMD), _pkey_mask(prog))
 
-    return _cached(prog, "ptwalk_procfs_smaps_gen", compute)
+    return cached(prog, "ptwalk_procfs_smaps_gen", compute)
 
 
 def _pkey_mask(prog: Program) -> Optional[int]:
@@ -311,7 +311,7 @@ def _shmem_aops(prog: Program) -> Optional[int]:
         except LookupError:
             return None
 
-    return _cached(prog, "ptwalk_procfs_shmem_aops", compute)
+    return cached(prog, "ptwalk_procfs_shmem_aops", compute)
 
 
 def _is_shmem_mapping(prog: Program, vma: Object) -> bool:

@@ -209,9 +209,9 @@ def shmem_swap_usage(vma: Object, per_entry_order: bool) -> int:
     if not swapped:
         return 0
     mapping = vma.vm_file.f_mapping
-    from drgn_ptwalk.procfs.vma import _page_size
+    from drgn_ptwalk._kernel import page_size
 
-    ps = _page_size(prog)
+    ps = page_size(prog)
     pages = (vma.vm_end.value_() - vma.vm_start.value_()) // ps
     if not vma.vm_pgoff.value_() and vma.vm_end.value_() - vma.vm_start.value_() >= inode.i_size.value_():
         return swapped

@@ -19,6 +19,7 @@ from typing import Optional
 
 from drgn import Object, Program, ProgramFlags, cast
 
+from drgn_ptwalk._kernel import cached, const, kernel_facts, page_size, var
 from drgn_ptwalk.generations import generation
 
 from drgn_ptwalk.procfs.vma import (
@@ -33,7 +34,6 @@ from drgn_ptwalk.procfs.vma import (
     VM_RAND_READ,
     VM_SEQ_READ,
     VmaRaw,
-    _page_size,
 )
 
 __all__ = ("thp_eligible",)
@@ -46,20 +46,6 @@ S_IFREG = 0o100000
 # SHMEM_HUGE_* (mm/shmem.c / shmem_fs.h)
 SHMEM_HUGE_NEVER, SHMEM_HUGE_ALWAYS, SHMEM_HUGE_WITHIN_SIZE, SHMEM_HUGE_ADVISE = 0, 1, 2, 3
 SHMEM_HUGE_DENY, SHMEM_HUGE_FORCE = -1, -2
-
-
-def _const(prog: Program, name: str, default: Optional[int] = None) -> Optional[int]:
-    # Enumerators never change: looked up once per program (THPeligible asks them for every VMA).
-    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
-    try:
-        v = cache[name]
-    except KeyError:
-        try:
-            v = prog.constant(name).value_()
-        except LookupError:
-            v = None
-        cache[name] = v
-    return default if v is None else v
 
 
 def _global(prog: Program, name: str, default: int) -> int:
@@ -86,33 +72,30 @@ def _thp_flags(prog: Program) -> int:
 
 def _global_enabled(prog: Program) -> bool:
     f = _thp_flags(prog)
-    return bool(f & (1 << _const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)
-                     | 1 << _const(prog, "TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG", 2)))
+    return bool(f & (1 << const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)
+                     | 1 << const(prog, "TRANSPARENT_HUGEPAGE_REQ_MADV_FLAG", 2)))
 
 
 def _global_always(prog: Program) -> bool:
-    return bool(_thp_flags(prog) & (1 << _const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)))
+    return bool(_thp_flags(prog) & (1 << const(prog, "TRANSPARENT_HUGEPAGE_FLAG", 1)))
 
 
 def _disabled_by_hw(prog: Program) -> bool:
     # TRANSPARENT_HUGEPAGE_UNSUPPORTED (v6.8+); TRANSPARENT_HUGEPAGE_NEVER_DAX (v6.1).
-    bit = _const(prog, "TRANSPARENT_HUGEPAGE_UNSUPPORTED")
+    bit = const(prog, "TRANSPARENT_HUGEPAGE_UNSUPPORTED")
     if bit is None:
-        bit = _const(prog, "TRANSPARENT_HUGEPAGE_NEVER_DAX")
+        bit = const(prog, "TRANSPARENT_HUGEPAGE_NEVER_DAX")
     return bit is not None and bool(_thp_flags(prog) & (1 << bit))
 
 
 def _pmd_order(prog: Program) -> int:
-    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
-    try:
-        return cache[" pmd_order"]
-    except KeyError:
-        from drgn_ptwalk.arch import get_decoder
+    def compute() -> int:
         from drgn_ptwalk.entry import PtLevel
 
-        dec = get_decoder(prog)
-        v = cache[" pmd_order"] = dec.level_shift(PtLevel.PMD) - dec.page_shift
-        return v
+        dec = kernel_facts(prog).decoder
+        return dec.level_shift(PtLevel.PMD) - dec.page_shift
+
+    return cached(prog, "ptwalk_thp_pmd_order", compute)
 
 
 def _vma_is_anonymous(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
@@ -138,16 +121,11 @@ def _shmem_file(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
 
 def _shmem_aops(prog: Program) -> Optional[int]:
     # The address of shmem_aops (a symbol's address: once per program).
-    cache = prog.cache.setdefault("ptwalk_thp_consts", {})
-    try:
-        return cache[" shmem_aops"]
-    except KeyError:
-        try:
-            v: Optional[int] = prog["shmem_aops"].address_of_().value_()
-        except LookupError:
-            v = None
-        cache[" shmem_aops"] = v
-        return v
+    def find() -> Optional[int]:
+        aops = var(prog, "shmem_aops")
+        return None if aops is None else aops.address_of_().value_()
+
+    return cached(prog, "ptwalk_thp_shmem_aops", find)
 
 
 def _tva_enum(prog: Program) -> bool:
@@ -213,7 +191,7 @@ def _shmem_huge_global_enabled(vma: Object, inode: Object, index: int, vm_flags:
     if sh == SHMEM_HUGE_FORCE:
         return True
     huge = _shmem_sb_huge(inode)
-    ps = _page_size(prog)
+    ps = page_size(prog)
     nr = 1 << _pmd_order(prog)
     if huge == SHMEM_HUGE_ALWAYS:
         return True
@@ -239,7 +217,7 @@ def _highest(orders: int) -> int:
 def _suitable(vma: Object, order: int, raw: Optional[VmaRaw] = None) -> bool:
     # thp_vma_suitable_order(vma, vm_end - (PAGE_SIZE << order), order)
     prog = vma.prog_
-    ps = _page_size(prog)
+    ps = page_size(prog)
     size = ps << order
     start, end = (vma.vm_start.value_(), vma.vm_end.value_()) if raw is None else (raw.start, raw.end)
     if not _vma_is_anonymous(vma, raw):
@@ -432,7 +410,7 @@ def _shmem_global_orders(vma: Object, inode: Object, index: int, vm_flags: int) 
     if sh == SHMEM_HUGE_FORCE:
         return maybe_pmd
     huge = _shmem_sb_huge(inode)
-    ps = _page_size(prog)
+    ps = page_size(prog)
     if generation(prog).tmpfs_mmap_orders:
         every = _file_default_orders(pmd)
         if huge == SHMEM_HUGE_ALWAYS:
@@ -480,7 +458,7 @@ def _shmem_allowable_huge_orders(vma: Object, inode: Object, index: int, vm_flag
         return 0
     if sh == SHMEM_HUGE_FORCE:
         return _orders_var(prog, "huge_shmem_orders_inherit")
-    mask |= _orders_within_size(inode, within, index, _page_size(prog))
+    mask |= _orders_within_size(inode, within, index, page_size(prog))
     if vm_flags & VM_HUGEPAGE:
         mask |= _orders_var(prog, "huge_shmem_orders_madvise")
     if global_orders:

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, cast, container_of, offsetof, sizeof
 
+from drgn_ptwalk._kernel import cached, has_member, page_size, symbol_name
 from drgn_ptwalk._byteorder import byte_order, struct_order
 from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
@@ -58,30 +59,6 @@ VM_HUGETLB = 1 << 22
 VM_MIXEDMAP = 1 << 28
 VM_HUGEPAGE = 1 << 29
 VM_NOHUGEPAGE = 1 << 30
-
-
-def _cached(prog: Program, key: str, compute):
-    try:
-        return prog.cache[key]
-    except KeyError:
-        value = prog.cache[key] = compute()
-        return value
-
-
-def _has_member(prog: Program, type_name: str, member: str) -> bool:
-    try:
-        return prog.type(type_name).has_member(member)
-    except LookupError:
-        return False
-
-
-def _sym_name(prog: Program, addr: int) -> Optional[str]:
-    if not addr:
-        return None
-    try:
-        return prog.symbol(addr).name
-    except LookupError:
-        return None
 
 
 def vmas(mm: Object) -> List[Object]:
@@ -240,7 +217,7 @@ def d_path_kernel(path: Object, root: Optional[Object]) -> bytes:
     vfsmnt = path.mnt.read_()
     d_op = dentry.d_op.read_()
     if d_op:
-        fn = _sym_name(prog, d_op.d_dname.value_())
+        fn = symbol_name(prog, d_op.d_dname.value_())
         # "(!IS_ROOT(dentry) || dentry != mnt->mnt_root)"
         if fn and (dentry.value_() != dentry.d_parent.value_() or dentry.value_() != vfsmnt.mnt_root.value_()):
             name = _d_dname(dentry, fn)
@@ -328,7 +305,7 @@ def _vm_ops_name(vma: Object) -> Optional[bytes]:
     ops = vma.vm_ops.read_()
     if not ops:
         return None
-    fn = _sym_name(prog, ops.name.value_())
+    fn = symbol_name(prog, ops.name.value_())
     if fn is None:
         return None
     if fn == "special_mapping_name":
@@ -381,7 +358,7 @@ def vm_flag_bits(prog: Program) -> Dict[str, int]:
     Bit numbers of the ``VM_*`` flags of this kernel (names without the
     ``VM_`` prefix), for the flags whose bit moved between versions.
     """
-    return _cached(prog, "ptwalk_vm_flag_bits", lambda: _vm_flag_bits(prog))
+    return cached(prog, "ptwalk_vm_flag_bits", lambda: _vm_flag_bits(prog))
 
 
 def _enum_bit(prog: Program, name: str) -> Optional[int]:
@@ -422,7 +399,7 @@ def _vm_flag_bits(prog: Program) -> Dict[str, int]:
         # HIGH_ARCH_4/5 = 36/37 ("ui" stays at 38).
         bits.update(UFFD_MINOR=38, SEALED=63, DROPPABLE=40, ALLOW_ANY_UNCACHED=39)
         if arm64:
-            if "arch_pkeys_enabled" in prog or _has_member(prog, "struct thread_struct", "por_el0"):
+            if "arch_pkeys_enabled" in prog or has_member(prog, "struct thread_struct", "por_el0"):
                 bits.update(MTE=36, MTE_ALLOWED=37)
             else:
                 bits.update(MTE=32, MTE_ALLOWED=33)
@@ -441,7 +418,7 @@ def vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
     ``mnemonics[BITS_PER_LONG]`` of ``show_smap_vma_flags()``: the VmFlags
     name of every bit (``"??"`` for unnamed bits, ``""`` for hidden ones).
     """
-    return _cached(prog, "ptwalk_vm_mnemonics", lambda: _vm_flag_mnemonics(prog))
+    return cached(prog, "ptwalk_vm_mnemonics", lambda: _vm_flag_mnemonics(prog))
 
 
 def _vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
@@ -504,22 +481,22 @@ def vma_kernel_pagesize(vma: Object) -> int:
     prog = vma.prog_
     ops = vma.vm_ops.read_()
     if ops:
-        fn = _sym_name(prog, ops.pagesize.value_())
+        fn = symbol_name(prog, ops.pagesize.value_())
         if fn == "shm_pagesize":
             # ipc/shm.c: SysV shm forwards to the segment's own file (shmem: none; SHM_HUGETLB:
             # hugetlbfs), through struct shm_file_data in file->private_data.
             with reading(vma, "vm_file->private_data (struct shm_file_data)"):
                 ops = _shm_file_vm_ops(vma)
-            fn = _sym_name(prog, ops.pagesize.value_()) if ops else None
+            fn = symbol_name(prog, ops.pagesize.value_()) if ops else None
         if fn == "hugetlb_vm_op_pagesize":
             return hugetlb_vma_page_size(vma)
         if fn is not None:
             # A callback we do not know: the generic answer from the backing file, and a warning.
-            size = hugetlb_vma_page_size(vma) if _on_hugetlbfs(vma) else _page_size(prog)
+            size = hugetlb_vma_page_size(vma) if _on_hugetlbfs(vma) else page_size(prog)
             warn(f"VMA at {vma.value_():#x} ({vma.vm_start.value_():#x}-{vma.vm_end.value_():#x}): unknown "
                  f"vm_operations_struct::pagesize {fn}; assumed {size >> 10} kB from its file")
             return size
-    return _page_size(prog)
+    return page_size(prog)
 
 
 def _shm_file_vm_ops(vma: Object) -> Object:
@@ -534,14 +511,8 @@ def _on_hugetlbfs(vma: Object) -> bool:
     file = vma.vm_file.read_()
     if not file:
         return False
-    hugetlbfs = _cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+    hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
     return bool(hugetlbfs) and file.f_inode.i_sb.s_type.value_() == hugetlbfs
-
-
-def _page_size(prog: Program) -> int:
-    from drgn_ptwalk.arch import get_decoder
-
-    return get_decoder(prog).page_size
 
 
 def _symbol_range(prog: Program, name: str) -> Tuple[int, int]:
@@ -564,12 +535,12 @@ def hugetlb_vma_hstate(vma: Object) -> Object:
         inode = vma.vm_file.f_inode.read_()
         sb = inode.i_sb.read_()
         fs_type = sb.s_type.value_()
-        hugetlbfs = _cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+        hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
         if hugetlbfs and fs_type != hugetlbfs:
             raise VmaFieldError(vma.value_(), "VMA", f"VM_HUGETLB set but vm_file is not on hugetlbfs "
                                                      f"(super_block {sb.value_():#x} s_type {fs_type:#x})")
         hstate = cast("struct hugetlbfs_sb_info *", sb.s_fs_info).hstate.read_()
-    lo, hi = _cached(prog, "ptwalk_hstates", lambda: _symbol_range(prog, "hstates"))
+    lo, hi = cached(prog, "ptwalk_hstates", lambda: _symbol_range(prog, "hstates"))
     if hi and not lo <= hstate.value_() < hi:
         raise VmaFieldError(vma.value_(), "VMA", f"hugetlbfs hstate {hstate.value_():#x} is not in hstates[]")
     return hstate
@@ -582,7 +553,7 @@ def hugetlb_vma_page_size(vma: Object) -> int:
         order = hstate.order.value_()
     if order >= 64:
         raise VmaFieldError(vma.value_(), "VMA", f"hugetlb hstate order {order} makes no sense")
-    return _page_size(vma.prog_) << order
+    return page_size(vma.prog_) << order
 
 
 def _pmd_share_rule(prog: Program) -> Tuple[str, int]:
@@ -630,13 +601,13 @@ def hugetlb_pmd_shared(mm: Object, addr: int, level: PtLevel = PtLevel.PMD) -> b
     from drgn_ptwalk.walk import table_of
 
     prog = mm.prog_
-    kind, off = _cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
+    kind, off = cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
     if kind == "none":
         return False
     table = table_of(mm, addr, level)
     if table is None:
         return False
-    page = pfn_to_page(prog, table // _page_size(prog)).value_()
+    page = pfn_to_page(prog, table // page_size(prog)).value_()
     count = int.from_bytes(prog.read(page + off, 4), byte_order(prog), signed=True)
     return count != 0 if kind == "share" else count > 1
 
@@ -684,12 +655,12 @@ def vma_policy(vma: Object, addr: Optional[int] = None) -> Object:
     if addr is None:
         addr = vma.vm_start.value_()
     if ops:
-        fn = _sym_name(prog, ops.get_policy.value_())
+        fn = symbol_name(prog, ops.get_policy.value_())
         if fn == "shm_get_policy":
             # ipc/shm.c: the segment file's get_policy (shmem's shared policy), else vma->vm_policy.
             with reading(vma, "vm_file->private_data (struct shm_file_data)"):
                 sops = _shm_file_vm_ops(vma)
-            fn = _sym_name(prog, sops.get_policy.value_()) if sops else None
+            fn = symbol_name(prog, sops.get_policy.value_()) if sops else None
             if fn is None:
                 return _vm_policy(vma)
         if fn == "shmem_get_policy":
@@ -715,7 +686,7 @@ def _shmem_get_policy(vma: Object, addr: int) -> Object:
     prog = vma.prog_
     inode = vma.vm_file.f_inode
     info = container_of(inode, "struct shmem_inode_info", "vfs_inode")
-    ps = _page_size(prog)
+    ps = page_size(prog)
     index = ((addr - vma.vm_start.value_()) // ps) + vma.vm_pgoff.value_()
     sp = info.policy
     if not sp.root.rb_node.value_():
@@ -749,7 +720,7 @@ def mpol_to_str(pol: Object) -> str:
     :param pol: ``struct mempolicy *`` (NULL means the default policy)
     """
     prog = pol.prog_
-    info = _cached(prog, "ptwalk_policy_info", lambda: _policy_info(prog))
+    info = cached(prog, "ptwalk_policy_info", lambda: _policy_info(prog))
     p = pol.value_()
     if not p or p == info.default_policy or info.preferred[0] <= p < info.preferred[1]:
         return "default"
@@ -810,7 +781,7 @@ def vma_facts(vma: Object, mm: Object, root: Optional[Object]) -> VmaFacts:
             inode = file_user_inode(file)
             dev = inode.i_sb.s_dev.value_()
             ino = inode.i_ino.value_()
-            pgoff = vma.vm_pgoff.value_() * _page_size(prog)
+            pgoff = vma.vm_pgoff.value_() * page_size(prog)
     with reading(vma, "vm_start/vm_end/vm_flags"):
         start, end, flags = vma.vm_start.value_(), vma.vm_end.value_(), vma.vm_flags.value_()
     with reading(vma, "its name (file path, vm_ops, anon name)"):
@@ -888,7 +859,7 @@ def _raw_layout(prog: Program) -> _RawLayout:
         return _RawLayout(base, top - base, decode, struct.Struct(struct_order(prog) + "Q").unpack,
                           offsetof(ops, "name"), offsetof(ops, "pagesize"))
 
-    return _cached(prog, "ptwalk_procfs_vma_raw_layout", compute)
+    return cached(prog, "ptwalk_procfs_vma_raw_layout", compute)
 
 
 def vma_raw(prog: Program, addr: int) -> VmaRaw:
@@ -927,7 +898,7 @@ class VmaReader:
         self.mm = mm
         self.root = root
         self.lay = _raw_layout(prog)
-        self.page_size = _page_size(prog)
+        self.page_size = page_size(prog)
         self.heap_strict = generation(prog).heap_strict
         self.bounds: Optional[Tuple[int, int, int]] = None
         try:
@@ -972,7 +943,7 @@ class VmaReader:
         prog, lay = self.prog, self.lay
         name = lay.u64(prog.read(ops + lay.ops_name, 8))[0]
         pagesize = lay.u64(prog.read(ops + lay.ops_pagesize, 8))[0]
-        v = self._ops[ops] = (_sym_name(prog, name), _sym_name(prog, pagesize))
+        v = self._ops[ops] = (symbol_name(prog, name), symbol_name(prog, pagesize))
         return v
 
     def facts(self, vma: Object, raw: Optional[VmaRaw] = None) -> VmaFacts:
