@@ -27,7 +27,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Program, TypeKind, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import is_big_endian
-from drgn_ptwalk._kernel import cached, const, var
+from drgn_ptwalk._kernel import KernelFacts, cached, const, kernel_facts, var
 from drgn_ptwalk.generations import generation
 
 __all__ = (
@@ -200,15 +200,20 @@ def read_struct_pages(prog: Program, pfn: int, n: int = 1) -> bytes:
         corrupt entry: it has no ``struct page``), or the run goes more than
         two pages past it
     """
-    lay = page_layout(prog)
-    highest = highest_memmap_pfn(prog)
+    return read_pages(kernel_facts(prog), pfn, n)
+
+
+def read_pages(facts: KernelFacts, pfn: int, n: int = 1) -> bytes:
+    """:func:`read_struct_pages` with the program's :class:`~drgn_ptwalk._kernel.KernelFacts` at hand."""
+    lay = facts.layout
+    highest = facts.highest_memmap_pfn
     if (pfn < 0 or pfn > highest or n < 0 or pfn + n > highest + 1 + _STRUCT_PAGE_SLACK
             or lay.vmemmap + (pfn + n) * lay.size > 1 << 64):
         addr = (lay.vmemmap + max(pfn, 0) * lay.size) & ((1 << 64) - 1)
         raise FaultError(
             f"no struct page for PFNs {pfn:#x}+{n} (highest_memmap_pfn is {highest:#x})", addr
         )
-    buf = prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
+    buf = facts.prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
     if lay.swap_words:
         words = array("Q", buf)
         words.byteswap()
@@ -254,8 +259,13 @@ def _head_addr(lay: PageLayout, addr: int, info: int, flags: int, next_info: Opt
 
 def compound_head_pfn(prog: Program, pfn: int) -> int:
     """PFN of the head page of the folio containing *pfn*."""
-    lay = page_layout(prog)
-    buf = read_struct_pages(prog, pfn, 2)
+    return folio_head_pfn(kernel_facts(prog), pfn)
+
+
+def folio_head_pfn(facts: KernelFacts, pfn: int) -> int:
+    """:func:`compound_head_pfn` with the program's facts at hand."""
+    lay = facts.layout
+    buf = read_pages(facts, pfn, 2)
     s = lay.size
     info = _U64.unpack_from(buf, lay.info)[0]
     flags = _U64.unpack_from(buf, lay.flags)[0]
@@ -297,13 +307,14 @@ def folio_runs(prog: Program, pfn: int, n: int) -> List[int]:
 
     :return: the lengths of the runs, in order (summing to *n*)
     """
-    lay = page_layout(prog)
+    facts = kernel_facts(prog)
+    lay = facts.layout
     s = lay.size
     try:
-        buf = read_struct_pages(prog, pfn, n + 1)
+        buf = read_pages(facts, pfn, n + 1)
     except FaultError:
         try:
-            buf = read_struct_pages(prog, pfn, n) + bytes(s)
+            buf = read_pages(facts, pfn, n) + bytes(s)
         except FaultError:
             return [1] * n
     if pages_all_order0(lay, buf, n):
@@ -401,6 +412,75 @@ def _huge_zero_pfn(prog: Program) -> Optional[int]:
     return pfn
 
 
+class FolioHead(NamedTuple):
+    """What :func:`decode_head` reads of a folio's head page and the two after it."""
+
+    flags: int
+    """Head page flags."""
+    refcount: int
+    mapping: int
+    mapcount: int
+    """Head ``_mapcount`` (``page_type``) as stored, signed."""
+    nr: int
+    """Pages of the folio: ``1 << order`` of a head (``PG_head``), else 1."""
+    entire: int
+    """``_entire_mapcount + 1`` (v6.1: ``compound_mapcount + 1``); 0 for small folios."""
+    large: int
+    """``_large_mapcount + 1``; 0 for small folios or before v6.11."""
+    mm_ids: int
+    """``_mm_ids`` (v6.15+), else 0."""
+    flags1: int
+    """``page[1].flags`` (``PG_double_map``, ``PG_large_rmappable``); 0 for small folios."""
+    hugetlb: bool
+    """A hugetlb folio: ``PGTY_hugetlb`` (v6.12+) or v6.1's ``HUGETLB_PAGE_DTOR`` in ``page[1]``."""
+
+
+def read_head_pages(facts: KernelFacts, pfn: int) -> bytes:
+    """The three ``struct page`` from *pfn* that :func:`decode_head` reads (the last two zeros if they
+    cannot be read: a head near the end of memory).
+
+    :raises drgn.FaultError: if the first cannot be read
+    """
+    try:
+        return read_pages(facts, pfn, 3)
+    except FaultError:
+        return read_pages(facts, pfn, 1) + bytes(2 * facts.layout.size)
+
+
+def decode_head(lay: PageLayout, buf: bytes, at: int = 0) -> FolioHead:
+    """
+    Decode the folio head whose ``struct page`` starts at offset *at* of *buf* (as
+    :func:`read_struct_pages` returns them; three pages from there: the head's order, mapcounts and
+    hugetlb mark are in the first tails). The one decoder of a folio head: :class:`FolioReader` and
+    :mod:`drgn_ptwalk.kpage` build on it.
+    """
+    flags = _U64.unpack_from(buf, at + lay.flags)[0]
+    refcount = _S32.unpack_from(buf, at + lay.refcount)[0]
+    mapping = _U64.unpack_from(buf, at + lay.mapping)[0]
+    mapcount = _S32.unpack_from(buf, at + lay.mapcount)[0]
+    if not flags >> lay.pg_head & 1:
+        return FolioHead(flags, refcount, mapping, mapcount, 1, 0, 0, 0, 0, False)
+    entire = large = mm_ids = 0
+    # the mapcounts start at -1
+    if lay.entire_mapcount is not None:
+        entire = _S32.unpack_from(buf, at + lay.entire_mapcount)[0] + 1
+    elif lay.compound_mapcount is not None:
+        entire = _S32.unpack_from(buf, at + lay.compound_mapcount)[0] + 1
+    if lay.large_mapcount is not None:
+        large = _S32.unpack_from(buf, at + lay.large_mapcount)[0] + 1
+    if lay.mm_ids is not None:
+        mm_ids = _U64.unpack_from(buf, at + lay.mm_ids)[0]
+    how, value, off = lay.hugetlb
+    if how == "pgty":
+        hugetlb = (_U64.unpack_from(buf, at + off)[0] & 0xFFFFFFFF) >> 24 == value
+    elif how == "dtor":
+        hugetlb = buf[at + lay.size + off] == value
+    else:
+        hugetlb = False
+    return FolioHead(flags, refcount, mapping, mapcount, 1 << buf[at + lay.order_offset], entire, large, mm_ids,
+                     _U64.unpack_from(buf, at + lay.size + lay.flags)[0], hugetlb)
+
+
 class Folio(NamedTuple):
     """The state of one folio (its head page and first tail pages)."""
 
@@ -458,7 +538,8 @@ class FolioReader:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
-        self.lay = page_layout(prog)
+        self.facts = kernel_facts(prog)
+        self.lay = self.facts.layout
         self.cache: Dict[int, Folio] = {}
         self.head_of: Dict[int, int] = {}
         # flag mask -> [(offset in struct page of a flags byte, its mask as a translate table)]
@@ -483,7 +564,7 @@ class FolioReader:
                 self.cache.clear()
             pl = self.lay
             try:
-                buf = read_struct_pages(self.prog, pfn, 3)
+                buf = read_pages(self.facts, pfn, 3)
             except FaultError:
                 buf = None
             if (buf is not None and not _U64.unpack_from(buf, pl.info)[0] & 1
@@ -493,7 +574,7 @@ class FolioReader:
                 self.head_of[pfn] = pfn
                 f = self.cache[pfn] = self._read(pfn, buf)
                 return f
-            head = compound_head_pfn(self.prog, pfn)
+            head = folio_head_pfn(self.facts, pfn)
             self.head_of[pfn] = head
         try:
             return self.cache[head]
@@ -504,56 +585,24 @@ class FolioReader:
         return f
 
     def _read(self, head: int, buf: Optional[bytes] = None) -> Folio:
-        pl = self.lay
-        lay = self.lay
-        s = pl.size
         if buf is None:
-            try:
-                buf = read_struct_pages(self.prog, head, 3)
-            except FaultError:
-                buf = read_struct_pages(self.prog, head, 1) + bytes(2 * s)
-        flags = _U64.unpack_from(buf, pl.flags)[0]
-        is_head = bool(flags >> pl.pg_head & 1)
-        order = buf[lay.order_offset] if is_head else 0
-        nr = 1 << order
-        entire = large = mm_ids = 0
-        double_map = False
-        hugetlb = False
-        if is_head:
-            if lay.entire_mapcount is not None:
-                entire = _S32.unpack_from(buf, lay.entire_mapcount)[0] + 1
-            elif lay.compound_mapcount is not None:
-                entire = _S32.unpack_from(buf, lay.compound_mapcount)[0] + 1
-            if lay.large_mapcount is not None:
-                large = _S32.unpack_from(buf, lay.large_mapcount)[0] + 1
-            if lay.mm_ids is not None:
-                mm_ids = _U64.unpack_from(buf, lay.mm_ids)[0]
-            dm = lay.pg.get("double_map")
-            if dm is not None:
-                # PAGEFLAG(DoubleMap, double_map, PF_SECOND): page[1].flags
-                double_map = bool(_U64.unpack_from(buf, s + pl.flags)[0] >> dm & 1)
-            hugetlb = self._is_hugetlb(buf)
+            buf = read_head_pages(self.facts, head)
+        h = decode_head(self.lay, buf, 0)
+        dm = self.lay.pg.get("double_map")
         return Folio(
             head,
-            nr,
-            flags,
-            _S32.unpack_from(buf, pl.refcount)[0],
-            _U64.unpack_from(buf, pl.mapping)[0],
-            _S32.unpack_from(buf, pl.mapcount)[0],
-            entire,
-            large,
-            mm_ids,
-            double_map,
-            hugetlb,
+            h.nr,
+            h.flags,
+            h.refcount,
+            h.mapping,
+            h.mapcount,
+            h.entire,
+            h.large,
+            h.mm_ids,
+            # PAGEFLAG(DoubleMap, double_map, PF_SECOND): page[1].flags
+            dm is not None and bool(h.flags1 >> dm & 1),
+            h.hugetlb,
         )
-
-    def _is_hugetlb(self, buf: bytes) -> bool:
-        how, value, off = self.lay.hugetlb
-        if how == "pgty":
-            return (_U64.unpack_from(buf, off)[0] & 0xFFFFFFFF) >> 24 == value
-        if how == "dtor":
-            return buf[self.lay.size + off] == value
-        return False
 
     def flag_mask(self, *names: str) -> int:
         """The mask of head flags ``PG_<name>`` (those this kernel has)."""
@@ -581,7 +630,7 @@ class FolioReader:
         """
         pl = self.lay
         s = pl.size
-        buf = read_struct_pages(self.prog, pfn, n)
+        buf = read_pages(self.facts, pfn, n)
         if not pages_all_order0(pl, buf, n):
             return None
         if s % 8 or pl.flags % 8 or pl.mapping % 8 or pl.refcount % 4 or pl.mapcount % 4:
@@ -629,7 +678,7 @@ class FolioReader:
     def mapcounts(self, pfn: int, n: int) -> List[int]:
         """``page->_mapcount`` as stored for PFNs ``[pfn, pfn + n)``."""
         pl = self.lay
-        buf = read_struct_pages(self.prog, pfn, n)
+        buf = read_pages(self.facts, pfn, n)
         return [_S32.unpack_from(buf, i * pl.size + pl.mapcount)[0] for i in range(n)]
 
     # Mapcount rules.

@@ -710,8 +710,7 @@ def test_order0_classes_match_page_by_page():
             pages.append((flags | rng.choice((0, 1 << 8, 1 << 9)), mapping, ref, mc, 0))  # noise: active/workingset
         pfn0 = 0x1000
         prog = _FakeProg(lay, bytes(pfn0 * 64) + _struct_pages(lay, pages), pfn0 + n + 5)
-        fr = FolioReader.__new__(FolioReader)
-        fr.prog, fr.lay, fr._flag_cols = prog, lay, {}
+        fr = FolioReader(prog)
         mask = fr.flag_mask("swapbacked", "dirty", "young", "referenced", "no_such_flag")
         assert mask == (1 << 19) | (1 << 4) | (1 << 23) | (1 << 2)
         got = fr.order0_classes(pfn0, n, mask)
