@@ -810,11 +810,13 @@ def profile(prog: Program, btask: Object, n: int = 12) -> Dict[str, List[Tuple[s
 def _online_sections(prog: Program) -> Optional[List[Tuple[int, int]]]:
     """(first PFN, PFNs) of every online section up to where /proc/kpageflags ends (None: an old tree)."""
     try:
-        from drgn_ptwalk.kpage import _ctx, _section_state, max_dump_pfn
+        from drgn_ptwalk.kpage import max_dump_pfn
+        from drgn_ptwalk.kpage.context import kpage_context
+        from drgn_ptwalk.kpage.sections import section_state
     except ImportError:
         return None
-    pps = _ctx(prog).pages_per_section
-    return [(nr * pps, pps) for nr in range(max_dump_pfn(prog) // pps) if _section_state(prog, nr)[0]]
+    pps = kpage_context(prog).pages_per_section
+    return [(nr * pps, pps) for nr in range(max_dump_pfn(prog) // pps) if section_state(prog, nr)[0]]
 
 
 def m_memmap_floor(prog: Program) -> Optional[Callable[[], Dict[str, Any]]]:

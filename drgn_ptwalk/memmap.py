@@ -14,7 +14,9 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Program
 
-from drgn_ptwalk.kpage import KPF, _ctx, _one_file, _section_states, max_dump_pfn
+from drgn_ptwalk.kpage import KPF, max_dump_pfn, one_file
+from drgn_ptwalk.kpage.context import kpage_context
+from drgn_ptwalk.kpage.sections import section_states
 
 __all__ = ("MemmapRow", "MemmapSummary", "RULES", "hole_value", "kpf_names", "kpf_row", "memmap", "offline_sections",
            "vm_stat")
@@ -169,7 +171,7 @@ def hole_value(prog: Program) -> int:
     """The kpageflags value of a PFN without an online ``struct page``: ``KPF_NOPAGE``, or 0 on kernels
     whose files read such PFNs as 0 (:attr:`~drgn_ptwalk.generations.Generation.kpage_holes_zero`: there
     a 0 is a hole only in an offline section, see :func:`offline_sections`)."""
-    return _ctx(prog).nopage
+    return kpage_context(prog).nopage
 
 
 def offline_sections(prog: Program, end_pfn: int) -> Tuple[int, List[bool]]:
@@ -178,15 +180,15 @@ def offline_sections(prog: Program, end_pfn: int) -> Tuple[int, List[bool]]:
 
     :return: (pages per section, one flag per section: ``True`` for a hole)
     """
-    pps = _ctx(prog).pages_per_section
-    return pps, [not online for online, _ in _section_states(prog, 0, -(-end_pfn // pps))]
+    pps = kpage_context(prog).pages_per_section
+    return pps, [not online for online, _ in section_states(prog, 0, -(-end_pfn // pps))]
 
 
 def memmap(prog: Program) -> MemmapSummary:
     """The rows and the census of all of RAM (see the module doc)."""
-    ctx = _ctx(prog)
+    ctx = kpage_context(prog)
     end = max_dump_pfn(prog)
-    values = memoryview(_one_file(prog, 0, end, "kpageflags", kernel_order=False)).cast("Q")
+    values = memoryview(one_file(prog, 0, end, "kpageflags", kernel_order=False)).cast("Q")
     census = Counter(values)
     counts = dict(census)
     if ctx.nopage:
@@ -194,7 +196,7 @@ def memmap(prog: Program) -> MemmapSummary:
     else:
         # this kernel reads holes as 0: the offline sections' PFNs are taken out of the 0 values
         pps = ctx.pages_per_section
-        holes = sum(pps for online, _ in _section_states(prog, 0, end // pps) if not online)
+        holes = sum(pps for online, _ in section_states(prog, 0, end // pps) if not online)
         counts[0] = counts.get(0, 0) - holes
     rows: Dict[str, int] = dict.fromkeys(_ORDER, 0)
     rows["hole"] = holes

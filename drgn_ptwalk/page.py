@@ -214,11 +214,15 @@ def read_pages(facts: KernelFacts, pfn: int, n: int = 1) -> bytes:
             f"no struct page for PFNs {pfn:#x}+{n} (highest_memmap_pfn is {highest:#x})", addr
         )
     buf = facts.prog.read(lay.vmemmap + pfn * lay.size, n * lay.size)
-    if lay.swap_words:
-        words = array("Q", buf)
-        words.byteswap()
-        return words.tobytes()
-    return buf
+    return swap_words(buf) if lay.swap_words else buf
+
+
+def swap_words(buf: bytes) -> bytes:
+    """*buf* (a multiple of 8 bytes) with each 8-byte word byte-swapped: how a big-endian kernel's
+    ``struct page`` bytes are read (see :func:`page_layout`)."""
+    words = array("Q", buf)
+    words.byteswap()
+    return words.tobytes()
 
 
 def _decode(lay: PageLayout, buf: bytes, base: int, pfn: int) -> PageInfo:

@@ -35,7 +35,8 @@ from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 from drgn_ptwalk._byteorder import struct_order
 from drgn_ptwalk._kernel import has_member
 from drgn_ptwalk.entry import PtLevel, PtType
-from drgn_ptwalk.kpage import KPF, _ctx as _kpage_ctx, _one_file, _ptype, max_dump_pfn, pfn_online
+from drgn_ptwalk.kpage import KPF, max_dump_pfn, one_file, pfn_online
+from drgn_ptwalk.kpage.context import kpage_context, page_type_is
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
 
 __all__ = ("PageKind", "TableOwner", "WhoMaps", "WhoSwaps", "page_kind", "page_table_owners", "whomaps",
@@ -651,7 +652,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
     if pfn < 0:
         raise ValueError(f"bad PFN {pfn:#x}")
     # the value (b"" past where the file ends: 0)
-    flags = int.from_bytes(_one_file(prog, pfn, pfn + 1, "kpageflags", kernel_order=False), "little")
+    flags = int.from_bytes(one_file(prog, pfn, pfn + 1, "kpageflags", kernel_order=False), "little")
     if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):
         return PageKind(pfn, "hole", "", flags)
 
@@ -664,7 +665,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
     page = _page(prog, head)
     if has("BUDDY"):
         # is_free_buddy_page(): the PageBuddy head covering it; its order is page->private.
-        ctx = _kpage_ctx(prog)
+        ctx = kpage_context(prog)
         detail = ""
         for k in range(ctx.max_order + 1):
             h = pfn & ~((1 << k) - 1)
@@ -673,7 +674,7 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
             except FaultError:
                 break
             order = _U64.unpack_from(b, ctx.private)[0]
-            if _ptype(ctx, _U32.unpack_from(b, ctx.mapcount)[0], "buddy") and order >= k:
+            if page_type_is(ctx, _U32.unpack_from(b, ctx.lay.mapcount)[0], "buddy") and order >= k:
                 detail = f"order {order} block at PFN {h:#x}"
                 break
         return PageKind(pfn, "free", detail, flags)

@@ -131,7 +131,7 @@ def test_kpage_files(kpage_vmcore):
 def test_kpage_without_numpy_is_the_same(kpage_vmcore, monkeypatch):
     """The scans without numpy (bytes and memoryview compares) give the same three files as with it, on
     every PFN: test_kpage_files judges the numpy path against the kernel, this one the other path."""
-    import drgn_ptwalk.kpage as kpage_mod
+    import drgn_ptwalk.kpage.scan as kpage_mod
 
     prog = kpage_vmcore.prog()
     if kpage_mod._np is None:

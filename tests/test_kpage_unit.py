@@ -14,8 +14,11 @@ from typing import List, Optional
 
 import pytest
 
-import drgn_ptwalk.kpage as kpage_mod
-from drgn_ptwalk.kpage import _Ctx, _DENSE_GAP, _DENSE_MIN, _dense, _keys_at, _run_starts, _scan
+import drgn_ptwalk.kpage.scan as kpage_mod
+from drgn_ptwalk.kpage.context import KpageContext
+from drgn_ptwalk.kpage.scan import _DENSE_GAP, _DENSE_MIN, dense as _dense, keys_at as _keys_at
+from drgn_ptwalk.kpage.scan import make_scan as _scan, run_starts as _run_starts
+from drgn_ptwalk.page import PageLayout
 
 
 @pytest.fixture(params=["numpy", "bytes"], autouse=True)
@@ -34,11 +37,17 @@ _PG = {"locked": 0, "referenced": 2, "uptodate": 3, "dirty": 4, "lru": 5, "head"
 _MASK = sum(1 << b for b in _PG.values())
 
 
-def _ctx(memcg: bool = True) -> _Ctx:
-    fields = dict.fromkeys(_Ctx._fields)
-    fields.update(scheme="folio", size=64, flags=0, info=8, mapping=24, private=40, mapcount=48, refcount=52,
-                  memcg=56 if memcg else None, pg=_PG, pgty={})
-    return _Ctx(**fields)
+def _lay(**kw) -> PageLayout:
+    fields = dict(vmemmap=0, size=64, flags=0, refcount=52, mapcount=48, mapping=24, info=8, info_is_mask=False,
+                  fake_heads=True, pg_head=_PG["head"], order_offset=64)
+    fields.update(kw)
+    return PageLayout(**fields)
+
+
+def _ctx(memcg: bool = True) -> KpageContext:
+    fields = dict.fromkeys(KpageContext._fields)
+    fields.update(lay=_lay(), scheme="folio", private=40, memcg=56 if memcg else None, pg=_PG, pgty={})
+    return KpageContext(**fields)
 
 
 def _page(flags: int = 0, lru: int = 0, mapping: int = 0, index: int = 0, private: int = 0,
@@ -248,10 +257,10 @@ def test_folios_alike_share_a_state():
     # 64 pages: read per folio), and one whose head differs in page[1] (flags1) at 40.
     from types import SimpleNamespace
 
-    from drgn_ptwalk.kpage import _head_states
+    from drgn_ptwalk.kpage.scan import head_states as _head_states
 
     base = 0x1000
-    ctx = _ctx()._replace(order_offset=64, zero_pfn=base + 50, huge_zero=None, hvo=False)
+    ctx = _ctx()._replace(zero_pfn=base + 50, huge_zero=None, hvo=False)
     head_flags = 0x28 | 1 << _PG["head"]
     pages = [_page(flags=0x28, lru=64 * i, refcount=1) for i in range(64)]
     owner = array("q", [0]) * 64

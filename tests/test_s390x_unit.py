@@ -229,15 +229,18 @@ def test_struct_pages_of_a_big_endian_kernel_read_as_little_endian():
     import random
     from array import array
 
-    from drgn_ptwalk.kpage import _Ctx, _keys_at, _run_starts, _scan, _swap_words
+    from drgn_ptwalk.kpage.context import KpageContext
+    from drgn_ptwalk.kpage.scan import keys_at, make_scan, run_starts
+    from drgn_ptwalk.page import PageLayout, swap_words
 
     pg = {"locked": 0, "referenced": 2, "uptodate": 3, "dirty": 4, "lru": 5, "head": 6, "active": 8,
           "swapbacked": 17, "swapcache": 10, "slab": 9, "reserved": 13}
-    fields = dict.fromkeys(_Ctx._fields)
-    fields.update(scheme="folio", size=64, flags=0, info=8, mapping=24, private=40, mapcount=48, refcount=52,
-                  memcg=56, pg=pg, pgty={})
-    le_ctx = _Ctx(**fields)
-    be_ctx = le_ctx._replace(mapcount=48 ^ 4, refcount=52 ^ 4, swap=True)
+    lay = PageLayout(vmemmap=0, size=64, flags=0, refcount=52, mapcount=48, mapping=24, info=8, info_is_mask=False,
+                     fake_heads=True, pg_head=pg["head"], order_offset=64)
+    fields = dict.fromkeys(KpageContext._fields)
+    fields.update(lay=lay, scheme="folio", private=40, memcg=56, pg=pg, pgty={})
+    le_ctx = KpageContext(**fields)
+    be_ctx = le_ctx._replace(lay=lay._replace(mapcount=48 ^ 4, refcount=52 ^ 4, swap_words=True))
     rnd = random.Random(390)
     # (flags, lru, mapping, index, private, _mapcount, _refcount, memcg_data) per page, changing in runs
     state = {"flags": 0x28, "mapping": 0x5001, "mapcount": 0, "refcount": 1, "memcg": 0x1000}
@@ -254,19 +257,19 @@ def test_struct_pages_of_a_big_endian_kernel_read_as_little_endian():
                      state["memcg"]))
     le = b"".join(struct.pack("<QQQQQQiIQ", *r) for r in rows)
     be = b"".join(struct.pack(">QQQQQQiIQ", *r) for r in rows)
-    swapped = _swap_words(be)
+    swapped = swap_words(be)
     n = len(rows)
     known = [0, 100, 2000, n]
     covered = bytes(1 if 100 <= i < 2000 else 0 for i in range(n))
-    le_starts = _run_starts(le_ctx, _scan(le_ctx), le, known, covered)
-    assert _run_starts(be_ctx, _scan(be_ctx), swapped, known, covered) == le_starts
+    le_starts = run_starts(le_ctx, make_scan(le_ctx), le, known, covered)
+    assert run_starts(be_ctx, make_scan(be_ctx), swapped, known, covered) == le_starts
     assert len(le_starts) > 10
 
     def keys(ctx, buf):
         mv = memoryview(buf)
         q, w = mv.cast("Q"), mv.cast("I")
-        cols = (q[0::8], mv[24::64], w[ctx.refcount // 4 :: 16], w[ctx.mapcount // 4 :: 16], q[7::8])
-        return _keys_at(cols, array("q", [0]) * n, bytearray(covered), le_starts[:-1])
+        cols = (q[0::8], mv[24::64], w[ctx.lay.refcount // 4 :: 16], w[ctx.lay.mapcount // 4 :: 16], q[7::8])
+        return keys_at(cols, array("q", [0]) * n, bytearray(covered), le_starts[:-1])
 
     assert keys(be_ctx, swapped) == keys(le_ctx, le)
 
