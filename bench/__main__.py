@@ -77,7 +77,7 @@ from drgn_ptwalk.arch import TABLE, get_decoder
 from drgn_ptwalk.entry import PtLevel, PtType
 from drgn_ptwalk.page import page_layout
 from drgn_ptwalk.program import open_program
-from drgn_ptwalk.walk import pt_range_walk
+from drgn_ptwalk.walk import iter_tables, make_reader, mm_table_guard, pt_range_walk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,30 +162,15 @@ def open_dump(d: Dict[str, Any]) -> Program:
 
 
 def table_pages(prog: Program, mm: Object) -> List[Tuple[int, int]]:
-    """``(phys, nbytes)`` of every page-table page of the user half of *mm*, PGD first."""
+    """``(phys, nbytes)`` of every page-table page of the user half of *mm*, PGD first: the walker's way down
+    the tables (:func:`~drgn_ptwalk.walk.iter_tables`), with its guards."""
     dec = get_decoder(prog)
     root, physical = dec.root(mm)
     if not physical:
         root = virt_to_phys(prog, root).value_()
-    levels = dec.levels
-    last = len(levels) - 1
-    out: List[Tuple[int, int]] = []
-    user_end = dec.user_range()[1]
-
-    def rec(phys: int, depth: int) -> None:
-        _, shift, n = levels[depth]
-        out.append((phys, n * 8))
-        if depth == last:
-            return
-        vals = _unpacker(n).unpack(prog.read(phys, n * 8, True))
-        nslots = min(n, -(-user_end >> shift)) if depth == 0 else n
-        for i in range(nslots):
-            v = vals[i]
-            if v and dec.kind(v, depth) == TABLE:
-                rec(dec.table_addr(v), depth + 1)
-
-    rec(root, 0)
-    return out
+    tables = iter_tables(dec, make_reader(prog, dec), root, True, 0, dec.user_range()[1],
+                         guard=mm_table_guard(mm, dec, root, True))
+    return [(t.addr, t.entries * 8) for t in tables if t.error is None]
 
 
 def m_floor(prog: Program, mm: Object) -> Callable[[], Dict[str, Any]]:

@@ -445,7 +445,8 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     """
     from drgn.helpers.linux.mm import follow_phys, virt_to_phys
 
-    from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
+    from drgn_ptwalk.arch import ArchDecoder, get_decoder
+    from drgn_ptwalk.walk import TableGuard, iter_tables, make_reader, mm_table_guard
 
     dec = get_decoder(prog)
     ps = dec.page_size
@@ -455,7 +456,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
     # x86's root table covers both halves (the kernel's from index n/2, sign-extended); arm64's kernel
     # root (TTBR1) covers the kernel half alone.
     both = dec.levels[0][2] << dec.levels[0][1] > top
-    order = "<" if dec.entry_order == "little" else ">"  # ppc64's and s390x's tables are big-endian
+    read = make_reader(prog, dec)  # ppc64's and s390x's tables are big-endian: read as little-endian
     ptr = struct.Struct(struct_order(prog) + "Q")  # a kernel pointer in memory (big-endian on s390x)
     ext = (1 << 64) - 2 * top
 
@@ -490,29 +491,28 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
 
     pmd_pages: Set[int] = set()  # PMD-table pages whose ptdesc's list was read (fragments share one)
 
-    def walk(d: "ArchDecoder", mm: int, pids: Tuple[int, ...], table: int, depth: int, base: int, lo: int,
-             hi: int) -> None:
-        lvl, shift, n = d.levels[depth]
-        pfn = table // ps
-        # every page the table fills: s390x's region and segment tables are 16 KiB (an order-2 folio whose
-        # tail pages are PGTABLE pages too), its page tables 2 KiB (one in a page)
-        for p in range(pfn, (table + n * 8 - 1) // ps + 1):
-            if want is None or p in want:
-                out[p].append(TableOwner(mm, pids, lvl, canon(base), canon(base + (n << shift) - 1) + 1))
-        if lvl == PtLevel.PMD and pids and deposit is not None and not deposit.in_mm and pfn not in pmd_pages:
-            pmd_pages.add(pfn)
-            deposited(mm, pids, vmemmap.vmemmap + pfn * vmemmap.size + deposit.head, base, base + (n << shift))
-        if depth + 1 >= len(d.levels):
-            return
-        try:
-            data = prog.read(table, n * 8, True)
-        except FaultError:
-            return
-        first = max(0, (lo - base) >> shift)
-        last = min(n, -(-(hi - base) >> shift))
-        for i, v in enumerate(struct.unpack_from(f"{order}{n}Q", data)):
-            if first <= i < last and v and d.kind(v, depth) == TABLE:
-                walk(d, mm, pids, d.table_addr(v), depth + 1, base + (i << shift), lo, hi)
+    def walk(d: "ArchDecoder", mmo: Object, pids: Tuple[int, ...], root: int, base: int, lo: int, hi: int) -> None:
+        mm = mmo.value_()
+        # A process's mm: the walker's guards and its table budget (mm->pgtables_bytes); the kernel's own
+        # mms (whose tables may be accounted to init_mm) and mms no process uses: loops and tables in two
+        # places only (init_mm's: loops and tables at two levels).
+        guard = (mm_table_guard(mmo, d, root, True) if pids
+                 else TableGuard(d.levels, root, None, mm != kernel[0]))
+        for t in iter_tables(d, read, root, True, lo, hi, base=base, guard=guard):
+            if t.error is not None:
+                continue  # not a table of this mm: the walker's guards refuse it (a loop, a second place)
+            pfn = t.addr // ps
+            # every page the table fills: s390x's region and segment tables are 16 KiB (an order-2 folio
+            # whose tail pages are PGTABLE pages too), its page tables 2 KiB (one in a page)
+            for p in range(pfn, (t.addr + t.entries * 8 - 1) // ps + 1):
+                if want is None or p in want:
+                    out[p].append(TableOwner(mm, pids, t.level, canon(t.base),
+                                             canon(t.base + (t.entries << t.shift) - 1) + 1))
+            if (t.level == PtLevel.PMD and pids and deposit is not None and not deposit.in_mm
+                    and pfn not in pmd_pages):
+                pmd_pages.add(pfn)
+                deposited(mm, pids, vmemmap.vmemmap + pfn * vmemmap.size + deposit.head, t.base,
+                          t.base + (t.entries << t.shift))
 
     # (mm, pids, base of the root, [lo, hi) walked in the root's own address space)
     roots = [(mm, tuple(pid for pid, _ in procs), 0, 0, top) for mm, procs in _Mms(prog).by_mm.items()]
@@ -566,7 +566,7 @@ def page_table_owners(prog: Program, pfns: Optional[Iterable[int]] = None) -> Di
         if (root, lo) in seen:  # tboot_mm and init_mm share swapper's tables
             continue
         seen.add((root, lo))
-        walk(d, mm, pids, root, 0, base, lo, hi)
+        walk(d, mmo, pids, root, base, lo, hi)
         if pids and deposit is not None and deposit.in_mm:
             deposited(mm, pids, mm + deposit.head, lo, hi)
     return dict(out)

@@ -44,7 +44,7 @@ from array import array
 from itertools import chain, compress, repeat
 from operator import and_ as _and
 from operator import ne as _ne
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from drgn import FaultError, Object, Program, ProgramFlags
 
@@ -205,6 +205,72 @@ class _Table(Sequence[int]):
 _FLUSH = 512
 
 
+class TableGuard:
+    """
+    The walker's guards against corrupt page tables, for one walk from one root: the physical address of
+    the table at each depth of the current path (loops), where each table was first met (a table page has
+    one place in a tree) and a budget of distinct tables. Every way down the tables goes through one
+    (:class:`_Walker`, :func:`iter_tables`).
+
+    :param levels: the decoder's ``(level, shift, entries)`` per depth
+    :param root_phys: physical address of the root table (``None``: unknown)
+    :param max_tables: at most this many places where tables are met (``None``: no budget)
+    :param unique_tables: a table page met for a second address (other than a PMD table: hugetlb PMD
+        sharing) is refused; tables met at another level always are
+    """
+
+    def __init__(self, levels: Sequence[Tuple[PtLevel, int, int]], root_phys: Optional[int],
+                 max_tables: Optional[int] = None, unique_tables: bool = False) -> None:
+        self.levels = levels
+        self.pte_depth = len(levels) - 1
+        self.path: List[Optional[int]] = [None] * len(levels)
+        self.path[0] = root_phys
+        self.no_path: List[Optional[int]] = [None] * len(levels)
+        self.seen: Dict[int, Tuple[int, int]] = {}
+        self.max_tables = max_tables
+        self.placed = 0
+        self.unique_tables = unique_tables
+
+    def check(self, ta: int, depth: int, base: int) -> Optional[str]:
+        """
+        Why the table at *ta* cannot be the *depth* table for *base*, or
+        ``None``. No kernel builds a table tree with a loop, or with one
+        table page in two places (but hugetlb shares PMD tables), or with
+        more tables than the mm accounts for: each of these would make the
+        walk read what is not a table, possibly without end.
+        """
+        path = self.path
+        if ta in path[:depth]:
+            d = path.index(ta)
+            return (
+                f"{self.levels[depth][0].name} table {ta:#x} is its own "
+                f"{self.levels[d][0].name} ancestor (loop)"
+            )
+        key = (depth, base)
+        prev = self.seen.get(ta)
+        if prev != key:
+            if prev is not None:
+                pd, pb = prev
+                if pd != depth or self.unique_tables and self.levels[depth][0] != PtLevel.PMD:
+                    return (
+                        f"{self.levels[depth][0].name} table {ta:#x} is already the "
+                        f"{self.levels[pd][0].name} table for {pb:#x}"
+                    )
+            # Each new place a table is met at costs one from the budget.
+            self.placed += 1
+            if self.max_tables is not None and self.placed > self.max_tables:
+                return (
+                    f"more than {self.max_tables} page tables (the mm accounts for fewer): "
+                    f"not reading {ta:#x}"
+                )
+            if prev is None:
+                self.seen[ta] = key
+        path[depth] = ta
+        if depth < self.pte_depth:
+            path[depth + 1 :] = self.no_path[depth + 1 :]
+        return None
+
+
 class _Walker:
     """State of one walk: the table cache, the pending hole, the output."""
 
@@ -243,12 +309,8 @@ class _Walker:
         self.hole_start = -1
         self.hole_end = -1
         self.hole_level = PtLevel.PTE
-        # Corruption guards: physical address of the table at each depth of
-        # the current path (loops), where each table was first met (a table
-        # page has one place in a tree), and a budget of distinct tables.
-        self.path: List[Optional[int]] = [None] * len(dec.levels)
-        self.path[0] = root_phys
-        self.no_path: List[Optional[int]] = [None] * len(dec.levels)
+        # Corruption guards (loops, a table in two places, a budget of tables).
+        self.check_table = TableGuard(dec.levels, root_phys, max_tables, unique_tables).check
         # [start, end) of the PMD slot of the last PTE table reached, and
         # that table: a segment inside it (small VMAs) is decoded from it
         # without walking down again (same tables, same checks passed).
@@ -256,10 +318,6 @@ class _Walker:
         # The last run pte_run() recognised: (value its next slot would
         # have, number of slots, step, the slots as one integer).
         self.prev_run: Optional[Tuple[int, int, int, int]] = None
-        self.seen: Dict[int, Tuple[int, int]] = {}
-        self.max_tables = max_tables
-        self.placed = 0
-        self.unique_tables = unique_tables
         self.live = live
 
     # Holes.
@@ -305,45 +363,6 @@ class _Walker:
         tbl = _Table(raw) if isinstance(raw, bytes) else _Table.of_values(raw)
         self.cache[depth] = (addr, tbl)
         return tbl
-
-    def check_table(self, ta: int, depth: int, base: int) -> Optional[str]:
-        """
-        Why the table at *ta* cannot be the *depth* table for *base*, or
-        ``None``. No kernel builds a table tree with a loop, or with one
-        table page in two places (but hugetlb shares PMD tables), or with
-        more tables than the mm accounts for: each of these would make the
-        walk read what is not a table, possibly without end.
-        """
-        path = self.path
-        if ta in path[:depth]:
-            d = path.index(ta)
-            return (
-                f"{self.levels[depth][0].name} table {ta:#x} is its own "
-                f"{self.levels[d][0].name} ancestor (loop)"
-            )
-        key = (depth, base)
-        prev = self.seen.get(ta)
-        if prev != key:
-            if prev is not None:
-                pd, pb = prev
-                if pd != depth or self.unique_tables and self.levels[depth][0] != PtLevel.PMD:
-                    return (
-                        f"{self.levels[depth][0].name} table {ta:#x} is already the "
-                        f"{self.levels[pd][0].name} table for {pb:#x}"
-                    )
-            # Each new place a table is met at costs one from the budget.
-            self.placed += 1
-            if self.max_tables is not None and self.placed > self.max_tables:
-                return (
-                    f"more than {self.max_tables} page tables (the mm accounts for fewer): "
-                    f"not reading {ta:#x}"
-                )
-            if prev is None:
-                self.seen[ta] = key
-        path[depth] = ta
-        if depth < self.pte_depth:
-            path[depth + 1 :] = self.no_path[depth + 1 :]
-        return None
 
     def classify_leaf(self, v: int, pfn: int, level: PtLevel) -> PtType:
         # vm_normal_page(): special entries (zero page, PFNMAP, devmap) and
@@ -766,31 +785,124 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
     """
     Physical address of the *level* page table that maps *addr* in *mm*, or
     ``None`` if the walk to it ends earlier (a hole, a leaf above it, a
-    table that cannot be read). One read per level above *level*.
+    table that cannot be read, or one the walker's guards refuse). One read
+    of one slot per level above *level*.
 
     :param mm: ``struct mm_struct *``
     """
     prog = mm.prog_
     dec = get_decoder(prog).for_mm(mm)
-    table, physical = dec.root(mm)
-    for depth, (lvl, shift, n) in enumerate(dec.levels):
-        if lvl == level:
-            if not physical:  # the root, by its direct-map address
+    root, physical = dec.root(mm)
+    for t in iter_tables(dec, make_reader(prog, dec), root, physical, addr, addr + 1,
+                         guard=mm_table_guard(mm, dec, root, physical)):
+        if t.level == level:
+            if t.error is not None:
+                return None
+            if not t.physical:  # the root, by its direct-map address
                 from drgn.helpers.linux.mm import virt_to_phys
 
-                return virt_to_phys(prog, table).value_()
-            return table
-        try:
-            v = int.from_bytes(prog.read(table + ((addr >> shift) & (n - 1)) * 8, 8, physical), dec.entry_order)
-        except FaultError:
-            return None
-        if dec.kind(v, depth) != TABLE:
-            return None
-        table, physical = dec.table_addr(v), True
+                return virt_to_phys(prog, t.addr).value_()
+            return t.addr
     return None
 
 
-def _make_reader(prog: Program, dec: ArchDecoder):
+class PageTable(NamedTuple):
+    """One page table met by :func:`iter_tables`."""
+
+    addr: int
+    """Its address: physical, but for a root given by its virtual address (:attr:`physical`)."""
+    physical: bool
+    depth: int
+    """0 for the root."""
+    level: PtLevel
+    base: int
+    """The address its slot 0 maps."""
+    entries: int
+    """Its number of slots (``entries << shift`` bytes of address space)."""
+    shift: int
+    error: Optional[str] = None
+    """Why it is not read (the walker's guards refuse it: a loop, a table in two places, more tables
+    than the mm accounts for); nothing below it is met. ``None`` for a table that is read."""
+
+
+def iter_tables(
+    dec: ArchDecoder,
+    read_table: Callable[[int, int, bool], Union[bytes, Sequence[int]]],
+    root: int,
+    root_physical: bool,
+    lo: int,
+    hi: int,
+    *,
+    base: int = 0,
+    guard: Optional[TableGuard] = None,
+) -> Iterator[PageTable]:
+    """
+    The page tables below *root* that map ``[lo, hi)``, each before the tables below it, in address
+    order: those of the last level (PTE tables) are met but not read; a table the *guard* refuses is met
+    with :attr:`PageTable.error` set and nothing below it is; an unreadable table ends its branch. The way
+    down the tables for whoever wants tables, not entries (:func:`table_of`, the owners of page-table
+    pages, the benchmark's floor), with the walker's guards.
+
+    :param read_table: as :func:`walk_tables`'s (:func:`make_reader`)
+    :param base: the address slot 0 of the root maps
+    :param guard: the walk's guards (default: loops and tables at two levels only; see
+        :func:`mm_table_guard` for an mm's)
+    """
+    if guard is None:
+        guard = TableGuard(dec.levels, root if root_physical else None)
+    return _visit((dec, read_table, guard, lo, hi), root, root_physical, 0, base)
+
+
+def _visit(walk: Tuple[ArchDecoder, Callable[[int, int, bool], Union[bytes, Sequence[int]]], TableGuard, int, int],
+           addr: int, physical: bool, depth: int, base: int) -> Iterator[PageTable]:
+    dec, read_table, guard, lo, hi = walk
+    levels = dec.levels
+    lvl, shift, n = levels[depth]
+    yield PageTable(addr, physical, depth, lvl, base, n, shift)
+    if depth + 1 >= len(levels):
+        return
+    first = max(0, (lo - base) >> shift)
+    end = min(n, -(-(hi - base) >> shift))
+    if first >= end:
+        return
+    try:
+        raw = read_table(addr + 8 * first, end - first, physical)
+    except FaultError:
+        return
+    vals = _Table(raw).vals if isinstance(raw, bytes) else raw
+    clvl, cshift, cn = levels[depth + 1]
+    for i, v in enumerate(vals, first):
+        if v and dec.kind(v, depth) == TABLE:
+            ta = dec.table_addr(v)
+            cbase = base + (i << shift)
+            bad = guard.check(ta, depth + 1, cbase)
+            if bad is not None:
+                yield PageTable(ta, True, depth + 1, clvl, cbase, cn, cshift, bad)
+            else:
+                yield from _visit(walk, ta, True, depth + 1, cbase)
+
+
+def mm_table_guard(mm: Object, dec: ArchDecoder, root: int, root_physical: bool) -> TableGuard:
+    """The guards :func:`pt_range_walk` gives a walk of *mm* from *root* (as ``dec.root(mm)`` gives it):
+    loops, a table in two places (but hugetlb's shared PMD tables) and a budget of twice the tables
+    ``mm->pgtables_bytes`` accounts for; for ``init_mm``, loops and tables at two levels only.
+
+    :param mm: ``struct mm_struct *``
+    """
+    prog = mm.prog_
+    is_init_mm = _is_init_mm(prog, mm)
+    root_phys, max_tables = _guards(prog, dec, mm, root, root_physical, is_init_mm)
+    return TableGuard(dec.levels, root_phys, max_tables, not is_init_mm)
+
+
+def _is_init_mm(prog: Program, mm: Object) -> bool:
+    try:
+        return mm.value_() == prog["init_mm"].address_of_().value_()
+    except (KeyError, LookupError):
+        return False
+
+
+def make_reader(prog: Program, dec: ArchDecoder) -> Callable[[int, int, bool], bytes]:
     """
     ``read_table(addr, nr_entries, physical)`` for :func:`walk_tables`: the
     table's bytes as little-endian u64 entries, byte-swapped from memory
@@ -992,11 +1104,7 @@ def pt_range_walk(
     """
     prog = mm.prog_
     dec = get_decoder(prog).for_mm(mm)
-    is_init_mm = False
-    try:
-        is_init_mm = mm.value_() == prog["init_mm"].address_of_().value_()
-    except (KeyError, LookupError):
-        pass
+    is_init_mm = _is_init_mm(prog, mm)
     if start is None:
         start = dec.kernel_range()[0] if is_init_mm else 0
     if end is None:
@@ -1031,7 +1139,7 @@ def pt_range_walk(
     root_phys, max_tables = _guards(prog, dec, mm, root, root_physical, is_init_mm)
     entries = walk_tables(
         dec,
-        _make_reader(prog, dec),
+        make_reader(prog, dec),
         root,
         root_physical,
         segments,

@@ -7,7 +7,7 @@ import struct
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE
 from drgn_ptwalk.arch.ppc64 import Ppc64RadixDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel
-from drgn_ptwalk.walk import _make_reader
+from drgn_ptwalk.walk import make_reader
 from encode import make_swp
 
 PRESENT, PTE, INVALID = 1 << 63, 1 << 62, 1 << 61
@@ -103,5 +103,5 @@ class _Prog:
 def test_reader_converts_big_endian_entries():
     d = Ppc64RadixDecoder(page_shift=16)
     vals = [PRESENT | PTE | (i << 16) | READ for i in range(32)]
-    read = _make_reader(_Prog(struct.pack(">32Q", *vals)), d)  # type: ignore[arg-type]
+    read = make_reader(_Prog(struct.pack(">32Q", *vals)), d)  # type: ignore[arg-type]
     assert struct.unpack("<32Q", read(0, 32, True)) == tuple(vals)

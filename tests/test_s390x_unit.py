@@ -14,7 +14,7 @@ import pytest
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE
 from drgn_ptwalk.arch.s390x import S390xDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel, PtType
-from drgn_ptwalk.walk import _make_reader, walk_tables
+from drgn_ptwalk.walk import make_reader, walk_tables
 from encode import make_swp
 
 # PTE bits.
@@ -155,7 +155,7 @@ def test_reader_converts_big_endian_entries():
     d = S390xDecoder()
     vals = [(i << 12) | P_PRESENT | P_READ for i in range(256)]
     mem = struct.pack(">256Q", *vals)
-    read = _make_reader(_Prog(), d)  # type: ignore[arg-type]
+    read = make_reader(_Prog(), d)  # type: ignore[arg-type]
     assert struct.unpack("<256Q", read(0, 256, True)) == tuple(vals)
 
 
@@ -190,7 +190,7 @@ def test_walk_synthetic_tables():
         def read(self, addr, size, physical=False):
             return bytes(mem[addr : addr + size])
 
-    entries = list(walk_tables(d, _make_reader(_Prog(), d), r3, True, [(base, base + (4 << 20), None)],
+    entries = list(walk_tables(d, make_reader(_Prog(), d), r3, True, [(base, base + (4 << 20), None)],
                                batch=False))
     pos = base
     for e in entries:
@@ -212,7 +212,7 @@ def test_walk_synthetic_tables():
     swaps = [(e.swap_type, e.swap_offset, e.flags) for e in entries if e.type == PtType.SWAP]
     assert swaps == [(0, 0x40, PtFlag.EXCLUSIVE), (0, 0x41, PtFlag.EXCLUSIVE), (2, 0x77, PtFlag(0))]
     # Batched: the swap run is one entry; the holes between stay coalesced.
-    batched = list(walk_tables(d, _make_reader(_Prog(), d), r3, True, [(base, base + (4 << 20), None)]))
+    batched = list(walk_tables(d, make_reader(_Prog(), d), r3, True, [(base, base + (4 << 20), None)]))
     assert [(e.type, e.nr_pages) for e in batched if e.type == PtType.SWAP] == [(PtType.SWAP, 2), (PtType.SWAP, 256)]
 
 
