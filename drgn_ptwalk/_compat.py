@@ -47,7 +47,7 @@ def thread_size(prog: Program) -> int:
 
     :raises LookupError: if none of these is in the debug info
     """
-    return cached(prog, "ptwalk_thread_size", lambda: _thread_size(prog))
+    return cached(prog, "ptwalk_thread_size", _thread_size, prog)
 
 
 def _thread_size(prog: Program) -> int:
@@ -76,8 +76,8 @@ type_unaliased = Type.unaliased if hasattr(Type, "unaliased") else _unaliased_fa
 # drgn.commands (the shell's %commands, run_command(), linux_kernel_command): drgn 0.0.33,
 # 392a998c "Add command framework". Without it the plugin registers no commands and says so.
 try:
-    import drgn.commands  # noqa: F401
-    import drgn.commands.linux  # noqa: F401
+    import drgn.commands
+    import drgn.commands.linux
 
     HAVE_COMMANDS = True
 except ImportError:

@@ -10,7 +10,7 @@ Nothing here is exported from :mod:`drgn_ptwalk`: it is the package's own plumbi
 """
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
 
 from drgn import Object, Program
 
@@ -36,12 +36,13 @@ __all__ = (
 T = TypeVar("T")
 
 
-def cached(prog: Program, key: str, compute: Callable[[], T]) -> T:
-    """``prog.cache[key]``, computed by *compute* the first time (facts of a dump that never change)."""
+def cached(prog: Program, key: str, compute: Callable[..., T], *args: Any) -> T:
+    """``prog.cache[key]``, computed by ``compute(*args)`` the first time (facts of a dump that never
+    change)."""
     try:
         return prog.cache[key]
     except KeyError:
-        value = prog.cache[key] = compute()
+        value = prog.cache[key] = compute(*args)
         return value
 
 
@@ -213,8 +214,4 @@ class KernelFacts:
 
 def kernel_facts(prog: Program) -> KernelFacts:
     """The :class:`KernelFacts` of *prog* (made on the first call, then the same object)."""
-    try:
-        return prog.cache["ptwalk_kernel_facts"]
-    except KeyError:
-        facts = prog.cache["ptwalk_kernel_facts"] = KernelFacts(prog)
-        return facts
+    return cached(prog, "ptwalk_kernel_facts", KernelFacts, prog)

@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 from drgn import Program, TypeKind
 
-from drgn_ptwalk._kernel import has_member
+from drgn_ptwalk._kernel import cached, has_member
 
 __all__ = ("Generation", "generation")
 
@@ -260,8 +260,4 @@ def _detect(prog: Program) -> Generation:
 
 def generation(prog: Program) -> Generation:
     """The :class:`Generation` of the kernel in *prog* (computed once, cached in ``prog.cache``)."""
-    try:
-        return prog.cache["ptwalk_generation"]
-    except KeyError:
-        gen = prog.cache["ptwalk_generation"] = _detect(prog)
-        return gen
+    return cached(prog, "ptwalk_generation", _detect, prog)

@@ -115,8 +115,9 @@ def vm_stat(prog: Program, array: str, item: str) -> Optional[int]:
     """A global vmstat counter as the kernel would fold it now: the global value plus every CPU's
     not-yet-folded delta (the reference guests set vm.stat_interval to a day, so the deltas are real)."""
     from drgn.helpers.linux.cpumask import for_each_possible_cpu
-    from drgn_ptwalk._compat import online_pgdats as for_each_online_pgdat
     from drgn.helpers.linux.percpu import per_cpu_ptr
+
+    from drgn_ptwalk._compat import online_pgdats as for_each_online_pgdat
 
     try:
         idx = prog.constant(item).value_()

@@ -116,11 +116,7 @@ def _hugetlb_test(prog: Program, page) -> Tuple[str, int, int]:
 
 def page_layout(prog: Program) -> PageLayout:
     """Return the :class:`PageLayout` of *prog* (cached)."""
-    try:
-        return prog.cache["ptwalk_page_layout"]
-    except KeyError:
-        lay = prog.cache["ptwalk_page_layout"] = _page_layout(prog)
-        return lay
+    return cached(prog, "ptwalk_page_layout", _page_layout, prog)
 
 
 def _page_layout(prog: Program) -> PageLayout:
@@ -143,8 +139,13 @@ def _page_layout(prog: Program) -> PageLayout:
     # field to offset ^ 7: the offsets below are those of the swapped image, so every reader decodes
     # it as it decodes a little-endian kernel's.
     big = is_big_endian(prog)
-    s4 = (lambda off: off if off is None or not big else off ^ 4)
-    s1 = (lambda off: off ^ 7 if big else off)
+
+    def s4(off: Optional[int]) -> Optional[int]:
+        return off if off is None or not big else off ^ 4
+
+    def s1(off: int) -> int:
+        return off ^ 7 if big else off
+
     hugetlb = _hugetlb_test(prog, page)
     if big and hugetlb[0] == "pgty":
         hugetlb = (hugetlb[0], hugetlb[1], hugetlb[2] ^ 4)  # page_type: unsigned int
@@ -396,7 +397,7 @@ def highest_memmap_pfn(prog: Program) -> int:
 
 def huge_zero_pfn(prog: Program) -> Optional[int]:
     """PFN of the huge zero folio, or ``None`` if there is none."""
-    return cached(prog, "ptwalk_huge_zero_pfn", lambda: _huge_zero_pfn(prog))
+    return cached(prog, "ptwalk_huge_zero_pfn", _huge_zero_pfn, prog)
 
 
 def _huge_zero_pfn(prog: Program) -> Optional[int]:

@@ -13,8 +13,8 @@ from drgn import Program, offsetof
 from drgn_ptwalk._kernel import cached, const, kernel_facts, var
 from drgn_ptwalk.page import PageLayout, swap_words
 
-__all__ = ("KPF", "V61_MAPCOUNT_RESERVE", "V61_TYPES", "V61_TYPE_BASE", "KpageContext", "is_zero_pfn", "kpage_context", "mapcount_is_type", "page_type_is",
-           "read_section_pages")
+__all__ = ("KPF", "V61_MAPCOUNT_RESERVE", "V61_TYPES", "V61_TYPE_BASE", "KpageContext", "is_zero_pfn",
+           "kpage_context", "mapcount_is_type", "page_type_is", "read_section_pages")
 
 KPF: Dict[str, int] = {
     "LOCKED": 0, "ERROR": 1, "REFERENCED": 2, "UPTODATE": 3, "DIRTY": 4, "LRU": 5, "ACTIVE": 6, "SLAB": 7,
@@ -131,7 +131,7 @@ _PG_NAMES = ("locked", "error", "referenced", "uptodate", "dirty", "lru", "activ
 
 def kpage_context(prog: Program) -> KpageContext:
     """The :class:`KpageContext` of *prog* (made once)."""
-    return cached(prog, "ptwalk_kpage_ctx", lambda: _context(prog))
+    return cached(prog, "ptwalk_kpage_ctx", _context, prog)
 
 
 def _context(prog: Program) -> KpageContext:
@@ -191,9 +191,10 @@ def _context(prog: Program) -> KpageContext:
         section_bits = prog["SECTION_SIZE_BITS"].value_()
     except (KeyError, LookupError):
         # drgn 0.0.31 has no SECTION_SIZE_BITS object; the kernel's VMCOREINFO has the number.
-        section_bits = facts.number("SECTION_SIZE_BITS")
-        if section_bits is None:
-            raise LookupError("SECTION_SIZE_BITS: neither drgn nor the kernel's VMCOREINFO has it")
+        bits = facts.number("SECTION_SIZE_BITS")
+        if bits is None:
+            raise LookupError("SECTION_SIZE_BITS: neither drgn nor the kernel's VMCOREINFO has it") from None
+        section_bits = bits
     # MAX_PAGE_ORDER (v6.8+) / MAX_ORDER - 1 (v6.1: MAX_ORDER is the exclusive bound) are macros:
     # the free_area array has one entry per order.
     max_order = prog.type("struct zone").member("free_area").type.length - 1

@@ -16,6 +16,7 @@ from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Type
 
 from drgn import Program
 
+from drgn_ptwalk._kernel import cached
 from drgn_ptwalk.kpage.context import V61_TYPE_BASE, V61_TYPES, KpageContext, page_type_is
 from drgn_ptwalk.kpage.rules import Section, head_structs, key_values
 
@@ -596,11 +597,8 @@ def head_states(sec: Section, heads: List[int], owner: array, firsts: List[int],
 
 
 def scan_for(prog: Program, ctx: KpageContext, memcg: bool) -> Scan:
-    key = "ptwalk_kpage_scan_memcg" if memcg else "ptwalk_kpage_scan_nomemcg"
-    scan = prog.cache.get(key)
-    if scan is None:
-        scan = prog.cache[key] = make_scan(ctx, memcg)
-    return scan
+    """:func:`make_scan` of *ctx*, once per program (with or without ``memcg_data``)."""
+    return cached(prog, "ptwalk_kpage_scan_memcg" if memcg else "ptwalk_kpage_scan_nomemcg", make_scan, ctx, memcg)
 
 
 class SectionScan:

@@ -31,7 +31,6 @@ from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VM_LOCKED,
@@ -49,6 +48,7 @@ from drgn_ptwalk.procfs.vma import (
     vma_facts,
     vma_kernel_pagesize,
 )
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = (

@@ -21,7 +21,6 @@ from drgn import Object, Program, ProgramFlags, cast
 
 from drgn_ptwalk._kernel import cached, const, kernel_facts, page_size, var
 from drgn_ptwalk.generations import generation
-
 from drgn_ptwalk.procfs.vma import (
     VM_DONTEXPAND,
     VM_GROWSDOWN,

@@ -14,8 +14,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import FaultError, Object, Program, cast, container_of, offsetof, sizeof
 
-from drgn_ptwalk._kernel import cached, has_member, page_size, symbol_name
 from drgn_ptwalk._byteorder import byte_order, struct_order
+from drgn_ptwalk._kernel import cached, has_member, page_size, symbol_name
 from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.procfs.common import VmaFieldError, reading, warn
