@@ -122,8 +122,8 @@ if HAVE_COMMANDS:
     from drgn.commands.linux import linux_kernel_command
 else:
     CommandError = _NoCommandError  # type: ignore[misc,assignment]
-    argument = _no_argument  # type: ignore[assignment]
-    linux_kernel_command = _no_command  # type: ignore[assignment]
+    argument = _no_argument  # type: ignore[misc]
+    linux_kernel_command = _no_command
 
 
 def _only_physical(prog: Program, virt: int, phys: int) -> bool:

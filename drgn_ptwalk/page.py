@@ -22,9 +22,9 @@ from array import array
 from collections import Counter
 from itertools import repeat
 from operator import and_
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from drgn import FaultError, Program, TypeKind, offsetof, sizeof
+from drgn import FaultError, Program, Type, TypeKind, offsetof, sizeof
 
 from drgn_ptwalk._byteorder import is_big_endian
 from drgn_ptwalk._kernel import KernelFacts, cached, const, kernel_facts, var
@@ -103,7 +103,7 @@ def _folio_offset(prog: Program, member: str, present: bool) -> Optional[int]:
     return offsetof(prog.type("struct folio"), member) if present else None
 
 
-def _hugetlb_test(prog: Program, page) -> Tuple[str, int, int]:
+def _hugetlb_test(prog: Program, page: Type) -> Tuple[str, int, int]:
     try:
         if generation(prog).hugetlb_page_type:
             # v6.12+: PGTY_hugetlb page type in page_type >> 24.
@@ -140,8 +140,11 @@ def _page_layout(prog: Program) -> PageLayout:
     # it as it decodes a little-endian kernel's.
     big = is_big_endian(prog)
 
-    def s4(off: Optional[int]) -> Optional[int]:
-        return off if off is None or not big else off ^ 4
+    def s4(off: int) -> int:
+        return off ^ 4 if big else off
+
+    def s4_opt(off: Optional[int]) -> Optional[int]:
+        return off if off is None else s4(off)
 
     def s1(off: int) -> int:
         return off ^ 7 if big else off
@@ -164,9 +167,9 @@ def _page_layout(prog: Program) -> PageLayout:
         pg_head=prog["PG_head"].value_(),
         # compound_order (v6.1) is a byte of page[1]; later the low byte of folio->_flags_1.
         order_offset=s1(order_offset) if gen.folio_order == "compound_order" else order_offset,
-        entire_mapcount=s4(_folio_offset(prog, "_entire_mapcount", gen.entire_mapcount)),
-        large_mapcount=s4(_folio_offset(prog, "_large_mapcount", gen.large_mapcount)),
-        compound_mapcount=s4(_folio_offset(prog, "_total_mapcount", gen.compound_mapcount)),
+        entire_mapcount=s4_opt(_folio_offset(prog, "_entire_mapcount", gen.entire_mapcount)),
+        large_mapcount=s4_opt(_folio_offset(prog, "_large_mapcount", gen.large_mapcount)),
+        compound_mapcount=s4_opt(_folio_offset(prog, "_total_mapcount", gen.compound_mapcount)),
         mm_ids=_folio_offset(prog, "_mm_ids", gen.mm_ids),
         pg=pg,
         hugetlb=hugetlb,
@@ -527,7 +530,7 @@ _CACHE_LIMIT = 1 << 16
 _AND_TABLES = [bytes(x & m for x in range(256)) for m in range(256)]
 
 
-def _group(keys: List[Tuple[int, ...]], pfn: int) -> List[Tuple[Tuple[int, ...], int, int]]:
+def _group(keys: Sequence[Tuple[int, ...]], pfn: int) -> List[Tuple[Tuple[int, ...], int, int]]:
     """``[(key, pfn + index of its first occurrence, count)]`` of *keys* (C-level dict building)."""
     counts = Counter(keys)
     n = len(keys)

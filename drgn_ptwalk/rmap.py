@@ -25,7 +25,7 @@ page, hwpoisoned, offline, or other kernel memory.
 import struct
 from bisect import bisect_left
 from collections import defaultdict
-from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from drgn import FaultError, Object, Program, TypeKind, cast, offsetof
 from drgn.helpers.linux.list import hlist_for_each_entry
@@ -34,7 +34,7 @@ from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 
 from drgn_ptwalk._byteorder import struct_order
 from drgn_ptwalk._kernel import has_member
-from drgn_ptwalk.entry import PtLevel, PtType
+from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.kpage import KPF, max_dump_pfn, one_file, pfn_online
 from drgn_ptwalk.kpage.context import kpage_context, page_type_is
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
@@ -220,7 +220,7 @@ class _Rmap:
         return out
 
 
-def _walk_ranges(prog: Program, mm: int, addrs: List[int], ps: int):
+def _walk_ranges(prog: Program, mm: int, addrs: List[int], ps: int) -> Iterator[PtEntry]:
     """The FOLIO/PFN entries over *addrs* (sorted) of one mm: one walk per run of adjacent pages."""
     from drgn_ptwalk.walk import pt_range_walk
 
@@ -364,16 +364,17 @@ def whoswaps(prog: Program, entries: Iterable[Tuple[int, int]]) -> Dict[Tuple[in
         mm = Object(prog, "struct mm_struct *", mm_addr)
         try:
             for e in pt_range_walk(mm, include_none=False, types=(PtType.SWAP,)):
-                offs = wanted.get(e.swap_type)
-                if not offs or e.swap_offset is None:
+                swp_type = e.swap_type
+                offs = wanted.get(swp_type) if swp_type is not None else None
+                if not offs or swp_type is None or e.swap_offset is None:
                     continue
                 n = (e.end - e.start) // ps
                 for k in range(n) if n <= len(offs) else (o - e.swap_offset for o in offs):
                     off = e.swap_offset + k
                     if off in offs and 0 <= k < n:
                         for pid, task in procs:
-                            out[(e.swap_type, off)].append(
-                                WhoSwaps(e.swap_type, off, pid, task, e.vma or 0, e.start + k * ps, e.level))
+                            out[(swp_type, off)].append(
+                                WhoSwaps(swp_type, off, pid, task, e.vma or 0, e.start + k * ps, e.level))
         except (FaultError, ValueError, LookupError):
             continue
     for recs in out.values():

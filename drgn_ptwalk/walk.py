@@ -44,7 +44,7 @@ from array import array
 from itertools import chain, compress, repeat
 from operator import and_ as _and
 from operator import ne as _ne
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from drgn import FaultError, Object, Program, ProgramFlags
 
@@ -190,7 +190,7 @@ class _Table(Sequence[int]):
     def __len__(self) -> int:
         return len(self.data) >> 3
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: Any) -> Any:
         return self.vals[i]
 
     def __iter__(self) -> Iterator[int]:
@@ -199,6 +199,9 @@ class _Table(Sequence[int]):
     def __repr__(self) -> str:
         return f"_Table({len(self)} slots)"
 
+
+ReadTable = Callable[[int, int, bool], Union[bytes, Sequence[int]]]
+"""``read_table(addr, nr_entries, physical)``: a table's entries, as little-endian u64 bytes or values."""
 
 # Output is handed to the consumer when this many entries are pending (or
 # when a segment ends): bounded memory, few generator switches.
@@ -277,11 +280,11 @@ class _Walker:
     def __init__(
         self,
         dec: ArchDecoder,
-        read_table,
+        read_table: ReadTable,
         st: Optional[SwapTypes],
         highest_pfn: int,
         zero_pmd_pfn: Optional[int],
-        folio_runs_fn,
+        folio_runs_fn: Callable[[int, int], Sequence[int]],
         include_none: bool,
         batch: bool,
         root_phys: Optional[int] = None,
@@ -483,9 +486,10 @@ class _Walker:
             if kd != TABLE:
                 break
             v = now
-            pt = self.table(dec.table_addr(v), True, depth + 1, sa, sb)
-            if pt is None:
+            new = self.table(dec.table_addr(v), True, depth + 1, sa, sb)
+            if new is None:
                 return None
+            pt = new
         self.error(child, sa, sb, dec.table_addr(v) if dec.kind(v, depth) == TABLE else None,
                    "table changed under the walk (live kernel): not decoded", v)
         return None
@@ -735,7 +739,7 @@ class _Walker:
         while blk < i1:
             block = tbl[blk : blk + nc]
             if any(dec.cont_valid(x) for x in block):
-                merged = dec.cont_merge(block)
+                merged = dec.cont_merge(tuple(block))
                 for k, x in enumerate(block):
                     if dec.cont_valid(x):
                         vals[blk + k] = merged[k]
@@ -827,7 +831,7 @@ class PageTable(NamedTuple):
 
 def iter_tables(
     dec: ArchDecoder,
-    read_table: Callable[[int, int, bool], Union[bytes, Sequence[int]]],
+    read_table: ReadTable,
     root: int,
     root_physical: bool,
     lo: int,
@@ -853,7 +857,7 @@ def iter_tables(
     return _visit((dec, read_table, guard, lo, hi), root, root_physical, 0, base)
 
 
-def _visit(walk: Tuple[ArchDecoder, Callable[[int, int, bool], Union[bytes, Sequence[int]]], TableGuard, int, int],
+def _visit(walk: Tuple[ArchDecoder, ReadTable, TableGuard, int, int],
            addr: int, physical: bool, depth: int, base: int) -> Iterator[PageTable]:
     dec, read_table, guard, lo, hi = walk
     levels = dec.levels
@@ -928,7 +932,7 @@ def make_reader(prog: Program, dec: ArchDecoder) -> Callable[[int, int, bool], b
 
 def walk_tables(
     dec: ArchDecoder,
-    read_table,
+    read_table: ReadTable,
     root: int,
     root_physical: bool,
     segments: Iterable[Tuple[int, int, Optional[int]]],
@@ -936,7 +940,7 @@ def walk_tables(
     swap_types: Optional[SwapTypes] = None,
     highest_pfn: int = (1 << 64) - 1,
     zero_pmd_pfn: Optional[int] = None,
-    folio_runs_fn=None,
+    folio_runs_fn: Optional[Callable[[int, int], Sequence[int]]] = None,
     include_none: bool = True,
     batch: bool = True,
     root_phys: Optional[int] = None,

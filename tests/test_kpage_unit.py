@@ -16,8 +16,11 @@ import pytest
 
 import drgn_ptwalk.kpage.scan as kpage_mod
 from drgn_ptwalk.kpage.context import KpageContext
-from drgn_ptwalk.kpage.scan import _DENSE_GAP, _DENSE_MIN, dense as _dense, keys_at as _keys_at
-from drgn_ptwalk.kpage.scan import make_scan as _scan, run_starts as _run_starts
+from drgn_ptwalk.kpage.scan import _DENSE_GAP, _DENSE_MIN
+from drgn_ptwalk.kpage.scan import dense as _dense
+from drgn_ptwalk.kpage.scan import keys_at as _keys_at
+from drgn_ptwalk.kpage.scan import make_scan as _scan
+from drgn_ptwalk.kpage.scan import run_starts as _run_starts
 from drgn_ptwalk.page import PageLayout
 
 

@@ -77,7 +77,7 @@ class KpageValues(NamedTuple):
 
     start: int
     flags: array
-    count: array
+    count: array  # type: ignore[assignment]  # (a field named as tuple's count(), as the file is)
     cgroup: array
 
 

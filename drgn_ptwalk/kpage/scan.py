@@ -12,7 +12,7 @@ import struct
 from array import array
 from itertools import compress, count, repeat
 from operator import gt, is_, itemgetter, mul, neg, sub
-from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Type
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Type, Union
 
 from drgn import Program
 
@@ -23,12 +23,15 @@ from drgn_ptwalk.kpage.rules import Section, head_structs, key_values
 try:
     import numpy as _np
 except ImportError:  # the same scans without it, on bytes and memoryviews (~1.5x the time on ELF dumps)
-    _np = None
+    _np = None  # type: ignore[assignment]
 
 __all__ = ("BytesScan", "Memo", "NumpyScan", "Scan", "SectionScan", "backend", "dense", "head_states", "keys_at",
            "make_scan", "run_starts", "scan_for", "section_values")
 
 _U64 = struct.Struct("<Q")
+
+Covered = Union[bytes, bytearray]
+"""One byte per page of a section, non-zero in free buddy blocks."""
 
 _BIT0 = bytes(x & 1 for x in range(256))
 
@@ -176,7 +179,7 @@ class Columns:
             _np.copyto(self._refcount, w[:, ctx.lay.refcount // 4])
         self._refcount_made = self._both is None
         self.memcg = None
-        if scan.memcg:
+        if scan.memcg and ctx.memcg is not None:  # (scan.memcg: the kernel has memcg_data)
             self.memcg = u64[3]
             _np.copyto(self.memcg, q[:, ctx.memcg // 8])
         self.scratch64 = u64[4]
@@ -194,7 +197,7 @@ class Columns:
 
     @property
     def refcount(self) -> "_np.ndarray":
-        if not self._refcount_made:
+        if not self._refcount_made and self._both is not None:
             _np.copyto(self._refcount, _np.right_shift(self._both, _np.uint64(32), out=self.scratch64),
                        casting="unsafe")
             self._refcount_made = True
@@ -202,14 +205,14 @@ class Columns:
 
 
 def run_starts(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int],
-               covered: Optional[bytes] = None) -> List[int]:
+               covered: Optional[Covered] = None) -> List[int]:
     """:func:`run_starts_np` or :func:`run_starts_bytes`, as :func:`backend` chooses."""
     if backend() is NumpyScan:
         return run_starts_np(ctx, scan, buf, known, covered, Columns(ctx, scan, buf))
     return run_starts_bytes(ctx, scan, buf, known, covered)
 
 
-def run_starts_np(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int], covered: Optional[bytes],
+def run_starts_np(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int], covered: Optional[Covered],
                   cols: Columns) -> List[int]:
     """
     Indexes where a run of pages with equal :attr:`Scan.fields` starts (and equal ``_refcount`` where
@@ -246,7 +249,7 @@ def run_starts_np(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int], c
 
 
 def run_starts_bytes(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int],
-                      covered: Optional[bytes] = None) -> List[int]:
+                      covered: Optional[Covered] = None) -> List[int]:
     """
     Indexes where a run of pages with equal :attr:`Scan.fields` starts (and equal ``_refcount`` where
     *covered* — one byte per page, non-zero in free blocks — says so), *known* included (sorted: the
@@ -257,11 +260,11 @@ def run_starts_bytes(ctx: KpageContext, scan: Scan, buf: bytes, known: List[int]
     """
     s = ctx.lay.size
     mv = memoryview(buf)
-    cols = [(mv.cast(fmt)[off // struct.calcsize(fmt) :: s // struct.calcsize(fmt)], lanes)
+    cols = [(mv.cast(fmt)[off // struct.calcsize(fmt) :: s // struct.calcsize(fmt)], lanes)  # type: ignore[call-overload]
             for off, fmt, lanes in scan.fields]
     roff, rfmt, rlanes = scan.refcount
     rsize = struct.calcsize(rfmt)
-    rc = mv.cast(rfmt)[roff // rsize :: s // rsize]
+    rc = mv.cast(rfmt)[roff // rsize :: s // rsize]  # type: ignore[call-overload]
 
     def uniform(a: int, b: int) -> bool:
         """Pages ``a + 1 .. b - 1`` equal to the page before each."""
@@ -498,9 +501,9 @@ def section_values(prog: Program, ctx: KpageContext, scan: Scan, base: int, n: i
                 vals = known_values[key] = (_U64.pack(f), _U64.pack(c), _U64.pack(g))
             values[r] = vals
     lengths = list(map(sub, starts[1:], firsts))
-    out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]
+    out = [b"".join(map(mul, map(itemgetter(f), values), lengths)) for f in which]  # type: ignore[arg-type]
     # PFN-dependent checks: the zero page and the huge zero folio.
-    special = set()
+    special: Set[int] = set()
     if ctx.zero_pfn is not None:
         special.update(range(ctx.zero_pfn, ctx.zero_pfn + (ctx.zero_nr or 1)))
     if ctx.huge_zero is not None:
@@ -619,7 +622,7 @@ class SectionScan:
         """Indexes of the pages that may be ``PageBuddy()`` (a superset)."""
         raise NotImplementedError
 
-    def run_starts(self, known: List[int], covered: Optional[bytes]) -> List[int]:
+    def run_starts(self, known: List[int], covered: Optional[Covered]) -> List[int]:
         """:func:`run_starts_bytes` / :func:`run_starts_np` of the section."""
         raise NotImplementedError
 
@@ -638,7 +641,7 @@ class BytesScan(SectionScan):
     def buddy_heads(self) -> List[int]:
         return buddy_heads_bytes(self.sec.ctx, self.sec.buf, self.sec.n)
 
-    def run_starts(self, known: List[int], covered: Optional[bytes]) -> List[int]:
+    def run_starts(self, known: List[int], covered: Optional[Covered]) -> List[int]:
         return run_starts_bytes(self.sec.ctx, self.scan, self.sec.buf, known, covered)
 
     def keys(self, views: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]],
@@ -662,7 +665,7 @@ class NumpyScan(SectionScan):
     def buddy_heads(self) -> List[int]:
         return buddy_heads_np(self.sec.ctx, self.cols)
 
-    def run_starts(self, known: List[int], covered: Optional[bytes]) -> List[int]:
+    def run_starts(self, known: List[int], covered: Optional[Covered]) -> List[int]:
         return run_starts_np(self.sec.ctx, self.scan, self.sec.buf, known, covered, self.cols)
 
     def keys(self, views: Tuple[memoryview, memoryview, memoryview, memoryview, Optional[memoryview]],
