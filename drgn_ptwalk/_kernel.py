@@ -91,7 +91,7 @@ def symbol_name(prog: Program, addr: int) -> Optional[str]:
 
 def page_size(prog: Program) -> int:
     """The base page size (the architecture decoder's: ``PAGE_SIZE``)."""
-    return kernel_facts(prog).decoder.page_size
+    return kernel_facts(prog).page_size
 
 
 def vmcoreinfo(prog: Program) -> Dict[str, str]:
@@ -203,6 +203,11 @@ class KernelFacts:
         return highest_memmap_pfn(self.prog)
 
     @cached_property
+    def page_size(self) -> int:
+        """The base page size (the decoder's: ``PAGE_SIZE``)."""
+        return self.decoder.page_size
+
+    @cached_property
     def page_shift(self) -> int:
         """``PAGE_SHIFT``."""
         return self.prog["PAGE_SHIFT"].value_()
@@ -214,4 +219,8 @@ class KernelFacts:
 
 def kernel_facts(prog: Program) -> KernelFacts:
     """The :class:`KernelFacts` of *prog* (made on the first call, then the same object)."""
-    return cached(prog, "ptwalk_kernel_facts", KernelFacts, prog)
+    try:  # (not cached(): asked for on every layer's way in, one frame fewer)
+        return prog.cache["ptwalk_kernel_facts"]
+    except KeyError:
+        facts = prog.cache["ptwalk_kernel_facts"] = KernelFacts(prog)
+        return facts

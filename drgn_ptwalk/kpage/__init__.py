@@ -81,9 +81,9 @@ class KpageValues(NamedTuple):
     cgroup: array
 
 
-
 _FILES = ("kpageflags", "kpagecount", "kpagecgroup")
 """The three files, in the order of :class:`KpageValues`' arrays and of a state's values."""
+
 
 def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iterator[Tuple[int, List[bytes]]]:
     """
@@ -97,7 +97,7 @@ def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iter
     end = min(end, max_dump_pfn(prog))
     # memcg_data is read (a run boundary where it changes) only for kpagecgroup
     scan = scan_for(prog, ctx, 2 in which)
-    # A run's state (see _keys_at) holds for the whole call (a folio read per folio names it by PFN).
+    # A run's state (see scan.keys_at) holds for the whole call (a folio read per folio names it by PFN).
     memo = Memo()
     scanner = backend()  # numpy or not: chosen once for the call
     pps = ctx.pages_per_section

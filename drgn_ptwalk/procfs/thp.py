@@ -88,13 +88,14 @@ def _disabled_by_hw(prog: Program) -> bool:
 
 
 def _pmd_order(prog: Program) -> int:
-    def compute() -> int:
-        from drgn_ptwalk.entry import PtLevel
+    return cached(prog, "ptwalk_thp_pmd_order", _find_pmd_order, prog)
 
-        dec = kernel_facts(prog).decoder
-        return dec.level_shift(PtLevel.PMD) - dec.page_shift
 
-    return cached(prog, "ptwalk_thp_pmd_order", compute)
+def _find_pmd_order(prog: Program) -> int:
+    from drgn_ptwalk.entry import PtLevel
+
+    dec = kernel_facts(prog).decoder
+    return dec.level_shift(PtLevel.PMD) - dec.page_shift
 
 
 def _vma_is_anonymous(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
@@ -120,11 +121,12 @@ def _shmem_file(vma: Object, raw: Optional[VmaRaw] = None) -> bool:
 
 def _shmem_aops(prog: Program) -> Optional[int]:
     # The address of shmem_aops (a symbol's address: once per program).
-    def find() -> Optional[int]:
-        aops = var(prog, "shmem_aops")
-        return None if aops is None else aops.address_of_().value_()
+    return cached(prog, "ptwalk_thp_shmem_aops", _find_shmem_aops, prog)
 
-    return cached(prog, "ptwalk_thp_shmem_aops", find)
+
+def _find_shmem_aops(prog: Program) -> Optional[int]:
+    aops = var(prog, "shmem_aops")
+    return None if aops is None else aops.address_of_().value_()
 
 
 def _tva_enum(prog: Program) -> bool:

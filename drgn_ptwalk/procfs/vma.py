@@ -358,7 +358,7 @@ def vm_flag_bits(prog: Program) -> Dict[str, int]:
     Bit numbers of the ``VM_*`` flags of this kernel (names without the
     ``VM_`` prefix), for the flags whose bit moved between versions.
     """
-    return cached(prog, "ptwalk_vm_flag_bits", lambda: _vm_flag_bits(prog))
+    return cached(prog, "ptwalk_vm_flag_bits", _vm_flag_bits, prog)
 
 
 def _enum_bit(prog: Program, name: str) -> Optional[int]:
@@ -418,7 +418,7 @@ def vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
     ``mnemonics[BITS_PER_LONG]`` of ``show_smap_vma_flags()``: the VmFlags
     name of every bit (``"??"`` for unnamed bits, ``""`` for hidden ones).
     """
-    return cached(prog, "ptwalk_vm_mnemonics", lambda: _vm_flag_mnemonics(prog))
+    return cached(prog, "ptwalk_vm_mnemonics", _vm_flag_mnemonics, prog)
 
 
 def _vm_flag_mnemonics(prog: Program) -> Tuple[str, ...]:
@@ -511,7 +511,7 @@ def _on_hugetlbfs(vma: Object) -> bool:
     file = vma.vm_file.read_()
     if not file:
         return False
-    hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+    hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", _symbol_range, prog, "hugetlbfs_fs_type")[0]
     return bool(hugetlbfs) and file.f_inode.i_sb.s_type.value_() == hugetlbfs
 
 
@@ -535,12 +535,12 @@ def hugetlb_vma_hstate(vma: Object) -> Object:
         inode = vma.vm_file.f_inode.read_()
         sb = inode.i_sb.read_()
         fs_type = sb.s_type.value_()
-        hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", lambda: _symbol_range(prog, "hugetlbfs_fs_type"))[0]
+        hugetlbfs = cached(prog, "ptwalk_hugetlbfs_fs_type", _symbol_range, prog, "hugetlbfs_fs_type")[0]
         if hugetlbfs and fs_type != hugetlbfs:
             raise VmaFieldError(vma.value_(), "VMA", f"VM_HUGETLB set but vm_file is not on hugetlbfs "
                                                      f"(super_block {sb.value_():#x} s_type {fs_type:#x})")
         hstate = cast("struct hugetlbfs_sb_info *", sb.s_fs_info).hstate.read_()
-    lo, hi = cached(prog, "ptwalk_hstates", lambda: _symbol_range(prog, "hstates"))
+    lo, hi = cached(prog, "ptwalk_hstates", _symbol_range, prog, "hstates")
     if hi and not lo <= hstate.value_() < hi:
         raise VmaFieldError(vma.value_(), "VMA", f"hugetlbfs hstate {hstate.value_():#x} is not in hstates[]")
     return hstate
@@ -601,7 +601,7 @@ def hugetlb_pmd_shared(mm: Object, addr: int, level: PtLevel = PtLevel.PMD) -> b
     from drgn_ptwalk.walk import table_of
 
     prog = mm.prog_
-    kind, off = cached(prog, "ptwalk_pmd_share_rule", lambda: _pmd_share_rule(prog))
+    kind, off = cached(prog, "ptwalk_pmd_share_rule", _pmd_share_rule, prog)
     if kind == "none":
         return False
     table = table_of(mm, addr, level)
@@ -720,7 +720,7 @@ def mpol_to_str(pol: Object) -> str:
     :param pol: ``struct mempolicy *`` (NULL means the default policy)
     """
     prog = pol.prog_
-    info = cached(prog, "ptwalk_policy_info", lambda: _policy_info(prog))
+    info = cached(prog, "ptwalk_policy_info", _policy_info, prog)
     p = pol.value_()
     if not p or p == info.default_policy or info.preferred[0] <= p < info.preferred[1]:
         return "default"
