@@ -754,3 +754,66 @@ def test_pte_decode_is_kind_pfn_step(dec):
         else:
             assert got == want, hex(v)
         assert dec.kind(v, depth) == want[0]
+
+
+def _slot_reader(m):
+    """``read_table`` over *m*'s tables for reads of part of a table (iter_tables reads the slots asked)."""
+    def read(addr, n, physical):
+        start = max(t for t in m.tables if t <= addr)
+        i = (addr - start) // 8
+        assert i + n <= len(m.tables[start])
+        return tuple(m.tables[start][i : i + n])
+
+    return read
+
+
+def test_iter_tables_order_and_range():
+    from drgn_ptwalk.walk import iter_tables
+
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    for a in (0x400000, 0x7F0000000000, 0x7F0000200000):
+        m.set(a, (0x1234 << 12) | X86_PTE)
+    got = [(t.level, t.base, t.error) for t in iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 47)]
+    assert got == [(PtLevel.PGD, 0, None),
+                   (PtLevel.PUD, 0, None), (PtLevel.PMD, 0, None), (PtLevel.PTE, 2 << 21, None),
+                   (PtLevel.PUD, 0x7F0000000000 & ~((1 << 39) - 1), None),
+                   (PtLevel.PMD, 0x7F0000000000 & ~((1 << 30) - 1), None),
+                   (PtLevel.PTE, 0x7F0000000000, None), (PtLevel.PTE, 0x7F0000200000, None)], got
+    # only the tables on the way to [lo, hi)
+    got = [(t.level, t.base) for t in iter_tables(d, _slot_reader(m), m.root, True, 0x7F0000200000,
+                                                  0x7F0000200001)]
+    assert [lvl for lvl, _ in got] == [PtLevel.PGD, PtLevel.PUD, PtLevel.PMD, PtLevel.PTE]
+    assert got[-1][1] == 0x7F0000200000
+
+
+def test_iter_tables_carries_the_walker_guards():
+    from drgn_ptwalk.walk import TableGuard, iter_tables
+
+    # a loop: met once, with its reason, and not gone down
+    d = X86_64Decoder()
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    pud = m.walk_down(m.root, 0x400000, 1)
+    pmd = m.walk_down(m.root, 0x400000, 2)
+    m.tables[pmd][5] = pud | 0x67
+    m.tables[pud][3] = m.root | 0x67
+    tables = list(iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 32))
+    errs = [(t.level, t.base, t.addr) for t in tables if t.error is not None]
+    assert errs == [(PtLevel.PTE, 5 << 21, pud), (PtLevel.PMD, 3 << 30, m.root)], errs
+    assert all("loop" in t.error for t in tables if t.error is not None)
+    # one PTE table in 509 places: refused where the walker refuses it, and the budget bounds the rest
+    m = _mem(d, 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    pmd = m.walk_down(m.root, 0x400000, 2)
+    pte = m.walk_down(m.root, 0x400000, 3)
+    for i in range(3, 512):
+        m.tables[pmd][i] = pte | 0x67
+    guard = TableGuard(d.levels, m.root, None, True)
+    tables = list(iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 30, guard=guard))
+    errs = [t for t in tables if t.error is not None]
+    assert len(errs) == 509 and all("already the PTE table" in t.error for t in errs)
+    guard = TableGuard(d.levels, m.root, 10, False)
+    tables = list(iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 30, guard=guard))
+    assert len([t for t in tables if t.error is None]) == 1 + 10
+    assert all("page tables" in t.error for t in tables if t.error is not None)
