@@ -509,9 +509,8 @@ def test_check_range_errors():
         _check_range(d, (1 << 64) - (1 << 48), 1 << 64)
 
 
-def test_walk_table_loops_are_errors():
-    # A PMD slot pointing back at the PUD table and a PUD slot at the root:
-    # each one ERROR at the level of the table it claims to be.
+def _looped():
+    """Tables with a PMD slot pointing back at the PUD table and a PUD slot at the root: (memory, PUD table)."""
     d = X86_64Decoder()
     m = _mem(d, 0x67)
     m.set(0x400000, (0x1234 << 12) | X86_PTE)
@@ -519,6 +518,24 @@ def test_walk_table_loops_are_errors():
     pmd = m.walk_down(m.root, 0x400000, 2)
     m.tables[pmd][5] = pud | 0x67
     m.tables[pud][3] = m.root | 0x67
+    return m, pud
+
+
+def _one_pte_table_everywhere():
+    """Tables with every PMD slot from 3 on pointing at one PTE table (no kernel does that)."""
+    m = _mem(X86_64Decoder(), 0x67)
+    m.set(0x400000, (0x1234 << 12) | X86_PTE)
+    pmd = m.walk_down(m.root, 0x400000, 2)
+    pte = m.walk_down(m.root, 0x400000, 3)
+    for i in range(3, 512):
+        m.tables[pmd][i] = pte | 0x67
+    return m
+
+
+def test_walk_table_loops_are_errors():
+    # A PMD slot pointing back at the PUD table and a PUD slot at the root:
+    # each one ERROR at the level of the table it claims to be.
+    m, pud = _looped()
     ents = _walk(m, [(0, 0x100000000, None)])
     _check_cover(ents, 0, 0x100000000)
     errs = [(e.level, e.start, e.end, e.table) for e in ents if e.type == PtType.ERROR]
@@ -532,12 +549,7 @@ def test_walk_table_loops_are_errors():
 
 def test_walk_table_in_two_places_and_budget():
     d = X86_64Decoder()
-    m = _mem(d, 0x67)
-    m.set(0x400000, (0x1234 << 12) | X86_PTE)
-    pmd = m.walk_down(m.root, 0x400000, 2)
-    pte = m.walk_down(m.root, 0x400000, 3)
-    for i in range(3, 512):  # every PMD slot pointing at one PTE table: no kernel does that
-        m.tables[pmd][i] = pte | 0x67
+    m = _one_pte_table_everywhere()
     ents = _walk(m, [(0, 0x40000000, None)], unique_tables=True)
     _check_cover(ents, 0, 0x40000000)
     errs = [e for e in ents if e.type == PtType.ERROR]
@@ -792,23 +804,13 @@ def test_iter_tables_carries_the_walker_guards():
 
     # a loop: met once, with its reason, and not gone down
     d = X86_64Decoder()
-    m = _mem(d, 0x67)
-    m.set(0x400000, (0x1234 << 12) | X86_PTE)
-    pud = m.walk_down(m.root, 0x400000, 1)
-    pmd = m.walk_down(m.root, 0x400000, 2)
-    m.tables[pmd][5] = pud | 0x67
-    m.tables[pud][3] = m.root | 0x67
+    m, pud = _looped()
     tables = list(iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 32))
     errs = [(t.level, t.base, t.addr) for t in tables if t.error is not None]
     assert errs == [(PtLevel.PTE, 5 << 21, pud), (PtLevel.PMD, 3 << 30, m.root)], errs
     assert all("loop" in t.error for t in tables if t.error is not None)
     # one PTE table in 509 places: refused where the walker refuses it, and the budget bounds the rest
-    m = _mem(d, 0x67)
-    m.set(0x400000, (0x1234 << 12) | X86_PTE)
-    pmd = m.walk_down(m.root, 0x400000, 2)
-    pte = m.walk_down(m.root, 0x400000, 3)
-    for i in range(3, 512):
-        m.tables[pmd][i] = pte | 0x67
+    m = _one_pte_table_everywhere()
     guard = TableGuard(d.levels, m.root, None, True)
     tables = list(iter_tables(d, _slot_reader(m), m.root, True, 0, 1 << 30, guard=guard))
     errs = [t for t in tables if t.error is not None]
