@@ -57,18 +57,20 @@ def has_member(prog: Program, type_name: str, member: str) -> bool:
 def const(prog: Program, name: str, default: Optional[int] = None) -> Optional[int]:
     """The value of the constant (enumerator) *name*, *default* if the debug info has none. Looked up once
     per program (enumerators never change; some are asked for every VMA)."""
-    consts = prog.cache.get("ptwalk_consts")
-    if consts is None:
-        consts = prog.cache["ptwalk_consts"] = {}
     try:
-        v = consts[name]
+        v = prog.cache["ptwalk_consts"][name]
     except KeyError:
-        try:
-            v = prog.constant(name).value_()
-        except LookupError:
-            v = None
-        consts[name] = v
+        v = _const(prog, name)
     return default if v is None else v
+
+
+def _const(prog: Program, name: str) -> Optional[int]:
+    try:
+        v: Optional[int] = prog.constant(name).value_()
+    except LookupError:
+        v = None
+    prog.cache.setdefault("ptwalk_consts", {})[name] = v
+    return v
 
 
 def var(prog: Program, name: str) -> Optional[Object]:

@@ -421,26 +421,27 @@ def _huge_zero_pfn(prog: Program) -> Optional[int]:
 
 
 class FolioHead(NamedTuple):
-    """What :func:`decode_head` reads of a folio's head page and the two after it."""
+    """What :func:`decode_head` reads of a folio's head page and the two after it (the fields of
+    :class:`Folio`, in its order, and ``page[1].flags``)."""
 
+    nr: int
+    """Pages of the folio: ``1 << order`` of a head (``PG_head``), else 1."""
     flags: int
     """Head page flags."""
     refcount: int
     mapping: int
     mapcount: int
     """Head ``_mapcount`` (``page_type``) as stored, signed."""
-    nr: int
-    """Pages of the folio: ``1 << order`` of a head (``PG_head``), else 1."""
     entire: int
     """``_entire_mapcount + 1`` (v6.1: ``compound_mapcount + 1``); 0 for small folios."""
     large: int
     """``_large_mapcount + 1``; 0 for small folios or before v6.11."""
     mm_ids: int
     """``_mm_ids`` (v6.15+), else 0."""
-    flags1: int
-    """``page[1].flags`` (``PG_double_map``, ``PG_large_rmappable``); 0 for small folios."""
     hugetlb: bool
     """A hugetlb folio: ``PGTY_hugetlb`` (v6.12+) or v6.1's ``HUGETLB_PAGE_DTOR`` in ``page[1]``."""
+    flags1: int
+    """``page[1].flags`` (``PG_double_map``, ``PG_large_rmappable``); 0 for small folios."""
 
 
 def read_head_pages(facts: KernelFacts, pfn: int) -> bytes:
@@ -467,7 +468,7 @@ def decode_head(lay: PageLayout, buf: bytes, at: int = 0) -> FolioHead:
     mapping = _U64.unpack_from(buf, at + lay.mapping)[0]
     mapcount = _S32.unpack_from(buf, at + lay.mapcount)[0]
     if not flags >> lay.pg_head & 1:
-        return FolioHead(flags, refcount, mapping, mapcount, 1, 0, 0, 0, 0, False)
+        return FolioHead(1, flags, refcount, mapping, mapcount, 0, 0, 0, False, 0)
     entire = large = mm_ids = 0
     # the mapcounts start at -1
     if lay.entire_mapcount is not None:
@@ -485,8 +486,8 @@ def decode_head(lay: PageLayout, buf: bytes, at: int = 0) -> FolioHead:
         hugetlb = buf[at + lay.size + off] == value
     else:
         hugetlb = False
-    return FolioHead(flags, refcount, mapping, mapcount, 1 << buf[at + lay.order_offset], entire, large, mm_ids,
-                     _U64.unpack_from(buf, at + lay.size + lay.flags)[0], hugetlb)
+    return FolioHead(1 << buf[at + lay.order_offset], flags, refcount, mapping, mapcount, entire, large, mm_ids,
+                     hugetlb, _U64.unpack_from(buf, at + lay.size + lay.flags)[0])
 
 
 class Folio(NamedTuple):
@@ -597,20 +598,8 @@ class FolioReader:
             buf = read_head_pages(self.facts, head)
         h = decode_head(self.lay, buf, 0)
         dm = self.lay.pg.get("double_map")
-        return Folio(
-            head,
-            h.nr,
-            h.flags,
-            h.refcount,
-            h.mapping,
-            h.mapcount,
-            h.entire,
-            h.large,
-            h.mm_ids,
-            # PAGEFLAG(DoubleMap, double_map, PF_SECOND): page[1].flags
-            dm is not None and bool(h.flags1 >> dm & 1),
-            h.hugetlb,
-        )
+        # PAGEFLAG(DoubleMap, double_map, PF_SECOND): page[1].flags
+        return Folio(head, *h[:8], dm is not None and bool(h.flags1 >> dm & 1), h.hugetlb)
 
     def flag_mask(self, *names: str) -> int:
         """The mask of head flags ``PG_<name>`` (those this kernel has)."""

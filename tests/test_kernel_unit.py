@@ -93,7 +93,7 @@ def test_decode_head():
     assert (h.entire, h.large, h.mm_ids, h.flags1, h.hugetlb) == (1, 512, 1 << 63, 1 << 9, False)
     # a small folio: no head flag, nothing read of the next pages
     buf = _pages(lay, {0: ("Q", 1 << 5), 48: ("i", 0), 52: ("i", 1)}, {48: ("B", 9)}, {})
-    assert decode_head(lay, buf) == (1 << 5, 1, 0, 0, 1, 0, 0, 0, 0, False)
+    assert decode_head(lay, buf) == (1, 1 << 5, 1, 0, 0, 0, 0, 0, False, 0)
     # hugetlb: v6.12+'s page type, v6.1's destructor in page[1]
     buf = _pages(lay, {0: ("Q", 1 << 6), 48: ("I", 0xF4000000)}, {48: ("B", 9)}, {})
     assert decode_head(lay, buf).hugetlb
