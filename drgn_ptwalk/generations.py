@@ -17,17 +17,9 @@ from typing import NamedTuple, Optional
 
 from drgn import Program, TypeKind
 
-from drgn_ptwalk._kernel import cached, has_member
+from drgn_ptwalk._kernel import cached, const, has_member
 
 __all__ = ("Generation", "generation")
-
-
-def _has_constant(prog: Program, name: str) -> bool:
-    try:
-        prog.constant(name)
-        return True
-    except LookupError:
-        return False
 
 
 def _has(prog: Program, name: str) -> bool:
@@ -217,7 +209,7 @@ def _mm_flags_bitmap(prog: Program) -> bool:
 
 
 def _vm_flags_layout(prog: Program) -> str:
-    if _has_constant(prog, "VMA_UFFD_MINOR_BIT"):
+    if const(prog, "VMA_UFFD_MINOR_BIT") is not None:
         return "enum"
     if _has(prog, "__x64_sys_mseal") or _has(prog, "__arm64_sys_mseal"):
         return "mseal"
@@ -227,7 +219,7 @@ def _vm_flags_layout(prog: Program) -> str:
 def _detect(prog: Program) -> Generation:
     arch = prog.platform.arch.name if prog.platform else ""
     mthp = _has(prog, "__thp_vma_allowable_orders")
-    tva_enum = _has_constant(prog, "TVA_SMAPS") and not _has_constant(prog, "TVA_ENFORCE_SYSFS")
+    tva_enum = const(prog, "TVA_SMAPS") is not None and const(prog, "TVA_ENFORCE_SYSFS") is None
     return Generation(
         x86_saved_dirty=_has(prog, "arch_check_zapped_pte") if arch == "X86_64" else None,
         arm64_v610_layout=_arm64_v610_layout(prog) if arch == "AARCH64" else None,
@@ -238,7 +230,7 @@ def _detect(prog: Program) -> Generation:
         entire_mapcount=has_member(prog, "struct folio", "_entire_mapcount"),
         large_mapcount=has_member(prog, "struct folio", "_large_mapcount"),
         mm_ids=has_member(prog, "struct folio", "_mm_ids"),
-        hugetlb_page_type=_has_constant(prog, "PGTY_hugetlb"),
+        hugetlb_page_type=const(prog, "PGTY_hugetlb") is not None,
         precise_mapcount=_has(prog, "folio_precise_page_mapcount"),
         smaps_ksm_line=has_member(prog, "struct mem_size_stats", "ksm"),
         mthp=mthp,
@@ -252,7 +244,7 @@ def _detect(prog: Program) -> Generation:
         swap_table=has_member(prog, "struct swap_cluster_info", "table")
         and has_member(prog, "struct swap_cluster_info", "extend_table"),
         kpage_scheme="snapshot" if _has(prog, "snapshot_page")
-        else "folio" if _has_constant(prog, "PGTY_buddy") else "page",
+        else "folio" if const(prog, "PGTY_buddy") is not None else "page",
         kpage_holes_zero=_has(prog, "kpage_read"),
         hugetlb_huge_index=_has(prog, "hugetlb_basepage_index"),
     )
