@@ -5,7 +5,8 @@ Who maps a physical page, found the way the kernel's reverse map finds it, and w
 :func:`whomaps` starts from the folio of the PFN and its ``mapping``:
 
 * an anonymous folio: the VMAs of its ``anon_vma`` tree (``anon_vma->rb_root``, ``anon_vma_chain``), at
-  ``vma->vm_start + ((index - vma->vm_pgoff) << PAGE_SHIFT)`` (``vma_address()``);
+  ``vma->vm_start + ((index - vma->vm_pgoff) << PAGE_SHIFT)`` (``vma_address()``; v7.3 and later: the
+  VMA's anonymous page offset instead of ``vm_pgoff``, ``vma_anon_address()``);
 * a KSM folio: the ``rmap_item``\\ s of its stable node, each an address in the VMAs of its ``anon_vma``
   (``rmap_walk_ksm()``);
 * a file, shmem or hugetlbfs folio: the VMAs of its ``address_space``'s ``i_mmap`` tree (hugetlb folios
@@ -150,9 +151,47 @@ def _vma_tuple(vma: Object) -> _Vma:
                 vma.vm_mm.value_())
 
 
+def _anon_pgoff_members(prog: Program) -> Tuple[str, ...]:
+    """The members of ``struct vm_area_struct`` holding a VMA's anonymous page offset, low word first, or
+    ``()`` where anonymous folios are placed by ``vm_pgoff`` (cached per program).
+
+    Since v7.3 an anonymous folio's ``index`` and the anon rmap tree (``avc_start_pgoff()``) count from
+    ``vma_start_anon_pgoff()`` (``__vm_anon_pgoff_lo``, plus ``__vm_anon_pgoff_hi << 32`` on 64-bit),
+    ``vm_start >> PAGE_SHIFT`` when the VMA was first faulted; ``vm_pgoff`` is the file offset only, so a
+    private file VMA's CoW'd folios, and every folio of an anonymous hugetlb VMA (``vm_pgoff`` 0), are
+    found only by the anonymous one. Series "mm/rmap: index MAP_PRIVATE file-backed folios by virt pgoff"
+    (Lorenzo Stoakes; its first patch "mm/vma: introduce VMA virtual page offset field and add helpers"),
+    v7.3; hash unconfirmed (seen in Debian's 7.3~rc7 build, whose source package is not downloadable
+    here). The member itself."""
+    try:
+        return prog.cache["ptwalk_anon_pgoff_members"]
+    except KeyError:
+        pass
+    try:
+        vma = prog.type("struct vm_area_struct")
+        names = tuple(n for n in ("__vm_anon_pgoff_lo", "__vm_anon_pgoff_hi") if vma.has_member(n))
+    except LookupError:
+        names = ()
+    prog.cache["ptwalk_anon_pgoff_members"] = names
+    return names
+
+
+def _anon_vma_tuple(vma: Object, members: Tuple[str, ...]) -> _Vma:
+    """:func:`_vma_tuple` with ``pgoff`` the VMA's anonymous page offset (``vma_start_anon_pgoff()``)."""
+    v = _vma_tuple(vma)
+    if not members:
+        return v
+    pgoff = 0
+    for i, name in enumerate(members):
+        pgoff |= getattr(vma, name).value_() << (32 * i)
+    return v._replace(pgoff=pgoff)
+
+
 def _anon_vmas(prog: Program, anon_vma: int) -> List[_Vma]:
     root = Object(prog, "struct anon_vma *", anon_vma).rb_root.rb_root.address_of_()
-    return [_vma_tuple(avc.vma) for avc in rbtree_inorder_for_each_entry("struct anon_vma_chain", root, "rb")]
+    members = _anon_pgoff_members(prog)
+    return [_anon_vma_tuple(avc.vma, members)
+            for avc in rbtree_inorder_for_each_entry("struct anon_vma_chain", root, "rb")]
 
 
 def _file_vmas(prog: Program, mapping: int) -> List[_Vma]:

@@ -22,6 +22,13 @@ recorded where ``obj_malloc()`` records it (``handle | OBJ_ALLOCATED_TAG`` in th
 in the first page's ``index`` for a huge zspage). Measured on Debian's kernels: tag shift 1 on v6.1, 0 on v6.12
 and v7.2; ``MAX_POSSIBLE_PHYSMEM_BITS`` 52 on x86_64 and arm64, 51 on ppc64le.
 
+Since v7.3 the bits below the PFN may also hold the object's size class, above its index
+(``[PFN | class_idx | obj_idx]``, ``ZS_OBJ_CLASS_BITS`` wide where a long has room for it, else 0): commit
+"mm/zsmalloc: encode class index in obj value for lockless class lookup" (Wenchao Hao), v7.3; hash
+unconfirmed (seen in Debian's 7.3~rc7 build: 9 class bits on x86_64 and arm64). ``ZS_OBJ_CLASS_BITS`` is
+the width of ``struct zspage``'s ``class`` bit-field (``CLASS_BITS + 1``); whether the class is there is
+calibrated like the rest, and where it is, it must name the zspage's own class.
+
 The object's offset in its first page is ``(class->size * obj_idx) % PAGE_SIZE`` with ``class =
 pool->size_class[zspage->class]``; an object that crosses the end of the page continues at the start of
 the next page of the zspage, ``page->index`` (``struct page *``; v6.x's ``get_next_page()``, v6.16+'s
@@ -66,18 +73,26 @@ class ZsLocation(NamedTuple):
     """Index of the object in its zspage."""
 
 
-def obj_location(obj: int, pfn_bits: int, tag_shift: int, bits_per_long: int = 64) -> ZsLocation:
+def obj_location(obj: int, pfn_bits: int, tag_shift: int, bits_per_long: int = 64,
+                 class_bits: int = 0) -> ZsLocation:
     """
     Decode an ``obj`` value (``obj_to_location()``).
 
     :param obj: the value the handle points to
     :param pfn_bits: ``_PFN_BITS`` (``MAX_POSSIBLE_PHYSMEM_BITS - PAGE_SHIFT``)
     :param tag_shift: ``OBJ_TAG_BITS`` up to v6.1, 0 after
+    :param class_bits: ``ZS_OBJ_CLASS_BITS`` (v7.3+: the size class between the PFN and the index), 0 before
     """
     index_bits = bits_per_long - pfn_bits
     pfn = obj >> index_bits
-    obj_idx = (obj & ((1 << index_bits) - 1)) >> tag_shift
+    obj_idx = (obj & ((1 << (index_bits - class_bits)) - 1)) >> tag_shift
     return ZsLocation(pfn, obj_idx)
+
+
+def _obj_class(obj: int, pfn_bits: int, class_bits: int, bits_per_long: int) -> int:
+    """The size class index an ``obj`` value holds (v7.3+'s ``obj_to_class_idx()``; 0 if *class_bits* is)."""
+    shift = bits_per_long - pfn_bits - class_bits
+    return (obj >> shift) & ((1 << class_bits) - 1)
 
 
 class _Layout(NamedTuple):
@@ -219,8 +234,8 @@ class ZsPool:
         self.address = pool.value_()
         self.lay = _layout(self.prog)
         self.little = self.lay.word.format.startswith("<")
-        self.encoding: Optional[Tuple[int, int]] = None
-        """(``_PFN_BITS``, tag shift), once calibrated."""
+        self.encoding: Optional[Tuple[int, int, int]] = None
+        """(``_PFN_BITS``, tag shift, ``ZS_OBJ_CLASS_BITS``), once calibrated."""
         self._class_size: Dict[int, Tuple[int, Optional[int]]] = {}
         self.bits_per_long = self.prog.type("unsigned long").size * 8
 
@@ -284,15 +299,20 @@ class ZsPool:
         header word, or in the first page's ``index`` for a huge zspage).
         """
         encodings = [self.encoding] if self.encoding else [
-            (bits - self.lay.page_shift, shift) for bits in _PHYSMEM_BITS_CANDIDATES for shift in (1, 0)
+            (bits - self.lay.page_shift, shift, class_bits) for bits in _PHYSMEM_BITS_CANDIDATES
+            for shift in (1, 0) for class_bits in (0, self.lay.class_bits)
         ]
         tagged = handle | OBJ_ALLOCATED_TAG
-        for pfn_bits, shift in encodings:
-            loc = obj_location(obj, pfn_bits, shift, self.bits_per_long)
+        for pfn_bits, shift, class_bits in encodings:
+            if class_bits >= self.bits_per_long - pfn_bits:
+                continue
+            loc = obj_location(obj, pfn_bits, shift, self.bits_per_long, class_bits)
             zs = self._zspage_of(loc.pfn)
             if zs is None:
                 continue
             _, cls, huge, index = zs
+            if class_bits and _obj_class(obj, pfn_bits, class_bits, self.bits_per_long) != cls:
+                continue
             size, objs = self._class(cls)
             if objs is not None and loc.obj_idx >= objs:
                 continue
@@ -307,9 +327,10 @@ class ZsPool:
                     continue
                 if header != tagged:
                     continue
-            if self.encoding is None and not huge and loc.obj_idx:
-                # Huge objects and index 0 do not tell the tag shift apart: calibrate on others.
-                self.encoding = (pfn_bits, shift)
+            if self.encoding is None and not huge and loc.obj_idx and cls:
+                # Huge objects and index 0 do not tell the tag shift apart, class 0 not the class bits:
+                # calibrate on others.
+                self.encoding = (pfn_bits, shift, class_bits)
             return loc, cls, huge, index
         raise ZsError(f"handle {handle:#x} (obj {obj:#x}): no object of zs_pool {self.address:#x} records it "
                       "(a freed or corrupt handle, or a page not in the dump)")

@@ -92,3 +92,35 @@ def test_wanted_kernel_records_never_fail(monkeypatch):
     monkeypatch.setattr(fetch, "resolve_kernel", missing)
     got = build._wanted_kernel(Apt404(), entry)
     assert got["downloadable"] is False and "not in trixie" in got["error"]
+
+
+def test_experimental_kernel_from_its_own_index_line():
+    """experimental's kernel is resolved from experimental's line of the signed index (apt pins that suite
+    low: the version is named, never chosen by apt), its 7.x packages from that version's Depends."""
+    madison = (
+        "linux-image-cloud-amd64 | 7.3~rc7-1~exp1 | http://archive/debian experimental/main amd64 Packages\n"
+        "linux-image-cloud-amd64 | 7.2.13-1 | http://archive/debian sid/main amd64 Packages\n"
+    )
+    show = {
+        ("linux-image-cloud-amd64", "7.3~rc7-1~exp1"): "Package: linux-image-cloud-amd64\nVersion: 7.3~rc7-1~exp1\n"
+        "Depends: linux-image-7.3-cloud-amd64 (= 7.3~rc7-1~exp1)\n",
+        ("linux-image-7.3-cloud-amd64", "7.3~rc7-1~exp1"): "Package: linux-image-7.3-cloud-amd64\n"
+        "Version: 7.3~rc7-1~exp1\nDepends: linux-binary-7.3-cloud-amd64 (= 7.3~rc7-1~exp1), "
+        "linux-modules-7.3-cloud-amd64 (= 7.3~rc7-1~exp1), kmod\n",
+    }
+
+    class ExpApt(FakeApt):
+        def run(self, *args, cwd=None) -> str:
+            self.calls.append(args)
+            if args[:2] == ("apt-cache", "madison"):
+                return madison
+            if args[:2] == ("apt-cache", "show"):
+                pkg, _, ver = args[2].partition("=")
+                return show[(pkg.split(":")[0], ver)]
+            raise AssertionError(args)
+
+    assert "experimental" in fetch.SUITES
+    got = fetch._resolve_kernel(ExpApt(), "experimental", "amd64", "cloud-amd64")
+    assert got == {"release": "7.3-cloud-amd64", "version": "7.3~rc7-1~exp1",
+                   "packages": ["linux-binary-7.3-cloud-amd64", "linux-modules-7.3-cloud-amd64"],
+                   "dbg": "linux-image-7.3-cloud-amd64-dbg"}

@@ -168,6 +168,17 @@ def test_zsmalloc_obj_location(tag_bits, physmem_bits, page_shift):
         assert obj_location(obj, pfn_bits, tag_bits) == (pfn, idx)
 
 
+@pytest.mark.parametrize("obj,pfn,idx,cls", [(0x104371018009, 0x104371, 9, 3), (0x10654B7F0000, 0x10654B, 0, 254)])
+def test_zsmalloc_obj_location_with_class(obj, pfn, idx, cls):
+    """v7.3's [PFN | class_idx | obj_idx] (9 class bits, x86_64: 40 PFN bits): objects of Debian's 7.3~rc7
+    x86_64 dump, a class-3 one and a huge (class 254) one."""
+    from drgn_ptwalk.zsmalloc import _obj_class
+
+    assert obj_location(obj, 40, 0, 64, 9) == (pfn, idx)
+    assert _obj_class(obj, 40, 9, 64) == cls
+    assert obj_location(obj, 40, 0)[1] != idx  # read without the class bits, the index is wrong
+
+
 def _piece(start, n, fate, pfn=None, so=None, detail="", data=True):
     return (start, start + n * PAGE, fate, bytes([start // PAGE % 251]) * (n * PAGE) if data else None,
             pfn, 0 if so is not None else None, so, detail)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-SUITES = ("bookworm", "trixie", "sid")
+SUITES = ("bookworm", "trixie", "sid", "experimental")
 ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.

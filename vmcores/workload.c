@@ -1113,7 +1113,7 @@ static void scen_thp(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* scenario: hugetlb / hugetlb_peer                                     */
+/* scenario: hugetlb / hugetlb_peer / hugetlb_fork                      */
 
 struct hsize {
 	unsigned long kb;
@@ -1268,7 +1268,11 @@ static void scen_hugetlb(void)
 		STEP_REF("shared", "no-free-2M-hugepages");
 
 	/* private mappings of every size */
+	char *priv[16];
+	long npriv[16];
 	for (int i = 0; i < nh; i++) {
+		priv[i] = NULL;
+		npriv[i] = 0;
 		char sn[64], label[64];
 		unsigned long kb = hs[i].kb;
 		size_t hsz = kb * 1024;
@@ -1307,8 +1311,59 @@ static void scen_hugetlb(void)
 			STEP_OK(sn);
 		else
 			STEP_REF(sn, "Private_Hugetlb=%ld", ph);
+		priv[i] = p;
+		npriv[i] = n;
 	}
+
+	/* hugetlb_fork: a child sharing the private (anonymous) hugetlb pages below 1 GiB at the same
+	 * addresses: fork copies the entries write-protected, both map one anonymous hugetlb folio (the anon
+	 * rmap finds both; arm64: 64K cont-PTE, 2M PMD, 32M cont-PMD). It only reads them. The 1 GiB page is
+	 * unmapped in the child: it stays the parent's alone. */
+	pid_t forked = -1;
+	int fp[2] = { -1, -1 };
+	if (pipe2(fp, O_CLOEXEC) == 0) {
+		forked = fork();
+		if (forked == 0) {
+			prctl(PR_SET_NAME, "hugetlb_fork", 0, 0, 0);
+			g_scen = "hugetlb_fork";
+			g_nregions = 0;
+			g_info[0] = 0;
+			close(fp[0]);
+			for (int i = 0; i < nh; i++) {
+				size_t hsz = hs[i].kb * 1024;
+				if (!priv[i])
+					continue;
+				if (hsz >= (1UL << 30)) {
+					munmap(priv[i], (size_t)npriv[i] * hsz);
+					continue;
+				}
+				char label[64];
+				snprintf(label, sizeof(label), "hugetlb_%lukB", hs[i].kb);
+				read_pages(priv[i], (size_t)g_ps);
+				long sh = smaps_kb(priv[i], "Shared_Hugetlb:");
+				add_region(label, priv[i], (size_t)npriv[i] * hsz, "hugetlb-private-forked",
+					   "inherited from hugetlb, read; Shared_Hugetlb=%ld kB", sh);
+				if (sh > 0)
+					STEP_OK(label);
+				else
+					STEP_REF(label, "Shared_Hugetlb=%ld", sh);
+			}
+			report_ready(0);
+			out_write(fp[1], "x", 1);
+			pause_forever();
+		}
+		if (forked < 0)
+			STEP_ERR("fork-child", errno);
+		close(fp[1]);
+		if (forked > 0 && wait_byte(fp[0], 60000) < 0) {
+			STEP_REF("fork-child-ready", "timeout");
+			kill(forked, SIGKILL);
+		}
+		close(fp[0]);
+	} else
+		STEP_ERR("fork-pipe", errno);
 	add_info("peer_pid", "%d", (int)peer);
+	add_info("fork_pid", "%d", (int)forked);
 	report_ready(1);
 	pause_forever();
 }
