@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 SUITES = ("bookworm", "trixie", "sid")
-ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
+ARCHES = ("amd64", "arm64", "ppc64el", "s390x", "loong64")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.
 LISTS_MAX_AGE = 24 * 3600
@@ -376,15 +376,20 @@ def decompress_module(ko: Path, dest: Path) -> None:
         subprocess.run([*tool, str(ko)], check=True, stdout=f)
 
 
+# The suite a static busybox comes from: bookworm's, or sid's for an architecture bookworm does not have.
+BUSYBOX_SUITE = {"loong64": "sid"}
+
+
 def fetch_busybox(apt: Apt, arch: str) -> Path:
-    """A static busybox for ``arch`` (Debian bookworm's busybox-static)."""
+    """A static busybox for ``arch`` (Debian bookworm's busybox-static; sid's for loong64)."""
     dest = cache_dir() / "busybox" / arch / "busybox"
     if dest.is_file():
         return dest
+    suite = BUSYBOX_SUITE.get(arch, "bookworm")
     vers = apt.versions("busybox-static", arch)
-    if "bookworm" not in vers:
-        raise FetchError(f"busybox-static:{arch} not found in bookworm ({vers})")
-    deb = apt.download("busybox-static", arch, vers["bookworm"])
+    if suite not in vers:
+        raise FetchError(f"busybox-static:{arch} not found in {suite} ({vers})")
+    deb = apt.download("busybox-static", arch, vers[suite])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(".busybox.tmp")
     data = _deb_members(deb, lambda n: n.endswith("/bin/busybox"))
@@ -479,3 +484,46 @@ def fetch_guest_tools(apt: Apt, suite: str, arch: str) -> Path:
         (root / "tools.json").write_text(json.dumps(pkgs, indent=1))
         os.replace(root, dest)
     return dest
+
+
+# A Debian sid tree (debootstrap) for what this machine's Debian release lacks: QEMU with LoongArch's
+# EFI boot (bookworm's QEMU 7.2 loads only an ELF kernel and gives it no EFI system table: Debian's loong64
+# kernel, an EFI zboot image, does not start), edk2 for LoongArch, and the loong64 cross compiler.
+SID_ROOT_PACKAGES = ("qemu-system-misc", "qemu-efi-loongarch64", "gcc-loongarch64-linux-gnu",
+                     "libc6-dev-loong64-cross")
+
+
+def sid_root() -> Path:
+    """The sid tree under the cache (made once with ``debootstrap``, which checks the suite's signed
+    Release against Debian's archive keyring), with :data:`SID_ROOT_PACKAGES` installed.
+
+    ``DRGN_PTWALK_SID_ROOT`` names an existing tree instead.
+    """
+    given = os.environ.get("DRGN_PTWALK_SID_ROOT")
+    if given:
+        root = Path(given)
+        if not (root / "usr/bin/qemu-system-loongarch64").is_file():
+            raise FetchError(f"DRGN_PTWALK_SID_ROOT={given} has no usr/bin/qemu-system-loongarch64: "
+                             f"install {' '.join(SID_ROOT_PACKAGES)} there")
+        return root
+    root = cache_dir() / "sid-root"
+    if (root / ".complete").is_file():
+        return root
+    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").is_file()
+                                                   else None)
+    if debootstrap is None:
+        raise FetchError("debootstrap not found (a sid tree for QEMU's LoongArch machine): apt-get install debootstrap")
+    if os.geteuid() != 0:
+        raise FetchError(f"making the sid tree {root} with debootstrap needs root; or make one and set "
+                         f"DRGN_PTWALK_SID_ROOT (debootstrap --variant=minbase --include={','.join(SID_ROOT_PACKAGES)} sid DIR)")
+    tmp = root.with_name(".sid-root.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"[fetch] debootstrap sid into {root} ({', '.join(SID_ROOT_PACKAGES)})", flush=True)
+    p = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(SID_ROOT_PACKAGES)}",
+                        f"--keyring={KEYRING}", "sid", str(tmp), archive_uri()], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise FetchError(f"debootstrap sid failed: {(p.stdout + p.stderr).strip()[-2000:]}")
+    (tmp / ".complete").write_text("")
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root
