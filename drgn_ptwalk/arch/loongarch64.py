@@ -147,7 +147,9 @@ class LoongArch64Decoder(ArchDecoder):
         return (1 << 64) - (1 << self.va_bits), 1 << 64
 
     def root(self, mm: Any) -> Tuple[int, bool]:
-        return mm.pgd.value_(), False
+        # mm->pgd (swapper_pg_dir for init_mm) is a direct-mapped address: PHYSADDR() (drgn's
+        # virt_to_phys() knows no LoongArch direct map).
+        return mm.pgd.value_() & TO_PHYS_MASK, True
 
     def kind(self, value: int, depth: int) -> int:
         if depth == self._pte_depth:
