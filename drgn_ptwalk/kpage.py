@@ -351,11 +351,12 @@ def _section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
 def _section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional[bytes]]]:
     """(online, subsection map bytes or ``None`` when the whole section is valid) of sections ``[lo, hi)``:
     ``SECTION_IS_ONLINE`` and ``SECTION_HAS_MEM_MAP`` set, and the subsection map, early sections' too:
-    ``pfn_to_online_page()`` tests ``pfn_section_valid()`` whatever ``SECTION_IS_EARLY`` says (b13bc35193d9
-    "mm/hotplug: invalid PFNs from pfn_to_online_page()", v5.12; only ``pfn_valid()`` takes an early
-    section whole). A hole inside an early section (LoongArch's virt machine: RAM ends at 256 MiB in a
-    512 MiB section) reads 0 in the kernel's kpageflags. The ``struct mem_section`` entries are read in bulk (one read per root: a root's
-    entries are contiguous, ``SECTIONS_PER_ROOT`` of them with SPARSEMEM_EXTREME, all of them without)."""
+    ``pfn_to_online_page()`` tests ``pfn_section_valid()`` whatever ``SECTION_IS_EARLY`` says
+    (b13bc35193d9 "mm/hotplug: invalid PFNs from pfn_to_online_page()", v5.12; only ``pfn_valid()``
+    takes an early section whole). A hole inside an early section (LoongArch's virt machine: RAM ends at
+    256 MiB in a 512 MiB section) reads 0 in the kernel's kpageflags. The ``struct mem_section`` entries
+    are read in bulk (one read per root: a root's entries are contiguous, ``SECTIONS_PER_ROOT`` of them
+    with SPARSEMEM_EXTREME, all of them without)."""
     from drgn_ptwalk._compat import nr_to_section, section_flags
 
     flags = section_flags(prog)

@@ -36,7 +36,8 @@ def _platform(arch: str) -> drgn.Platform:
     try:
         a = drgn.Architecture[arch.upper()]
     except KeyError:
-        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64, s390x, loongarch64)") from None
+        known = "x86_64, aarch64, ppc64, s390x, loongarch64"
+        raise ProgramError(f"unknown architecture {arch!r} (known: {known})") from None
     flags = drgn.PlatformFlags.IS_64_BIT
     if arch.lower() not in _BIG_ENDIAN:
         flags |= drgn.PlatformFlags.IS_LITTLE_ENDIAN

@@ -94,7 +94,7 @@ class LoongArch64Decoder(ArchDecoder):
         invalid_tables: Tuple[int, ...] = (),
         max_physmem_bits: Optional[int] = None,
     ) -> None:
-        super().__init__(prog)  # type: ignore[arg-type]
+        super().__init__(prog)
         if page_shift not in (12, 14, 16):
             raise ValueError(f"unsupported page shift {page_shift}")
         if levels not in (2, 3, 4):
