@@ -509,21 +509,40 @@ def sid_root() -> Path:
     root = cache_dir() / "sid-root"
     if (root / ".complete").is_file():
         return root
-    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").is_file()
-                                                   else None)
-    if debootstrap is None:
-        raise FetchError("debootstrap not found (a sid tree for QEMU's LoongArch machine): apt-get install debootstrap")
     if os.geteuid() != 0:
         raise FetchError(f"making the sid tree {root} with debootstrap needs root; or make one and set "
                          f"DRGN_PTWALK_SID_ROOT (debootstrap --variant=minbase --include={','.join(SID_ROOT_PACKAGES)} sid DIR)")
     tmp = root.with_name(".sid-root.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    debootstrap, env = _debootstrap()
     print(f"[fetch] debootstrap sid into {root} ({', '.join(SID_ROOT_PACKAGES)})", flush=True)
     p = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(SID_ROOT_PACKAGES)}",
-                        f"--keyring={KEYRING}", "sid", str(tmp), archive_uri()], capture_output=True, text=True)
+                        f"--keyring={KEYRING}", "sid", str(tmp), archive_uri()], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise FetchError(f"debootstrap sid failed: {(p.stdout + p.stderr).strip()[-2000:]}")
     (tmp / ".complete").write_text("")
     shutil.rmtree(root, ignore_errors=True)
     os.replace(tmp, root)
     return root
+
+
+def _debootstrap():
+    """(debootstrap command, its environment): this machine's, else sid's package (a shell script, checked
+    against the signed index like every .deb here) unpacked under the cache and run from there."""
+    system = shutil.which("debootstrap") or next((p for p in ("/usr/sbin/debootstrap",) if Path(p).is_file()), None)
+    if system:
+        return system, None
+    apt = Apt()
+    apt.update()
+    vers = apt.versions("debootstrap", "amd64")
+    if "sid" not in vers:
+        raise FetchError(f"debootstrap not found here nor in sid ({vers}): apt-get install debootstrap")
+    dest = cache_dir() / "tools" / f"debootstrap-{vers['sid']}"
+    if not (dest / "usr/sbin/debootstrap").is_file():
+        deb = apt.download("debootstrap", "amd64", vers["sid"])
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.is_dir() else cache_dir(), prefix=".debootstrap-"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    return str(dest / "usr/sbin/debootstrap"), dict(os.environ, DEBOOTSTRAP_DIR=str(dest / "usr/share/debootstrap"))
