@@ -7,12 +7,18 @@ or the vmlinux.
 """
 
 import os
-from typing import Optional, Sequence
+import tempfile
+from typing import List, Optional, Sequence
 
 import drgn
 
 from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, map_ppc64_linear_map, qemu_unsupported
-from drgn_ptwalk.arch.loongarch64 import map_direct_windows, map_kernel_tables
+from drgn_ptwalk.arch.loongarch64 import (
+    RelocationError,
+    load_module_debug_info,
+    map_direct_windows,
+    map_kernel_tables,
+)
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -131,6 +137,12 @@ def open_program(
     for path in symbols:
         if not os.path.exists(path):
             raise ProgramError(f"{path}: no such file")
+    # LoongArch: drgn relocates no module debug file ("relocation support is not implemented for
+    # LoongArch64 architecture"); given module files (.ko) are relocated by drgn-ptwalk after the kernel's.
+    modules: List[str] = []
+    if prog.platform is not None and prog.platform.arch == drgn.Architecture.LOONGARCH64:
+        modules = [p for p in symbols if ".ko" in os.path.basename(p)]
+        symbols = [p for p in symbols if p not in modules]
     try:
         prog.load_debug_info(list(symbols), default=default_symbols and not symbols, main=True)
     except drgn.MissingDebugInfoError as e:
@@ -143,6 +155,11 @@ def open_program(
             ) from None
     if not _has_kernel_debug_info(prog):
         raise ProgramError("no debug info for the kernel: pass its vmlinux with -s")
+    if modules:
+        try:
+            load_module_debug_info(prog, modules, tempfile.mkdtemp(prefix="drgn-ptwalk-modules-"))
+        except (LookupError, OSError, RelocationError) as e:
+            raise ProgramError(f"cannot load the module debug info {' '.join(modules)}: {e}") from None
     if core is not None:
         map_ppc64_linear_map(prog)  # older drgn and QEMU's ppc64 ELF dumps (needs the debug info)
     return prog

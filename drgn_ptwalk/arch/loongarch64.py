@@ -33,7 +33,10 @@ exists with 4 levels, ``invalid_pmd_table`` with 3 or more. User and kernel halv
   ``HAVE_ARCH_USERFAULTFD_MINOR``), no contiguous entries.
 """
 
-from typing import Any, Optional, Tuple
+import os
+import struct
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple
 
 from drgn import Architecture, FaultError, Program
 
@@ -41,7 +44,14 @@ from drgn_ptwalk._vmcoreinfo import vmcoreinfo, vmcoreinfo_number
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel
 
-__all__ = ("LoongArch64Decoder", "map_direct_windows", "map_kernel_tables")
+__all__ = (
+    "LoongArch64Decoder",
+    "RelocationError",
+    "load_module_debug_info",
+    "map_direct_windows",
+    "map_kernel_tables",
+    "relocate_module_debug",
+)
 
 _U64 = (1 << 64) - 1
 _VALID = 1 << 0  # also _PAGE_ACCESSED
@@ -333,3 +343,106 @@ class _KernelTranslation:
             address += n
             count -= n
         return bytes(out)
+
+
+# ELF (include/uapi/linux/elf.h) and LoongArch relocation types (the psABI; arch/loongarch/include/asm/elf.h).
+_SHT_SYMTAB, _SHT_RELA, _SHF_ALLOC, _SHN_UNDEF, _SHN_LORESERVE = 2, 4, 0x2, 0, 0xFF00
+_R_LARCH_32, _R_LARCH_64 = 1, 2
+
+
+class RelocationError(Exception):
+    """A module's debug file cannot be relocated (a relocation type or symbol this code does not apply)."""
+
+
+def relocate_module_debug(module: Any, path: "os.PathLike[str] | str", out: "os.PathLike[str] | str") -> None:
+    """
+    Write to *out* a copy of the kernel module debug file *path* (``ET_REL``) whose debug sections are
+    relocated for *module* as it is loaded in the kernel, without relocation sections, made an ``ET_EXEC``
+    with each section at its load address: what drgn 0.3.0 cannot do itself on LoongArch
+    (``load_debug_info()`` of a module: ``NotImplementedError: relocation support is not implemented for
+    LoongArch64 architecture``; it refuses any ``ET_REL`` file there, relocation sections or not).
+
+    Debian's loong64 modules are built without linker relaxation: their debug sections hold only
+    ``R_LARCH_32`` and ``R_LARCH_64`` relocations, ``S + A`` with ``S`` the symbol's value plus the load
+    address of its section (*module*'s ``section_addresses``; 0 for a section the kernel did not load, as
+    drgn does: ``.modinfo``, the debug sections themselves). The relocation sections of loaded sections
+    are dropped (drgn reads the module's code and data from memory).
+
+    :param module: the :class:`drgn.RelocatableModule` of the loaded module
+    :raises RelocationError: another relocation type in a debug section, or not a 64-bit
+        little-endian ``ET_REL`` file
+    """
+    data = bytearray(Path(path).read_bytes())
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1 or struct.unpack_from("<H", data, 16)[0] != 1:
+        raise RelocationError(f"{path}: not a little-endian 64-bit ET_REL ELF file")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    shdrs = [list(struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)) for i in range(shnum)]
+    strtab = shdrs[shstrndx]
+
+    def name(sh: List[int]) -> str:
+        start = strtab[4] + sh[0]
+        return bytes(data[start:data.index(0, start)]).decode()
+
+    addresses = dict(module.section_addresses)
+    base = [addresses.get(name(sh), 0) if sh[2] & _SHF_ALLOC else 0 for sh in shdrs]
+    for i, sh in enumerate(shdrs):
+        target = shdrs[sh[7]] if sh[1] == _SHT_RELA and sh[7] < shnum else None
+        if target is None:
+            continue
+        if target[2] & _SHF_ALLOC:
+            # Code and data relocations: dropped (drgn reads the loaded module's memory, not these
+            # sections, and would refuse the file for them).
+            struct.pack_into("<I", data, shoff + i * shentsize + 4, 0)  # SHT_NULL
+            continue
+        symtab = shdrs[sh[6]]
+        if symtab[1] != _SHT_SYMTAB:
+            raise RelocationError(f"{path}: {name(sh)} has no symbol table")
+        for off in range(sh[4], sh[4] + sh[5], 24):
+            r_offset, r_info, r_addend = struct.unpack_from("<QQq", data, off)
+            sym, rtype = r_info >> 32, r_info & 0xFFFFFFFF
+            _, _, _, shndx, value, _ = struct.unpack_from("<IBBHQQ", data, symtab[4] + sym * 24)
+            if shndx == _SHN_UNDEF or shndx >= _SHN_LORESERVE:
+                s = value if shndx != _SHN_UNDEF else 0
+            else:
+                s = value + base[shndx]
+            where = target[4] + r_offset
+            if rtype == _R_LARCH_64:
+                struct.pack_into("<Q", data, where, (s + r_addend) & _U64)
+            elif rtype == _R_LARCH_32:
+                struct.pack_into("<I", data, where, (s + r_addend) & 0xFFFFFFFF)
+            else:
+                raise RelocationError(f"{path}: relocation type {rtype} in {name(sh)}")
+        # Applied: the section is no longer a relocation section for drgn.
+        struct.pack_into("<I", data, shoff + i * shentsize + 4, 0)  # SHT_NULL
+    # An ET_EXEC whose sections are at their load addresses, which drgn takes as they are.
+    struct.pack_into("<H", data, 16, 2)  # e_type = ET_EXEC
+    for i in range(shnum):
+        struct.pack_into("<Q", data, shoff + i * shentsize + 16, base[i])  # sh_addr
+    tmp = Path(f"{out}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+
+
+def load_module_debug_info(
+    prog: Program, paths: Sequence["os.PathLike[str] | str"], work: "os.PathLike[str] | str"
+) -> None:
+    """
+    ``prog.load_debug_info(paths)`` for kernel module debug files on a LoongArch kernel: each file
+    relocated first (:func:`relocate_module_debug`, into the directory *work*) for the loaded module of its
+    name; on other architectures the files as they are.
+
+    :raises LookupError: a module of that name is not loaded
+    :raises RelocationError: see :func:`relocate_module_debug`
+    """
+    platform = prog.platform
+    if platform is None or platform.arch != Architecture.LOONGARCH64:
+        prog.load_debug_info([os.fspath(p) for p in paths])
+        return
+    done = []
+    for p in paths:
+        stem = Path(p).name.split(".ko")[0].replace("-", "_")
+        out = Path(work) / f"{stem}.relocated.ko"
+        relocate_module_debug(prog.module(stem), p, out)
+        done.append(str(out))
+    prog.load_debug_info(done)
