@@ -489,8 +489,10 @@ def fetch_guest_tools(apt: Apt, suite: str, arch: str) -> Path:
 # A Debian sid tree (debootstrap) for what this machine's Debian release lacks: QEMU with LoongArch's
 # EFI boot (bookworm's QEMU 7.2 loads only an ELF kernel and gives it no EFI system table: Debian's loong64
 # kernel, an EFI zboot image, does not start), edk2 for LoongArch, and the loong64 cross compiler.
+# gdb-multiarch: the gcore tests read LoongArch cores with it (bookworm's GDB 13 finds no registers in one:
+# "Couldn't find general-purpose registers in core file"; sid's GDB 18 reads them).
 SID_ROOT_PACKAGES = ("qemu-system-misc", "qemu-efi-loongarch64", "gcc-loongarch64-linux-gnu",
-                     "libc6-dev-loong64-cross")
+                     "libc6-dev-loong64-cross", "gdb-multiarch")
 
 
 def sid_root() -> Path:
@@ -507,7 +509,20 @@ def sid_root() -> Path:
                              f"install {' '.join(SID_ROOT_PACKAGES)} there")
         return root
     root = cache_dir() / "sid-root"
-    if (root / ".complete").is_file():
+    done = root / ".complete"
+    if done.is_file():
+        # A tree made for fewer packages gets the others (its apt sources are the archive's sid).
+        missing = sorted(set(SID_ROOT_PACKAGES) - set(done.read_text().split()))
+        if missing:
+            print(f"[fetch] installing {', '.join(missing)} into {root}", flush=True)
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            # (Valid-Until not enforced, as debootstrap does not: the signature is still checked.)
+            for cmd in (["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"],
+                        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
+                p = subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, env=env)
+                if p.returncode != 0:
+                    raise FetchError(f"{' '.join(cmd)} in {root} failed: {(p.stdout + p.stderr).strip()[-2000:]}")
+            _replace_text(done, " ".join(SID_ROOT_PACKAGES))
         return root
     if os.geteuid() != 0:
         raise FetchError(f"making the sid tree {root} with debootstrap needs root; or make one and set "
@@ -520,7 +535,7 @@ def sid_root() -> Path:
                         f"--keyring={KEYRING}", "sid", str(tmp), archive_uri()], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise FetchError(f"debootstrap sid failed: {(p.stdout + p.stderr).strip()[-2000:]}")
-    (tmp / ".complete").write_text("")
+    (tmp / ".complete").write_text(" ".join(SID_ROOT_PACKAGES))
     shutil.rmtree(root, ignore_errors=True)
     os.replace(tmp, root)
     return root
