@@ -415,8 +415,9 @@ def loongarch64_thread_regs(task: Object) -> ThreadRegs:
     ``csr_era``, ``csr_badvaddr`` from ``task_pt_regs()`` (``task_stack_page() + THREAD_SIZE -
     sizeof(struct pt_regs)``), the rest of the 45-word ``elf_gregset_t`` (``struct user_pt_regs``'s
     ``reserved[10]``) zero; ``NT_PRFPREG`` (``fpr_get()``: the low doubleword of each of the 32
-    ``thread.fpu.fpr`` registers, ``get_fpr64(..., 0)``, then ``fcc`` and ``fcsr``, zero to the 34 words of
-    the regset). The kernel writes its CPUCFG, LSX, LASX, LBT and hardware break/watch regsets too.
+    ``thread.fpu.fpr`` registers, ``get_fpr64(..., 0)``, then ``fcc`` and the 4-byte ``fcsr``: 268 bytes,
+    what ``fpr_get()`` writes and the kernel's coredump keeps, not the regset's 34 words). The kernel
+    writes its CPUCFG, LSX, LASX, LBT and hardware break/watch regsets too.
     """
     prog = task.prog_
     order = struct_order(prog)
@@ -430,7 +431,7 @@ def loongarch64_thread_regs(task: Object) -> ThreadRegs:
     width = sizeof(fpu.fpr.type_.type)  # union fpureg: 256 bits with LASX
     raw = prog.read(fpr, 32 * width)
     lows = b"".join(raw[i * width:i * width + 8] for i in range(32))
-    fp = lows + struct.pack(order + "QI", fpu.fcc.value_(), fpu.fcsr.value_()) + bytes(4)
+    fp = lows + struct.pack(order + "QI", fpu.fcc.value_(), fpu.fcsr.value_())
     return ThreadRegs(gregs, [CoreNote(b"CORE", NT_PRFPREG, fp)])
 
 
