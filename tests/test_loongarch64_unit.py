@@ -9,7 +9,13 @@ import drgn
 import pytest
 
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE
-from drgn_ptwalk.arch.loongarch64 import CACHE_BASE, LoongArch64Decoder, _KernelTranslation
+from drgn_ptwalk.arch.loongarch64 import (
+    CACHE_BASE,
+    LoongArch64Decoder,
+    RelocationError,
+    _KernelTranslation,
+    relocate_module_debug,
+)
 from drgn_ptwalk.entry import PtFlag, PtLevel
 
 VALID, DIRTY, GLOBAL, HUGE, PRESENT, WRITE, MODIFIED, PROTNONE, SPECIAL = (
@@ -126,3 +132,51 @@ def test_kernel_translation():
     assert t.leaf(huge + 5) == (huge, 1 << 25, 0) and t.read(huge + 4 * ps, 4) == b"abcd"
     with pytest.raises(drgn.FaultError):
         t.leaf(va + 2 * ps)  # a none PTE
+
+
+def _rel_file(relocs) -> bytes:
+    """A minimal ET_REL LoongArch file: .text, .debug_info (16 bytes) and .rela.debug_info with *relocs*
+    ((offset, type, symbol, addend); symbol 1 is .text's section symbol, 2 .debug_info's)."""
+    names = b"\0.shstrtab\0.symtab\0.text\0.debug_info\0.rela.debug_info\0"
+    off = {n: names.index(n.encode()) for n in (".shstrtab", ".symtab", ".text", ".debug_info", ".rela.debug_info")}
+    syms = bytes(24) + struct.pack("<IBBHQQ", 0, 3, 0, 3, 0, 0) + struct.pack("<IBBHQQ", 0, 3, 0, 4, 0, 0)
+    rela = b"".join(struct.pack("<QQq", o, (s << 32) | t, a) for o, t, s, a in relocs)
+    body = [names, syms, bytes(32), bytes(16), rela]
+    pos, offs = 64, []
+    for b in body:
+        offs.append(pos)
+        pos += len(b)
+    shoff = pos
+    sh = [bytes(64),
+          struct.pack("<IIQQQQIIQQ", off[".shstrtab"], 3, 0, 0, offs[0], len(names), 0, 0, 1, 0),
+          struct.pack("<IIQQQQIIQQ", off[".symtab"], 2, 0, 0, offs[1], len(syms), 1, 1, 8, 24),
+          struct.pack("<IIQQQQIIQQ", off[".text"], 1, 0x6, 0, offs[2], 32, 0, 0, 4, 0),
+          struct.pack("<IIQQQQIIQQ", off[".debug_info"], 1, 0, 0, offs[3], 16, 0, 0, 1, 0),
+          struct.pack("<IIQQQQIIQQ", off[".rela.debug_info"], 4, 0x40, 0, offs[4], len(rela), 2, 4, 8, 24)]
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 1, 258, 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(sh), 1)
+    return ehdr + b"".join(body) + b"".join(sh)
+
+
+class _Module:
+    section_addresses = {".text": 0xFFFF800002000000}
+
+
+def test_relocate_module_debug(tmp_path):
+    src, out = tmp_path / "m.ko", tmp_path / "m.relocated.ko"
+    # R_LARCH_64 against .text (loaded) + 0x10; R_LARCH_32 against .debug_info (not loaded: 0) + 5.
+    src.write_bytes(_rel_file([(0, 2, 1, 0x10), (8, 1, 2, 5)]))
+    relocate_module_debug(_Module(), src, out)
+    data = out.read_bytes()
+    e_type, = struct.unpack_from("<H", data, 16)
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(6)]
+    assert e_type == 2  # ET_EXEC
+    assert sh[3][3] == 0xFFFF800002000000 and sh[4][3] == 0  # sh_addr: load addresses
+    assert sh[5][1] == 0  # the relocation section is gone (SHT_NULL)
+    debug = data[sh[4][4]:sh[4][4] + 16]
+    assert struct.unpack_from("<QI", debug) == (0xFFFF800002000010, 5)
+    # Another relocation type in a debug section is refused, not guessed.
+    src.write_bytes(_rel_file([(0, 99, 1, 0)]))
+    with pytest.raises(RelocationError):
+        relocate_module_debug(_Module(), src, out)
