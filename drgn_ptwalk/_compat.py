@@ -219,6 +219,10 @@ def plugin_prog_set(prog: Program) -> None:
     try:
         map_arm64_swapper_pg_dir(prog)
         map_ppc64_linear_map(prog)
+        from drgn_ptwalk.arch.loongarch64 import map_direct_windows, map_kernel_tables
+
+        map_direct_windows(prog)  # LoongArch: drgn translates none of its addresses
+        map_kernel_tables(prog)
     except (drgn.FaultError, LookupError, ValueError, OverflowError):
         pass  # the program stays as drgn made it (ppc64: no debug info yet, drgn looks up cur_cpu_spec)
     if not HAVE_COMMANDS:

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 The notes of an ELF core, as the kernel's own coredump writes them (fs/binfmt_elf.c ``fill_note_info()``,
-``write_note_info()``, with ``CORE_DUMP_USE_REGSET``, which x86_64, arm64, ppc64 and s390x all use):
+``write_note_info()``, with ``CORE_DUMP_USE_REGSET``, which x86_64, arm64, ppc64, s390x and LoongArch all
+use):
 ``NT_PRSTATUS`` per thread with the user registers saved at kernel entry (``task_pt_regs()``), the
 floating-point/vector notes of each thread, ``NT_PRPSINFO``, ``NT_SIGINFO`` (when there is one),
 ``NT_AUXV`` and ``NT_FILE``, in the kernel's order: the first thread's ``NT_PRSTATUS``, the process-wide
@@ -404,11 +405,42 @@ def _s390_has_vx(prog: Program) -> bool:
         return True
 
 
+# ---------------------------------------------------------------------------
+# LoongArch
+
+
+def loongarch64_thread_regs(task: Object) -> ThreadRegs:
+    """
+    LoongArch (arch/loongarch/kernel/ptrace.c, v7.2): ``gpr_get()``: ``regs[32]``, ``orig_a0``,
+    ``csr_era``, ``csr_badvaddr`` from ``task_pt_regs()`` (``task_stack_page() + THREAD_SIZE -
+    sizeof(struct pt_regs)``), the rest of the 45-word ``elf_gregset_t`` (``struct user_pt_regs``'s
+    ``reserved[10]``) zero; ``NT_PRFPREG`` (``fpr_get()``: the low doubleword of each of the 32
+    ``thread.fpu.fpr`` registers, ``get_fpr64(..., 0)``, then ``fcc`` and the 4-byte ``fcsr``: 268 bytes,
+    what ``fpr_get()`` writes and the kernel's coredump keeps, not the regset's 34 words). The kernel
+    writes its CPUCFG, LSX, LASX, LBT and hardware break/watch regsets too.
+    """
+    prog = task.prog_
+    order = struct_order(prog)
+    regs = task_pt_regs(task)
+    t = prog.type("struct pt_regs")
+    base = regs.value_()
+    w = _read_words(prog, base, offsetof(t, "csr_crmd") // 8)  # regs[32], orig_a0, csr_era, csr_badvaddr
+    gregs = struct.pack(f"{order}45Q", *w, *([0] * (45 - len(w))))
+    fpu = task.thread.fpu
+    fpr = fpu.fpr.address_of_().value_()
+    width = sizeof(fpu.fpr.type_.type)  # union fpureg: 256 bits with LASX
+    raw = prog.read(fpr, 32 * width)
+    lows = b"".join(raw[i * width:i * width + 8] for i in range(32))
+    fp = lows + struct.pack(order + "QI", fpu.fcc.value_(), fpu.fcsr.value_())
+    return ThreadRegs(gregs, [CoreNote(b"CORE", NT_PRFPREG, fp)])
+
+
 THREAD_NOTES: Dict[str, Callable[[Object], ThreadRegs]] = {
     "X86_64": x86_64_thread_regs,
     "AARCH64": aarch64_thread_regs,
     "PPC64": ppc64_thread_regs,
     "S390X": s390x_thread_regs,
+    "LOONGARCH64": loongarch64_thread_regs,
 }
 """The register notes of a thread, per architecture (drgn's :class:`drgn.Architecture` names)."""
 
@@ -608,7 +640,8 @@ def core_notes(threads: Sequence[Object], mm: Object, psargs: bytes,
 
 
 def _gregs_size(prog: Program) -> int:
-    return {"X86_64": 27 * 8, "AARCH64": 34 * 8, "PPC64": 48 * 8, "S390X": 216}.get(_arch(prog), 0)
+    return {"X86_64": 27 * 8, "AARCH64": 34 * 8, "PPC64": 48 * 8, "S390X": 216,
+            "LOONGARCH64": 45 * 8}.get(_arch(prog), 0)
 
 
 def encode_notes(prog: Program, notes: Iterable[CoreNote]) -> bytes:

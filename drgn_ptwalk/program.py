@@ -7,11 +7,18 @@ or the vmlinux.
 """
 
 import os
-from typing import Optional, Sequence
+import tempfile
+from typing import List, Optional, Sequence
 
 import drgn
 
 from drgn_ptwalk._compat import map_arm64_swapper_pg_dir, map_ppc64_linear_map, qemu_unsupported
+from drgn_ptwalk.arch.loongarch64 import (
+    RelocationError,
+    load_module_debug_info,
+    map_direct_windows,
+    map_kernel_tables,
+)
 from drgn_ptwalk.errors import ProgramError
 
 __all__ = ("ProgramError", "open_program", "guess_core_architecture")
@@ -26,7 +33,7 @@ _VMCOREINFO_ARCH = (
     (b"SYMBOL(mmu_psize_defs)=", "ppc64"),  # arch/powerpc/kexec/vmcore_info.c
     (b"SYMBOL(lowcore_ptr)=", "s390x"),  # arch/s390/kernel/vmcore_info.c
 )
-_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64", 22: "s390x"}
+_ELF_MACHINE = {62: "x86_64", 183: "aarch64", 21: "ppc64", 22: "s390x", 258: "loongarch64"}
 # Big-endian kernels (ppc64 here is ppc64le: the radix decoder's kernels are little-endian).
 _BIG_ENDIAN = ("s390x",)
 
@@ -35,7 +42,8 @@ def _platform(arch: str) -> drgn.Platform:
     try:
         a = drgn.Architecture[arch.upper()]
     except KeyError:
-        raise ProgramError(f"unknown architecture {arch!r} (known: x86_64, aarch64, ppc64, s390x)") from None
+        known = "x86_64, aarch64, ppc64, s390x, loongarch64"
+        raise ProgramError(f"unknown architecture {arch!r} (known: {known})") from None
     flags = drgn.PlatformFlags.IS_64_BIT
     if arch.lower() not in _BIG_ENDIAN:
         flags |= drgn.PlatformFlags.IS_LITTLE_ENDIAN
@@ -124,9 +132,17 @@ def open_program(
         raise ProgramError(f"{core or qemu}: not a Linux kernel core dump")
     if core is not None:
         map_arm64_swapper_pg_dir(prog)  # drgn < 0.1.0 and QEMU's arm64 ELF dumps
+        map_direct_windows(prog)  # QEMU's LoongArch ELF dumps: drgn translates no LoongArch address
+        map_kernel_tables(prog)  # and LoongArch's vmalloc, modules, vmemmap through swapper_pg_dir
     for path in symbols:
         if not os.path.exists(path):
             raise ProgramError(f"{path}: no such file")
+    # LoongArch: drgn relocates no module debug file ("relocation support is not implemented for
+    # LoongArch64 architecture"); given module files (.ko) are relocated by drgn-ptwalk after the kernel's.
+    modules: List[str] = []
+    if prog.platform is not None and prog.platform.arch == drgn.Architecture.LOONGARCH64:
+        modules = [p for p in symbols if ".ko" in os.path.basename(p)]
+        symbols = [p for p in symbols if p not in modules]
     try:
         prog.load_debug_info(list(symbols), default=default_symbols and not symbols, main=True)
     except drgn.MissingDebugInfoError as e:
@@ -139,6 +155,11 @@ def open_program(
             ) from None
     if not _has_kernel_debug_info(prog):
         raise ProgramError("no debug info for the kernel: pass its vmlinux with -s")
+    if modules:
+        try:
+            load_module_debug_info(prog, modules, tempfile.mkdtemp(prefix="drgn-ptwalk-modules-"))
+        except (LookupError, OSError, RelocationError) as e:
+            raise ProgramError(f"cannot load the module debug info {' '.join(modules)}: {e}") from None
     if core is not None:
         map_ppc64_linear_map(prog)  # older drgn and QEMU's ppc64 ELF dumps (needs the debug info)
     return prog

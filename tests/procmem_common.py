@@ -3,12 +3,14 @@
 truth (vmcores/procmem.c, truth/<pid>/procmem.json, its captured pagemap) read once per dump."""
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
 from conftest import _matrix
+from drgn_ptwalk.arch.loongarch64 import load_module_debug_info
 from vmcores import build as vbuild
 from vmcores.fetch import fetch_module_debug
 from vmcores.truth import (
@@ -50,7 +52,8 @@ def reader_prog(v: Any) -> Any:
     if id(prog) not in _loaded:
         paths = fetch_module_debug(Path(v.vmlinux).parent, READER_MODULES)
         if paths:
-            prog.load_debug_info([str(p) for p in paths])
+            # (relocated by drgn-ptwalk first on LoongArch, where drgn relocates no module)
+            load_module_debug_info(prog, paths, tempfile.mkdtemp(prefix="ptwalk-modules-"))
         _loaded.add(id(prog))
     return prog
 

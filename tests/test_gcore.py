@@ -9,11 +9,12 @@ in ``procmem_stopped(a, b, c)`` with known values in the registers its system ca
 the global ``procmem_global`` and the patterns of its pages (vmcores/truth.py ``procmem_expected``).
 """
 
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 from drgn.helpers.linux.pid import find_task
@@ -31,6 +32,7 @@ NOTES = {
     "aarch64": ("NT_PRPSINFO", "NT_AUXV", "NT_FILE", "NT_FPREGSET"),
     "ppc64": ("NT_PRPSINFO", "NT_AUXV", "NT_FILE"),
     "s390x": ("NT_PRPSINFO", "NT_AUXV", "NT_FILE"),
+    "loongarch64": ("NT_PRPSINFO", "NT_AUXV", "NT_FILE", "NT_FPREGSET"),
 }
 
 
@@ -41,8 +43,26 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def _gdb(arch: str) -> str:
-    return _tool("gdb", "gdb") if arch == "x86_64" else _tool("gdb-multiarch", "gdb-multiarch")
+def _sid_gdb() -> Tuple[List[str], Dict[str, str]]:
+    """(argv, environment) of the sid tree's gdb-multiarch (vmcores.fetch.sid_root()), run with the tree's
+    loader, libraries, Python and data directory: Debian 12's GDB 13 finds no registers in a LoongArch core
+    ("Couldn't find general-purpose registers in core file"), sid's GDB 18 does."""
+    from vmcores.fetch import FetchError, sid_root
+
+    try:
+        root = sid_root()
+    except FetchError as e:
+        pytest.fail(f"no sid tree for LoongArch's gdb: {e}", pytrace=False)
+    libs = ":".join(str(root / d / "x86_64-linux-gnu") for d in ("lib", "usr/lib"))
+    argv = [str(root / "lib64/ld-linux-x86-64.so.2"), "--library-path", libs, str(root / "usr/bin/gdb-multiarch"),
+            "--data-directory", str(root / "usr/share/gdb")]
+    return argv, dict(os.environ, PYTHONHOME=str(root / "usr"))
+
+
+def _gdb(arch: str) -> Tuple[List[str], Optional[Dict[str, str]]]:
+    if arch == "loongarch64":
+        return _sid_gdb()
+    return [_tool("gdb", "gdb") if arch == "x86_64" else _tool("gdb-multiarch", "gdb-multiarch")], None
 
 
 class Core:
@@ -75,8 +95,9 @@ class Core:
         if self.zram_region is not None:
             cmds += ["echo =====ZRAM=====\\n", f"x/4gx {self.zram_region.start:#x}"]
         cmds.append("echo =====END=====\\n")
-        argv = [_gdb(v.arch), "-nx", "-batch"] + [x for c in cmds for x in ("-ex", c)]
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        gdb, env = _gdb(v.arch)
+        argv = [*gdb, "-nx", "-batch"] + [x for c in cmds for x in ("-ex", c)]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
         self.gdb_out = p.stdout
         self.gdb_err = p.stderr
         self.sections: Dict[str, str] = {}

@@ -32,6 +32,9 @@ def test_truth_and_dump_agree(vmcore):
     assert pids.get("kthread") is not None and len(pids) >= 10, f"too few workload processes: {pids}"
     checked = invalid_present = 0
     s390x = prog.platform.arch == drgn.Architecture.S390X
+    # drgn (0.3.0) translates no LoongArch page table (follow_pfn(): NotImplementedError "virtual address
+    # translation is not implemented for LoongArch64 architecture"): there the walker's PFN is compared.
+    drgn_translates = prog.platform.arch != drgn.Architecture.LOONGARCH64
     for name, pid in sorted(pids.items()):
         task = find_task(prog, pid)
         assert task, f"{name}: PID {pid} not in the dump"
@@ -56,6 +59,13 @@ def test_truth_and_dump_agree(vmcore):
                 if not ent & PM_PRESENT:
                     continue
                 addr = rec.start + i * page_size
+                if not drgn_translates:
+                    e = next(pt_range_walk(mm, addr, addr + page_size, include_none=False), None)
+                    assert e is not None and e.pfn is not None, f"{name}: the walker finds no page at {addr:#x}"
+                    pfn = e.pfn + (addr - e.start) // page_size
+                    assert pfn == ent & PM_PFN_MASK, f"{name} {addr:#x}: pagemap PFN, walker {pfn:#x}"
+                    checked += 1
+                    continue
                 try:
                     pfn = follow_pfn(mm, addr).value_()
                 except drgn.FaultError:

@@ -43,9 +43,9 @@ COMPARED = PM_PRESENT | PM_SWAP | PM_SOFT_DIRTY | PM_UFFD_WP | PM_GUARD_REGION |
 VM_PFNMAP = 1 << 10
 VM_HUGETLB = 1 << 22
 # VM_SOFTDIRTY is bit 27 with CONFIG_MEM_SOFT_DIRTY, which x86, ppc64 (Book3S) and s390x have (Debian: y); 0 on
-# arm64 (kernel-formats.md §3.4, §8.1).
+# arm64 (kernel-formats.md §3.4, §8.1) and LoongArch (no HAVE_ARCH_SOFT_DIRTY).
 VM_SOFTDIRTY = {Architecture.X86_64: 1 << 27, Architecture.AARCH64: 0, Architecture.PPC64: 1 << 27,
-                Architecture.S390X: 1 << 27}
+                Architecture.S390X: 1 << 27, Architecture.LOONGARCH64: 0}
 
 
 # ---------------------------------------------------------------------------------------------------------

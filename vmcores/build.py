@@ -17,7 +17,7 @@ from . import elfcore, fetch, guest, qemu, rootfs
 from .fetch import cache_dir
 
 MANIFEST = Path(__file__).resolve().parent / "kernels.toml"
-DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64", "s390x": "s390x"}
+DRGN_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64", "s390x": "s390x", "loong64": "loongarch64"}
 DUMP_FILES = {"elf": ("vmcore.elf", None), "qemu-kdump": ("vmcore.kdump", "kdump-zlib")}
 # TCG is slow and arm64 TCG slower still; the workload itself waits for KSM and swap.
 READY_TIMEOUT = float(os.environ.get("DRGN_PTWALK_GUEST_TIMEOUT", "900"))
@@ -77,6 +77,10 @@ def page_size_of(e: Dict[str, Any]) -> int:
     """The base page size of an entry's flavour (Debian names it: arm64-16k, powerpc64le-64k)."""
     if "64k" in e["flavour"]:
         return 65536
+    if e["arch"] == "loong64":
+        # Debian's loong64 flavour keeps LoongArch's default, CONFIG_PAGE_SIZE_16KB (its boot log:
+        # end_pfn=0x3c000 for 3.75 GiB).
+        return 16384
     return 16384 if "16k" in e["flavour"] else 4096
 
 
@@ -229,7 +233,7 @@ def _build_locked(kernel_id: str, out: Path, force: bool, log) -> Dict[str, Any]
         "scenario": e.get("scenario", "default"),
         "memory_gib": int(e.get("memory_gib", qemu.MEMORY_GIB)),
         "cmdline": g.cmdline,
-        "qemu": subprocess.run([g.argv[0], "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+        "qemu": subprocess.run([*g.launcher, "--version"], capture_output=True, text=True, env=g.env).stdout.splitlines()[0],
         "vmlinux": str(kdir / "vmlinux"),
         "truth": str(out / "truth"),
         "pids": pids,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 SUITES = ("bookworm", "trixie", "sid", "experimental")
-ARCHES = ("amd64", "arm64", "ppc64el", "s390x")
+ARCHES = ("amd64", "arm64", "ppc64el", "s390x", "loong64")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Index lists older than this are refreshed; set DRGN_PTWALK_REFRESH=1 to force a refresh.
 LISTS_MAX_AGE = 24 * 3600
@@ -376,15 +376,20 @@ def decompress_module(ko: Path, dest: Path) -> None:
         subprocess.run([*tool, str(ko)], check=True, stdout=f)
 
 
+# The suite a static busybox comes from: bookworm's, or sid's for an architecture bookworm does not have.
+BUSYBOX_SUITE = {"loong64": "sid"}
+
+
 def fetch_busybox(apt: Apt, arch: str) -> Path:
-    """A static busybox for ``arch`` (Debian bookworm's busybox-static)."""
+    """A static busybox for ``arch`` (Debian bookworm's busybox-static; sid's for loong64)."""
     dest = cache_dir() / "busybox" / arch / "busybox"
     if dest.is_file():
         return dest
+    suite = BUSYBOX_SUITE.get(arch, "bookworm")
     vers = apt.versions("busybox-static", arch)
-    if "bookworm" not in vers:
-        raise FetchError(f"busybox-static:{arch} not found in bookworm ({vers})")
-    deb = apt.download("busybox-static", arch, vers["bookworm"])
+    if suite not in vers:
+        raise FetchError(f"busybox-static:{arch} not found in {suite} ({vers})")
+    deb = apt.download("busybox-static", arch, vers[suite])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(".busybox.tmp")
     data = _deb_members(deb, lambda n: n.endswith("/bin/busybox"))
@@ -479,3 +484,80 @@ def fetch_guest_tools(apt: Apt, suite: str, arch: str) -> Path:
         (root / "tools.json").write_text(json.dumps(pkgs, indent=1))
         os.replace(root, dest)
     return dest
+
+
+# A Debian sid tree (debootstrap) for what this machine's Debian release lacks: QEMU with LoongArch's
+# EFI boot (bookworm's QEMU 7.2 loads only an ELF kernel and gives it no EFI system table: Debian's loong64
+# kernel, an EFI zboot image, does not start), edk2 for LoongArch, and the loong64 cross compiler.
+# gdb-multiarch: the gcore tests read LoongArch cores with it (bookworm's GDB 13 finds no registers in one:
+# "Couldn't find general-purpose registers in core file"; sid's GDB 18 reads them).
+SID_ROOT_PACKAGES = ("qemu-system-misc", "qemu-efi-loongarch64", "gcc-loongarch64-linux-gnu",
+                     "libc6-dev-loong64-cross", "gdb-multiarch")
+
+
+def sid_root() -> Path:
+    """The sid tree under the cache (made once with ``debootstrap``, which checks the suite's signed
+    Release against Debian's archive keyring), with :data:`SID_ROOT_PACKAGES` installed.
+
+    ``DRGN_PTWALK_SID_ROOT`` names an existing tree instead.
+    """
+    given = os.environ.get("DRGN_PTWALK_SID_ROOT")
+    if given:
+        root = Path(given)
+        if not (root / "usr/bin/qemu-system-loongarch64").is_file():
+            raise FetchError(f"DRGN_PTWALK_SID_ROOT={given} has no usr/bin/qemu-system-loongarch64: "
+                             f"install {' '.join(SID_ROOT_PACKAGES)} there")
+        return root
+    root = cache_dir() / "sid-root"
+    done = root / ".complete"
+    if done.is_file():
+        # A tree made for fewer packages gets the others (its apt sources are the archive's sid).
+        missing = sorted(set(SID_ROOT_PACKAGES) - set(done.read_text().split()))
+        if missing:
+            print(f"[fetch] installing {', '.join(missing)} into {root}", flush=True)
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            # (Valid-Until not enforced, as debootstrap does not: the signature is still checked.)
+            for cmd in (["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update", "-q"],
+                        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
+                p = subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, env=env)
+                if p.returncode != 0:
+                    raise FetchError(f"{' '.join(cmd)} in {root} failed: {(p.stdout + p.stderr).strip()[-2000:]}")
+            _replace_text(done, " ".join(SID_ROOT_PACKAGES))
+        return root
+    if os.geteuid() != 0:
+        raise FetchError(f"making the sid tree {root} with debootstrap needs root; or make one and set "
+                         f"DRGN_PTWALK_SID_ROOT (debootstrap --variant=minbase --include={','.join(SID_ROOT_PACKAGES)} sid DIR)")
+    tmp = root.with_name(".sid-root.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    debootstrap, env = _debootstrap()
+    print(f"[fetch] debootstrap sid into {root} ({', '.join(SID_ROOT_PACKAGES)})", flush=True)
+    p = subprocess.run([debootstrap, "--variant=minbase", f"--include={','.join(SID_ROOT_PACKAGES)}",
+                        f"--keyring={KEYRING}", "sid", str(tmp), archive_uri()], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise FetchError(f"debootstrap sid failed: {(p.stdout + p.stderr).strip()[-2000:]}")
+    (tmp / ".complete").write_text(" ".join(SID_ROOT_PACKAGES))
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root
+
+
+def _debootstrap():
+    """(debootstrap command, its environment): this machine's, else sid's package (a shell script, checked
+    against the signed index like every .deb here) unpacked under the cache and run from there."""
+    system = shutil.which("debootstrap") or next((p for p in ("/usr/sbin/debootstrap",) if Path(p).is_file()), None)
+    if system:
+        return system, None
+    apt = Apt()
+    apt.update()
+    vers = apt.versions("debootstrap", "amd64")
+    if "sid" not in vers:
+        raise FetchError(f"debootstrap not found here nor in sid ({vers}): apt-get install debootstrap")
+    dest = cache_dir() / "tools" / f"debootstrap-{vers['sid']}"
+    if not (dest / "usr/sbin/debootstrap").is_file():
+        deb = apt.download("debootstrap", "amd64", vers["sid"])
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent if dest.parent.is_dir() else cache_dir(), prefix=".debootstrap-"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    return str(dest / "usr/sbin/debootstrap"), dict(os.environ, DEBOOTSTRAP_DIR=str(dest / "usr/share/debootstrap"))

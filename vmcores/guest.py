@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .fetch import FetchError, cache_dir, decompress_module
+from .fetch import FetchError, cache_dir, decompress_module, sid_root
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
@@ -34,6 +34,9 @@ CC = {
     "ppc64el": ("powerpc64le-linux-gnu-gcc", "gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross"),
     "s390x": ("s390x-linux-gnu-gcc", "gcc-s390x-linux-gnu libc6-dev-s390x-cross"),
 }
+# Cross compilers this machine's Debian may not have (bookworm has no loong64 one): run in the sid tree
+# (fetch.sid_root()) with chroot.
+SID_CC = {"loong64": "loongarch64-linux-gnu-gcc"}
 
 
 def _need(tool: str, package: str) -> str:
@@ -58,9 +61,13 @@ def build_workload(arch: str) -> Path:
     out = cache_dir() / "workload" / f"workload-{arch}-{digest}"
     if out.is_file():
         return out
-    cc = _need(*CC[arch])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
+    if arch in SID_CC:
+        _compile_in_sid_root(SID_CC[arch], arch, tmp)
+        os.replace(tmp, out)
+        return out
+    cc = _need(*CC[arch])
     p = subprocess.run(
         [cc, "-static", "-O2", "-g", "-Wall", "-o", str(tmp), str(WORKLOAD_SRC)], capture_output=True, text=True
     )
@@ -68,6 +75,20 @@ def build_workload(arch: str) -> Path:
         raise FetchError(f"compiling {WORKLOAD_SRC.name} for {arch} failed:\n{p.stderr}")
     os.replace(tmp, out)
     return out
+
+
+def _compile_in_sid_root(cc: str, arch: str, out: Path) -> None:
+    """Compile the workload with the sid tree's ``cc`` (chroot; root only, as making the tree)."""
+    root = sid_root()
+    with tempfile.TemporaryDirectory(dir=root / "tmp", prefix="ptwalk-workload-") as tmp:
+        for f in WORKLOAD_PARTS:
+            shutil.copy(f, Path(tmp) / f.name)
+        inside = "/" + str(Path(tmp).relative_to(root))
+        p = subprocess.run(["chroot", str(root), cc, "-static", "-O2", "-g", "-Wall", "-o", f"{inside}/workload",
+                            f"{inside}/{WORKLOAD_SRC.name}"], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise FetchError(f"compiling {WORKLOAD_SRC.name} for {arch} in {root} failed:\n{p.stderr}")
+        shutil.copy(Path(tmp) / "workload", out)
 
 
 def module_load_order(modules_dir: Path, wanted=WANTED_MODULES) -> List[Path]:

@@ -279,6 +279,9 @@ static const char *const pm_reg_names[] = { "r14", "r15", "r16", "r17", "r18", "
 					    "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30" };
 #elif defined(__s390x__)
 static const char *const pm_reg_names[] = { "r6", "r7", "r8", "r9", "r10", "r13" };
+#elif defined(__loongarch64)
+/* s0-s8: the callee-saved $r23-$r31 */
+static const char *const pm_reg_names[] = { "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30", "r31" };
 #else
 static const char *const pm_reg_names[] = { NULL };
 #endif
@@ -370,6 +373,26 @@ __attribute__((noinline, noclone, optimize("O0"))) long procmem_stopped(long a, 
 		     : "r"(r1), "r"(r3), "r"(r4), "r"(r6), "r"(r7), "r"(r8), "r"(r9), "r"(r10), "r"(r13)
 		     : "memory");
 	long ret = r2;
+#elif defined(__loongarch64)
+	register long a7 asm("$a7") = SYS_read;
+	register long a0 asm("$a0") = fd;
+	register long a1 asm("$a1") = (long)buf;
+	register long a2 asm("$a2") = 1;
+	register long s0 asm("$s0") = PM_REG(0);
+	register long s1 asm("$s1") = PM_REG(1);
+	register long s2 asm("$s2") = PM_REG(2);
+	register long s3 asm("$s3") = PM_REG(3);
+	register long s4 asm("$s4") = PM_REG(4);
+	register long s5 asm("$s5") = PM_REG(5);
+	register long s6 asm("$s6") = PM_REG(6);
+	register long s7 asm("$s7") = PM_REG(7);
+	register long s8 asm("$s8") = PM_REG(8);
+	asm volatile("syscall 0"
+		     : "+r"(a0), "+r"(a1), "+r"(a2)
+		     : "r"(a7), "r"(s0), "r"(s1), "r"(s2), "r"(s3), "r"(s4), "r"(s5), "r"(s6), "r"(s7), "r"(s8)
+		     : "$t0", "$t1", "$t2", "$t3", "$t4", "$t5", "$t6", "$t7", "$t8", "$a3", "$a4", "$a5", "$a6",
+		       "memory");
+	long ret = a0;
 #else
 	long ret = read((int)fd, buf, 1);
 #endif

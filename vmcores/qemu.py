@@ -25,23 +25,26 @@ QEMU = {
     "arm64": ("qemu-system-aarch64", "qemu-system-arm"),
     "ppc64el": ("qemu-system-ppc64", "qemu-system-ppc"),
     "s390x": ("qemu-system-s390x", "qemu-system-misc"),
+    # (loong64: sid's QEMU, from the sid tree, see sid_qemu())
+    "loong64": ("qemu-system-loongarch64", "qemu-system-misc"),
 }
 # pseries: the console is the hypervisor's virtual terminal (spapr-vty), which QEMU's -serial backs;
 # s390-ccw-virtio: the SCLP ASCII console.
-CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0", "s390x": "ttysclp0"}
+CONSOLE = {"amd64": "ttyS0", "arm64": "ttyAMA0", "ppc64el": "hvc0", "s390x": "ttysclp0", "loong64": "ttyS0"}
 # Machines without fw_cfg have no -device vmcoreinfo: the dump gets the kernel's own note afterwards
-# (elfcore.add_vmcoreinfo, from the address the guest prints).
-FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False, "s390x": False}
+# (elfcore.add_vmcoreinfo, from the address the guest prints). LoongArch's virt machine has fw_cfg, but
+# booted by edk2 with ACPI the guest's qemu_fw_cfg binds no device: QEMU 11.1 wrote no VMCOREINFO note.
+FW_CFG = {"amd64": True, "arm64": True, "ppc64el": False, "s390x": False, "loong64": False}
 # A console the host can write to (Guest.after_dump): a socket chardev that logs to serial.log. On
 # s390-ccw-virtio (QEMU 7.2) the SCLP console behind such a chardev logged every line twice, which broke the
 # base64 truth; s390x keeps a file console, and its guest reads kpage snapshot B before the dump
 # (ptwalk.kpage=before; its physical side is refused anyway: a big-endian kernel).
-INPUT_CONSOLE = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False}
+INPUT_CONSOLE = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False, "loong64": True}
 # QEMU refuses -numa on s390-ccw-virtio ("NUMA is not supported by this machine-type"): one node there.
-NUMA = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False}
+NUMA = {"amd64": True, "arm64": True, "ppc64el": True, "s390x": False, "loong64": True}
 # The virtio transport of the guest's disks: PCI, or channel I/O on s390x.
 VIRTIO_BLK = {"amd64": "virtio-blk-pci", "arm64": "virtio-blk-pci", "ppc64el": "virtio-blk-pci",
-              "s390x": "virtio-blk-ccw"}
+              "s390x": "virtio-blk-ccw", "loong64": "virtio-blk-pci"}
 VMCOREINFO = "=====VMCOREINFO====="
 MEMORY_GIB = 6  # two 3 GiB nodes: the smallest guest that kept an aligned free gigabyte for a 1 GiB page
 # (the manifest's per-entry `memory_gib` overrides it: the bench guests need room for a 6 GiB mapping)
@@ -83,6 +86,9 @@ def hugetlb_cmdline(arch: str, page_size: int) -> str:
     elif arch == "s390x":
         # Large segment (1M, EDAT-1) and region-3 (2G, EDAT-2) entries.
         sizes = [("2G", 1), ("1M", 40)]
+    elif arch == "loong64":
+        # The PMD leaf only (HPAGE_SHIFT, asm/pgtable.h): 32M with 16K pages, 2M with 4K.
+        sizes = [("32M", 8)] if page_size == 16384 else [("2M", 20)]
     elif page_size == 16384:
         # 2M is cont-PTE, 32M a PMD, 1G cont-PMD with 16K pages.
         sizes = [("1G", 1), ("32M", 3), ("2M", 8)]
@@ -90,6 +96,25 @@ def hugetlb_cmdline(arch: str, page_size: int) -> str:
         # 64K cont-PTE, 2M PMD, 32M cont-PMD, 1G PUD with 4K pages.
         sizes = [("1G", 1), ("32M", 2), ("2M", 12), ("64K", 32)]
     return " ".join(f"hugepagesz={s} hugepages={n}" for s, n in sizes)
+
+
+def sid_qemu(name: str) -> Tuple[List[str], List[str]]:
+    """(command, firmware arguments) of QEMU ``name`` of the sid tree (fetch.sid_root()), run with the
+    tree's own dynamic loader and libraries (no chroot: the paths of the build stay the host's), its data
+    files and modules; with edk2 as the firmware, which boots the kernel's EFI image (the package's vmlinuz,
+    an EFI zboot image) and gives it ACPI tables (NUMA nodes, fw_cfg). Without edk2, QEMU 11.1's direct
+    kernel boot of that image oopses in i8042_flush() (no ACPI: the legacy I/O ports are not mapped)."""
+    from .fetch import sid_root
+
+    root = sid_root()
+    loader = root / "lib64/ld-linux-x86-64.so.2"
+    libs = ":".join(str(root / d / "x86_64-linux-gnu") for d in ("lib", "usr/lib"))
+    edk2 = root / "usr/share/qemu-efi-loongarch64/QEMU_EFI.fd"
+    for f in (loader, root / "usr/bin" / name, edk2):
+        if not f.is_file():
+            raise FetchError(f"{f} missing: the sid tree {root} needs qemu-system-misc and qemu-efi-loongarch64")
+    return ([str(loader), "--library-path", libs, str(root / "usr/bin" / name)],
+            ["-L", str(root / "usr/share/qemu"), "-bios", str(edk2)])
 
 
 def unpack_zboot(vmlinuz: Path, out: Path) -> Path:
@@ -208,9 +233,19 @@ class Guest:
         self.proc: Optional[subprocess.Popen] = None
         self._qmp: Optional[socket.socket] = None
         self._buf = b""
-        binary = shutil.which(QEMU[self.arch][0])
-        if binary is None:
-            raise FetchError(f"{QEMU[self.arch][0]} not found: apt-get install {QEMU[self.arch][1]}")
+        firmware: List[str] = []
+        self.env: Optional[Dict[str, str]] = None
+        if self.arch == "loong64":
+            launcher, firmware = sid_qemu(QEMU[self.arch][0])
+            # Its own modules, not this machine's QEMU's.
+            self.env = dict(os.environ, QEMU_MODULE_DIR=str(Path(launcher[-1]).parents[2] / "lib/x86_64-linux-gnu/qemu"))
+        else:
+            binary = shutil.which(QEMU[self.arch][0])
+            if binary is None:
+                raise FetchError(f"{QEMU[self.arch][0]} not found: apt-get install {QEMU[self.arch][1]}")
+            launcher = [binary]
+        # The QEMU command (sid's: its loader, libraries and binary) before the arguments.
+        self.launcher = launcher
         kernel = kernel_dir / "vmlinuz"
         if self.arch == "arm64":
             kernel = unpack_zboot(kernel, workdir / "Image")
@@ -231,7 +266,7 @@ class Guest:
         memory_mib = int(entry.get("memory_gib", MEMORY_GIB)) * 1024
         half = memory_mib // 2
         self.argv: List[str] = [
-            binary, "-accel", "tcg,thread=multi", "-M", entry["machine"], "-cpu", entry["cpu"],
+            *launcher, *firmware, "-accel", "tcg,thread=multi", "-M", entry["machine"], "-cpu", entry["cpu"],
             "-smp", "2", "-m", f"{memory_mib}M",
             *([
                 "-object", f"memory-backend-ram,id=m0,size={half}M",
@@ -274,7 +309,7 @@ class Guest:
             # Sparse: a flattened dump of a 6 GiB guest cannot be larger than its memory plus headers.
             with open(disk, "wb") as f:
                 f.truncate((int(self.entry.get("memory_gib", MEMORY_GIB)) + 1) << 30)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=self.env,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def serial_tail(self, lines: int = 40) -> str:

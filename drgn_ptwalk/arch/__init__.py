@@ -218,7 +218,7 @@ def get_decoder(prog: Program) -> ArchDecoder:
     Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
 
     :raises NotImplementedError: for architectures other than x86-64,
-        AArch64, ppc64 (radix MMU) and s390x
+        AArch64, ppc64 (radix MMU), s390x and LoongArch64
     """
     try:
         return prog.cache["ptwalk_decoder"]
@@ -242,6 +242,10 @@ def get_decoder(prog: Program) -> ArchDecoder:
         from drgn_ptwalk.arch.s390x import S390xDecoder
 
         dec = S390xDecoder.from_program(prog)
+    elif arch == Architecture.LOONGARCH64:
+        from drgn_ptwalk.arch.loongarch64 import LoongArch64Decoder
+
+        dec = LoongArch64Decoder.from_program(prog)
     else:
         raise NotImplementedError(f"page-table walking is not supported on {arch}")
     prog.cache["ptwalk_decoder"] = dec

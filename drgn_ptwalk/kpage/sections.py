@@ -46,9 +46,13 @@ def section_state(prog: Program, nr: int) -> Tuple[bool, Optional[bytes]]:
 
 def section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional[bytes]]]:
     """(online, subsection map bytes or ``None`` when the whole section is valid) of sections ``[lo, hi)``:
-    ``SECTION_IS_ONLINE`` and ``SECTION_HAS_MEM_MAP`` set, the subsection map read unless
-    ``SECTION_IS_EARLY``. The ``struct mem_section`` entries are read in bulk (one read per root: a root's
-    entries are contiguous, ``SECTIONS_PER_ROOT`` of them with SPARSEMEM_EXTREME, all of them without)."""
+    ``SECTION_IS_ONLINE`` and ``SECTION_HAS_MEM_MAP`` set, and the subsection map, early sections' too:
+    ``pfn_to_online_page()`` tests ``pfn_section_valid()`` whatever ``SECTION_IS_EARLY`` says
+    (b13bc35193d9 "mm/hotplug: invalid PFNs from pfn_to_online_page()", v5.12; only ``pfn_valid()``
+    takes an early section whole). A hole inside an early section (LoongArch's virt machine: RAM ends at
+    256 MiB in a 512 MiB section) reads 0 in the kernel's kpageflags. The ``struct mem_section`` entries
+    are read in bulk (one read per root: a root's entries are contiguous, ``SECTIONS_PER_ROOT`` of them
+    with SPARSEMEM_EXTREME, all of them without)."""
     flags = section_flags(prog)
     online_bits = flags["SECTION_IS_ONLINE"] | flags["SECTION_HAS_MEM_MAP"]
     ms_type = prog.type("struct mem_section")
@@ -78,7 +82,7 @@ def section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional
             value = u64.unpack_from(raw, k * size + map_off)[0]
             if value & online_bits != online_bits:
                 out.append((False, None))
-            elif value & flags["SECTION_IS_EARLY"] or smap_off is None:
+            elif smap_off is None:
                 out.append((True, None))
             else:
                 usage = u64.unpack_from(raw, k * size + usage_off)[0]
