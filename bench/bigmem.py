@@ -277,7 +277,7 @@ def run_one(kernel_id: str, args) -> Dict[str, Any]:
         if args.crash:
             res["crash_version"] = crash_version(args.crash)
         print(tabulate([[r["label"], fmt_s(r["median_s"]), fmt_s(r["cpu_median_s"]), fmt_kib(r["maxrss_kib"]),
-                         f"{r['out_bytes'] / 1e6:.1f} MB", r.get("error", "")] for r in e2e.values()],
+                         fmt_kib(r["out_bytes"] / 1024), r.get("error", "")] for r in e2e.values()],
                        headers=["end to end (a subprocess)", "wall", "CPU", "peak RSS", "output", "error"]))
         if args.crash:
             print(f"   crash: {res['crash_version']} from {args.crash}")
