@@ -113,39 +113,11 @@ def parse_kpage_changed(data: bytes) -> Tuple[Dict[int, int], bool, str]:
 def read_kpage(truth: Path) -> Optional[KpageTruth]:
     """The kpage truth of a build, or ``None`` if it has none (a build from before it was captured)."""
     truth = Path(truth)
-    path = truth / "kpage.bin"
-    if not path.is_file():
+    got = read_kpage_runs(truth)
+    if got is None:
         return None
-    data = path.read_bytes()
-    if data[:4] != b"KPG1":
-        raise ValueError(f"{path}: not a kpage capture")
-    v = _Varints(data)
-    v.pos = 4
-    npfn, page_size, nfiles = v(), v(), v()
-    files: Dict[str, Optional[array]] = {}
-    for f in range(nfiles):
-        name = KPAGE_FILES[f] if f < len(KPAGE_FILES) else f"file{f}"
-        if not v():
-            files[name] = None
-            continue
-        out = array("Q")
-        tab: List[int] = []
-        n = 0
-        while n < npfn:
-            code = v()
-            count, idx = (code >> 5) + 1, code & 31
-            if idx == _KPAGE_MTF:
-                value = v()
-                if len(tab) == _KPAGE_MTF:
-                    tab.pop()
-            else:
-                value = tab.pop(idx)
-            tab.insert(0, value)
-            out.extend(repeat(value, count))
-            n += count
-        if n != npfn:
-            raise ValueError(f"{path}: {name} has {n} PFNs, the header says {npfn}")
-        files[name] = out
+    npfn, page_size, runs = got
+    files = {name: None if r is None else r.window(0, npfn) for name, r in runs.items()}
     cpath = truth / "kpage-changed.bin"
     if cpath.is_file():
         changed, overflow, scheme = parse_kpage_changed(cpath.read_bytes())
