@@ -52,13 +52,38 @@ RANGE_GIB = 1
 """GiB of PFNs of the range rows (from the first PFN of node 1)."""
 
 
-def _dump(kernel_id: str, build: bool) -> Dict[str, Any]:
+def reassembled(core: str) -> str:
+    """A regular kdump file of the flattened one QEMU wrote (*core* itself if it is not flattened), made
+    once under the cache: libkdumpfile finds each read's place in a flattened file by scanning its list of
+    segments (``flatmap_pread()``), one per page QEMU wrote, so a read costs in proportion to the dump and a
+    pass over all of RAM grows with its square; ``makedumpfile -R`` (here ``vmcores.flattened``) is what
+    drgn's warning about such files advises."""
+    from vmcores.fetch import cache_dir
+    from vmcores.flattened import SIGNATURE, rearrange
+
+    with open(core, "rb") as f:
+        if not f.read(len(SIGNATURE)).startswith(SIGNATURE):
+            return core
+    src = Path(core)
+    dest = cache_dir() / "bench-bigmem" / f"{src.parent.name}.kdump"
+    if not dest.is_file() or dest.stat().st_mtime < src.stat().st_mtime:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        rearrange(src, dest)
+        print(f"   reassembled {core} into {dest} in {fmt_s(time.perf_counter() - t)}", file=sys.stderr, flush=True)
+    return str(dest)
+
+
+def _dump(kernel_id: str, build: bool, as_built: bool = False) -> Dict[str, Any]:
     from vmcores import build as vbuild
 
     if build:
         vbuild.build(kernel_id, log=lambda m: print(m, file=sys.stderr, flush=True))
     for d in vbuild.built():
         if d["id"] == kernel_id:
+            d["built_core"] = d["core"]
+            if not as_built:
+                d["core"] = reassembled(d["core"])
             return d
     raise SystemExit(f"bench.bigmem: no dump of {kernel_id} built: python -m vmcores build {kernel_id}")
 
@@ -153,9 +178,9 @@ def _status_kib(field: str) -> int:
     return -1
 
 
-def memchild(kernel_id: str, key: str) -> int:
+def memchild(kernel_id: str, key: str, as_built: bool) -> int:
     """In a fresh process: the RSS growth of one run of measurement *key* (drgn's caches filled by it)."""
-    d = _dump(kernel_id, False)
+    d = _dump(kernel_id, False, as_built)
     prog = _open(d)
     fn = dict((k, f) for k, _, f in measurements(prog, d))[key]
     gc.collect()
@@ -170,8 +195,9 @@ def memchild(kernel_id: str, key: str) -> int:
     return 0
 
 
-def rss_peak(kernel_id: str, key: str) -> Dict[str, Any]:
-    p = subprocess.run([sys.executable, "-m", "bench.bigmem", "--memchild", key, "--kernel", kernel_id],
+def rss_peak(kernel_id: str, key: str, as_built: bool) -> Dict[str, Any]:
+    p = subprocess.run([sys.executable, "-m", "bench.bigmem", "--memchild", key, "--kernel", kernel_id]
+                       + (["--as-built"] if as_built else []),
                        capture_output=True, text=True, cwd=str(ROOT))
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
@@ -242,18 +268,20 @@ def run_e2e(d: Dict[str, Any], prog, crash: Optional[str], repeat: int, whomaps_
 def run_one(kernel_id: str, args) -> Dict[str, Any]:
     from tabulate import tabulate
 
-    d = _dump(kernel_id, not args.no_build)
+    d = _dump(kernel_id, not args.no_build, args.as_built)
     t = time.perf_counter()
     prog = _open(d)
     t_open = time.perf_counter() - t
-    meta = json.loads((Path(d["core"]).parent / "meta.json").read_text())
+    meta = json.loads((Path(d["built_core"]).parent / "meta.json").read_text())
     gib = meta["memory_gib"]
-    res: Dict[str, Any] = {"dump": d["name"], "kernel": d["release"], "memory_gib": gib, "open_s": t_open,
+    res: Dict[str, Any] = {"dump": d["name"], "core": d["core"], "kernel": d["release"], "memory_gib": gib,
+                           "open_s": t_open, "built_core": d["built_core"],
                            "core_bytes": os.path.getsize(d["core"]),
                            "core_disk_bytes": os.stat(d["core"]).st_blocks * 512,
                            "build_seconds": meta.get("seconds"), "nodes": node_ranges(prog),
                            "loadavg_start": os.getloadavg(), "measurements": {}}
-    print(f"\n== {d['name']}: {d['release']}, {gib} GiB over {len(res['nodes'])} nodes, {d['dump']} dump of "
+    what = "as QEMU wrote it" if d["core"] == d["built_core"] else "reassembled"
+    print(f"\n== {d['name']}: {d['release']}, {gib} GiB over {len(res['nodes'])} nodes, {d['dump']} dump ({what}) of "
           f"{res['core_bytes'] / 1e9:.2f} GB ({res['core_disk_bytes'] / 1e9:.2f} GB on disk); opened in "
           f"{fmt_s(t_open)}", flush=True)
     rows = []
@@ -263,7 +291,7 @@ def run_one(kernel_id: str, args) -> Dict[str, Any]:
         print(f"   measuring {key} ...", file=sys.stderr, flush=True)
         r = timed(fn, args.repeat)
         if not args.no_memory:
-            r["rss"] = rss_peak(kernel_id, key)
+            r["rss"] = rss_peak(kernel_id, key, args.as_built)
         res["measurements"][key] = r
         rss = r.get("rss") or {}
         rows.append([label, fmt_s(r["median_s"]), fmt_s(r["cpu_median_s"]),
@@ -329,10 +357,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (subprocess) runs")
     p.add_argument("--crash", metavar="CHROOT", help="also run crash (CHROOT/usr/bin/crash) on the same dumps")
     p.add_argument("--only", action="append", help="only these measurement keys (repeatable)")
+    p.add_argument("--as-built", action="store_true",
+                   help="bench the dump file as QEMU wrote it (flattened: see reassembled()), not a reassembled copy")
     p.add_argument("--memchild", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memchild:
-        return memchild(args.kernel[0], args.memchild)
+        return memchild(args.kernel[0], args.memchild, args.as_built)
     from tabulate import tabulate
 
     if args.crash and platform.machine() != "x86_64":
