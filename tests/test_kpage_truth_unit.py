@@ -10,7 +10,7 @@ from typing import Dict, List
 import pytest
 
 from vmcores import qemu
-from vmcores.truth import KPAGE_SCHEMES, parse_kpage_changed, read_kpage
+from vmcores.truth import KPAGE_SCHEMES, parse_kpage_changed, read_kpage, read_kpage_runs
 
 
 def _varints(*values: int) -> bytes:
@@ -104,3 +104,38 @@ def test_no_snapshot_needs_no_signal():
     assert not qemu.awaits_dump_signal(_console(qemu.KPAGE_FAILED + " no /proc/kpageflags\n", qemu.READY))
     # A block cut short (the guest still sending) is not complete: nothing is extracted from it.
     assert not qemu.awaits_dump_signal(_console(qemu.KPAGE_BLOCKS["kpage.bin"][0] + "\nAAAA"))
+
+
+def _runs_bin(npfn: int, runs: List[List[int]]) -> bytes:
+    """kpage.bin with file f the runs ``runs[f]`` ([count, value, count, value, ...]), each value sent as
+    new (index 31) or, when seen before, by its move-to-front index, as workload.c cmd_kpage() does."""
+    out = b"KPG1" + _varints(npfn, 4096, len(runs))
+    for pairs in runs:
+        out += _varints(1)
+        tab: List[int] = []
+        for count, value in zip(pairs[::2], pairs[1::2]):
+            if value in tab:
+                out += _varints((count - 1) << 5 | tab.index(value))
+                tab.remove(value)
+            else:
+                out += _varints((count - 1) << 5 | 31, value)
+            tab.insert(0, value)
+    return out
+
+
+def test_runs_reader_windows(tmp_path: Path):
+    """read_kpage_runs() (the truth as runs, for guests too large to expand) gives, window by window, the
+    values the runs say; read_kpage() expands the same."""
+    runs = [[3, 7, 5, 1 << 40, 1, 7, 2, 9, 4, 1 << 40], [15, 0], [1, 0, 14, 5]]
+    (tmp_path / "kpage.bin").write_bytes(_runs_bin(15, runs))
+    npfn, page_size, files = read_kpage_runs(tmp_path)
+    assert (npfn, page_size) == (15, 4096)
+    whole = read_kpage(tmp_path)
+    for name, pairs in zip(("kpageflags", "kpagecount", "kpagecgroup"), runs):
+        want = [v for count, v in zip(pairs[::2], pairs[1::2]) for _ in range(count)]
+        assert list(whole.files[name]) == want
+        r = files[name]
+        assert len(r.starts) == len(pairs) // 2
+        for a in range(npfn + 1):
+            for b in range(a, npfn + 3):
+                assert list(r.window(a, b)) == want[a:b], (name, a, b)

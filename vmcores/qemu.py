@@ -259,18 +259,20 @@ class Guest:
                  f" ptwalk.kdump={','.join(map(str, self.kdump_levels))}") if self.kdump_levels else ""
         cmdline = (
             f"console={CONSOLE[self.arch]} panic=-1 loglevel=4 numa_balancing=disable "
-            f"{hugetlb_cmdline(self.arch, page_size)} {entry.get('append', '')}"
+            f"{entry.get('hugepages') or hugetlb_cmdline(self.arch, page_size)} {entry.get('append', '')}"
             + (f" ptwalk.scenario={scenario}" if scenario != "default" else "") + kdump
             + ("" if INPUT_CONSOLE[self.arch] else " ptwalk.kpage=before")
         ).strip()
         memory_mib = int(entry.get("memory_gib", MEMORY_GIB)) * 1024
         half = memory_mib // 2
+        # reserve=off: no swap space reserved for the guest's RAM, so the host does not refuse a guest larger
+        # than its memory (the pages the guest never writes are never allocated).
         self.argv: List[str] = [
             *launcher, *firmware, "-accel", "tcg,thread=multi", "-M", entry["machine"], "-cpu", entry["cpu"],
             "-smp", "2", "-m", f"{memory_mib}M",
             *([
-                "-object", f"memory-backend-ram,id=m0,size={half}M",
-                "-object", f"memory-backend-ram,id=m1,size={memory_mib - half}M",
+                "-object", f"memory-backend-ram,id=m0,size={half}M,reserve=off",
+                "-object", f"memory-backend-ram,id=m1,size={memory_mib - half}M,reserve=off",
                 "-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1",
             ] if NUMA[self.arch] else []),
             "-kernel", str(kernel), "-initrd", str(initramfs), "-append", cmdline,

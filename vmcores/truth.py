@@ -4,6 +4,7 @@
 import json
 import struct
 from array import array
+from bisect import bisect_right
 from pathlib import Path
 from itertools import repeat
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -112,7 +113,51 @@ def parse_kpage_changed(data: bytes) -> Tuple[Dict[int, int], bool, str]:
 def read_kpage(truth: Path) -> Optional[KpageTruth]:
     """The kpage truth of a build, or ``None`` if it has none (a build from before it was captured)."""
     truth = Path(truth)
-    path = truth / "kpage.bin"
+    got = read_kpage_runs(truth)
+    if got is None:
+        return None
+    npfn, page_size, runs = got
+    files = {name: None if r is None else r.window(0, npfn) for name, r in runs.items()}
+    cpath = truth / "kpage-changed.bin"
+    if cpath.is_file():
+        changed, overflow, scheme = parse_kpage_changed(cpath.read_bytes())
+    else:
+        changed, overflow, scheme = {}, True, None
+    return KpageTruth(npfn, page_size, files, changed, overflow, scheme)
+
+
+class KpageRuns(NamedTuple):
+    """One kpage file of the truth as runs of equal values: no array per PFN (a 256 GiB guest has 6.7e7
+    PFNs: 512 MiB per file as u64s, a few hundred thousand runs)."""
+
+    starts: array
+    """First PFN of each run (ascending; the first is 0)."""
+    values: array
+    """The value of each run."""
+    npfn: int
+
+    def window(self, start: int, end: int) -> array:
+        """The values of PFNs ``[start, end)`` (cut at ``npfn``), as u64s."""
+        end = min(end, self.npfn)
+        out = array("Q")
+        if start >= end:
+            return out
+        i = bisect_right(self.starts, start) - 1
+        pfn = start
+        while pfn < end:
+            stop = self.starts[i + 1] if i + 1 < len(self.starts) else self.npfn
+            n = min(stop, end) - pfn
+            out.extend(repeat(self.values[i], n))
+            pfn += n
+            i += 1
+        return out
+
+
+def read_kpage_runs(truth: Path) -> Optional[Tuple[int, int, Dict[str, Optional[KpageRuns]]]]:
+    """kpage.bin (snapshot A) as runs: (PFN count, page size, file name -> :class:`KpageRuns`, ``None`` for
+    a file the guest could not read); ``None`` if the build has none. The changed PFNs:
+    :func:`parse_kpage_changed` of kpage-changed.bin."""
+    path = Path(truth) / "kpage.bin"
     if not path.is_file():
         return None
     data = path.read_bytes()
@@ -121,13 +166,13 @@ def read_kpage(truth: Path) -> Optional[KpageTruth]:
     v = _Varints(data)
     v.pos = 4
     npfn, page_size, nfiles = v(), v(), v()
-    files: Dict[str, Optional[array]] = {}
+    files: Dict[str, Optional[KpageRuns]] = {}
     for f in range(nfiles):
         name = KPAGE_FILES[f] if f < len(KPAGE_FILES) else f"file{f}"
         if not v():
             files[name] = None
             continue
-        out = array("Q")
+        starts, values = array("Q"), array("Q")
         tab: List[int] = []
         n = 0
         while n < npfn:
@@ -140,17 +185,13 @@ def read_kpage(truth: Path) -> Optional[KpageTruth]:
             else:
                 value = tab.pop(idx)
             tab.insert(0, value)
-            out.extend(repeat(value, count))
+            starts.append(n)
+            values.append(value)
             n += count
         if n != npfn:
             raise ValueError(f"{path}: {name} has {n} PFNs, the header says {npfn}")
-        files[name] = out
-    cpath = truth / "kpage-changed.bin"
-    if cpath.is_file():
-        changed, overflow, scheme = parse_kpage_changed(cpath.read_bytes())
-    else:
-        changed, overflow, scheme = {}, True, None
-    return KpageTruth(npfn, page_size, files, changed, overflow, scheme)
+        files[name] = KpageRuns(starts, values, npfn)
+    return npfn, page_size, files
 
 
 # The procmem scenario (vmcores/procmem.c): every 8-byte word of its regions is a function of the word's

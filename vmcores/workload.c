@@ -3,7 +3,8 @@
  *
  * Usage:
  *   workload run OUTDIR [SET]      start all scenarios of SET ("default", or
- *                                  "bench": big/vmas/small+N for benchmarks),
+ *                                  "bench": big/vmas/small+N for benchmarks,
+ *                                  "bigmem": numa/bignuma for large guests),
  *                                  stop them, capture truth
  *   workload capture OUTDIR name=pid...   capture truth for given processes
  *   workload churn                 keep changing its own memory until killed
@@ -2403,6 +2404,7 @@ struct scenario {
 #include "procmem.c"
 #include "thpsmall.c"
 #include "filecache.c"
+#include "bigmem.c"
 
 static const struct scenario g_default_scenarios[] = {
 	{ "anon", scen_anon },	     { "file", scen_file },
@@ -2428,6 +2430,12 @@ static const struct scenario g_default_scenarios[] = {
 
 static const struct scenario g_bench_scenarios[] = {
 	{ "big", scen_big }, { "vmas", scen_vmas }, { "small", scen_small },
+	{ NULL, NULL },
+};
+
+/* bigmem.c: a large guest, mostly free, with hugetlb pages in use on both nodes */
+static const struct scenario g_bigmem_scenarios[] = {
+	{ "numa", scen_numa }, { "bignuma", scen_bignuma },
 	{ NULL, NULL },
 };
 
@@ -2559,6 +2567,8 @@ static int cmd_run(const char *set)
 	if (!strcmp(set, "bench")) {
 		g_scenarios = g_bench_scenarios;
 		dflt_timeout = 3000;
+	} else if (!strcmp(set, "bigmem")) {
+		g_scenarios = g_bigmem_scenarios;
 	} else if (strcmp(set, "default")) {
 		logmsg("unknown scenario set %s", set);
 		return 2;
