@@ -13,8 +13,9 @@ from .fetch import FetchError, cache_dir, decompress_module
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
 # Included by workload.c: the production scenarios; procmem (known patterns in every kind of memory); the tmpfs huge=
-# mounts; the page-cache scenario.
-WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "procmem.c", HERE / "thpsmall.c", HERE / "filecache.c")
+# mounts; the page-cache scenario; the scale set (100,000 VMAs, 10,000 processes).
+WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "procmem.c", HERE / "thpsmall.c", HERE / "filecache.c",
+                  HERE / "scale.c")
 INIT_SRC = HERE / "guest" / "init"
 CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 
