@@ -76,12 +76,21 @@ def _has_member(prog: Program, type_name: str, member: str) -> bool:
 
 
 def _sym_name(prog: Program, addr: int) -> Optional[str]:
+    # Cached by address: a callback (vm_operations_struct::get_policy of every shmem VMA) is looked up once,
+    # not once per VMA (Program.symbol() by address costs milliseconds on a distribution vmlinux).
     if not addr:
         return None
+    names: Dict[int, Optional[str]] = _cached(prog, "ptwalk_sym_names", dict)
     try:
-        return prog.symbol(addr).name
+        return names[addr]
+    except KeyError:
+        pass
+    try:
+        name: Optional[str] = prog.symbol(addr).name
     except LookupError:
-        return None
+        name = None
+    names[addr] = name
+    return name
 
 
 def vmas(mm: Object) -> List[Object]:
