@@ -51,7 +51,7 @@ def make_root(dest: Path, suite: str = "sid", arch: str = "amd64") -> Path:
     apt.update()
     pkgs = resolve(apt, suite, arch)
     dest.mkdir(parents=True, exist_ok=True)
-    for pkg, deb in sorted(apt.download_many(pkgs, arch).items()):
+    for _, deb in sorted(apt.download_many(pkgs, arch).items()):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
     for link in ("lib", "lib64"):
         if not (dest / link).exists() and (dest / "usr" / link).is_dir():

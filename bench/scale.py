@@ -36,7 +36,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from drgn import Object, Program
+from drgn import Program
 from drgn.helpers.linux.pid import find_task
 
 from bench.__main__ import _child, _crash_loader, crash_version, find_dump, fmt_kib, fmt_s, open_dump
@@ -134,7 +134,7 @@ def text_rows(s: Scale, repeat: int) -> Dict[str, Any]:
         for which, pid in (("big", s.big), ("small", s.small_vmas)):
             task = find_task(s.prog, pid)
             fn(task)  # warm
-            r = _timed(lambda: len(fn(task)), repeat)
+            r = _timed(lambda fn=fn, task=task: len(fn(task)), repeat)
             r["vmas"] = s.nvmas(pid)
             r["us_per_vma"] = r["median_s"] / r["vmas"] * 1e6
             r["cpu_us_per_vma"] = r["cpu_median_s"] / r["vmas"] * 1e6
@@ -265,10 +265,11 @@ def report(res: Dict[str, Dict[str, Any]]) -> None:
                        ("pagemap_small", "pagemap, 1 VMA of a ~10-VMA process")):
         line(label, [f"{res[n]['vma'][key]['median_s'] * 1e3:.3f} / "
                      f"{res[n]['vma'][key]['cpu_median_s'] * 1e3:.3f} ms" for n in names])
-    line("  pagemap / walk (target <= 2)", [f"{res[n]['vma']['pagemap_big']['median_s'] / res[n]['vma']['walk_big']['median_s']:.2f}"
-                                            for n in names])
-    line("  pagemap big / small (target <= 2)", [f"{res[n]['vma']['pagemap_big']['median_s'] / res[n]['vma']['pagemap_small']['median_s']:.2f}"
-                                                 for n in names])
+    def ratio(n: str, a: str, b: str) -> str:
+        return f"{res[n]['vma'][a]['median_s'] / res[n]['vma'][b]['median_s']:.2f}"
+
+    line("  pagemap / walk (target <= 2)", [ratio(n, "pagemap_big", "walk_big") for n in names])
+    line("  pagemap big / small (target <= 2)", [ratio(n, "pagemap_big", "pagemap_small") for n in names])
     for kind in ("maps", "smaps"):
         for which in ("big", "small"):
             line(f"{kind}, {which} VMA process", [f"{_ws(res[n]['text'][f'{kind}_{which}'])} "
@@ -279,8 +280,11 @@ def report(res: Dict[str, Dict[str, Any]]) -> None:
                                                         for n in names])
     for key, label in (("memtop", "memtop, every process"), ("whomaps", "whomaps of the shared text page")):
         line(label, [_ws(res[n]["proc"][key]) for n in names])
-    line("  memtop per process (CPU)", [f"{res[n]['proc']['memtop']['cpu_median_s'] / res[n]['proc']['memtop']['processes'] * 1e6:.0f} us"
-                                        for n in names])
+    def per_process(n: str) -> str:
+        m = res[n]["proc"]["memtop"]
+        return f"{m['cpu_median_s'] / m['processes'] * 1e6:.0f} us"
+
+    line("  memtop per process (CPU)", [per_process(n) for n in names])
     line("  whomaps mappings", [str(res[n]["proc"]["whomaps"]["mappings"]) for n in names])
     if len(names) >= 2:
         a, b = res[names[0]]["proc"], res[names[-1]]["proc"]
@@ -302,7 +306,8 @@ def report(res: Dict[str, Dict[str, Any]]) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
-    p.add_argument("--kernel", action="append", metavar="ID", help=f"scale entries (default {', '.join(DEFAULT_KERNELS)})")
+    p.add_argument("--kernel", action="append", metavar="ID",
+                   help=f"scale entries (default {', '.join(DEFAULT_KERNELS)})")
     p.add_argument("--dump", metavar="KIND", help="dump kind (default: each entry's first)")
     p.add_argument("--repeat", type=int, default=3, help="runs per fast measurement (median; default 3)")
     p.add_argument("--repeat-slow", type=int, default=1, help="runs of memtop, whomaps and end to end (default 1)")

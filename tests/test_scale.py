@@ -95,7 +95,7 @@ def test_scale_truth_is_complete(scale_vmcore):
 
 
 def test_memtop_equals_smaps_rollup(scale_vmcore):
-    meta, rollups = _truth(scale_vmcore)
+    _, rollups = _truth(scale_vmcore)
     rows = {r.pid: r for r in memtop(scale_vmcore.prog())}
     bad = []
     for pid, want in rollups.items():
@@ -107,7 +107,8 @@ def test_memtop_equals_smaps_rollup(scale_vmcore):
         exp = {k: want.get(k, 0) for k in _FIELDS}
         hugetlb = want.get("Shared_Hugetlb", 0) + want.get("Private_Hugetlb", 0)
         if got != exp or row.hugetlb_kb != hugetlb or row.error:
-            bad.append(f"{pid}: rollup {exp} hugetlb {hugetlb}, memtop {got} hugetlb {row.hugetlb_kb} {row.error or ''}")
+            bad.append(f"{pid}: rollup {exp} hugetlb {hugetlb}, "
+                       f"memtop {got} hugetlb {row.hugetlb_kb} {row.error or ''}")
     print(f"{scale_vmcore.name}: {len(rollups)} rollups against {len(rows)} memtop rows")
     assert not bad, f"{len(bad)} of {len(rollups)} processes differ: " + "; ".join(bad[:6])
 
