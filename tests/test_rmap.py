@@ -62,9 +62,10 @@ def _pagemaps(vmcore, prog):
             continue
         task = find_task(prog, pid)
         tgid = task.tgid.value_() if task else pid
-        maps = _maps_lines(vmcore.pid_dir(pid) / "maps")
+        # By start address: a process of the scale guests has 100,000 VMAs (a search per record is quadratic).
+        maps = {m[0]: m for m in _maps_lines(vmcore.pid_dir(pid) / "maps")}
         for rec in read_pagemap(path):
-            line = next((m for m in maps if m[0] == rec.start), None)
+            line = maps.get(rec.start)
             for i, e in enumerate(rec.entries):
                 if not e & PM_PRESENT:
                     continue
