@@ -85,10 +85,19 @@ def symbol_name(prog: Program, addr: int) -> Optional[str]:
     """The name of the symbol at *addr* (a function pointer's target), ``None`` for NULL or no symbol."""
     if not addr:
         return None
+    # Cached by address: a callback (vm_operations_struct::get_policy of every shmem VMA) is looked up once,
+    # not once per VMA (Program.symbol() by address costs milliseconds on a distribution vmlinux).
+    names: Dict[int, Optional[str]] = cached(prog, "ptwalk_sym_names", dict)
     try:
-        return prog.symbol(addr).name
+        return names[addr]
+    except KeyError:
+        pass
+    try:
+        name: Optional[str] = prog.symbol(addr).name
     except LookupError:
-        return None
+        name = None
+    names[addr] = name
+    return name
 
 
 def page_size(prog: Program) -> int:

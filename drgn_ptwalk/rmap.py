@@ -24,7 +24,7 @@ page, hwpoisoned, offline, or other kernel memory.
 """
 
 import struct
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
@@ -199,6 +199,36 @@ def _file_vmas(prog: Program, mapping: int) -> List[_Vma]:
     return [_vma_tuple(v) for v in rbtree_inorder_for_each_entry("struct vm_area_struct", root, "shared.rb")]
 
 
+class _Tree:
+    """
+    The VMAs of one rmap tree indexed by page offset, as the kernel's interval tree is: :meth:`at` gives
+    those whose ``[vm_pgoff, vm_pgoff + pages)`` holds an offset without going over the whole tree (an
+    anon_vma of a process with 100,000 VMAs split from one mapping holds 100,000 of them).
+    """
+
+    __slots__ = ("vmas", "_first", "_reach")
+
+    def __init__(self, vmas: List[_Vma], shift: int) -> None:
+        self.vmas = sorted(vmas, key=lambda v: v.pgoff)
+        self._first = [v.pgoff for v in self.vmas]
+        # _reach[i]: the largest end offset of vmas[0..i]: no VMA at or before i holds an offset >= it.
+        self._reach: List[int] = []
+        reach = -1
+        for v in self.vmas:
+            reach = max(reach, v.pgoff + ((v.end - v.start) >> shift))
+            self._reach.append(reach)
+
+    def at(self, pgoff: int) -> List[_Vma]:
+        """The VMAs that may map offset *pgoff* (in tree order: by ``vm_pgoff``)."""
+        i = bisect_right(self._first, pgoff)
+        out = []
+        while i > 0 and self._reach[i - 1] > pgoff:
+            i -= 1
+            out.append(self.vmas[i])
+        out.reverse()
+        return out
+
+
 class _Rmap:
     """The kernel's rmap, read from a dump: one instance per call, its trees read once."""
 
@@ -210,13 +240,14 @@ class _Rmap:
         self.folios = FolioReader(prog)
         page = prog.type("struct page")
         self.index_off = offsetof(page, "__folio_index" if page.has_member("__folio_index") else "index")
-        self.trees: Dict[Tuple[str, int], List[_Vma]] = {}
+        self.trees: Dict[Tuple[str, int], _Tree] = {}
         self.index_of: Dict[int, int] = {}
 
-    def tree(self, kind: str, ptr: int) -> List[_Vma]:
+    def tree(self, kind: str, ptr: int) -> _Tree:
         t = self.trees.get((kind, ptr))
         if t is None:
-            t = self.trees[(kind, ptr)] = (_anon_vmas if kind == "anon" else _file_vmas)(self.prog, ptr)
+            vmas = (_anon_vmas if kind == "anon" else _file_vmas)(self.prog, ptr)
+            t = self.trees[(kind, ptr)] = _Tree(vmas, self.page_shift)
         return t
 
     def index(self, head: int) -> int:
@@ -240,7 +271,7 @@ class _Rmap:
             node = Object(self.prog, "struct ksm_stable_node *", mapping & ~3)
             for item in hlist_for_each_entry("struct ksm_rmap_item", node.hlist.address_of_(), "hlist"):
                 addr = item.address.value_() & ~((1 << shift) - 1)
-                for v in self.tree("anon", item.anon_vma.value_()):
+                for v in self.tree("anon", item.anon_vma.value_()).vmas:
                     if v.start <= addr < v.end:
                         out.append((v, addr, "ksm"))
             return out
@@ -248,11 +279,10 @@ class _Rmap:
             return None  # movable_ops pages (zsmalloc, balloon): no user mappings
         index = self.index(folio.head)
         kind = "anon" if mapping & 1 else "file"
-        vmas = self.tree(kind, mapping & ~3)
         pgoff = _pgoff(self.prog, folio.hugetlb, index, folio.nr, off)
         how = "anon_vma" if kind == "anon" else "i_mmap"
         out = []
-        for v in vmas:
+        for v in self.tree(kind, mapping & ~3).at(pgoff):
             addr = v.start + ((pgoff - v.pgoff) << shift)
             if v.start <= addr < v.end:
                 out.append((v, addr, how))

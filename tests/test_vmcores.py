@@ -29,7 +29,10 @@ def test_truth_and_dump_agree(vmcore):
     assert page_size == vmcore.page_size
     assert prog["init_uts_ns"].name.release.string_().decode() == vmcore.release
     pids = vmcore.pids
-    assert pids.get("kthread") is not None and len(pids) >= 10, f"too few workload processes: {pids}"
+    # The scale set captures seven processes (two VMA processes, four parents and their starter); its 10,000
+    # children are judged by tests/test_scale.py.
+    least = 8 if vmcore.scenario == "scale" else 10
+    assert pids.get("kthread") is not None and len(pids) >= least, f"too few workload processes: {pids}"
     checked = invalid_present = 0
     s390x = prog.platform.arch == drgn.Architecture.S390X
     # drgn (0.3.0) translates no LoongArch page table (follow_pfn(): NotImplementedError "virtual address

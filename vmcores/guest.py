@@ -13,9 +13,9 @@ from .fetch import FetchError, cache_dir, decompress_module, sid_root
 HERE = Path(__file__).resolve().parent
 WORKLOAD_SRC = HERE / "workload.c"
 # Included by workload.c: the production scenarios; procmem (known patterns in every kind of memory); the tmpfs huge=
-# mounts; the page-cache scenario; the large-memory scenario.
+# mounts; the page-cache scenario; the scale set (100,000 VMAs, 10,000 processes); the large-memory scenario.
 WORKLOAD_PARTS = (WORKLOAD_SRC, HERE / "production.c", HERE / "procmem.c", HERE / "thpsmall.c", HERE / "filecache.c",
-                  HERE / "bigmem.c")
+                  HERE / "scale.c", HERE / "bigmem.c")
 INIT_SRC = HERE / "guest" / "init"
 CAPTURE_INIT_SRC = HERE / "guest" / "capture-init"
 

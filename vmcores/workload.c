@@ -4,7 +4,8 @@
  * Usage:
  *   workload run OUTDIR [SET]      start all scenarios of SET ("default", or
  *                                  "bench": big/vmas/small+N for benchmarks,
- *                                  "bigmem": numa/bignuma for large guests),
+ *                                  "scale": 100,000 VMAs and 10,000 processes, scale.c, or
+ *                                  "bigmem": numa/bignuma for large guests, bigmem.c),
  *                                  stop them, capture truth
  *   workload capture OUTDIR name=pid...   capture truth for given processes
  *   workload churn                 keep changing its own memory until killed
@@ -21,6 +22,8 @@
  *   PTWALK_TIMEOUT=SEC  per-scenario readiness timeout (default 120; bench 3000)
  *   PTWALK_BENCH_GIB=N  size of the bench "big" anonymous mapping (default 6)
  *   PTWALK_BENCH_SMALL=N number of bench "small" processes (default 500)
+ *   PTWALK_SCALE_VMAS=N  VMAs of the scale process (default 100000)
+ *   PTWALK_SCALE_PROCS=N small processes of the scale set (default 10000)
  *   PTWALK_ONLY=a,b     run only these scenarios
  *
  * Every scenario runs in its own forked process (setsid, named with
@@ -2381,12 +2384,15 @@ static void drain_lru(void)
 	step_line("capture", "drain-lru", r < 0 ? errno : 0, r < 0 ? strerror(errno) : NULL);
 }
 
+static void scale_capture(void);
+
 static void capture_all(void)
 {
 	drain_lru();
 	logmsg("capturing %d processes", g_nprocs);
 	for (int i = 0; i < g_nprocs; i++)
 		capture_pid(g_procs[i].pid);
+	scale_capture();
 	capture_global();
 	write_pids_json();
 	logmsg("capture done");
@@ -2404,6 +2410,7 @@ struct scenario {
 #include "procmem.c"
 #include "thpsmall.c"
 #include "filecache.c"
+#include "scale.c"
 #include "bigmem.c"
 
 static const struct scenario g_default_scenarios[] = {
@@ -2567,8 +2574,11 @@ static int cmd_run(const char *set)
 	if (!strcmp(set, "bench")) {
 		g_scenarios = g_bench_scenarios;
 		dflt_timeout = 3000;
+	} else if (!strcmp(set, "scale")) {
+		g_scenarios = g_scale_scenarios; /* scale.c */
+		dflt_timeout = 3000;
 	} else if (!strcmp(set, "bigmem")) {
-		g_scenarios = g_bigmem_scenarios;
+		g_scenarios = g_bigmem_scenarios; /* bigmem.c */
 	} else if (strcmp(set, "default")) {
 		logmsg("unknown scenario set %s", set);
 		return 2;
