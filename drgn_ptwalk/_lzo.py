@@ -66,7 +66,7 @@ def lzo1x_decompress_safe(data: bytes, out_len: int) -> bytes:
         raise LzoError("LZO_E_INPUT_OVERRUN", -1) from None
 
 
-def _decompress(data: bytes, out_len: int) -> bytes:  # noqa: C901 (one state machine, as in C)
+def _decompress(data: bytes, out_len: int) -> bytes:
     n = len(data)
     out = bytearray()
     ip = 0

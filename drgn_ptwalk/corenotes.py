@@ -31,8 +31,8 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
-from drgn_ptwalk._compat import thread_size
 from drgn_ptwalk._byteorder import struct_order
+from drgn_ptwalk._compat import thread_size
 
 __all__ = (
     "CoreNote",

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk._compat import HAVE_COMMANDS, HAVE_QEMU_QMP, no_commands_message, qemu_unsupported

@@ -17,7 +17,8 @@ from drgn_ptwalk import _compat
 
 
 def _typedefs():
-    prog = Program(drgn.Platform(drgn.Architecture.X86_64, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+    flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
+    prog = Program(drgn.Platform(drgn.Architecture.X86_64, flags))
     i = prog.int_type("long long", 8, True)
     loff = prog.typedef_type("__kernel_loff_t", i)
     loff_t = prog.typedef_type("loff_t", loff)

@@ -11,6 +11,7 @@ VMAs, NT_PRSTATUS and NT_PRPSINFO naming the process. (The bytes and registers a
 tests/test_gcore.py against the patterned memory and gdb.)
 """
 
+import argparse
 import re
 import struct
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_swap_image_argument():
     assert swap_image("1=/tmp/swap.img") == (1, "/tmp/swap.img")
     assert swap_image("0x2=a=b") == (2, "a=b")
     for bad in ("x=/f", "1", "1="):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError):
             swap_image(bad)
 
 
@@ -224,7 +225,7 @@ def test_segments_as_the_kernel_maps_them(vmcore, tmp_path, name):
     assert [(p[3], p[3] + p[5]) for p in loads] == [(s, e) for s, e, *_ in maps]
     offset = loads[0][2]
     assert offset % page == 0 and offset >= core.phdrs[0][2] + core.phdrs[0][4]
-    for p, (s, e, perms, pgoff, path) in zip(loads, maps):
+    for p, (s, _e, perms, pgoff, path) in zip(loads, maps):
         _, pflags, off, vaddr, filesz, memsz, align = p
         assert align == page
         assert pflags == (4 if perms[0] == "r" else 0) | (2 if perms[1] == "w" else 0) | (1 if perms[2] == "x" else 0)
@@ -325,7 +326,6 @@ def test_siginfo_of_a_ptrace_stopped_thread(vmcore, tmp_path):
     overlay stays out of the other tests)."""
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.tasks import find_target
-    from vmcores.truth import pids
 
     arch = vmcore.arch if vmcore.dump == "qemu-kdump" else None
     prog = open_program(vmcore.core, symbols=[vmcore.vmlinux], architecture=arch)
@@ -354,7 +354,6 @@ def _without_mm_cases() -> List[Tuple[str, str]]:
     """(dump, which): a kernel thread on every dump; an exited task on the dumps of guests that run the
     workload, which leaves its ``zombie`` (the real-server guests keep none)."""
     from conftest import _matrix
-
     from vmcores import build as vbuild
 
     out = []
@@ -373,7 +372,6 @@ def test_cli_refuses_a_task_without_mm(name, tmp_path, which):
     import sys
 
     from conftest import get_vmcore
-
     from vmcores.truth import pids
 
     vmcore = get_vmcore(name)

@@ -7,7 +7,8 @@ Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk
 :mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`,
 :mod:`~drgn_ptwalk.commands.memread`, :mod:`~drgn_ptwalk.commands.gcore`, :mod:`~drgn_ptwalk.commands.filecache`,
 :mod:`~drgn_ptwalk.commands.report`) declares :class:`Command` objects in its ``COMMANDS``; :func:`registry`
-lists them all. Three front ends are built from it, so they accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
+lists them all. Three front ends are built from it, so they accept the same arguments: the ``drgn-ptwalk``
+CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
 exception family, :data:`USER_ERRORS`, told to the user as :func:`one_line`: a line on stderr and exit
 status 2 in the CLI and the scripts, a :class:`drgn.commands.CommandError` in the shell.

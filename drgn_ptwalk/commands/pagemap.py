@@ -188,7 +188,7 @@ def write_pagemap(res: PagemapOutput, f: IO[bytes]) -> None:
     last = max((ve for _, vs, ve in ranges if beyond is None or ve <= beyond), default=0)
     os.ftruncate(fd, last // ps * 8)
     warnings.warn(f"the file system cannot hold the {res.task_size // ps * 8:#x} bytes of the whole file "
-                  f"({reason}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning)
+                  f"({reason}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning, stacklevel=2)
 
 
 def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) -> None:

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from drgn import Program
 
-from drgn_ptwalk.commands import TASK, Command, arg, command
+from drgn_ptwalk.commands import TASK, arg, command
 
 __all__ = ("COMMANDS",)
 

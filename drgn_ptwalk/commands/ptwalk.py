@@ -21,7 +21,20 @@ import json
 import sys
 from itertools import islice, repeat
 from operator import and_, is_, itemgetter, mod, rshift, sub
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+)
 
 from drgn import Program
 
@@ -124,7 +137,8 @@ _FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
 """The types the walker cuts by folio (``split_folios``)."""
 _PTE = PtLevel.PTE
 _SINGLE = object()
-"""Last element of a template key: the template of a one-page entry with a PFN (see :meth:`EntryFormatter.write_runs`)."""
+"""Last element of a template key: the template of a one-page entry with a PFN
+(see :meth:`EntryFormatter.write_runs`)."""
 
 
 class _Templates(Dict[Tuple[Any, ...], str]):

@@ -72,7 +72,8 @@ COMMANDS = (
         "a self-contained HTML report (pictures inline) and its JSON: the machine, where all the RAM went, "
         "processes, the physical memory map, buddy orders, page cache, swap, hugetlb; or one per dump of a batch",
         (
-            arg("-o", "--output", metavar="DIR", required=True, help="directory to write index.html and report.json to"),
+            arg("-o", "--output", metavar="DIR", required=True,
+                help="directory to write index.html and report.json to"),
             arg("--batch", metavar="FILE", help="one report per line 'CORE VMLINUX' of FILE, each in its own process"),
             arg("--jobs", type=int, default=1, help="reports of a batch run side by side (default 1)"),
             arg("--timeout", type=float, default=None, metavar="SEC", help="seconds one report of a batch may take"),

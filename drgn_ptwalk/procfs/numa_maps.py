@@ -16,9 +16,8 @@ from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.errors import UnsupportedKernelError
-from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.page import FolioReader
-from drgn_ptwalk.tasks import get_task_mm
+from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VmaRaw,
@@ -38,6 +37,7 @@ from drgn_ptwalk.procfs.vma import (
     vma_kernel_pagesize,
     vma_policy,
 )
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = ("NumaMaps", "numa_maps", "numa_maps_gather", "numa_maps_mm")

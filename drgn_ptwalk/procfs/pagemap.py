@@ -34,8 +34,8 @@ from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
 from drgn_ptwalk.generations import generation
-from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.page import FolioReader, folio_runs, pages_all_order0, read_struct_pages
+from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
 from drgn_ptwalk.procfs.vma import VM_HUGETLB, VM_PFNMAP, _cached, hugetlb_pmd_shared, vm_flag_bits
 from drgn_ptwalk.vmatree import checked_vma_ranges
 from drgn_ptwalk.walk import pt_range_walk

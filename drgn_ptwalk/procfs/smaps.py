@@ -30,7 +30,6 @@ from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
 from drgn_ptwalk.procfs.maps import format_maps_line, gate_vma
 from drgn_ptwalk.procfs.swap import SwapCounter, shmem_partial_swap_usage, shmem_swap_usage
 from drgn_ptwalk.procfs.thp import thp_eligible
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.procfs.vma import (
     VM_HUGETLB,
     VM_LOCKED,
@@ -49,6 +48,7 @@ from drgn_ptwalk.procfs.vma import (
     vma_facts,
     vma_kernel_pagesize,
 )
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = (
@@ -90,6 +90,30 @@ class MemSizeStats:
 
     fields = _MSS_FIELDS
     """The counter names, in the kernel's order."""
+
+    # The counters (instance attributes, set by __init__), for type checkers.
+    resident: int
+    shared_clean: int
+    shared_dirty: int
+    private_clean: int
+    private_dirty: int
+    referenced: int
+    anonymous: int
+    lazyfree: int
+    anonymous_thp: int
+    shmem_thp: int
+    file_thp: int
+    swap: int
+    shared_hugetlb: int
+    private_hugetlb: int
+    ksm: int
+    pss: int
+    pss_anon: int
+    pss_file: int
+    pss_shmem: int
+    pss_dirty: int
+    pss_locked: int
+    swap_pss: int
 
     def __init__(self) -> None:
         self.__dict__.update(_MSS_ZERO)

@@ -20,7 +20,6 @@ from typing import Optional
 from drgn import Object, Program, ProgramFlags, cast
 
 from drgn_ptwalk.generations import generation
-
 from drgn_ptwalk.procfs.vma import (
     VM_DONTEXPAND,
     VM_GROWSDOWN,
