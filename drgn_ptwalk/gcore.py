@@ -27,6 +27,7 @@ from typing import IO, Any, BinaryIO, Dict, Iterator, List, Mapping, NamedTuple,
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk._byteorder import struct_order
+from drgn_ptwalk.errors import ArgumentError
 
 __all__ = (
     "CoreSegment",
@@ -457,7 +458,7 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
         ``swap_type``, ``swap_offset``, ``pfn``)
     :raises NoMmError: for a kernel thread or an exited task
     :raises OSError: if the file cannot be written
-    :raises ValueError: for a swap image that is not an image of its device (the reader's check)
+    :raises ArgumentError: for a swap image that is not an image of its device (the reader's check)
     """
     from drgn_ptwalk.tasks import task_mm
 
@@ -807,7 +808,7 @@ def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFil
     Read the headers and notes of a 64-bit ELF core (any byte order), with extended numbering: what
     :func:`gcore` wrote, for tests and checks.
 
-    :raises ValueError: if it is not a 64-bit ELF core
+    :raises ArgumentError: if it is not a 64-bit ELF core
     """
     if isinstance(path_or_file, (str, os.PathLike)):
         with open(path_or_file, "rb") as fp:
@@ -816,12 +817,12 @@ def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFil
     f.seek(0)
     ident = f.read(16)
     if ident[:4] != _ELF_MAGIC or ident[4] != 2 or ident[5] not in (1, 2):
-        raise ValueError("not a 64-bit ELF file")
+        raise ArgumentError("not a 64-bit ELF file")
     o = ">" if ident[5] == 2 else "<"
     (e_type, machine, _, _, phoff, shoff, e_flags, _, _, phnum, _, shnum, _) = struct.unpack(
         o + "HHIQQQIHHHHHH", f.read(_EHDR_SIZE - 16))
     if e_type != 4:
-        raise ValueError(f"not a core file (e_type {e_type})")
+        raise ArgumentError(f"not a core file (e_type {e_type})")
     if phnum == _PN_XNUM and shoff and shnum:
         f.seek(shoff)
         phnum = struct.unpack(o + "IIQQQQIIQQ", f.read(_SHDR_SIZE))[7]

@@ -66,9 +66,9 @@ def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[
             continue
         if ident[:4] == b"\x7fELF":
             # e_machine in the file's byte order (EI_DATA: 2 is big-endian, s390x's).
-            arch = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "big" if ident[5] == 2 else "little"))
-            if arch:
-                return arch
+            machine = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "big" if ident[5] == 2 else "little"))
+            if machine:
+                return machine
     return None
 
 

@@ -23,7 +23,7 @@ is one of:
   pointing at one of its ancestors: an ERROR entry with the level and the
   address range);
 * ``crash``: an exception escaped (other than a documented one: ValueError
-  for bad arguments we passed on purpose, ProcessLookupError for no mm);
+  for bad arguments we passed on purpose, NoMmError for no mm);
 * ``hang``: over the deadline (or a runaway output of more than
   :data:`MAX_ENTRIES` entries);
 * ``invariant``: output that breaks the invariants above;

@@ -40,6 +40,7 @@ from drgn import Program
 
 from drgn_ptwalk.commands import TASK, arg, command, range_args
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.arch import ArchDecoder
@@ -314,7 +315,7 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
     """
     fmt = EntryFormatter(dec, as_json, extra)
     if folio_runs is not None and extra:
-        raise ValueError("folio_runs and extra fields do not go together")
+        raise ArgumentError("folio_runs and extra fields do not go together")
     out.write(fmt.header())
     it = iter(entries)
     errors = 0
@@ -349,7 +350,7 @@ def entry_types(names: Optional[List[str]]) -> Optional[List[PtType]]:
             out.append(PtType[n.upper()])
         except KeyError:
             known = ", ".join(t.name.lower() for t in PtType)
-            raise ValueError(f"unknown entry type {n!r} (known: {known})") from None
+            raise ArgumentError(f"unknown entry type {n!r} (known: {known})") from None
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional, TextIO
 from drgn import Program
 
 from drgn_ptwalk.commands import arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 __all__ = ("COMMANDS",)
 
@@ -41,7 +42,7 @@ def run(prog: Program, args: argparse.Namespace) -> Any:
     from drgn_ptwalk.report import write_report
 
     if args.top < 1:
-        raise ValueError("--top takes a positive number")
+        raise ArgumentError("--top takes a positive number")
     if args.batch:
         return _batch(args)
     source = {}

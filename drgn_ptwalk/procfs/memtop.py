@@ -11,7 +11,7 @@ from typing import Iterator, List, NamedTuple, Optional, TextIO
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import for_each_task
 
-from drgn_ptwalk.errors import PtWalkError
+from drgn_ptwalk.errors import ArgumentError, PtWalkError
 from drgn_ptwalk.tasks import get_task_mm
 
 __all__ = ("MemtopRow", "memtop", "rollup_row")
@@ -102,7 +102,7 @@ def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) 
     """
     key = f"{sort}_kb"
     if key not in MemtopRow._fields:
-        raise ValueError(f"cannot sort by {sort!r}")
+        raise ArgumentError(f"cannot sort by {sort!r}")
     tasks = list(_processes(prog))
     rows = []
     for i, task in enumerate(tasks):

@@ -135,6 +135,7 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[V
         for e in entries:
             if e.type == PtType.FOLIO:
                 fl = e.flags
+                assert e.pfn is not None  # a FOLIO entry has its PFN
                 for k in range(max(1, e.size // hps)):
                     pfn = e.pfn + k * hps // ps
                     # pte_page(): the head page of the huge page
@@ -152,6 +153,7 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[V
             continue  # non-present entries and pages without a normal struct page
         fl = e.flags
         dirty = bool(fl & fl.DIRTY)
+        assert e.pfn is not None and e.decoder is not None  # a FOLIO entry has its PFN and decoder
         if e.level == PtLevel.PTE:
             for i in range(e.nr_pages):
                 g.stats(md, e.pfn + i, 1, dirty, True)

@@ -24,6 +24,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+from drgn_ptwalk.errors import NoMmError
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import Folio, FolioReader, folio_runs
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
@@ -48,7 +49,7 @@ from drgn_ptwalk.procfs.vma import (
     vma_facts,
     vma_kernel_pagesize,
 )
-from drgn_ptwalk.tasks import get_task_mm
+from drgn_ptwalk.tasks import get_task_mm, task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = (
@@ -419,6 +420,7 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
         young = bool(fl & _YOUNG)
         dirty = bool(fl & _DIRTY)
         pfn = e.pfn
+        assert pfn is not None  # a FOLIO entry has its PFN
         if n == 1:
             ctx.account(mss, pfn, 1, False, young, dirty, locked, True)
             return
@@ -437,11 +439,13 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
             pfn += r
     elif t == PtType.SWAP:
         mss.swap += n * ps
+        swap_type, swap_offset = e.swap_type, e.swap_offset
+        assert swap_type is not None and swap_offset is not None  # a SWAP entry has both
         for i in range(n):
             try:
-                mc = ctx.swap.count(e.swap_type, e.swap_offset + i)
+                mc = ctx.swap.count(swap_type, swap_offset + i)
             except FaultError as err:
-                warn(f"swap map of {e.swap_type}:{e.swap_offset + i:#x} cannot be read ({err})", ctx.warnings)
+                warn(f"swap map of {swap_type}:{swap_offset + i:#x} cannot be read ({err})", ctx.warnings)
                 mc = 1
             one = ps << PSS_SHIFT
             mss.swap_pss += one // mc if mc >= 2 else one
@@ -452,6 +456,7 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
             present = t == PtType.DEVICE and (e.kind or "").startswith("private")
         else:
             present = t != PtType.MIGRATION  # v6.1: the "migration" flag
+        assert e.pfn is not None  # these swap-format entries carry a PFN
         for i in range(n):
             ctx.account(mss, e.pfn + i, 1, False, False, False, locked, present)
 
@@ -479,6 +484,7 @@ def _pmd_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
     else:
         return
     step = gen.pmd_size // gen.page_size
+    assert e.pfn is not None  # FOLIO and PFN-carrying swap-format entries
     for k in range(e.size // gen.pmd_size):
         pfn = e.pfn + k * step
         folio = ctx.folio(pfn)
@@ -509,6 +515,7 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
         if e.type not in (PtType.FOLIO, PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
             continue
         present = e.type == PtType.FOLIO
+        assert e.pfn is not None  # FOLIO and PFN-carrying swap-format entries
         for k in range(max(1, e.size // hps)):
             addr = e.start + k * hps
             pfn = e.pfn + (k * hps) // ctx.gen.page_size
@@ -738,15 +745,15 @@ def smaps_rollup_mm(mm: Object, root: Optional[Object] = None) -> str:
     """
     /proc/PID/smaps_rollup of *mm*.
 
-    :raises ProcessLookupError: for a NULL mm (a kernel thread: the kernel's
-        read fails with ESRCH)
+    :raises NoMmError: for a NULL mm (a kernel thread or an exited task: the
+        kernel's read fails with ESRCH)
     """
     if not mm.value_():
-        raise ProcessLookupError("no mm (kernel thread): reading smaps_rollup fails with ESRCH")
+        raise NoMmError("no mm (a kernel thread or an exited task): reading smaps_rollup fails with ESRCH")
     return _text(format_smaps_rollup(mm.prog_, smaps_gather(mm, root)))
 
 
-def _task_mm_root(task: Object, root: "str | Object | None"):
+def _task_mm_root(task: Object, root: "str | Object | None") -> Tuple[Object, Optional[Object]]:
     mm = get_task_mm(task)
     return mm, (reader_root(task, root) if mm.value_() else None)
 
@@ -764,7 +771,8 @@ def smaps_rollup(task: Object, root: "str | Object | None" = None) -> str:
     """
     /proc/PID/smaps_rollup of *task* (``struct task_struct *``).
 
-    :raises ProcessLookupError: without an mm of its own (the kernel: ESRCH)
+    :raises NoMmError: without an mm of its own (the kernel's read fails with
+        ESRCH)
     """
-    mm, r = _task_mm_root(task, root)
-    return smaps_rollup_mm(mm, r)
+    mm = task_mm(task)
+    return smaps_rollup_mm(mm, reader_root(task, root))

@@ -23,6 +23,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tupl
 
 from drgn import Program
 
+from drgn_ptwalk.errors import ArgumentError
+
 __all__ = (
     "BatchResult",
     "BatchRow",
@@ -182,7 +184,7 @@ class BatchResult(NamedTuple):
 def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
     """The lines of a batch file: ``CORE VMLINUX`` each (blank lines and ``#`` comments skipped).
 
-    :raises ValueError: for a line that is not two fields
+    :raises ArgumentError: for a line that is not two fields
     """
     out = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -191,7 +193,7 @@ def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"{path}:{n}: want 'CORE VMLINUX', got {line!r}")
+            raise ArgumentError(f"{path}:{n}: want 'CORE VMLINUX', got {line!r}")
         out.append((str(n), parts[0], parts[1]))
     return out
 
@@ -236,7 +238,7 @@ def run_batch(batch_file: "str | os.PathLike[str]", outdir: "str | os.PathLike[s
     :param jobs: reports run side by side
     :param timeout: seconds one report may take (``None``: no limit)
     :raises MissingDependencyError: without matplotlib or numpy
-    :raises ValueError: for a malformed batch file
+    :raises ArgumentError: for a malformed batch file
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -244,7 +246,7 @@ def run_batch(batch_file: "str | os.PathLike[str]", outdir: "str | os.PathLike[s
 
     charts.ensure()
     if jobs < 1:
-        raise ValueError("--jobs takes a positive number")
+        raise ArgumentError("--jobs takes a positive number")
     lines = read_batch(batch_file)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,7 @@ def _nodes(prog: Program) -> List[Dict[str, Any]]:
 
 def _uptime_seconds(prog: Program) -> Tuple[Optional[float], str]:
     try:
-        from drgn.helpers.linux.timekeeping import uptime  # type: ignore[attr-defined]
+        from drgn.helpers.linux.timekeeping import uptime
 
         return float(uptime(prog)), "CLOCK_BOOTTIME at the last tick (drgn's uptime())"
     except (ImportError, LookupError, FaultError, AttributeError, TypeError):
