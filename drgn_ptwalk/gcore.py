@@ -138,6 +138,7 @@ def coredump_filter(mm: Object) -> int:
     ``MMF_DUMP_FILTER_SHIFT``.
 
     :param mm: ``struct mm_struct *``
+    :return: the filter's bits (``MMF_DUMP_ANON_PRIVATE`` is bit 0)
     """
     return (_mm_flags(mm) & _MMF_DUMP_ALL) >> _MMF_DUMP_FILTER_SHIFT
 
@@ -198,8 +199,10 @@ def vma_dump_size(vma: Object, mm_flags: int, *, all_pages: bool = False,
     :param vma: ``struct vm_area_struct *``
     :param mm_flags: ``mm->flags`` (the first word)
     :param all_pages: dump as if every filter bit were set (still not ``VM_IO``/``VM_DONTDUMP``)
+    :param gate: the gate VMA of the process, if any (always dumped whole)
     :param first_bytes: ``callable(address) -> Optional[bytes]``: the VMA's first 4 bytes, or ``None``
         if not readable (``copy_from_user()`` failing: not dumped)
+    :return: the bytes dumped from the VMA's start: 0, one page, or the whole VMA
     """
     prog = vma.prog_
     if all_pages:
@@ -449,6 +452,7 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
 
     :param task: ``struct task_struct *`` of the dumping thread (its notes come first); the process's
         other threads follow
+    :param path_or_file: where to write the core: a path, or a binary file open for writing
     :param all_pages: dump every VMA whole, as if every ``coredump_filter`` bit were set (``VM_IO`` and
         ``VM_DONTDUMP`` VMAs stay empty, as the kernel's rule has them)
     :param swap_images: swap type -> swap device image (path or binary file), for pages on a swap device
@@ -459,6 +463,8 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
     :raises NoMmError: for a kernel thread or an exited task
     :raises OSError: if the file cannot be written
     :raises ArgumentError: for a swap image that is not an image of its device (the reader's check)
+    :return: what was written: pages per fate, the missing ranges, the segments, sizes, threads, notes and
+        errors
     """
     from drgn_ptwalk.tasks import task_mm
 
@@ -808,6 +814,8 @@ def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFil
     Read the headers and notes of a 64-bit ELF core (any byte order), with extended numbering: what
     :func:`gcore` wrote, for tests and checks.
 
+    :param path_or_file: the core: a path, or a binary file open for reading (read from offset 0)
+    :return: its ELF header fields, program headers and notes
     :raises ArgumentError: if it is not a 64-bit ELF core
     """
     if isinstance(path_or_file, (str, os.PathLike)):

@@ -40,6 +40,7 @@ def find_target(prog: Program, spec: "str | int | Object") -> Object:
     Find a task from a PID, a ``struct task_struct`` address (``0x...``) or a unique name (``comm``).
 
     :param spec: ``struct task_struct *``, PID, or a string naming one of the above
+    :return: ``struct task_struct *``
     :raises TaskNotFoundError: if nothing or more than one task matches
     """
     if isinstance(spec, Object):
@@ -100,6 +101,7 @@ def task_mm(task: Object) -> Object:
     The ``struct mm_struct *`` of a task (:func:`get_task_mm`).
 
     :param task: ``struct task_struct *``
+    :return: ``struct mm_struct *``, not NULL
     :raises NoMmError: for a kernel thread (also one using a borrowed mm) or
         an exited task
     """

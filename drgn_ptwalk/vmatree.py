@@ -216,6 +216,7 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None, *, start: Opt
     and left after the first VMA at or beyond *end*.
 
     :param mm: ``struct mm_struct *``
+    :param user_end: the end of the user address space (default: the mm's ``task_size``)
     :param start: first address of the range (default: 0)
     :param end: end of the range, exclusive (default: the top of the address space)
     :return: ``(vma, vm_start, vm_end)`` in address order

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The fast paths of issue 6 against the plain ones, on the reference dumps.
+"""The walk's fast paths against the plain ones, on the reference dumps.
 
 * ``pt_range_walk(split_folios=False)``, each run cut with ``folio_runs()``, gives exactly the entries of
   the default walk (cut by folio as ``folio_pte_batch()``).

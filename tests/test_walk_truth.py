@@ -9,7 +9,7 @@ guest captured (as root) on every page: present / swap / none, PFN, swap type an
 * VM_SOFTDIRTY sets PM_SOFT_DIRTY on every page of the VMA (x86 and ppc64: the flag is 0 on arm64);
 * hugetlb entries never set PM_SWAP, have frame 0 when not present and take soft-dirty only from the VMA;
 * every other non-present entry sets PM_SWAP with frame = type | offset << 5 (PFN for PFN-carrying entries);
-* PM_MMAP_EXCLUSIVE and PM_FILE depend on page state and belong to the procfs issue: masked out.
+* PM_MMAP_EXCLUSIVE and PM_FILE depend on page state (judged by test_procfs.py): masked out here.
 
 Then each labelled scenario region (scenario.json) must show up as the entry type and level it really is.
 """

@@ -309,6 +309,11 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
     Write the entries to *out* as they come (text or JSON Lines), flushing after the first few so the first
     lines are out before the walk ends.
 
+    :param entries: the walk's entries (:func:`~drgn_ptwalk.walk.pt_range_walk`)
+    :param dec: the program's decoder (:func:`~drgn_ptwalk.arch.get_decoder`)
+    :param out: where to write
+    :param as_json: JSON Lines (one object per entry) instead of the text table
+    :param extra: more fields per entry (``EXTRA_FIELDS``)
     :param folio_runs: if given, *entries* come from a ``split_folios=False`` walk and are written as the
         ``split_folios=True`` walk's (:meth:`EntryFormatter.write_runs`); not with *extra*
     :return: how many ERROR entries there were

@@ -99,6 +99,11 @@ def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) 
     A process whose memory cannot be read (:class:`drgn.FaultError`, or any
     :class:`~drgn_ptwalk.errors.PtWalkError`: a corrupt VMA tree, an unreadable VMA) gets a row with
     ``error`` set saying which error; the others go on.
+
+    :param sort: the column to sort by
+    :param progress: where to draw a progress line (a terminal), if anywhere
+    :return: one row per process (thread group with an mm of its own)
+    :raises ArgumentError: for an unknown *sort*
     """
     key = f"{sort}_kb"
     if key not in MemtopRow._fields:

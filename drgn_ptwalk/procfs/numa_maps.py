@@ -302,9 +302,11 @@ def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
 
 def numa_maps(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/numa_maps of *task* (``struct task_struct *``); ``""`` without
-    an mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    /proc/PID/numa_maps of *task*; ``""`` without an mm of its own.
 
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
     :raises UnsupportedKernelError: if the kernel has no numa_maps (no ``CONFIG_NUMA``)
     """
     require_numa_maps(task.prog_)

@@ -484,6 +484,10 @@ def pagemap(task: Object, start: int, end: int) -> bytes:
     /proc/PID/pagemap bytes of *task* for ``[start, end)``, in the dumped
     kernel's byte order as the file's (see :func:`pagemap_mm`).
 
+    :param task: ``struct task_struct *``
+    :param start: first address, page aligned
+    :param end: end address, exclusive, page aligned
+    :return: 8 bytes per page of the range
     :raises NoMmError: without an mm of its own
         (:func:`~drgn_ptwalk.tasks.task_mm`; the kernel's read fails with ESRCH)
     """

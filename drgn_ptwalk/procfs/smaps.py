@@ -760,8 +760,11 @@ def _task_mm_root(task: Object, root: "str | Object | None") -> Tuple[Object, Op
 
 def smaps(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/smaps of *task* (``struct task_struct *``); ``""`` without an
-    mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    /proc/PID/smaps of *task*; ``""`` without an mm of its own.
+
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
     """
     mm, r = _task_mm_root(task, root)
     return smaps_mm(mm, r)
