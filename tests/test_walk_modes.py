@@ -11,10 +11,10 @@ from typing import List, Tuple
 
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs
 from drgn_ptwalk.procfs.smaps import MemSizeStats, smaps_gather, smaps_totals
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 _SPLIT = (PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE)

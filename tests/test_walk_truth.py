@@ -22,10 +22,10 @@ from drgn import Architecture
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk import PtLevel, PtType, get_decoder, pt_range_walk
 from drgn_ptwalk.arch import ArchDecoder
 from drgn_ptwalk.page import folio_info, page_is_anon
+from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import (
     PM_FILE,
     PM_GUARD_REGION,
@@ -246,7 +246,7 @@ def test_scenario_shapes(vmcore):
     no_thp = _refused(vmcore, "init thp refused no-transparent_hugepage")
     for name, pid in _workload_pids(vmcore):
         entries = walk_pid(vmcore, pid)
-        for label, start, end, expect, note in _regions(vmcore, pid):
+        for label, start, end, expect, _note in _regions(vmcore, pid):
             ents = _entries_in(entries, start, end)
             present = [e for e in ents if e.present]
             where = f"{name}/{label} [{start:#x}, {end:#x}) {expect!r}"
