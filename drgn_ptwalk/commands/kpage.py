@@ -11,7 +11,7 @@ every PFN the file covers.
 
 import argparse
 import itertools
-from typing import Iterator, NamedTuple, TextIO
+from typing import Dict, Iterator, NamedTuple, TextIO
 
 from drgn import Program
 
@@ -44,7 +44,7 @@ def kpage_table(res: KpageOutput, out: TextIO) -> None:
 
     from drgn_ptwalk.kpage import KPF
 
-    names = {}
+    names: Dict[int, str] = {}
     for name, bit in KPF.items():
         names.setdefault(bit, name.lower())
     rows = []

@@ -276,6 +276,7 @@ class EntryFormatter:
                 pending.append(e)
                 continue
             pfn = e[5]
+            assert pfn is not None  # a FOLIO or PFN-carrying PTE run
             runs = folio_runs(pfn, n)
             if len(runs) == 1:
                 pending.append(e)
