@@ -289,6 +289,10 @@ def core_segments(task: Object, *, all_pages: bool = False, swap_images: Optiona
     when the notes are known).
 
     :param task: ``struct task_struct *``
+    :param all_pages: see :func:`gcore`
+    :param swap_images: see :func:`gcore`
+    :param root: see :func:`gcore`
+    :return: one segment per VMA, in address order
     """
     from drgn_ptwalk.tasks import task_mm
 
@@ -775,7 +779,12 @@ def _write_gate(prog: Program, s: _Seg, c: CoreSegment, put: Any, miss: Any, pag
 
 
 def format_summary(res: GcoreResult) -> str:
-    """A few lines for a person: what was written, the pages per fate, what is missing and why."""
+    """
+    A few lines for a person: what was written, the pages per fate, what is missing and why.
+
+    :param res: what :func:`gcore` returned
+    :return: the lines, each ending with a newline
+    """
     dumped = sum(1 for s in res.segments if s.filesz)
     lines = [f"gcore: {res.path or 'core'}: {res.threads} thread(s), {len(res.segments)} segments "
              f"({dumped} with data), {res.file_size} bytes ({res.bytes_written} of page data)"]

@@ -27,6 +27,7 @@ def thread_group(task: Object) -> Iterator[Object]:
     drgn 0.0.31, the oldest drgn supported.
 
     :param task: ``struct task_struct *``
+    :return: ``struct task_struct *`` of each thread
     """
     return list_for_each_entry("struct task_struct", task.signal.thread_head.address_of_(), "thread_node")
 
@@ -81,6 +82,7 @@ def get_task_mm(task: Object) -> Object:
     for a task that has exited (a zombie).
 
     :param task: ``struct task_struct *``
+    :return: ``struct mm_struct *``, possibly NULL
     """
     mm = task.mm.read_()
     if mm.value_() and task.flags.value_() & PF_KTHREAD:
@@ -89,7 +91,12 @@ def get_task_mm(task: Object) -> Object:
 
 
 def no_mm_reason(task: Object) -> str:
-    """Why *task* has no mm of its own, in words (for messages)."""
+    """
+    Why *task* has no mm of its own, in words (for messages).
+
+    :param task: ``struct task_struct *`` without an mm of its own
+    :return: one line naming the task
+    """
     if task.flags.value_() & PF_KTHREAD:
         borrowed = " (using a borrowed user mm)" if task.mm.value_() else ""
         return f"PID {task.pid.value_()} ({_comm(task)}) is a kernel thread{borrowed}: no mm of its own"

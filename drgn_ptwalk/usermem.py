@@ -888,7 +888,10 @@ def read_user(task_or_mm: Object, address: int, size: int, **kwargs: Any) -> Use
     unreadable, and every page's fate (the ranges are cut to the requested bytes).
 
     :param task_or_mm: ``struct task_struct *`` or ``struct mm_struct *``
+    :param address: first address
+    :param size: how many bytes
     :param kwargs: as :func:`user_pages` (``swap_images``, ``root``, ``vma_ranges``)
+    :return: the bytes and the fates of the pages they come from
     :raises ArgumentError: for a negative size, a range beyond the user address space, a bad swap image
     """
     if size < 0:

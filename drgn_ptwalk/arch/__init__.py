@@ -218,6 +218,8 @@ def get_decoder(prog: Program) -> ArchDecoder:
     """
     Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
 
+    :return: the decoder of *prog*'s architecture (and paging mode)
+
     :raises NotImplementedError: for architectures other than x86-64,
         AArch64, ppc64 (radix MMU) and s390x
     """

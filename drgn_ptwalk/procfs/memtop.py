@@ -45,6 +45,7 @@ def rollup_row(task: Object) -> MemtopRow:
     The memtop row of one task.
 
     :param task: ``struct task_struct *`` with an mm
+    :return: its row (``error`` set if its memory cannot be read)
     """
     from drgn_ptwalk.procfs.smaps import smaps_totals
 

@@ -294,7 +294,13 @@ def require_numa_maps(prog: Program) -> None:
 
 
 def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
-    """/proc/PID/numa_maps of *mm* with the default task policy."""
+    """
+    /proc/PID/numa_maps of *mm* with the default task policy.
+
+    :param mm: ``struct mm_struct *`` (NULL gives ``""``)
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
+    """
     from drgn import Object as O
 
     return numa_maps_gather(mm, O(mm.prog_, "struct mempolicy *", 0), root).decode("utf-8", "surrogateescape")

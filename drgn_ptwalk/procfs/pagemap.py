@@ -109,6 +109,7 @@ def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[Pa
 
     :param mm: ``struct mm_struct *``
     :param warnings: list collecting what the dump cannot tell
+    :return: one record per VMA, in address order
     """
     # One read of the VMA tree for the records and the walk (on a live kernel a second read may see
     # other VMAs), with each VMA's range as read then.
@@ -464,6 +465,9 @@ def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
     command writes them. :func:`pagemap_entries` gives the values.
 
     :param mm: ``struct mm_struct *``
+    :param start: first address, page aligned
+    :param end: end address, exclusive, page aligned
+    :return: 8 bytes per page of the range
     :raises NoMmError: for a NULL mm (a kernel thread or an exited task: the
         kernel's read fails with ESRCH)
     """

@@ -577,6 +577,7 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     :param mm: ``struct mm_struct *``
     :param root: reader's fs root (``struct path *``) for file names;
         default PID 1's
+    :return: every VMA's record and what the dump cannot tell
     :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     prog = mm.prog_
@@ -610,6 +611,7 @@ def smaps_totals(mm: Object) -> Tuple[MemSizeStats, List[str]]:
     leaves such a VMA out of its records, with a warning).
 
     :param mm: ``struct mm_struct *`` (not NULL)
+    :return: the counters and what the dump cannot tell
     :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     warnings: List[str] = []
@@ -735,7 +737,13 @@ def _text(b: bytes) -> str:
 
 
 def smaps_mm(mm: Object, root: Optional[Object] = None) -> str:
-    """/proc/PID/smaps of *mm* (``struct mm_struct *``; NULL gives ``""``)."""
+    """
+    /proc/PID/smaps of *mm*.
+
+    :param mm: ``struct mm_struct *`` (NULL gives ``""``)
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
+    """
     if not mm.value_():
         return ""
     return _text(format_smaps(mm.prog_, smaps_gather(mm, root)))
@@ -745,6 +753,9 @@ def smaps_rollup_mm(mm: Object, root: Optional[Object] = None) -> str:
     """
     /proc/PID/smaps_rollup of *mm*.
 
+    :param mm: ``struct mm_struct *``
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
     :raises NoMmError: for a NULL mm (a kernel thread or an exited task: the
         kernel's read fails with ESRCH)
     """
@@ -772,8 +783,11 @@ def smaps(task: Object, root: "str | Object | None" = None) -> str:
 
 def smaps_rollup(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/smaps_rollup of *task* (``struct task_struct *``).
+    /proc/PID/smaps_rollup of *task*.
 
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
     :raises NoMmError: without an mm of its own (the kernel's read fails with
         ESRCH)
     """

@@ -75,11 +75,13 @@ def write_report(prog: Program, outdir: "str | os.PathLike[str]", *, top: int = 
     """
     Write ``index.html`` and ``report.json`` of *prog* into *outdir* (created if missing).
 
+    :param outdir: the directory to write into
     :param top: processes and files in the pictures
     :param address_spaces: processes whose address space is drawn (the largest by RSS)
     :param source: what the program was opened from (``core``, ``vmlinux``), recorded in both files
     :param progress: a stream for a progress bar (drawn only when it is a terminal)
     :raises MissingDependencyError: without matplotlib or numpy
+    :return: the two files and the report's contents
     """
     from drgn_ptwalk.report import charts
     from drgn_ptwalk.report.page import page, section_html
@@ -172,6 +174,8 @@ class BatchRow(NamedTuple):
 
 
 class BatchResult(NamedTuple):
+    """What :func:`run_batch` wrote: the index, batch.json and one row per report."""
+
     html: Path
     json: Path
     rows: List[BatchRow]
@@ -184,6 +188,8 @@ class BatchResult(NamedTuple):
 def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
     """The lines of a batch file: ``CORE VMLINUX`` each (blank lines and ``#`` comments skipped).
 
+    :param path: the batch file
+    :return: ``(line number, core, vmlinux)`` of each line
     :raises ArgumentError: for a line that is not two fields
     """
     out = []
@@ -235,8 +241,12 @@ def run_batch(batch_file: "str | os.PathLike[str]", outdir: "str | os.PathLike[s
     opened, or crashes the reader, costs only its own row), into ``OUTDIR/NNN-NAME/``; then
     ``OUTDIR/index.html`` comparing them and ``OUTDIR/batch.json``.
 
+    :param batch_file: the batch file (:func:`read_batch`)
+    :param outdir: the directory to write into (created if missing)
     :param jobs: reports run side by side
     :param timeout: seconds one report may take (``None``: no limit)
+    :param progress: a stream for a line per finished report, if any
+    :return: the index, batch.json and one row per report (its status, time and reason)
     :raises MissingDependencyError: without matplotlib or numpy
     :raises ArgumentError: for a malformed batch file
     """
