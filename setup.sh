@@ -3,7 +3,7 @@
 # Install what drgn-ptwalk and its reference vmcores need on a Debian machine (idempotent):
 # QEMU for every architecture of the matrix, the arm64, ppc64el and s390x cross compilers, archive tools, gdb and
 # gdb-multiarch with binutils' readelf (the gcore tests open the cores with them), chromium (the report tests load
-# the page in it, headless), then the package itself.
+# the page in it, headless), then the package itself, ruff and mypy.
 set -euo pipefail
 cd "$(dirname "$0")"
 pkgs="qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-system-misc gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross
@@ -21,4 +21,5 @@ if ! dpkg-query -W -f='${Status}\n' liblzo2-dev 2>/dev/null | grep -q '^install 
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q liblzo2-dev ||
         { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q liblzo2-dev; }
 fi
-python3 -m pip install -q -e '.[test]'
+# The package with the test dependencies and the pinned linter and type checker (ruff, mypy).
+python3 -m pip install -q -e '.[test,lint]'

@@ -285,7 +285,7 @@ _PRESENT = frozenset((PtType.FOLIO, PtType.PFN))
 
 
 def _has_split_folios() -> bool:
-    # The bench also measures older trees (before/after comparisons): split_folios came with issue 6.
+    # The bench also measures older trees (before/after comparisons), which have no split_folios.
     import inspect
 
     return "split_folios" in inspect.signature(pt_range_walk).parameters
@@ -823,7 +823,7 @@ def m_memmap_floor(prog: Program) -> Optional[Callable[[], Dict[str, Any]]]:
 
 
 def m_kpageflags(prog: Program) -> Optional[Callable[[], Dict[str, Any]]]:
-    """``kpageflags()`` of every PFN: the bytes of /proc/kpageflags (issue 15's target)."""
+    """``kpageflags()`` of every PFN: the bytes of /proc/kpageflags."""
     try:
         from drgn_ptwalk.kpage import kpageflags, max_dump_pfn
     except ImportError:

@@ -4,205 +4,123 @@ drgn-ptwalk: walk a task's real page tables in a live kernel or crash dump.
 
 The public API is :func:`pt_range_walk` and its result type :class:`PtEntry`; :mod:`drgn_ptwalk.page`
 reads ``struct page``/folio state; :mod:`drgn_ptwalk.kpage` rebuilds /proc/kpageflags, kpagecount and
-kpagecgroup; :func:`whomaps` finds who maps a physical page (:mod:`drgn_ptwalk.rmap`); :mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,
-numa_maps,pagemap} on the walker; :func:`memtop` ranks processes by memory; every public exception and
-warning is in :mod:`drgn_ptwalk.errors`. The names below are imported when first used, so that loading
-the drgn plugin (which imports this package) costs only registering its commands.
+kpagecgroup; :func:`whomaps` finds who maps a physical page (:mod:`drgn_ptwalk.rmap`);
+:mod:`drgn_ptwalk.procfs` rebuilds /proc/PID/{maps,smaps,smaps_rollup,numa_maps,pagemap} on the walker;
+:func:`memtop` ranks processes by memory; every public exception and warning is in
+:mod:`drgn_ptwalk.errors`.
+
+The package exports the ``__all__`` of each module of :data:`API_MODULES`, as drgn's helper packages do.
+A name is imported when first used (only its own module), so that loading the drgn plugin (which imports
+this package) costs only registering its commands; static type checkers and IDEs read the same modules'
+``__all__`` through the ``TYPE_CHECKING`` imports below (kept equal to :data:`API_MODULES` by
+``tests/unit/test_exports.py``). Three modules are named like their main function (:mod:`~drgn_ptwalk.gcore`,
+:mod:`~drgn_ptwalk.memmap`, :mod:`~drgn_ptwalk.filecache`): once such a module has been imported (say, by
+its command) before the package's name was used, ``drgn_ptwalk.gcore`` is the module, as Python binds it;
+``from drgn_ptwalk.gcore import gcore`` is the function either way.
 """
 
+import ast
 import importlib
-from typing import TYPE_CHECKING, Any, Dict, List
+import os
+import re
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-# name -> the module that defines it.
-_EXPORTS: Dict[str, str] = {
-    "ArchDecoder": "drgn_ptwalk.arch",
-    "get_decoder": "drgn_ptwalk.arch",
-    "PtEntry": "drgn_ptwalk.entry",
-    "PtFlag": "drgn_ptwalk.entry",
-    "PtLevel": "drgn_ptwalk.entry",
-    "PtType": "drgn_ptwalk.entry",
-    "CoreNote": "drgn_ptwalk.corenotes",
-    "task_pt_regs": "drgn_ptwalk.corenotes",
-    "MissingDependencyError": "drgn_ptwalk.errors",
-    "NoMmError": "drgn_ptwalk.errors",
-    "ProcfsWarning": "drgn_ptwalk.errors",
-    "ProgramError": "drgn_ptwalk.errors",
-    "PtWalkError": "drgn_ptwalk.errors",
-    "TaskNotFoundError": "drgn_ptwalk.errors",
-    "UnsupportedKernelError": "drgn_ptwalk.errors",
-    "VmaFieldError": "drgn_ptwalk.errors",
-    "VmaTreeError": "drgn_ptwalk.errors",
-    "CoreFile": "drgn_ptwalk.gcore",
-    "CoreSegment": "drgn_ptwalk.gcore",
-    "GcoreResult": "drgn_ptwalk.gcore",
-    "MissingRange": "drgn_ptwalk.gcore",
-    "core_segments": "drgn_ptwalk.gcore",
-    "coredump_filter": "drgn_ptwalk.gcore",
-    "gcore": "drgn_ptwalk.gcore",
-    "read_core": "drgn_ptwalk.gcore",
-    "vma_dump_size": "drgn_ptwalk.gcore",
-    "KPF": "drgn_ptwalk.kpage",
-    "KpageValues": "drgn_ptwalk.kpage",
-    "kpage_chunks": "drgn_ptwalk.kpage",
-    "kpage_values": "drgn_ptwalk.kpage",
-    "kpagecgroup": "drgn_ptwalk.kpage",
-    "kpagecount": "drgn_ptwalk.kpage",
-    "kpageflags": "drgn_ptwalk.kpage",
-    "max_dump_pfn": "drgn_ptwalk.kpage",
-    "pfn_online": "drgn_ptwalk.kpage",
-    "COUNTER_RULES": "drgn_ptwalk.filecache",
-    "CachedFile": "drgn_ptwalk.filecache",
-    "FileCacheSummary": "drgn_ptwalk.filecache",
-    "SuperBlockCache": "drgn_ptwalk.filecache",
-    "filecache": "drgn_ptwalk.filecache",
-    "MemmapRow": "drgn_ptwalk.memmap",
-    "MemmapSummary": "drgn_ptwalk.memmap",
-    "memmap": "drgn_ptwalk.memmap",
-    "PageKind": "drgn_ptwalk.rmap",
-    "TableOwner": "drgn_ptwalk.rmap",
-    "WhoMaps": "drgn_ptwalk.rmap",
-    "WhoSwaps": "drgn_ptwalk.rmap",
-    "page_kind": "drgn_ptwalk.rmap",
-    "page_table_owners": "drgn_ptwalk.rmap",
-    "whomaps": "drgn_ptwalk.rmap",
-    "whomaps_pfns": "drgn_ptwalk.rmap",
-    "whoswaps": "drgn_ptwalk.rmap",
-    "PageInfo": "drgn_ptwalk.page",
-    "compound_head_pfn": "drgn_ptwalk.page",
-    "folio_info": "drgn_ptwalk.page",
-    "folio_order": "drgn_ptwalk.page",
-    "folio_runs": "drgn_ptwalk.page",
-    "page_info": "drgn_ptwalk.page",
-    "page_infos": "drgn_ptwalk.page",
-    "MemSizeStats": "drgn_ptwalk.procfs",
-    "maps": "drgn_ptwalk.procfs",
-    "maps_mm": "drgn_ptwalk.procfs",
-    "numa_maps": "drgn_ptwalk.procfs",
-    "numa_maps_mm": "drgn_ptwalk.procfs",
-    "pagemap": "drgn_ptwalk.procfs",
-    "pagemap_mm": "drgn_ptwalk.procfs",
-    "smaps": "drgn_ptwalk.procfs",
-    "smaps_gather": "drgn_ptwalk.procfs",
-    "smaps_mm": "drgn_ptwalk.procfs",
-    "smaps_rollup": "drgn_ptwalk.procfs",
-    "smaps_rollup_mm": "drgn_ptwalk.procfs",
-    "MemtopRow": "drgn_ptwalk.procfs.memtop",
-    "memtop": "drgn_ptwalk.procfs.memtop",
-    "print_memtop": "drgn_ptwalk.commands.memtop",
-    "open_program": "drgn_ptwalk.program",
-    "BatchResult": "drgn_ptwalk.report",
-    "ReportResult": "drgn_ptwalk.report",
-    "run_batch": "drgn_ptwalk.report",
-    "write_report": "drgn_ptwalk.report",
-    "SwapTypes": "drgn_ptwalk.swapinfo",
-    "swap_types": "drgn_ptwalk.swapinfo",
-    "find_target": "drgn_ptwalk.tasks",
-    "get_task_mm": "drgn_ptwalk.tasks",
-    "task_mm": "drgn_ptwalk.tasks",
-    "Fate": "drgn_ptwalk.usermem",
-    "READABLE_FATES": "drgn_ptwalk.usermem",
-    "UserRange": "drgn_ptwalk.usermem",
-    "UserRead": "drgn_ptwalk.usermem",
-    "read_user": "drgn_ptwalk.usermem",
-    "user_pages": "drgn_ptwalk.usermem",
-    "mm_segments": "drgn_ptwalk.walk",
-    "pt_range_walk": "drgn_ptwalk.walk",
-}
-
-__all__ = tuple(sorted(_EXPORTS))
+API_MODULES: Tuple[str, ...] = (
+    "drgn_ptwalk.errors",
+    "drgn_ptwalk.entry",
+    "drgn_ptwalk.tasks",
+    "drgn_ptwalk.walk",
+    "drgn_ptwalk.procfs",
+    "drgn_ptwalk.procfs.memtop",
+    "drgn_ptwalk.program",
+    "drgn_ptwalk.arch",
+    "drgn_ptwalk.swapinfo",
+    "drgn_ptwalk.page",
+    "drgn_ptwalk.kpage",
+    "drgn_ptwalk.rmap",
+    "drgn_ptwalk.memmap",
+    "drgn_ptwalk.filecache",
+    "drgn_ptwalk.usermem",
+    "drgn_ptwalk.corenotes",
+    "drgn_ptwalk.gcore",
+    "drgn_ptwalk.report",
+)
+"""The modules whose ``__all__`` the package exports (a name in two of them is one object, re-exported: the
+first one's is taken)."""
 
 
-def __getattr__(name: str) -> Any:
+def module_all(module: str) -> Tuple[str, ...]:
+    """
+    The ``__all__`` of a module of this package, read from its source (its ``__all__ = (...)`` of string
+    literals) without importing it; imported if the source does not say.
+
+    :param module: the module's full name, ``drgn_ptwalk....``
+    """
+    path = os.path.join(os.path.dirname(__file__), *module.split(".")[1:])
+    path = os.path.join(path, "__init__.py") if os.path.isdir(path) else path + ".py"
     try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+        with open(path, encoding="utf-8") as f:
+            m = re.search(r"^__all__ = (\([^)]*\))", f.read(), re.M)
+    except OSError:
+        m = None
+    if m is None:
+        return tuple(importlib.import_module(module).__all__)
+    return tuple(ast.literal_eval(m.group(1)))
+
+
+_where: Optional[Dict[str, str]] = None
+
+
+def _exports() -> Dict[str, str]:
+    # exported name -> the API module it is taken from
+    global _where
+    if _where is None:
+        where: Dict[str, str] = {}
+        for module in API_MODULES:
+            for name in module_all(module):
+                where.setdefault(name, module)
+        _where = where
+    return _where
+
+
+if not TYPE_CHECKING:  # type checkers see the names through the imports below, and no others
+
+    def __getattr__(name: str) -> Any:
+        if name == "__all__":
+            # Everything, for "from drgn_ptwalk import *": bound now, so that a submodule named like its
+            # function (gcore, memmap, filecache), which importing it binds here, does not hide it.
+            for n, module in _exports().items():
+                globals()[n] = getattr(importlib.import_module(module), n)
+            value = tuple(sorted(_exports()))
+        else:
+            module = _exports().get(name)
+            if module is None:
+                raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_exports()))
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from drgn_ptwalk.arch import ArchDecoder, get_decoder
-    from drgn_ptwalk.commands.memtop import print_memtop
-    from drgn_ptwalk.corenotes import CoreNote, task_pt_regs
-    from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
-    from drgn_ptwalk.errors import (
-        MissingDependencyError,
-        NoMmError,
-        ProcfsWarning,
-        ProgramError,
-        PtWalkError,
-        TaskNotFoundError,
-        VmaFieldError,
-        VmaTreeError,
-    )
-    from drgn_ptwalk.gcore import (
-        CoreFile,
-        CoreSegment,
-        GcoreResult,
-        MissingRange,
-        core_segments,
-        coredump_filter,
-        gcore,
-        read_core,
-        vma_dump_size,
-    )
-    from drgn_ptwalk.kpage import (
-        KPF,
-        KpageValues,
-        kpage_chunks,
-        kpage_values,
-        kpagecgroup,
-        kpagecount,
-        kpageflags,
-        max_dump_pfn,
-        pfn_online,
-    )
-    from drgn_ptwalk.page import (
-        PageInfo,
-        compound_head_pfn,
-        folio_info,
-        folio_order,
-        folio_runs,
-        page_info,
-        page_infos,
-    )
-    from drgn_ptwalk.procfs import (
-        MemSizeStats,
-        maps,
-        maps_mm,
-        numa_maps,
-        numa_maps_mm,
-        pagemap,
-        pagemap_mm,
-        smaps,
-        smaps_gather,
-        smaps_mm,
-        smaps_rollup,
-        smaps_rollup_mm,
-    )
-    from drgn_ptwalk.procfs.memtop import MemtopRow, memtop
-    from drgn_ptwalk.filecache import COUNTER_RULES, CachedFile, FileCacheSummary, SuperBlockCache, filecache
-    from drgn_ptwalk.memmap import MemmapRow, MemmapSummary, memmap
-    from drgn_ptwalk.program import open_program
-    from drgn_ptwalk.report import BatchResult, ReportResult, run_batch, write_report
-    from drgn_ptwalk.rmap import (
-        PageKind,
-        TableOwner,
-        WhoMaps,
-        WhoSwaps,
-        page_kind,
-        page_table_owners,
-        whomaps,
-        whomaps_pfns,
-        whoswaps,
-    )
-    from drgn_ptwalk.swapinfo import SwapTypes, swap_types
-    from drgn_ptwalk.tasks import find_target, get_task_mm, task_mm
-    from drgn_ptwalk.usermem import READABLE_FATES, Fate, UserRange, UserRead, read_user, user_pages
-    from drgn_ptwalk.walk import mm_segments, pt_range_walk
+    from drgn_ptwalk.arch import *  # noqa: F403
+    from drgn_ptwalk.corenotes import *  # noqa: F403
+    from drgn_ptwalk.entry import *  # noqa: F403
+    from drgn_ptwalk.errors import *  # noqa: F403
+    from drgn_ptwalk.filecache import *  # noqa: F403
+    from drgn_ptwalk.gcore import *  # noqa: F403
+    from drgn_ptwalk.kpage import *  # noqa: F403
+    from drgn_ptwalk.memmap import *  # noqa: F403
+    from drgn_ptwalk.page import *  # noqa: F403
+    from drgn_ptwalk.procfs import *  # noqa: F403
+    from drgn_ptwalk.procfs.memtop import *  # noqa: F403
+    from drgn_ptwalk.program import *  # noqa: F403
+    from drgn_ptwalk.report import *  # noqa: F403
+    from drgn_ptwalk.rmap import *  # noqa: F403
+    from drgn_ptwalk.swapinfo import *  # noqa: F403
+    from drgn_ptwalk.tasks import *  # noqa: F403
+    from drgn_ptwalk.usermem import *  # noqa: F403
+    from drgn_ptwalk.walk import *  # noqa: F403

@@ -6,19 +6,25 @@ whose bytes are the kernel's (pagemap, kpageflags, kpagecount, kpagecgroup). Loo
 (``prog.cache``): the little-endian path costs nothing per entry.
 """
 
+from typing import Literal
+
 from drgn import PlatformFlags, Program
 
-__all__ = ("byte_order", "is_big_endian", "struct_order")
+__all__ = ("ByteOrder", "byte_order", "is_big_endian", "struct_order")
+
+ByteOrder = Literal["little", "big"]
+"""A byte order as :meth:`int.from_bytes` takes it."""
 
 
-def byte_order(prog: Program) -> str:
+def byte_order(prog: Program) -> ByteOrder:
     """``"little"`` or ``"big"``: the byte order of *prog*'s kernel data (``int.from_bytes`` style)."""
     try:
         return prog.cache["ptwalk_byte_order"]
     except KeyError:
         pass
     platform = prog.platform
-    order = "big" if platform is not None and not platform.flags & PlatformFlags.IS_LITTLE_ENDIAN else "little"
+    big = platform is not None and not platform.flags & PlatformFlags.IS_LITTLE_ENDIAN
+    order: ByteOrder = "big" if big else "little"
     prog.cache["ptwalk_byte_order"] = order
     return order
 

@@ -14,20 +14,13 @@ name.
 
 from typing import Tuple
 
+from drgn_ptwalk.errors import LzoError
+
 __all__ = ("LzoError", "lzo1x_decompress_safe")
 
 _M2_MAX_OFFSET = 0x0800
 _MIN_ZERO_RUN_LENGTH = 4
 _MAX_255_COUNT = (((1 << 64) - 1) // 255) - 2
-
-
-class LzoError(ValueError):
-    """A stream the kernel's ``lzo1x_decompress_safe()`` would refuse: :attr:`code` is its ``LZO_E_*`` name."""
-
-    def __init__(self, code: str, produced: int) -> None:
-        super().__init__(f"lzo: {code} after {produced} bytes")
-        self.code = code
-        self.produced = produced
 
 
 class _Overrun(Exception):
@@ -66,7 +59,7 @@ def lzo1x_decompress_safe(data: bytes, out_len: int) -> bytes:
         raise LzoError("LZO_E_INPUT_OVERRUN", -1) from None
 
 
-def _decompress(data: bytes, out_len: int) -> bytes:  # noqa: C901 (one state machine, as in C)
+def _decompress(data: bytes, out_len: int) -> bytes:
     n = len(data)
     out = bytearray()
     ip = 0

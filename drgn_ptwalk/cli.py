@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""drgn-ptwalk: /proc/PID/{maps,smaps,smaps_rollup,numa_maps,pagemap}, page-table walks and memtop from a
+"""drgn-ptwalk: a process's /proc files, page-table walks and memory, and the physical memory's, from a
 crash dump, a live kernel or a QEMU guest.
 
-The subcommands are those of :mod:`drgn_ptwalk.commands` (the drgn shell commands and ``contrib/`` take the
-same arguments). Errors are one line on stderr and exit status 2 (``--debug`` shows the traceback): a
-corrupt VMA tree (:class:`~drgn_ptwalk.errors.VmaTreeError`) says which node or VMA, at which level. What
-the dump cannot tell (procfs warnings: a VMA left out, a ``struct page`` that cannot be read) is one
+The subcommands are the commands of the registry, :func:`drgn_ptwalk.commands.registry` (``drgn-ptwalk
+--help`` lists them; the drgn shell commands and ``contrib/`` take the same arguments). Bad input is one
+line on stderr and exit status 2 (``--debug`` shows the traceback): a corrupt VMA tree
+(:class:`~drgn_ptwalk.errors.VmaTreeError`) says which node or VMA, at which level. A bug of
+drgn-ptwalk's (any other exception) prints its traceback and exits with status 1. What the dump cannot
+tell (procfs warnings: a VMA left out, a ``struct page`` that cannot be read) is one
 ``drgn-ptwalk: warning: ...`` line each on stderr; the output goes on.
 """
 
@@ -14,14 +16,17 @@ import logging
 import sys
 import traceback
 import warnings
-from typing import List, Optional
+from typing import List, Optional, TextIO, Type
 
-from drgn_ptwalk.commands import USER_ERRORS, add_arguments, execute, lookup, one_line, registry
+from drgn_ptwalk.commands import USER_ERRORS, add_arguments, execute, internal_error, lookup, one_line, registry
 from drgn_ptwalk.errors import ProcfsWarning
 
-__all__ = ("EXIT_ERROR", "build_parser", "main")
+__all__ = ("EXIT_ERROR", "EXIT_INTERNAL", "build_parser", "main")
 
 EXIT_ERROR = 2
+"""The exit status of bad input (:data:`~drgn_ptwalk.commands.USER_ERRORS`)."""
+EXIT_INTERNAL = 1
+"""The exit status of a bug of drgn-ptwalk's (any other exception: its traceback is printed)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,19 +76,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         print(f"drgn-ptwalk: {one_line(e)}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as e:  # an unexpected failure still gets one line unless --debug
+    except Exception as e:  # a bug of ours: its traceback, then one line
         if args.debug:
             raise
-        print(f"drgn-ptwalk: internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug)",
-              file=sys.stderr)
-        return EXIT_ERROR
+        print(f"drgn-ptwalk: {internal_error(e)}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _one_line_warnings() -> None:
     """Procfs warnings as ``drgn-ptwalk: warning: ...`` lines (others as Python prints them)."""
     default = warnings.showwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def show(message: "Warning | str", category: Type[Warning], filename: str, lineno: int,
+             file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
         if issubclass(category, ProcfsWarning):
             print(f"drgn-ptwalk: warning: {message}", file=file or sys.stderr)
         else:

@@ -32,8 +32,8 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from drgn import FaultError, Object, Program, offsetof, sizeof
 
-from drgn_ptwalk._compat import thread_size
 from drgn_ptwalk._byteorder import struct_order
+from drgn_ptwalk._compat import thread_size
 
 __all__ = (
     "CoreNote",
@@ -450,6 +450,7 @@ def thread_notes(task: Object) -> ThreadRegs:
     ``pr_reg`` and the other register notes of one thread of *task*'s architecture.
 
     :param task: ``struct task_struct *``
+    :return: ``pr_reg`` (``elf_gregset_t``'s bytes) and the architecture's other register notes
     :raises NotImplementedError: for an architecture not in :data:`THREAD_NOTES`
     """
     arch = _arch(task.prog_)
@@ -499,6 +500,12 @@ def prstatus_note(task: Object, gregs: bytes, fpvalid: bool, signr: int = 0) -> 
     ``pr_sigpend``/``pr_sighold`` (first word of ``pending.signal``/``blocked``), ``pr_pid``/``ppid``/
     ``pgrp``/``sid``, ``pr_utime``/``stime`` (the group's totals for the leader), ``pr_cutime``/``cstime``,
     ``pr_reg`` (*gregs*), ``pr_fpvalid``.
+
+    :param task: ``struct task_struct *`` of the thread
+    :param gregs: its general registers, laid out as the architecture's ``elf_gregset_t``
+    :param fpvalid: whether an FP register note follows
+    :param signr: the signal that "caused" the dump (``pr_cursig``; 0: none)
+    :return: the note
     """
     prog = task.prog_
     o = struct_order(prog)
@@ -534,6 +541,10 @@ def prpsinfo_note(leader: Object, psargs: bytes) -> CoreNote:
     of the lowest set bit of ``__state`` plus one), its letter from ``"RSDTZW"``, zombie, nice, ``flags``,
     uid, gid, pids, ``comm``, and *psargs*: the first ``ELF_PRARGSZ - 1`` bytes of the argument area
     (``mm->arg_start`` to ``arg_end``) with NULs made spaces.
+
+    :param leader: ``struct task_struct *`` of the thread group leader
+    :param psargs: the argument area's bytes, as read
+    :return: the note
     """
     prog = leader.prog_
     o = struct_order(prog)
@@ -555,7 +566,12 @@ def prpsinfo_note(leader: Object, psargs: bytes) -> CoreNote:
 
 
 def auxv_note(mm: Object) -> CoreNote:
-    """``NT_AUXV`` (``fill_auxv_note()``): ``mm->saved_auxv`` up to and including the ``AT_NULL`` pair."""
+    """
+    ``NT_AUXV`` (``fill_auxv_note()``): ``mm->saved_auxv`` up to and including the ``AT_NULL`` pair.
+
+    :param mm: ``struct mm_struct *``
+    :return: the note
+    """
     prog = mm.prog_
     o = struct_order(prog)
     raw = prog.read(mm.saved_auxv.address_of_().value_(), sizeof(mm.saved_auxv))
@@ -574,6 +590,8 @@ def file_note(prog: Program, files: Sequence[Tuple[int, int, int, bytes]], page_
     file-backed VMA, then their paths, each NUL-terminated.
 
     :param files: ``(start, end, pgoff, path)`` of each file-backed VMA, in address order
+    :param page_size: the kernel's page size (the unit of ``pgoff``)
+    :return: the note
     """
     o = struct_order(prog)
     head = struct.pack(f"{o}{2 + 3 * len(files)}Q", len(files), page_size,
@@ -586,6 +604,9 @@ def siginfo_note(task: Object) -> Optional[CoreNote]:
     ``NT_SIGINFO``: the 128-byte ``siginfo_t`` of the thread's ``last_siginfo`` (a thread stopped under
     ptrace in a signal-delivery or ptrace stop), or ``None``: a dump has no coredump signal, and a
     thread that is not ptrace-stopped has no siginfo the kernel keeps for it.
+
+    :param task: ``struct task_struct *`` of the thread
+    :return: the note, or ``None``
     """
     prog = task.prog_
     try:
@@ -611,6 +632,12 @@ def core_notes(threads: Sequence[Object], mm: Object, psargs: bytes,
     an ``NT_PRSTATUS`` with zero registers, and a line in *errors*.
 
     :param threads: ``struct task_struct *`` of each thread, the first the one the core is "dumped by"
+    :param mm: their ``struct mm_struct *``
+    :param psargs: the process's arguments for ``NT_PRPSINFO`` (see :func:`prpsinfo_note`)
+    :param files: ``(start, end, pgoff, path)`` of each file-backed VMA, for ``NT_FILE``
+    :param page_size: the kernel's page size
+    :param errors: list collecting what could not be read
+    :return: the notes, in order
     """
     notes: List[CoreNote] = []
     siginfo = None
@@ -645,8 +672,13 @@ def _gregs_size(prog: Program) -> int:
 
 
 def encode_notes(prog: Program, notes: Iterable[CoreNote]) -> bytes:
-    """The bytes of the ``PT_NOTE`` segment: each note's ``namesz``, ``descsz``, ``type``, then its name
-    (with its NUL) and descriptor, each padded to 4 bytes, in the kernel's byte order."""
+    """
+    The bytes of the ``PT_NOTE`` segment: each note's ``namesz``, ``descsz``, ``type``, then its name
+    (with its NUL) and descriptor, each padded to 4 bytes, in the kernel's byte order.
+
+    :param notes: the notes, in order
+    :return: the segment's bytes
+    """
     o = struct_order(prog)
     out = []
     for n in notes:

@@ -19,15 +19,14 @@ A missing library is a :class:`DecompressError` saying what to install; the call
 """
 
 import zlib
+from types import ModuleType
+
+from drgn_ptwalk.errors import DecompressError
 
 __all__ = ("DecompressError", "decompress_page")
 
 
-class DecompressError(ValueError):
-    """A page that could not be decompressed: why, in words (a corrupt object, a missing library)."""
-
-
-def _need(module: str, pip: str):
+def _need(module: str, pip: str) -> ModuleType:
     import importlib
 
     try:

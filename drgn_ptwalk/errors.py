@@ -5,12 +5,26 @@ Every exception and warning drgn-ptwalk raises on purpose, in one place.
 Bad input is a typed error with a one-line message (the CLI prints it and exits with 2, the drgn shell
 commands raise it as a :class:`drgn.commands.CommandError`; see :mod:`drgn_ptwalk.commands`): a program
 that cannot be opened (:class:`ProgramError`), a task that is not there (:class:`TaskNotFoundError`) or
-has no address space (:class:`NoMmError`), a structure the walk depends on that is unreadable or corrupt
+has no address space (:class:`NoMmError`), a value the caller gave that cannot be used
+(:class:`ArgumentError`), a structure the walk depends on that is unreadable or corrupt
 (:class:`PtWalkError`: the VMA tree, :class:`VmaTreeError`; one VMA's fields, :class:`VmaFieldError`).
+Any other exception is a bug of drgn-ptwalk's, and the front ends show its traceback.
 What a dump cannot tell while the rest of a file stays exact is a :class:`ProcfsWarning`.
+
+A task without an mm of its own (a kernel thread, also one using a borrowed user mm; an exited task): the
+/proc files the kernel prints empty for it (maps, smaps, numa_maps) are empty strings; everything else
+that needs the mm raises :class:`NoMmError` (smaps_rollup and pagemap, whose read fails with ESRCH in the
+kernel; :func:`~drgn_ptwalk.tasks.task_mm`, the process memory reader, gcore).
+
+The process memory reader's own failures (:class:`DecompressError`, :class:`ZramError`,
+:class:`ZswapError`, :class:`ZsError`, :class:`LzoError`) become the fate of the page that could not be
+read; they reach a caller only of the lower-level functions that raise them.
 """
 
 __all__ = (
+    "ArgumentError",
+    "DecompressError",
+    "LzoError",
     "MissingDependencyError",
     "NoMmError",
     "ProcfsWarning",
@@ -20,6 +34,9 @@ __all__ = (
     "UnsupportedKernelError",
     "VmaFieldError",
     "VmaTreeError",
+    "ZramError",
+    "ZsError",
+    "ZswapError",
 )
 
 
@@ -45,7 +62,15 @@ class TaskNotFoundError(LookupError):
 
 
 class NoMmError(ValueError):
-    """The task has no user address space (a kernel thread, or a task that is exiting)."""
+    """The task has no user address space of its own (a kernel thread, or a task that is exiting)."""
+
+
+class ArgumentError(ValueError):
+    """
+    A value the caller gave cannot be used: a range that is not page aligned or beyond the address space,
+    a PFN beyond the memmap, a swap image of another device, options that do not go together. The message
+    says which value and why.
+    """
 
 
 class PtWalkError(Exception):
@@ -77,3 +102,33 @@ class VmaFieldError(PtWalkError):
 
 class ProcfsWarning(UserWarning):
     """Something the dump cannot tell (e.g. a page left out of a filtered dump)."""
+
+
+class DecompressError(ValueError):
+    """A page that could not be decompressed: why, in words (a corrupt object, a missing library)."""
+
+
+class LzoError(ValueError):
+    """A stream the kernel's ``lzo1x_decompress_safe()`` would refuse: :attr:`code` is its ``LZO_E_*`` name.
+
+    :ivar code: the ``LZO_E_*`` name
+    :ivar produced: how many bytes were decompressed before it
+    """
+
+    def __init__(self, code: str, produced: int) -> None:
+        super().__init__(f"lzo: {code} after {produced} bytes")
+        self.code = code
+        self.produced = produced
+
+
+class ZsError(ValueError):
+    """A zsmalloc object that cannot be read: a bad handle, a page that is not zsmalloc's, an unreadable
+    page."""
+
+
+class ZramError(ValueError):
+    """A zram slot that cannot be read: why, in words."""
+
+
+class ZswapError(ValueError):
+    """A zswap entry that was found but cannot be read: why, in words."""

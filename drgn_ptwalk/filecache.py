@@ -403,6 +403,8 @@ def filecache(prog: Program) -> FileCacheSummary:
 
     An inode or super block that cannot be read is a warning (and, for an inode whose xarray breaks
     midway, a file with ``error`` set); the rest is exact.
+
+    :return: the files, the per-super-block totals, the kernel's counters beside the sums, the warnings
     """
     from drgn.helpers.linux.pid import find_task
 

@@ -27,6 +27,7 @@ from typing import IO, Any, BinaryIO, Dict, Iterator, List, Mapping, NamedTuple,
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk._byteorder import struct_order
+from drgn_ptwalk.errors import ArgumentError
 
 __all__ = (
     "CoreSegment",
@@ -137,6 +138,7 @@ def coredump_filter(mm: Object) -> int:
     ``MMF_DUMP_FILTER_SHIFT``.
 
     :param mm: ``struct mm_struct *``
+    :return: the filter's bits (``MMF_DUMP_ANON_PRIVATE`` is bit 0)
     """
     return (_mm_flags(mm) & _MMF_DUMP_ALL) >> _MMF_DUMP_FILTER_SHIFT
 
@@ -197,8 +199,10 @@ def vma_dump_size(vma: Object, mm_flags: int, *, all_pages: bool = False,
     :param vma: ``struct vm_area_struct *``
     :param mm_flags: ``mm->flags`` (the first word)
     :param all_pages: dump as if every filter bit were set (still not ``VM_IO``/``VM_DONTDUMP``)
+    :param gate: the gate VMA of the process, if any (always dumped whole)
     :param first_bytes: ``callable(address) -> Optional[bytes]``: the VMA's first 4 bytes, or ``None``
         if not readable (``copy_from_user()`` failing: not dumped)
+    :return: the bytes dumped from the VMA's start: 0, one page, or the whole VMA
     """
     prog = vma.prog_
     if all_pages:
@@ -285,6 +289,10 @@ def core_segments(task: Object, *, all_pages: bool = False, swap_images: Optiona
     when the notes are known).
 
     :param task: ``struct task_struct *``
+    :param all_pages: see :func:`gcore`
+    :param swap_images: see :func:`gcore`
+    :param root: see :func:`gcore`
+    :return: one segment per VMA, in address order
     """
     from drgn_ptwalk.tasks import task_mm
 
@@ -448,6 +456,7 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
 
     :param task: ``struct task_struct *`` of the dumping thread (its notes come first); the process's
         other threads follow
+    :param path_or_file: where to write the core: a path, or a binary file open for writing
     :param all_pages: dump every VMA whole, as if every ``coredump_filter`` bit were set (``VM_IO`` and
         ``VM_DONTDUMP`` VMAs stay empty, as the kernel's rule has them)
     :param swap_images: swap type -> swap device image (path or binary file), for pages on a swap device
@@ -457,7 +466,9 @@ def gcore(task: Object, path_or_file: Union[str, "os.PathLike[str]", BinaryIO], 
         ``swap_type``, ``swap_offset``, ``pfn``)
     :raises NoMmError: for a kernel thread or an exited task
     :raises OSError: if the file cannot be written
-    :raises ValueError: for a swap image that is not an image of its device (the reader's check)
+    :raises ArgumentError: for a swap image that is not an image of its device (the reader's check)
+    :return: what was written: pages per fate, the missing ranges, the segments, sizes, threads, notes and
+        errors
     """
     from drgn_ptwalk.tasks import task_mm
 
@@ -768,7 +779,12 @@ def _write_gate(prog: Program, s: _Seg, c: CoreSegment, put: Any, miss: Any, pag
 
 
 def format_summary(res: GcoreResult) -> str:
-    """A few lines for a person: what was written, the pages per fate, what is missing and why."""
+    """
+    A few lines for a person: what was written, the pages per fate, what is missing and why.
+
+    :param res: what :func:`gcore` returned
+    :return: the lines, each ending with a newline
+    """
     dumped = sum(1 for s in res.segments if s.filesz)
     lines = [f"gcore: {res.path or 'core'}: {res.threads} thread(s), {len(res.segments)} segments "
              f"({dumped} with data), {res.file_size} bytes ({res.bytes_written} of page data)"]
@@ -807,7 +823,9 @@ def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFil
     Read the headers and notes of a 64-bit ELF core (any byte order), with extended numbering: what
     :func:`gcore` wrote, for tests and checks.
 
-    :raises ValueError: if it is not a 64-bit ELF core
+    :param path_or_file: the core: a path, or a binary file open for reading (read from offset 0)
+    :return: its ELF header fields, program headers and notes
+    :raises ArgumentError: if it is not a 64-bit ELF core
     """
     if isinstance(path_or_file, (str, os.PathLike)):
         with open(path_or_file, "rb") as fp:
@@ -816,12 +834,12 @@ def read_core(path_or_file: Union[str, "os.PathLike[str]", BinaryIO]) -> CoreFil
     f.seek(0)
     ident = f.read(16)
     if ident[:4] != _ELF_MAGIC or ident[4] != 2 or ident[5] not in (1, 2):
-        raise ValueError("not a 64-bit ELF file")
+        raise ArgumentError("not a 64-bit ELF file")
     o = ">" if ident[5] == 2 else "<"
     (e_type, machine, _, _, phoff, shoff, e_flags, _, _, phnum, _, shnum, _) = struct.unpack(
         o + "HHIQQQIHHHHHH", f.read(_EHDR_SIZE - 16))
     if e_type != 4:
-        raise ValueError(f"not a core file (e_type {e_type})")
+        raise ArgumentError(f"not a core file (e_type {e_type})")
     if phnum == _PN_XNUM and shoff and shnum:
         f.seek(shoff)
         phnum = struct.unpack(o + "IIQQQQIIQQ", f.read(_SHDR_SIZE))[7]

@@ -54,6 +54,10 @@ def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[
     """Work out the architecture of a dump whose header names none (QEMU's ``kdump-zlib``).
 
     The vmcoreinfo note is near the start of the file; failing that, the vmlinux's ELF machine.
+
+    :param core: the dump's path
+    :param symbols: the vmlinux (and other debug info files) given for it
+    :return: drgn's architecture name (``X86_64``, ``AARCH64``, ...), or ``None`` if neither tells
     """
     try:
         with open(core, "rb") as f:
@@ -74,9 +78,9 @@ def guess_core_architecture(core: str, symbols: Sequence[str] = ()) -> Optional[
             continue
         if ident[:4] == b"\x7fELF":
             # e_machine in the file's byte order (EI_DATA: 2 is big-endian, s390x's).
-            arch = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "big" if ident[5] == 2 else "little"))
-            if arch:
-                return arch
+            machine = _ELF_MACHINE.get(int.from_bytes(ident[18:20], "big" if ident[5] == 2 else "little"))
+            if machine:
+                return machine
     return None
 
 
@@ -93,8 +97,13 @@ def open_program(
     guest over QMP (*qemu*), else the running kernel; the kernel's debug info from *symbols* (or drgn's
     default places). The one way this project opens a program: the CLI, the tests and the tools use it.
 
+    :param core: the core dump's path (``None``: a QEMU guest or the running kernel)
+    :param qemu: the QMP socket of a QEMU guest (a path or ``host:port``)
+    :param symbols: files with the kernel's debug info (the vmlinux; modules)
     :param architecture: for a dump that names none (QEMU's ``kdump-zlib``): worked out from the dump's
         vmcoreinfo or the vmlinux when not given
+    :param default_symbols: also look in drgn's default places for the debug info
+    :return: the program, its debug info loaded
     :raises ProgramError: (one line) the dump is missing, unreadable, not a Linux kernel's, or its
         kernel's debug info is not found or does not match
     """

@@ -119,7 +119,11 @@ def make_swap_types(
 
 
 def swap_types(prog: Program) -> SwapTypes:
-    """Return the :class:`SwapTypes` of the kernel in *prog* (cached)."""
+    """
+    The swap-entry type numbers of the kernel in *prog* (cached).
+
+    :return: ``MAX_SWAPFILES`` and the types of migration, device, hwpoison and marker entries
+    """
     try:
         return prog.cache["ptwalk_swap_types"]
     except KeyError:
@@ -138,7 +142,12 @@ _MARKER_BITS = ((1, "uffd_wp"), (2, "poisoned"), (4, "guard"))
 
 
 def marker_names(bits: int) -> str:
-    """``"uffd_wp|guard"``-style name of PTE marker *bits*."""
+    """
+    ``"uffd_wp|guard"``-style name of PTE marker *bits*.
+
+    :param bits: the marker's bits (``PTE_MARKER_*``)
+    :return: the names of the bits set, ``|``-separated (unknown bits in hex)
+    """
     names = [name for bit, name in _MARKER_BITS if bits & bit]
     rest = bits & ~7
     if rest:
@@ -152,6 +161,9 @@ def classify_swp(
     """
     Classify swap entry ``(type, offset)``.
 
+    :param st: the kernel's swap types (:func:`swap_types`)
+    :param type: the entry's swap type
+    :param offset: the entry's swap offset
     :param pfn_mask: ``SWP_PFN_MASK`` (PFN bits of a PFN-carrying offset)
     :return: ``(PtType, kind, pfn)``; *pfn* for migration, device and
         hwpoison entries, else ``None``

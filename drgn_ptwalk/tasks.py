@@ -27,6 +27,7 @@ def thread_group(task: Object) -> Iterator[Object]:
     drgn 0.0.31, the oldest drgn supported.
 
     :param task: ``struct task_struct *``
+    :return: ``struct task_struct *`` of each thread
     """
     return list_for_each_entry("struct task_struct", task.signal.thread_head.address_of_(), "thread_node")
 
@@ -40,6 +41,7 @@ def find_target(prog: Program, spec: "str | int | Object") -> Object:
     Find a task from a PID, a ``struct task_struct`` address (``0x...``) or a unique name (``comm``).
 
     :param spec: ``struct task_struct *``, PID, or a string naming one of the above
+    :return: ``struct task_struct *``
     :raises TaskNotFoundError: if nothing or more than one task matches
     """
     if isinstance(spec, Object):
@@ -80,6 +82,7 @@ def get_task_mm(task: Object) -> Object:
     for a task that has exited (a zombie).
 
     :param task: ``struct task_struct *``
+    :return: ``struct mm_struct *``, possibly NULL
     """
     mm = task.mm.read_()
     if mm.value_() and task.flags.value_() & PF_KTHREAD:
@@ -88,7 +91,12 @@ def get_task_mm(task: Object) -> Object:
 
 
 def no_mm_reason(task: Object) -> str:
-    """Why *task* has no mm of its own, in words (for messages)."""
+    """
+    Why *task* has no mm of its own, in words (for messages).
+
+    :param task: ``struct task_struct *`` without an mm of its own
+    :return: one line naming the task
+    """
     if task.flags.value_() & PF_KTHREAD:
         borrowed = " (using a borrowed user mm)" if task.mm.value_() else ""
         return f"PID {task.pid.value_()} ({_comm(task)}) is a kernel thread{borrowed}: no mm of its own"
@@ -100,6 +108,7 @@ def task_mm(task: Object) -> Object:
     The ``struct mm_struct *`` of a task (:func:`get_task_mm`).
 
     :param task: ``struct task_struct *``
+    :return: ``struct mm_struct *``, not NULL
     :raises NoMmError: for a kernel thread (also one using a borrowed mm) or
         an exited task
     """

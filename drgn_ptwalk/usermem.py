@@ -49,11 +49,26 @@ present pages with consecutive PFNs is one physical read.
 import enum
 import os
 import struct
-from typing import Any, BinaryIO, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    BinaryIO,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from drgn import FaultError, Object, Program
 
 from drgn_ptwalk.entry import PtEntry, PtType
+from drgn_ptwalk.errors import ArgumentError
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_info, page_layout, read_struct_pages
 from drgn_ptwalk.tasks import task_mm
 from drgn_ptwalk.walk import pt_range_walk
@@ -206,20 +221,20 @@ def _check_image(prog: Program, type: int, src: "Union[str, os.PathLike, BinaryI
     try:
         nr = len(prog["swap_info"])
         if not 0 <= type < nr:
-            raise ValueError(f"swap image {path}: there is no swap type {type} (MAX_SWAPFILES is {nr})")
+            raise ArgumentError(f"swap image {path}: there is no swap type {type} (MAX_SWAPFILES is {nr})")
         si = prog["swap_info"][type].read_()
         if not si.value_() or not si.max.value_():
-            raise ValueError(f"swap image {path}: swap type {type} is not in use in the dump")
+            raise ArgumentError(f"swap image {path}: swap type {type} is not in use in the dump")
         dev_pages = si.max.value_()
         f.seek(0)
         header = f.read(page_size)
         if len(header) < page_size or header[page_size - len(SWAP_MAGIC):] != SWAP_MAGIC:
-            raise ValueError(f"swap image {path}: no SWAPSPACE2 magic at the end of its first "
+            raise ArgumentError(f"swap image {path}: no SWAPSPACE2 magic at the end of its first "
                              f"{page_size}-byte page: not a swap area (of this page size)")
         last_le, last_be = struct.unpack_from("<I", header, 1028)[0], struct.unpack_from(">I", header, 1028)[0]
         size = f.seek(0, os.SEEK_END)
         if dev_pages - 1 not in (last_le, last_be) or size < dev_pages * page_size:
-            raise ValueError(f"swap image {path}: {size} bytes, header last_page {last_le}; swap device {type} "
+            raise ArgumentError(f"swap image {path}: {size} bytes, header last_page {last_le}; swap device {type} "
                              f"({_swap_name(si)}) in the dump has {dev_pages} pages "
                              f"({dev_pages * page_size} bytes): not an image of it")
     except BaseException:
@@ -787,7 +802,7 @@ def user_pages(
     swap_images: Optional[Mapping[int, "Union[str, os.PathLike, BinaryIO]"]] = None,
     root: Optional[str] = None,
     vma_ranges: Optional[Sequence[Tuple[Object, int, int]]] = None,
-) -> Iterator[UserRange]:
+) -> Generator[UserRange, None, None]:
     """
     The pages of ``[start, end)`` of a task's address space with their fates and bytes, as runs.
 
@@ -805,7 +820,7 @@ def user_pages(
         already
     :return: :class:`UserRange` runs covering the range in address order
     :raises NoMmError: for a kernel thread or an exited task
-    :raises ValueError: for a bad range, or a swap image that is not an image of its device (wrong size,
+    :raises ArgumentError: for a bad range, or a swap image that is not an image of its device (wrong size,
         no swap signature)
     """
     mm = _mm_of(task_or_mm)
@@ -828,7 +843,8 @@ def user_pages(
 
 
 def _user_pages(prog: Program, mm: Object, start: Optional[int], end: Optional[int], images: Dict[int, _SwapImage],
-                root: Optional[str], vma_ranges: Optional[Sequence[Tuple[Object, int, int]]]) -> Iterator[UserRange]:
+                root: Optional[str], vma_ranges: Optional[Sequence[Tuple[Object, int, int]]],
+                ) -> Generator[UserRange, None, None]:
     try:
         r = _Reader(prog, images, root)
         entries = pt_range_walk(mm, start, end, split_folios=False, vma_ranges=vma_ranges)
@@ -872,11 +888,14 @@ def read_user(task_or_mm: Object, address: int, size: int, **kwargs: Any) -> Use
     unreadable, and every page's fate (the ranges are cut to the requested bytes).
 
     :param task_or_mm: ``struct task_struct *`` or ``struct mm_struct *``
+    :param address: first address
+    :param size: how many bytes
     :param kwargs: as :func:`user_pages` (``swap_images``, ``root``, ``vma_ranges``)
-    :raises ValueError: for a negative size, a range beyond the user address space, a bad swap image
+    :return: the bytes and the fates of the pages they come from
+    :raises ArgumentError: for a negative size, a range beyond the user address space, a bad swap image
     """
     if size < 0:
-        raise ValueError(f"negative size {size}")
+        raise ArgumentError(f"negative size {size}")
     if size == 0:
         return UserRead(b"", [])
     end = address + size

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Set, Tup
 
 from drgn import FaultError, Object, Program, ProgramFlags, offsetof, sizeof
 
-from drgn_ptwalk._byteorder import byte_order, struct_order
+from drgn_ptwalk._byteorder import ByteOrder, byte_order, struct_order
 from drgn_ptwalk.errors import PtWalkError, VmaTreeError
 
 __all__ = (
@@ -49,7 +49,7 @@ class _NodeLayout(NamedTuple):
     arange: Tuple[int, int, int, int, int]
     range: Tuple[int, int, int, int, int]
     # The kernel's byte order ("big" on s390x) and the pivot/slot unpackers in it, by (type is arange).
-    order: str
+    order: ByteOrder
     unpack_pivots: Tuple[Any, Any]
     unpack_slots: Tuple[Any, Any]
 
@@ -216,6 +216,7 @@ def checked_vma_ranges(mm: Object, user_end: Optional[int] = None, *, start: Opt
     and left after the first VMA at or beyond *end*.
 
     :param mm: ``struct mm_struct *``
+    :param user_end: the end of the user address space (default: the mm's ``task_size``)
     :param start: first address of the range (default: 0)
     :param end: end of the range, exclusive (default: the top of the address space)
     :return: ``(vma, vm_start, vm_end)`` in address order

@@ -31,13 +31,10 @@ from drgn import FaultError, Object, Program, ProgramFlags, TypeKind, cast, offs
 
 from drgn_ptwalk._compat import type_unaliased
 from drgn_ptwalk.decompress import DecompressError, decompress_page
+from drgn_ptwalk.errors import ZramError
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool, load_module_debug_info
 
 __all__ = ("ZramDevice", "ZramError", "ZramPage", "ZramSlot", "zram_of_swap")
-
-
-class ZramError(ValueError):
-    """A zram slot that cannot be read: why, in words."""
 
 
 class ZramSlot(NamedTuple):

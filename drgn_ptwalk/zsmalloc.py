@@ -40,8 +40,9 @@ start with a ``ZS_HANDLE_SIZE`` header word (the handle with ``OBJ_ALLOCATED_TAG
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from drgn import FaultError, Object, Program
+from drgn import FaultError, Object, Program, Type
 
+from drgn_ptwalk.errors import ZsError
 from drgn_ptwalk.page import page_layout, read_struct_pages
 
 __all__ = ("ZsError", "ZsLocation", "ZsPool", "obj_location")
@@ -58,10 +59,6 @@ little-endian on big-endian kernels)."""
 
 _PHYSMEM_BITS_CANDIDATES = (52, 48, 46, 51, 53, 56, 47, 44, 42, 40, 36, 64)
 """``MAX_POSSIBLE_PHYSMEM_BITS`` values tried, in order (x86_64 and arm64 first: 52)."""
-
-
-class ZsError(ValueError):
-    """An object that cannot be read: a bad handle, a page that is not zsmalloc's, an unreadable page."""
 
 
 class ZsLocation(NamedTuple):
@@ -156,7 +153,7 @@ def _has_type(prog: Program, name: str) -> bool:
         return False
 
 
-def _bitfield(t, name: str) -> Tuple[int, int]:
+def _bitfield(t: Type, name: str) -> Tuple[int, int]:
     m = t.member(name)
     return m.bit_offset, m.bit_field_size or t.prog_.type("unsigned int").size * 8
 

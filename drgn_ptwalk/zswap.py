@@ -35,6 +35,7 @@ from typing import NamedTuple, Optional, Tuple
 from drgn import FaultError, Object, Program, cast, container_of, sizeof
 
 from drgn_ptwalk.decompress import DecompressError, decompress_page
+from drgn_ptwalk.errors import ZswapError
 from drgn_ptwalk.zsmalloc import ZsError, ZsPool
 
 __all__ = ("ZswapError", "ZswapPage", "zswap_enabled", "zswap_load")
@@ -46,10 +47,6 @@ SWAP_ADDRESS_SPACE_SHIFT = 14
 _SWP_OFFSET_MASK = (1 << 58) - 1
 """``swp_offset()`` of a ``swp_entry_t`` on 64-bit: the bits below ``SWP_TYPE_SHIFT``
 (``BITS_PER_XA_VALUE - MAX_SWAPFILES_SHIFT`` = 63 - 5)."""
-
-
-class ZswapError(ValueError):
-    """A zswap entry that was found but cannot be read: why, in words."""
 
 
 class ZswapPage(NamedTuple):

@@ -84,20 +84,12 @@ def get_vmcore(name: str) -> Vmcore:
 _cache: Dict[str, Vmcore] = {}
 
 
-def _kpage_matrix() -> List[str]:
-    # The kpage truth is judged on every guest that captures it, the real-userspace guests (servers, an ext4
-    # root) included: the PFNs whose values differ between snapshot A (before the dump) and snapshot B
-    # (read after the dump: vmcores/qemu.py Guest.after_dump) are the unstable ones, so a slab page the
-    # kernel changes after the capture is known even when it changes after A was sent. (Before the
-    # bracketing B was read before the dump, and one such page made one realuser build in four fail.)
-    return _matrix()
-
-
 def pytest_generate_tests(metafunc):
-    if "vmcore" in metafunc.fixturenames:
-        metafunc.parametrize("vmcore", _matrix(), indirect=True, scope="session")
-    if "kpage_vmcore" in metafunc.fixturenames:
-        metafunc.parametrize("kpage_vmcore", _kpage_matrix(), indirect=True, scope="session")
+    # kpage_vmcore: the same matrix; the kpage truth is judged on every guest that captures it (see the
+    # fixture).
+    for name in ("vmcore", "kpage_vmcore"):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, _matrix(), indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +99,10 @@ def vmcore(request) -> Vmcore:
 
 @pytest.fixture(scope="session")
 def kpage_vmcore(request) -> Vmcore:
-    """A dump whose guest's kpage truth is judged (see _kpage_matrix)."""
+    """A dump whose guest's kpage truth is judged: every guest captures it, the real-userspace guests
+    (servers, an ext4 root) included. The PFNs whose values differ between snapshot A (before the dump) and
+    snapshot B (read after the dump: vmcores/qemu.py Guest.after_dump) are the unstable ones, so a slab
+    page the kernel changes after the capture is known even when it changes after A was sent."""
     return get_vmcore(request.param)
 
 

@@ -23,7 +23,7 @@ is one of:
   pointing at one of its ancestors: an ERROR entry with the level and the
   address range);
 * ``crash``: an exception escaped (other than a documented one: ValueError
-  for bad arguments we passed on purpose, ProcessLookupError for no mm);
+  for bad arguments we passed on purpose, NoMmError for no mm);
 * ``hang``: over the deadline (or a runaway output of more than
   :data:`MAX_ENTRIES` entries);
 * ``invariant``: output that breaks the invariants above;
@@ -51,9 +51,9 @@ from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtType
+from drgn_ptwalk.errors import PtWalkError
 from drgn_ptwalk.page import highest_memmap_pfn
 from drgn_ptwalk.program import open_program
-from drgn_ptwalk.errors import PtWalkError
 
 __all__ = ("Case", "FaultInjector", "Overlay", "Result", "Summary")
 
@@ -792,9 +792,9 @@ class FaultInjector:
                 raise _Invariant(f"entry with a level this arch has not: {e!r}")
             if views and n <= 2000:
                 repr(e)
-                e.flags
+                e.flags  # noqa: B018 (the property is computed: it must not raise)
                 e.as_dict()
-                e.raws
+                e.raws  # noqa: B018 (the property is computed: it must not raise)
         if hi is not None and pos is not None and pos != hi and case.walk is not None and not case.value_error:
             raise _Invariant(f"walk ended at {pos:#x}, not {hi:#x}")
         for x in case.expect:

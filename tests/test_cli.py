@@ -5,24 +5,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk._compat import HAVE_COMMANDS, HAVE_QEMU_QMP, no_commands_message, qemu_unsupported
+from cli_common import ROOT, cli, one_line_error
+from drgn_ptwalk._compat import HAVE_COMMANDS, no_commands_message
 from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import read_pagemap
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args, check=None):
-    p = subprocess.run([sys.executable, "-m", "drgn_ptwalk", *map(str, args)], capture_output=True, cwd=ROOT)
-    if check is not None:
-        assert p.returncode == check, f"exit {p.returncode}\nstdout: {p.stdout[-2000:]!r}\nstderr: {p.stderr.decode()}"
-    return p
 
 
 def drgn_run(v, *args):
@@ -30,16 +20,6 @@ def drgn_run(v, *args):
     arch = ["--architecture", v.arch] if v.dump == "qemu-kdump" else []
     return subprocess.run([sys.executable, "-m", "drgn", "-q", *arch, "-c", v.core, "-s", v.vmlinux,
                            *map(str, args)], capture_output=True, cwd=ROOT)
-
-
-def one_line_error(p, *needles):
-    err = p.stderr.decode().strip()
-    assert p.returncode == 2, f"exit {p.returncode}, stderr {err!r}"
-    assert len(err.splitlines()) == 1 and err.startswith("drgn-ptwalk: "), f"not one line: {err!r}"
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, f"{n!r} not in {err!r}"
-    return err
 
 
 def test_opens_kdump_without_architecture(default_vmcore):
@@ -134,21 +114,7 @@ def test_memtop(default_vmcore):
     assert len(lines) == 6 and "PID" in lines[0].upper()
 
 
-# Bad input: one line on stderr, exit status 2, no traceback.
-def test_error_missing_file(tmp_path):
-    one_line_error(cli("-c", tmp_path / "nope", "maps", "1"), "no such file")
-
-
-def test_error_not_a_core(tmp_path):
-    f = tmp_path / "text"
-    f.write_text("hello\n" * 100)
-    one_line_error(cli("-c", f, "maps", "1"))
-
-
-def test_error_not_a_kernel():
-    one_line_error(cli("-c", sys.executable, "maps", "1"))
-
-
+# Bad input: one line on stderr, exit status 2, no traceback (without a dump: tests/unit/test_cli_errors.py).
 def test_error_no_debug_info(default_vmcore):
     v = default_vmcore
     one_line_error(cli("-c", v.core, "maps", v.pids["anon"]), "debug info")
@@ -222,16 +188,6 @@ def test_root_task_is_the_container_view(default_vmcore):
 def test_error_bad_range(default_vmcore, args):
     v = default_vmcore
     one_line_error(cli("-c", v.core, "-s", v.vmlinux, "ptwalk", v.pids["anon"], *args))
-
-
-def test_error_qemu(tmp_path):
-    """--qemu: drgn 0.2.0 and newer open the QMP socket (here: none there); older drgn cannot, and it says so."""
-    sock = tmp_path / "no-such.sock"
-    err = one_line_error(cli("--qemu", sock, "maps", "1"))
-    if HAVE_QEMU_QMP:
-        assert f"{sock}: cannot open" in err
-    else:
-        assert err == f"drgn-ptwalk: {qemu_unsupported()}"
 
 
 def test_error_unknown_name(default_vmcore):

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
-Defects found while reshaping the code (issue 13), each on a real reference dump whose memory is changed
+Defects found while reshaping the code, each on a real reference dump whose memory is changed
 through a drgn memory overlay (tests/faultinject.py): memtop goes on past a process it cannot read and says
 why, pagemap's per-VMA records come from one read of the VMA tree, and the drgn shell commands turn a
 corrupt VMA tree into a one-line CommandError.

@@ -20,10 +20,9 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import get_vmcore
+from drgn_ptwalk.gcore import gcore
 from procmem_common import Procmem, procmem_dumps, procmem_of, reader_prog, swap_entry
 from vmcores.truth import procmem_expected, procmem_region_expected
-
-from drgn_ptwalk.gcore import gcore
 
 DUMPS = procmem_dumps()
 # The notes a core of the procmem process holds, by architecture (drgn's name), beyond NT_PRSTATUS per thread.

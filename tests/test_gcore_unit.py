@@ -2,7 +2,7 @@
 """
 gcore's file layout and notes (drgn_ptwalk.gcore, drgn_ptwalk.corenotes).
 
-Without a dump: the note and ELF encodings parsed back, in both byte orders. On each reference dump: the
+On each reference dump (the note and ELF encodings without a dump: tests/unit/test_corenotes.py): the
 note structures against the sizes of the vmlinux's own types (``struct elf_prstatus``, ``struct
 elf_prpsinfo``, ``elf_gregset_t``), and the core of a workload process read back against what the
 guest's kernel printed about it (its /proc/PID/maps and the VmFlags of smaps): one PT_LOAD per VMA in
@@ -17,89 +17,12 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
-from drgn import Architecture, Platform, PlatformFlags, Program, offsetof, sizeof
+from drgn import offsetof, sizeof
 
-from drgn_ptwalk.commands.gcore import swap_image
-from drgn_ptwalk.corenotes import CoreNote, encode_notes, file_note
 from drgn_ptwalk.errors import NoMmError
 from drgn_ptwalk.gcore import coredump_filter, gcore, read_core
 
-_LE = Platform(Architecture.X86_64, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
-_BE = Platform(Architecture.S390X, PlatformFlags.IS_64_BIT)
-
 NT_PRSTATUS, NT_PRFPREG, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 2, 3, 6, 0x46494C45
-
-
-def _parse_notes(data: bytes, o: str) -> List[Tuple[bytes, int, bytes]]:
-    out, pos = [], 0
-    while pos < len(data):
-        namesz, descsz, t = struct.unpack_from(o + "III", data, pos)
-        pos += 12
-        name = data[pos:pos + namesz]
-        assert name.endswith(b"\0")
-        pos += -(-namesz // 4) * 4
-        out.append((name[:-1], t, data[pos:pos + descsz]))
-        pos += -(-descsz // 4) * 4
-    assert pos == len(data)
-    return out
-
-
-@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
-def test_notes_encode_and_parse_back(platform, o):
-    prog = Program(platform)
-    notes = [CoreNote(b"CORE", 1, b"\x01" * 5), CoreNote(b"LINUX", 0x202, b""), CoreNote(b"CORE", 6, b"x" * 8)]
-    data = encode_notes(prog, notes)
-    assert len(data) % 4 == 0
-    assert _parse_notes(data, o) == [(n.name, n.type, n.desc) for n in notes]
-
-
-@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
-def test_file_note_layout(platform, o):
-    prog = Program(platform)
-    files = [(0x400000, 0x401000, 0, b"/bin/x"), (0x7f0000000000, 0x7f0000002000, 3, b"/lib/y z")]
-    desc = file_note(prog, files, 4096).desc
-    count, ps = struct.unpack_from(o + "QQ", desc)
-    assert (count, ps) == (2, 4096)
-    assert struct.unpack_from(o + "6Q", desc, 16) == (0x400000, 0x401000, 0, 0x7f0000000000, 0x7f0000002000, 3)
-    assert desc[16 + 48:] == b"/bin/x\0/lib/y z\0"
-
-
-@pytest.mark.parametrize("platform,o", [(_LE, "<"), (_BE, ">")])
-@pytest.mark.parametrize("phnum", [3, 0xFFFF, 70000])
-def test_elf_header_and_extended_numbering_read_back(platform, o, phnum):
-    """The header and program headers as gcore lays them out, read back by read_core; 65535 or more
-    program headers use the kernel's extended numbering (e_phnum = PN_XNUM, sh_info of one section
-    header)."""
-    import io
-
-    from drgn_ptwalk.gcore import _elf_header, _extnum_shdr, _phdr
-
-    prog = Program(platform)
-    shoff = 64 + 56 * phnum if phnum >= 0xFFFF else 0
-    f = io.BytesIO()
-    f.write(_elf_header(prog, phnum, shoff, 2))
-    f.write(_phdr(prog, 4, 0, 0, 0, 0, 0, 0))
-    for i in range(phnum - 1):
-        f.write(_phdr(prog, 1, 5, 0x1000 * i, 0x400000 + 0x1000 * i, 0x1000, 0x2000, 4096))
-    if shoff:
-        f.write(_extnum_shdr(prog, phnum))
-    raw = f.getvalue()
-    assert raw[:4] == b"\x7fELF" and raw[4] == 2 and raw[5] == (2 if o == ">" else 1)
-    assert struct.unpack_from(o + "H", raw, 56)[0] == min(phnum, 0xFFFF)  # e_phnum
-    core = read_core(f)
-    assert core.byte_order == o and core.e_flags == 2
-    assert core.machine == (62 if platform is _LE else 22)
-    assert len(core.phdrs) == phnum
-    assert core.phdrs[0][0] == 4 and core.phdrs[-1] == (1, 5, 0x1000 * (phnum - 2), 0x400000 + 0x1000 * (phnum - 2),
-                                                        0x1000, 0x2000, 4096)
-
-
-def test_swap_image_argument():
-    assert swap_image("1=/tmp/swap.img") == (1, "/tmp/swap.img")
-    assert swap_image("0x2=a=b") == (2, "a=b")
-    for bad in ("x=/f", "1", "1="):
-        with pytest.raises(Exception):
-            swap_image(bad)
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +147,7 @@ def test_segments_as_the_kernel_maps_them(vmcore, tmp_path, name):
     assert [(p[3], p[3] + p[5]) for p in loads] == [(s, e) for s, e, *_ in maps]
     offset = loads[0][2]
     assert offset % page == 0 and offset >= core.phdrs[0][2] + core.phdrs[0][4]
-    for p, (s, e, perms, pgoff, path) in zip(loads, maps):
+    for p, (s, _e, perms, pgoff, path) in zip(loads, maps):
         _, pflags, off, vaddr, filesz, memsz, align = p
         assert align == page
         assert pflags == (4 if perms[0] == "r" else 0) | (2 if perms[1] == "w" else 0) | (1 if perms[2] == "x" else 0)
@@ -328,7 +251,6 @@ def test_siginfo_of_a_ptrace_stopped_thread(vmcore, tmp_path):
     overlay stays out of the other tests)."""
     from drgn_ptwalk.program import open_program
     from drgn_ptwalk.tasks import find_target
-    from vmcores.truth import pids
 
     arch = vmcore.arch if vmcore.dump == "qemu-kdump" else None
     prog = open_program(vmcore.core, symbols=[vmcore.vmlinux], architecture=arch)
@@ -357,7 +279,6 @@ def _without_mm_cases() -> List[Tuple[str, str]]:
     """(dump, which): a kernel thread on every dump; an exited task on the dumps of guests that run the
     workload, which leaves its ``zombie`` (the real-server guests keep none)."""
     from conftest import _matrix
-
     from vmcores import build as vbuild
 
     out = []
@@ -376,7 +297,6 @@ def test_cli_refuses_a_task_without_mm(name, tmp_path, which):
     import sys
 
     from conftest import get_vmcore
-
     from vmcores.truth import pids
 
     vmcore = get_vmcore(name)

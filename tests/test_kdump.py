@@ -20,8 +20,8 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import ROOT, _matrix, get_vmcore
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk import PtType, pt_range_walk
+from drgn_ptwalk.tasks import get_task_mm
 from vmcores import build as vbuild
 from vmcores.truth import PM_FILE, PM_PFN_MASK, PM_PRESENT, read_pagemap
 
@@ -78,7 +78,7 @@ def _anon_user_pages(v, prog):
     workload process, except kernel pages mapped into user space (the zero page, [vdso], [vvar])."""
     page_size = v.page_size
     zero_pfn = prog["zero_pfn"].value_()  # mm/memory.c: set at boot from ZERO_PAGE(0)
-    for name, pid in sorted(v.pids.items()):
+    for _name, pid in sorted(v.pids.items()):
         d = v.pid_dir(pid)
         if not (d / "pagemap.bin").is_file():
             continue

@@ -59,6 +59,7 @@ def live_prog(live_guest):
 
 def test_live_procfs_equals_kernel(live_guest, live_prog):
     from drgn_ptwalk import procfs
+    from drgn_ptwalk.errors import NoMmError
     from drgn_ptwalk.procfs.pagemap import pagemap_records
     from drgn_ptwalk.tasks import find_target, get_task_mm
 
@@ -74,7 +75,7 @@ def test_live_procfs_equals_kernel(live_guest, live_prog):
             if not path.exists():
                 # The kernel refused the read (no mm of its own: ESRCH); so must we.
                 assert not get_task_mm(task), f"{name}: no captured {kind} although the task has an mm"
-                with pytest.raises(ProcessLookupError):
+                with pytest.raises(NoMmError):
                     getattr(procfs, kind)(task)
             else:
                 want, got = path.read_text(), getattr(procfs, kind)(task)

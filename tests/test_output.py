@@ -13,9 +13,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from drgn_ptwalk._byteorder import is_big_endian
+from drgn_ptwalk.arch import get_decoder
 from drgn_ptwalk.commands import execute, lookup, make_parser
 from drgn_ptwalk.commands.ptwalk import ENTRY_HEADERS, write_entries
-from drgn_ptwalk.arch import get_decoder
 from drgn_ptwalk.entry import PtEntry, PtType
 from drgn_ptwalk.errors import NoMmError
 from drgn_ptwalk.tasks import find_target, get_task_mm
@@ -103,7 +103,7 @@ def test_ptwalk_text_and_json_are_the_walk(vmcore):
     prog = vmcore.prog()
     ps = get_decoder(prog).page_size
     n = 0
-    for name, pid, task, mm in _tasks(vmcore):
+    for name, pid, _task, mm in _tasks(vmcore):
         if not mm:
             continue
         want = [_said(e) for e in pt_range_walk(mm)]
@@ -176,7 +176,7 @@ def test_pagemap_whole_task_is_the_kernels_file(vmcore, tmp_path):
     out = tmp_path / "pagemap"
     checked = 0
     big_endian = is_big_endian(prog)
-    for name, pid, task, mm in _tasks(vmcore):
+    for name, pid, _task, mm in _tasks(vmcore):
         records = list(read_pagemap(vmcore.pid_dir(pid) / "pagemap.bin"))
         if not mm:
             assert not records, name

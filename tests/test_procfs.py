@@ -19,7 +19,7 @@ from drgn.helpers.linux.pid import find_task
 
 import drgn_ptwalk.procfs as procfs
 from drgn_ptwalk._byteorder import is_big_endian
-from drgn_ptwalk.errors import UnsupportedKernelError
+from drgn_ptwalk.errors import NoMmError, UnsupportedKernelError
 from drgn_ptwalk.procfs.pagemap import pagemap_records
 from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import read_pagemap
@@ -93,7 +93,7 @@ def _check_text(vmcore, task, pid: int, kind: str) -> Tuple[int, List[str]]:
             return 0, []
         # The kernel refused the read (no mm of its own: ESRCH); so must we.
         assert not get_task_mm(task), f"PID {pid}: no captured {kind} although the task has an mm"
-        with pytest.raises(ProcessLookupError):
+        with pytest.raises(NoMmError):
             fn(task)
         return 0, []
     want = path.read_bytes()
@@ -112,7 +112,7 @@ def _check_pagemap(vmcore, task, pid: int) -> Tuple[int, List[str]]:
     mm = get_task_mm(task)
     if not mm:
         assert not records, f"PID {pid}: pagemap captured for a task without mm"
-        with pytest.raises(ProcessLookupError):
+        with pytest.raises(NoMmError):
             procfs.pagemap(task, 0, vmcore.page_size)
         return 0, []
     ours = {r.start: r for r in pagemap_records(mm)}

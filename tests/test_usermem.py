@@ -18,10 +18,9 @@ import pytest
 from drgn.helpers.linux.pid import find_task
 
 from conftest import get_vmcore
+from drgn_ptwalk import read_user, user_pages
 from procmem_common import Procmem, procmem_dumps, procmem_of, reader_prog, swap_entry
 from vmcores.truth import ProcmemRegion, procmem_region_expected
-
-from drgn_ptwalk import read_user, user_pages
 
 DUMPS = procmem_dumps()
 D31 = [n for n in DUMPS if n.endswith(":makedumpfile-d31")]

@@ -7,8 +7,8 @@ import struct
 
 import pytest
 from drgn import Object, offsetof
-from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.mm import virt_to_phys
+from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk.errors import VmaFieldError
 from drgn_ptwalk.procfs.vma import (

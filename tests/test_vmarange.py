@@ -76,10 +76,10 @@ def test_range_reads_only_its_nodes(vmcore, monkeypatch):
             (addr, vs, ve)]
         assert c.nodes == height and c.vmas == 1, (hex(vs), c.nodes, c.vmas, height)
         for what, call in (
-            ("pt_range_walk", lambda: list(pt_range_walk(mm, vs, ve))),
-            ("mm_segments", lambda: mm_segments(mm, vs, ve)),
-            ("pagemap_pieces", lambda: list(pagemap_pieces(mm, vs, ve))),
-            ("pagemap", lambda: pagemap(task, vs, ve)),
+            ("pt_range_walk", lambda vs=vs, ve=ve: list(pt_range_walk(mm, vs, ve))),
+            ("mm_segments", lambda vs=vs, ve=ve: mm_segments(mm, vs, ve)),
+            ("pagemap_pieces", lambda vs=vs, ve=ve: list(pagemap_pieces(mm, vs, ve))),
+            ("pagemap", lambda vs=vs, ve=ve: pagemap(task, vs, ve)),
         ):
             c.reset()
             call()

@@ -4,11 +4,10 @@ captured pagemap agrees with drgn's own page-table translation (follow_pfn) on e
 
 import drgn
 from drgn.helpers.linux.mm import follow_pfn, for_each_vma
+from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk import PtLevel, pt_range_walk
 from drgn_ptwalk.tasks import get_task_mm
-from drgn.helpers.linux.pid import find_task
-
 from vmcores.truth import PM_PFN_MASK, PM_PRESENT, read_pagemap
 
 _S390_PAGE_INVALID = 0x400  # the hardware invalid bit of an s390x PTE

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The fast paths of issue 6 against the plain ones, on the reference dumps.
+"""The walk's fast paths against the plain ones, on the reference dumps.
 
 * ``pt_range_walk(split_folios=False)``, each run cut with ``folio_runs()``, gives exactly the entries of
   the default walk (cut by folio as ``folio_pte_batch()``).
@@ -11,10 +11,10 @@ from typing import List, Tuple
 
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
 from drgn_ptwalk.page import folio_runs
 from drgn_ptwalk.procfs.smaps import MemSizeStats, smaps_gather, smaps_totals
+from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 _SPLIT = (PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE)

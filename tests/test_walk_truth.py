@@ -9,7 +9,7 @@ guest captured (as root) on every page: present / swap / none, PFN, swap type an
 * VM_SOFTDIRTY sets PM_SOFT_DIRTY on every page of the VMA (x86 and ppc64: the flag is 0 on arm64);
 * hugetlb entries never set PM_SWAP, have frame 0 when not present and take soft-dirty only from the VMA;
 * every other non-present entry sets PM_SWAP with frame = type | offset << 5 (PFN for PFN-carrying entries);
-* PM_MMAP_EXCLUSIVE and PM_FILE depend on page state and belong to the procfs issue: masked out.
+* PM_MMAP_EXCLUSIVE and PM_FILE depend on page state (judged by test_procfs.py): masked out here.
 
 Then each labelled scenario region (scenario.json) must show up as the entry type and level it really is.
 """
@@ -22,10 +22,10 @@ from drgn import Architecture
 from drgn.helpers.linux.mm import for_each_vma
 from drgn.helpers.linux.pid import find_task
 
-from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk import PtLevel, PtType, get_decoder, pt_range_walk
 from drgn_ptwalk.arch import ArchDecoder
 from drgn_ptwalk.page import folio_info, page_is_anon
+from drgn_ptwalk.tasks import get_task_mm
 from vmcores.truth import (
     PM_FILE,
     PM_GUARD_REGION,
@@ -246,7 +246,7 @@ def test_scenario_shapes(vmcore):
     no_thp = _refused(vmcore, "init thp refused no-transparent_hugepage")
     for name, pid in _workload_pids(vmcore):
         entries = walk_pid(vmcore, pid)
-        for label, start, end, expect, note in _regions(vmcore, pid):
+        for label, start, end, expect, _note in _regions(vmcore, pid):
             ents = _entries_in(entries, start, end)
             present = [e for e in ents if e.present]
             where = f"{name}/{label} [{start:#x}, {end:#x}) {expect!r}"

@@ -9,7 +9,7 @@ bit itself.
 """
 
 from functools import cached_property
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from drgn import Architecture, Object, Program
 
@@ -89,10 +89,11 @@ class ArchDecoder:
         plain zero test; x86's four A/D combinations). The walker looks for
         these in a whole table at C speed instead of testing every slot.
         """
-        out = []
+        out: List[Tuple[int, ...]] = []
         for depth, mask in enumerate(self.none_masks):
-            if self.none_exact is not None and self.none_exact[depth] is not None:
-                out.append((self.none_exact[depth],))
+            exact = None if self.none_exact is None else self.none_exact[depth]
+            if exact is not None:
+                out.append((exact,))
                 continue
             free = [1 << b for b in range(64) if not mask >> b & 1]
             if len(free) > 4:
@@ -166,7 +167,7 @@ class ArchDecoder:
         swap entries have their own layout)."""
         return self.swp(value)
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         """
         ``(kind, pfn, step)`` of a non-none PTE in one call (the hot path):
         for a ``LEAF`` its PFN and :meth:`leaf_step`, else ``(kind, None,
@@ -176,7 +177,7 @@ class ArchDecoder:
         kind = self.kind(value, depth)
         if kind == LEAF:
             return kind, self.leaf_pfn(value, self.page_shift), self.leaf_step(value)
-        return kind, None, None  # type: ignore[return-value]
+        return kind, None, None
 
     def entry_flags(self, leaf: bool, value: int, level: PtLevel) -> PtFlag:
         """
@@ -216,6 +217,8 @@ class ArchDecoder:
 def get_decoder(prog: Program) -> ArchDecoder:
     """
     Return the :class:`ArchDecoder` for *prog*, cached in ``prog.cache``.
+
+    :return: the decoder of *prog*'s architecture (and paging mode)
 
     :raises NotImplementedError: for architectures other than x86-64,
         AArch64, ppc64 (radix MMU), s390x and LoongArch64

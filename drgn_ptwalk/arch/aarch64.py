@@ -77,7 +77,7 @@ class AArch64Decoder(ArchDecoder):
         new_layout: bool = True,
         max_physmem_bits: Optional[int] = None,
     ) -> None:
-        super().__init__(prog)  # type: ignore[arg-type]
+        super().__init__(prog)
         if page_shift not in (12, 14, 16):
             raise ValueError(f"unsupported page shift {page_shift}")
         self.page_shift = page_shift
@@ -195,15 +195,15 @@ class AArch64Decoder(ArchDecoder):
     def leaf_step(self, value: int) -> int:
         return 1 << self.page_shift
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         # Inlined kind() + leaf_pfn() + leaf_step() for PTEs (the hot path).
         if value & _VALID:
             if not value & _TABLE:
-                return BAD, None, None  # type: ignore[return-value]
+                return BAD, None, None
         elif not value:
-            return NONE, None, None  # type: ignore[return-value]
+            return NONE, None, None
         elif not self._present_invalid(value, self._pte_depth):
-            return SWAP, None, None  # type: ignore[return-value]
+            return SWAP, None, None
         phys = value & self.pa_low_mask
         if self.pa_high_mask:
             phys |= (value & self.pa_high_mask) << self.pa_high_shift

@@ -89,7 +89,7 @@ class Ppc64RadixDecoder(ArchDecoder):
         page_shift: int = 16,
         max_physmem_bits: Optional[int] = None,
     ) -> None:
-        super().__init__(prog)  # type: ignore[arg-type]
+        super().__init__(prog)
         if page_shift not in _INDEX_BITS:
             raise ValueError(f"unsupported page shift {page_shift}")
         self.page_shift = page_shift
@@ -169,13 +169,13 @@ class Ppc64RadixDecoder(ArchDecoder):
     def leaf_step(self, value: int) -> int:
         return 1 << self.page_shift
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         # Inlined kind() + leaf_pfn() + leaf_step() for PTEs (the hot path).
         if value & _PTE and value & (_PRESENT | _INVALID):
             return LEAF, (value & self.rpn_mask) >> self.page_shift, 1 << self.page_shift
         if not value & _PTE_NONE_MASK:
-            return NONE, None, None  # type: ignore[return-value]
-        return SWAP, None, None  # type: ignore[return-value]
+            return NONE, None, None
+        return SWAP, None, None
 
     def swp(self, value: int) -> Tuple[int, int]:
         # __pte_to_swp_entry() clears _PAGE_PTE; __swp_type(), __swp_offset().

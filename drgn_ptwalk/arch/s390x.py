@@ -115,7 +115,7 @@ class S390xDecoder(ArchDecoder):
         asce_type: int = 0x04,
         max_physmem_bits: Optional[int] = None,
     ) -> None:
-        super().__init__(prog)  # type: ignore[arg-type]
+        super().__init__(prog)
         if asce_type not in _BY_ASCE_TYPE:
             raise ValueError(f"bad ASCE type {asce_type:#x}")
         self.asce_type = asce_type
@@ -216,13 +216,13 @@ class S390xDecoder(ArchDecoder):
     def leaf_step(self, value: int) -> int:
         return 1 << 12
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         # Inlined kind() + leaf_pfn() + leaf_step() for PTEs (the hot path).
         if value & _PAGE_PRESENT:
             return LEAF, value >> 12, 4096
         if value == _PAGE_INVALID:
-            return NONE, None, None  # type: ignore[return-value]
-        return SWAP, None, None  # type: ignore[return-value]
+            return NONE, None, None
+        return SWAP, None, None
 
     def swp(self, value: int) -> Tuple[int, int]:
         # A PTE swap entry (__swp_type(), __swp_offset()).

@@ -63,7 +63,7 @@ class X86_64Decoder(ArchDecoder):
         saved_dirty: bool = True,
         max_physmem_bits: Optional[int] = None,
     ) -> None:
-        super().__init__(prog)  # type: ignore[arg-type]
+        super().__init__(prog)
         self.page_shift = 12
         self.l5 = l5
         if l5:
@@ -159,15 +159,15 @@ class X86_64Decoder(ArchDecoder):
         # pmd/pud_pfn_mask leave out the low bits (and _PAGE_PAT_LARGE).
         return (value & self.pte_pfn_mask & ~((1 << shift) - 1)) >> 12
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         # Inlined kind() + leaf_pfn() + leaf_step() for PTEs.
         if value & _PRESENT:
             return LEAF, (value & self.pte_pfn_mask) >> 12, 4096
         if value & _PROTNONE:
             return LEAF, (~value & self.pte_pfn_mask) >> 12, -4096
         if not value & _NONE_MASK:
-            return NONE, None, None  # type: ignore[return-value]
-        return SWAP, None, None  # type: ignore[return-value]
+            return NONE, None, None
+        return SWAP, None, None
 
     def leaf_step(self, value: int) -> int:
         return 4096 if value & _PRESENT else -4096

@@ -7,10 +7,12 @@ Every command module (:mod:`~drgn_ptwalk.commands.procfiles`, :mod:`~drgn_ptwalk
 :mod:`~drgn_ptwalk.commands.kpage`, :mod:`~drgn_ptwalk.commands.whomaps`, :mod:`~drgn_ptwalk.commands.memmap`,
 :mod:`~drgn_ptwalk.commands.memread`, :mod:`~drgn_ptwalk.commands.gcore`, :mod:`~drgn_ptwalk.commands.filecache`,
 :mod:`~drgn_ptwalk.commands.report`) declares :class:`Command` objects in its ``COMMANDS``; :func:`registry`
-lists them all. Three front ends are built from it, so they accept the same arguments: the ``drgn-ptwalk`` CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
+lists them all. Three front ends are built from it, so they accept the same arguments: the ``drgn-ptwalk``
+CLI (:mod:`drgn_ptwalk.cli`), the drgn shell commands
 (:mod:`drgn_ptwalk.plugin`) and the ``contrib/`` scripts (:func:`run_script`). Bad input is one
 exception family, :data:`USER_ERRORS`, told to the user as :func:`one_line`: a line on stderr and exit
-status 2 in the CLI and the scripts, a :class:`drgn.commands.CommandError` in the shell.
+status 2 in the CLI and the scripts, a :class:`drgn.commands.CommandError` in the shell. Any other
+exception is a bug of drgn-ptwalk's: every front end shows its traceback (:func:`internal_error`).
 
 Importing this package and the command modules is cheap (the drgn plugin does it at drgn start-up):
 what a command needs to run is imported by its ``run``.
@@ -22,9 +24,9 @@ import os
 import sys
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, TextIO, Tuple, Union
 
-from drgn import FaultError, Program
+from drgn import Program
 
-from drgn_ptwalk.errors import NoMmError, ProgramError, PtWalkError, TaskNotFoundError
+from drgn_ptwalk.errors import ArgumentError, NoMmError, ProgramError, PtWalkError, TaskNotFoundError
 
 __all__ = (
     "Arg",
@@ -36,6 +38,7 @@ __all__ = (
     "arg",
     "command",
     "execute",
+    "internal_error",
     "make_parser",
     "one_line",
     "range_args",
@@ -48,9 +51,11 @@ _MODULES = ("procfiles", "pagemap", "ptwalk", "memtop", "kpage", "whomaps", "mem
             "filecache", "report")
 """The command modules, in the order the commands are listed."""
 
-USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, PtWalkError, ValueError, FaultError, OSError)
-"""What bad input raises (a missing or corrupt dump, a PID that is not there, a corrupt VMA tree, a bad
-range, an unwritable output file): told to the user in one line, never as a traceback."""
+USER_ERRORS = (ProgramError, TaskNotFoundError, NoMmError, ArgumentError, PtWalkError, OSError)
+"""What bad input raises (a dump that cannot be opened, a PID that is not there or has no mm, a bad range or
+option, a corrupt VMA tree, an unwritable output file): told to the user in one line, never as a
+traceback. Anything else (a plain ``ValueError``, a ``FaultError`` no reader turned into a warning) is a
+bug of drgn-ptwalk's."""
 
 
 class Arg(NamedTuple):
@@ -92,10 +97,10 @@ def write_binary(name: str, data: Callable[[], Union[bytes, Iterable[bytes]]], t
 
     :param data: makes the raw bytes, whole or as chunks written as they come
     :param table: writes the table to a text stream
-    :raises ValueError: for raw bytes to a terminal, or both ``--table`` and ``--raw``
+    :raises ArgumentError: for raw bytes to a terminal, or both ``--table`` and ``--raw``
     """
     if args.table and args.raw:
-        raise ValueError("give --table or --raw, not both")
+        raise ArgumentError("give --table or --raw, not both")
     if args.table or (not args.raw and not args.output and out.isatty()):
         if args.output:
             with open(args.output, "w") as f:
@@ -110,7 +115,7 @@ def write_binary(name: str, data: Callable[[], Union[bytes, Iterable[bytes]]], t
         return
     stream = getattr(out, "buffer", None)
     if stream is None or out.isatty():
-        raise ValueError(f"{name} is binary: give -o FILE or --table")
+        raise ArgumentError(f"{name} is binary: give -o FILE or --table")
     out.flush()
     _write_all(stream, data())
     stream.flush()
@@ -196,6 +201,18 @@ def one_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def internal_error(e: BaseException) -> str:
+    """
+    Tell a bug of drgn-ptwalk's (an exception outside :data:`USER_ERRORS`): its traceback on stderr.
+
+    :return: the one line that follows it (``internal error: TYPE: message``)
+    """
+    import traceback
+
+    traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    return f"internal error: {type(e).__name__}: {one_line(e)} (a bug of drgn-ptwalk's: the traceback is above)"
+
+
 def run_script(prog: Program, name: str, argv: Optional[List[str]] = None) -> int:
     """
     Run command *name* from a drgn script (``drgn -c VMCORE -s VMLINUX contrib/NAME.py ARGS``): the
@@ -212,4 +229,7 @@ def run_script(prog: Program, name: str, argv: Optional[List[str]] = None) -> in
     except USER_ERRORS as e:
         print(f"drgn-ptwalk: {one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:
+        print(f"drgn-ptwalk: {internal_error(e)}", file=sys.stderr)
+        return 1
     return 0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, TextIO
 from drgn import Program
 
 from drgn_ptwalk.commands import arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.filecache import CachedFile, FileCacheSummary
@@ -36,7 +37,7 @@ def run(prog: Program, args: argparse.Namespace) -> FileCacheResult:
     from drgn_ptwalk.filecache import filecache
 
     if args.limit < 0:
-        raise ValueError("--limit takes a number of files (0: all)")
+        raise ArgumentError("--limit takes a number of files (0: all)")
     mm = None
     if args.memmap:
         from drgn_ptwalk.memmap import memmap

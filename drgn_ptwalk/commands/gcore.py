@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Dict, TextIO, Tuple
 from drgn import Program
 
 from drgn_ptwalk.commands import TASK, arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.gcore import GcoreResult
@@ -40,7 +41,7 @@ def run(prog: Program, args: argparse.Namespace) -> "GcoreResult":
     images: Dict[int, str] = {}
     for kind, path in args.swap_image or ():
         if kind in images:
-            raise ValueError(f"--swap-image: swap type {kind} given twice")
+            raise ArgumentError(f"--swap-image: swap type {kind} given twice")
         images[kind] = path
     return gcore(task, args.output, all_pages=args.all_pages, swap_images=images or None, root=args.root,
                  report=args.report)

@@ -11,11 +11,12 @@ every PFN the file covers.
 
 import argparse
 import itertools
-from typing import Iterator, NamedTuple, TextIO
+from typing import Dict, Iterator, NamedTuple, TextIO
 
 from drgn import Program
 
 from drgn_ptwalk.commands import BINARY_OUTPUT, arg, command, range_args, write_binary
+from drgn_ptwalk.errors import ArgumentError
 
 __all__ = ("COMMANDS", "KpageOutput", "kpage_table")
 
@@ -43,7 +44,7 @@ def kpage_table(res: KpageOutput, out: TextIO) -> None:
 
     from drgn_ptwalk.kpage import KPF
 
-    names = {}
+    names: Dict[int, str] = {}
     for name, bit in KPF.items():
         names.setdefault(bit, name.lower())
     rows = []
@@ -72,7 +73,7 @@ def run(prog: Program, args: argparse.Namespace) -> KpageOutput:
     start = 0 if args.start is None else args.start
     end = max_dump_pfn(prog) if args.end is None else args.end
     if start < 0 or end < start:
-        raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
+        raise ArgumentError(f"bad PFN range {start:#x}-{end:#x}")
     chunks = kpage_chunks(prog, args.file, start, end)
     # the first section now: an error (a section not in the dump) before any output
     first = next(chunks, None)

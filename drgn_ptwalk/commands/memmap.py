@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 from drgn import Program
 
 from drgn_ptwalk.commands import arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.memmap import MemmapSummary
@@ -23,7 +24,7 @@ def run(prog: Program, args: argparse.Namespace) -> "MemmapSummary":
     from drgn_ptwalk.memmap import memmap
 
     if args.census < 0:
-        raise ValueError("--census takes a number of rows (0: none)")
+        raise ArgumentError("--census takes a number of rows (0: none)")
     return memmap(prog)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Te
 from drgn import Object, Program
 
 from drgn_ptwalk.commands import address, arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.usermem import UserRange
@@ -48,7 +49,7 @@ def parse_swap_images(items: Optional[List[str]]) -> Dict[int, str]:
                 raise ValueError
             out[int(t, 0)] = path
         except ValueError:
-            raise ValueError(f"--swap-image wants TYPE=FILE (a swap type number and a path): {item!r}") from None
+            raise ArgumentError(f"--swap-image wants TYPE=FILE (a swap type number and a path): {item!r}") from None
     return out
 
 
@@ -61,7 +62,7 @@ def _check_vmas(mm: Object, start: int, end: int) -> None:
             if vs < end:
                 return
             break
-    raise ValueError(f"{start:#x}-{end:#x} is outside every VMA of the task")
+    raise ArgumentError(f"{start:#x}-{end:#x} is outside every VMA of the task")
 
 
 def run(prog: Program, args: argparse.Namespace) -> MemreadOutput:
@@ -69,13 +70,13 @@ def run(prog: Program, args: argparse.Namespace) -> MemreadOutput:
     from drgn_ptwalk.usermem import user_pages
 
     if args.length <= 0:
-        raise ValueError(f"LEN must be positive, not {args.length}")
+        raise ArgumentError(f"LEN must be positive, not {args.length}")
     if args.address < 0:
-        raise ValueError(f"bad address {args.address:#x}")
+        raise ArgumentError(f"bad address {args.address:#x}")
     if not args.output and args.length > MAX_HEXDUMP:
-        raise ValueError(f"{args.length} bytes is too much to print: give -o FILE (at most {MAX_HEXDUMP} printed)")
+        raise ArgumentError(f"{args.length} bytes is too much to print: give -o FILE (at most {MAX_HEXDUMP} printed)")
     if args.root is not None and not os.path.isdir(args.root):
-        raise ValueError(f"--root {args.root}: not a directory")
+        raise ArgumentError(f"--root {args.root}: not a directory")
     task = find_target(prog, args.task)
     mm = task_mm(task)
     ps = prog["PAGE_SIZE"].value_()

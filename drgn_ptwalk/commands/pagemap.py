@@ -23,12 +23,12 @@ import errno
 import os
 import struct
 import warnings
-from typing import IO, Iterator, NamedTuple, Optional, Sequence, TextIO, Tuple
+from typing import IO, Dict, Iterator, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 from drgn import Object, Program
 
 from drgn_ptwalk.commands import BINARY_OUTPUT, TASK, arg, command, range_args
-from drgn_ptwalk.errors import ProcfsWarning
+from drgn_ptwalk.errors import ArgumentError, ProcfsWarning
 
 __all__ = ("COMMANDS", "PagemapOutput", "pagemap_table", "write_pagemap")
 
@@ -57,7 +57,7 @@ def pagemap_table(pieces: Iterator[Tuple[int, Sequence[int]]], page_size: int, o
     A readable table of the non-zero pagemap entries of *pieces* (``(start address, values)``), streamed:
     fixed columns ``address entry frame bits``.
     """
-    bits = {}
+    bits: Dict[int, str] = {}
     out.write(f"{'address':<18} {'entry':<16} {'frame':<20} bits\n")
     for start, vals in pieces:
         lines = []
@@ -85,10 +85,10 @@ def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
     from drgn_ptwalk.vmatree import checked_vma_ranges
 
     if args.table and args.raw:
-        raise ValueError("give --table or --raw, not both")
+        raise ArgumentError("give --table or --raw, not both")
     whole = args.start is None and args.end is None
     if args.records and not whole:
-        raise ValueError("--records is the whole task: give no --start/--end")
+        raise ArgumentError("--records is the whole task: give no --start/--end")
     mm = task_mm(find_target(prog, args.task))
     dec = get_decoder(prog)
     ps = dec.page_size
@@ -101,7 +101,7 @@ def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
             # (which the range then covers anyway): no more of the tree is read than the range needs.
             first = next(iter(checked_vma_ranges(mm)), None)
             if first is None:
-                raise ValueError("the task has no VMAs; give --start and --end")
+                raise ArgumentError("the task has no VMAs; give --start and --end")
             if start is None:
                 start = first[1]
             if end is None:
@@ -111,10 +111,10 @@ def run(prog: Program, args: argparse.Namespace) -> PagemapOutput:
                 if end <= start:
                     end = max(ve for _, _, ve in checked_vma_ranges(mm))
         if start % ps or end % ps:
-            raise ValueError(f"the range {start:#x}-{end:#x} is not page aligned ({ps:#x})")
+            raise ArgumentError(f"the range {start:#x}-{end:#x} is not page aligned ({ps:#x})")
         end = min(end, task_size)  # as pagemap_read() stops at mm->task_size
         if start >= end:
-            raise ValueError(f"start {start:#x} is not below end {end:#x} (or the task size)")
+            raise ArgumentError(f"start {start:#x} is not below end {end:#x} (or the task size)")
     return PagemapOutput(mm, start, end, args.records, ps, task_size)
 
 
@@ -188,7 +188,7 @@ def write_pagemap(res: PagemapOutput, f: IO[bytes]) -> None:
     last = max((ve for _, vs, ve in ranges if beyond is None or ve <= beyond), default=0)
     os.ftruncate(fd, last // ps * 8)
     warnings.warn(f"the file system cannot hold the {res.task_size // ps * 8:#x} bytes of the whole file "
-                  f"({reason}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning)
+                  f"({reason}): it ends after the last VMA, at {last // ps * 8:#x}", ProcfsWarning, stacklevel=2)
 
 
 def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) -> None:
@@ -214,10 +214,10 @@ def format_pagemap(res: PagemapOutput, args: argparse.Namespace, out: TextIO) ->
         return
     stream = getattr(out, "buffer", None)
     if stream is None or out.isatty():
-        raise ValueError("pagemap is binary: give -o FILE or --table")
+        raise ArgumentError("pagemap is binary: give -o FILE or --table")
     whole = res.start is None and not res.records
     if whole and not stream.seekable():
-        raise ValueError("the whole task's pagemap is a sparse file: give -o FILE (or --records, or a range)")
+        raise ArgumentError("the whole task's pagemap is a sparse file: give -o FILE (or --records, or a range)")
     out.flush()
     write_pagemap(res, stream)
     stream.flush()

@@ -6,7 +6,7 @@ would have printed it (:mod:`drgn_ptwalk.procfs`), written as is.
 
 import argparse
 import sys
-from typing import TextIO
+from typing import Callable, TextIO, Tuple
 
 from drgn import Program
 
@@ -15,7 +15,7 @@ from drgn_ptwalk.commands import TASK, Command, arg, command
 __all__ = ("COMMANDS",)
 
 
-def _runner(name: str):
+def _runner(name: str) -> Callable[[Program, argparse.Namespace], str]:
     def run(prog: Program, args: argparse.Namespace) -> str:
         from drgn_ptwalk import procfs
         from drgn_ptwalk.tasks import find_target, get_task_mm, no_mm_reason, task_mm
@@ -43,7 +43,7 @@ ROOT = arg("--root", choices=("init", "task"), default="init",
            help="paths relative to PID 1's root, as the kernel printed them for a reader on the host "
                 "(default), or to the task's own root (a container's view, not what the kernel printed)")
 
-COMMANDS = tuple(
+COMMANDS: Tuple[Command, ...] = tuple(
     command(name, f"print /proc/PID/{name} as the kernel would", (TASK, ROOT), _runner(name), format_text)
     for name in ("maps", "smaps", "smaps_rollup", "numa_maps")
-)  # type: Tuple[Command, ...]
+)

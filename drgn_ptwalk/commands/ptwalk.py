@@ -21,12 +21,26 @@ import json
 import sys
 from itertools import islice, repeat
 from operator import and_, is_, itemgetter, mod, rshift, sub
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+)
 
 from drgn import Program
 
 from drgn_ptwalk.commands import TASK, arg, command, range_args
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.arch import ArchDecoder
@@ -124,7 +138,8 @@ _FOLIO_TYPES = frozenset((PtType.FOLIO, PtType.MIGRATION, PtType.DEVICE))
 """The types the walker cuts by folio (``split_folios``)."""
 _PTE = PtLevel.PTE
 _SINGLE = object()
-"""Last element of a template key: the template of a one-page entry with a PFN (see :meth:`EntryFormatter.write_runs`)."""
+"""Last element of a template key: the template of a one-page entry with a PFN
+(see :meth:`EntryFormatter.write_runs`)."""
 
 
 class _Templates(Dict[Tuple[Any, ...], str]):
@@ -261,6 +276,7 @@ class EntryFormatter:
                 pending.append(e)
                 continue
             pfn = e[5]
+            assert pfn is not None  # a FOLIO or PFN-carrying PTE run
             runs = folio_runs(pfn, n)
             if len(runs) == 1:
                 pending.append(e)
@@ -294,13 +310,18 @@ def write_entries(entries: Iterable[PtEntry], dec: "ArchDecoder", out: TextIO, a
     Write the entries to *out* as they come (text or JSON Lines), flushing after the first few so the first
     lines are out before the walk ends.
 
+    :param entries: the walk's entries (:func:`~drgn_ptwalk.walk.pt_range_walk`)
+    :param dec: the program's decoder (:func:`~drgn_ptwalk.arch.get_decoder`)
+    :param out: where to write
+    :param as_json: JSON Lines (one object per entry) instead of the text table
+    :param extra: more fields per entry (``EXTRA_FIELDS``)
     :param folio_runs: if given, *entries* come from a ``split_folios=False`` walk and are written as the
         ``split_folios=True`` walk's (:meth:`EntryFormatter.write_runs`); not with *extra*
     :return: how many ERROR entries there were
     """
     fmt = EntryFormatter(dec, as_json, extra)
     if folio_runs is not None and extra:
-        raise ValueError("folio_runs and extra fields do not go together")
+        raise ArgumentError("folio_runs and extra fields do not go together")
     out.write(fmt.header())
     it = iter(entries)
     errors = 0
@@ -335,7 +356,7 @@ def entry_types(names: Optional[List[str]]) -> Optional[List[PtType]]:
             out.append(PtType[n.upper()])
         except KeyError:
             known = ", ".join(t.name.lower() for t in PtType)
-            raise ValueError(f"unknown entry type {n!r} (known: {known})") from None
+            raise ArgumentError(f"unknown entry type {n!r} (known: {known})") from None
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional, TextIO
 from drgn import Program
 
 from drgn_ptwalk.commands import arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 __all__ = ("COMMANDS",)
 
@@ -41,7 +42,7 @@ def run(prog: Program, args: argparse.Namespace) -> Any:
     from drgn_ptwalk.report import write_report
 
     if args.top < 1:
-        raise ValueError("--top takes a positive number")
+        raise ArgumentError("--top takes a positive number")
     if args.batch:
         return _batch(args)
     source = {}
@@ -72,7 +73,8 @@ COMMANDS = (
         "a self-contained HTML report (pictures inline) and its JSON: the machine, where all the RAM went, "
         "processes, the physical memory map, buddy orders, page cache, swap, hugetlb; or one per dump of a batch",
         (
-            arg("-o", "--output", metavar="DIR", required=True, help="directory to write index.html and report.json to"),
+            arg("-o", "--output", metavar="DIR", required=True,
+                help="directory to write index.html and report.json to"),
             arg("--batch", metavar="FILE", help="one report per line 'CORE VMLINUX' of FILE, each in its own process"),
             arg("--jobs", type=int, default=1, help="reports of a batch run side by side (default 1)"),
             arg("--timeout", type=float, default=None, metavar="SEC", help="seconds one report of a batch may take"),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, List, NamedTuple, TextIO, Tuple
 from drgn import Program
 
 from drgn_ptwalk.commands import arg, command
+from drgn_ptwalk.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from drgn_ptwalk.rmap import PageKind, WhoMaps, WhoSwaps
@@ -37,13 +38,13 @@ def parse_frames(text: str, phys: bool, page_shift: int) -> range:
         lo = int(lo_text, 0)
         hi = int(hi_text, 0) if sep else lo
     except ValueError:
-        raise ValueError(f"not a number or range A-B: {text!r}") from None
+        raise ArgumentError(f"not a number or range A-B: {text!r}") from None
     if phys:
         lo, hi = lo >> page_shift, hi >> page_shift
     if lo < 0 or hi < lo:
-        raise ValueError(f"bad range {text!r}")
+        raise ArgumentError(f"bad range {text!r}")
     if hi - lo + 1 > MAX_RANGE:
-        raise ValueError(f"{hi - lo + 1} PFNs: at most {MAX_RANGE} at a time")
+        raise ArgumentError(f"{hi - lo + 1} PFNs: at most {MAX_RANGE} at a time")
     return range(lo, hi + 1)
 
 
@@ -51,11 +52,11 @@ def parse_swap(text: str) -> Tuple[int, range]:
     """``TYPE:OFFSET`` or ``TYPE:A-B`` (inclusive) -> (type, offsets)."""
     t, sep, offs = text.partition(":")
     if not sep:
-        raise ValueError(f"not a swap entry TYPE:OFFSET: {text!r}")
+        raise ArgumentError(f"not a swap entry TYPE:OFFSET: {text!r}")
     try:
         return int(t, 0), parse_frames(offs, False, 0)
     except ValueError:
-        raise ValueError(f"not a swap entry TYPE:OFFSET or TYPE:A-B: {text!r}") from None
+        raise ArgumentError(f"not a swap entry TYPE:OFFSET or TYPE:A-B: {text!r}") from None
 
 
 def run(prog: Program, args: argparse.Namespace) -> WhomapsOutput:
@@ -64,17 +65,17 @@ def run(prog: Program, args: argparse.Namespace) -> WhomapsOutput:
 
     if args.swap is not None:
         if args.frame is not None or args.phys or args.pfn:
-            raise ValueError("give a FRAME or --swap, not both")
+            raise ArgumentError("give a FRAME or --swap, not both")
         t, offs = parse_swap(args.swap)
         got = whoswaps(prog, [(t, o) for o in offs])
         return WhomapsOutput([], [((t, o), got[(t, o)]) for o in offs])
     if args.frame is None:
-        raise ValueError("give a FRAME (PFN, physical address with --phys, or a range A-B) or --swap")
+        raise ArgumentError("give a FRAME (PFN, physical address with --phys, or a range A-B) or --swap")
     if args.phys and args.pfn:
-        raise ValueError("give --phys or --pfn, not both")
+        raise ArgumentError("give --phys or --pfn, not both")
     pfns = parse_frames(args.frame, args.phys, prog["PAGE_SHIFT"].value_())
     if pfns.stop > max_dump_pfn(prog):
-        raise ValueError(f"PFN {pfns.stop - 1:#x} is beyond the last one ({max_dump_pfn(prog) - 1:#x})")
+        raise ArgumentError(f"PFN {pfns.stop - 1:#x} is beyond the last one ({max_dump_pfn(prog) - 1:#x})")
     maps = whomaps_pfns(prog, pfns)
     owners = page_table_owners(prog, pfns)  # one walk of every mm's tables for the whole range
     return WhomapsOutput([(page_kind(prog, pfn, owners), maps[pfn]) for pfn in pfns])
@@ -90,7 +91,7 @@ def _format_swaps(res: WhomapsOutput, args: argparse.Namespace, out: TextIO) -> 
         return
     from tabulate import tabulate
 
-    rows = []
+    rows: List[List[object]] = []
     for (t, o), recs in res.swaps:
         if not recs:
             rows.append([f"{t}:{o:#x}", "", "", "", ""])
@@ -115,7 +116,7 @@ def format_whomaps(res: WhomapsOutput, args: argparse.Namespace, out: TextIO) ->
         return
     from tabulate import tabulate
 
-    rows = []
+    rows: List[List[object]] = []
     for kind, maps in res.pages:
         what = f"{kind.kind} {kind.detail}".strip()
         if not maps:

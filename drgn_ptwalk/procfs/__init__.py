@@ -35,7 +35,7 @@ Corrupt dumps (the contract every file here keeps; see
 from drgn_ptwalk.procfs.common import ProcfsWarning, VmaFieldError
 from drgn_ptwalk.procfs.maps import maps, maps_mm
 from drgn_ptwalk.procfs.numa_maps import numa_maps, numa_maps_mm
-from drgn_ptwalk.procfs.pagemap import PagemapRecord, pagemap, pagemap_mm, pagemap_records
+from drgn_ptwalk.procfs.pagemap import PagemapRecord, pagemap, pagemap_mm, pagemap_pieces, pagemap_records
 from drgn_ptwalk.procfs.smaps import (
     MemSizeStats,
     SmapsResult,
@@ -61,6 +61,7 @@ __all__ = (
     "numa_maps_mm",
     "pagemap",
     "pagemap_mm",
+    "pagemap_pieces",
     "pagemap_records",
     "smaps",
     "smaps_gather",

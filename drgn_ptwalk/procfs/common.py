@@ -33,7 +33,7 @@ VMA_ERRORS = (FaultError, VmaFieldError)
 """What the per-VMA steps of the file generators catch (and warn about)."""
 
 
-def warn(msg: str, sink=None) -> None:
+def warn(msg: str, sink: Optional[List[str]] = None) -> None:
     """Report *msg* with :func:`warnings.warn` and append it to *sink* (a list) if given."""
     if sink is not None:
         sink.append(msg)

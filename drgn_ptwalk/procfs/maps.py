@@ -101,6 +101,7 @@ def maps_mm(mm: Object, root: Optional[Object] = None) -> str:
     :param mm: ``struct mm_struct *`` (NULL gives ``""``, like a kthread)
     :param root: the reader's fs root (``struct path *``) for paths; default
         PID 1's
+    :return: the file's text
     :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     if not mm.value_():
@@ -119,6 +120,7 @@ def maps(task: Object, root: "str | Object | None" = None) -> str:
     :param root: whose root file paths are relative to (see
         :func:`~drgn_ptwalk.procfs.vma.reader_root`): PID 1's by default,
         as the kernel printed them for a reader on the host
+    :return: the file's text
     """
     mm = get_task_mm(task)
     if not mm.value_():

@@ -11,7 +11,7 @@ from typing import Iterator, List, NamedTuple, Optional, TextIO
 from drgn import FaultError, Object, Program
 from drgn.helpers.linux.pid import for_each_task
 
-from drgn_ptwalk.errors import PtWalkError
+from drgn_ptwalk.errors import ArgumentError, PtWalkError
 from drgn_ptwalk.tasks import get_task_mm
 
 __all__ = ("MemtopRow", "memtop", "rollup_row")
@@ -45,6 +45,7 @@ def rollup_row(task: Object) -> MemtopRow:
     The memtop row of one task.
 
     :param task: ``struct task_struct *`` with an mm
+    :return: its row (``error`` set if its memory cannot be read)
     """
     from drgn_ptwalk.procfs.smaps import smaps_totals
 
@@ -99,10 +100,15 @@ def memtop(prog: Program, sort: str = "rss", progress: Optional[TextIO] = None) 
     A process whose memory cannot be read (:class:`drgn.FaultError`, or any
     :class:`~drgn_ptwalk.errors.PtWalkError`: a corrupt VMA tree, an unreadable VMA) gets a row with
     ``error`` set saying which error; the others go on.
+
+    :param sort: the column to sort by
+    :param progress: where to draw a progress line (a terminal), if anywhere
+    :return: one row per process (thread group with an mm of its own)
+    :raises ArgumentError: for an unknown *sort*
     """
     key = f"{sort}_kb"
     if key not in MemtopRow._fields:
-        raise ValueError(f"cannot sort by {sort!r}")
+        raise ArgumentError(f"cannot sort by {sort!r}")
     tasks = list(_processes(prog))
     rows = []
     for i, task in enumerate(tasks):

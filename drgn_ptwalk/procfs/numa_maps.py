@@ -134,6 +134,7 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[V
         for e in entries:
             if e.type == PtType.FOLIO:
                 fl = e.flags
+                assert e.pfn is not None  # a FOLIO entry has its PFN
                 for k in range(max(1, e.size // hps)):
                     pfn = e.pfn + k * hps // ps
                     # pte_page(): the head page of the huge page
@@ -151,6 +152,7 @@ def _gather_vma(g: _Gather, vma: Object, entries: List[PtEntry], raw: Optional[V
             continue  # non-present entries and pages without a normal struct page
         fl = e.flags
         dirty = bool(fl & fl.DIRTY)
+        assert e.pfn is not None and e.decoder is not None  # a FOLIO entry has its PFN and decoder
         if e.level == PtLevel.PTE:
             for i in range(e.nr_pages):
                 g.stats(md, e.pfn + i, 1, dirty, True)
@@ -291,7 +293,13 @@ def require_numa_maps(prog: Program) -> None:
 
 
 def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
-    """/proc/PID/numa_maps of *mm* with the default task policy."""
+    """
+    /proc/PID/numa_maps of *mm* with the default task policy.
+
+    :param mm: ``struct mm_struct *`` (NULL gives ``""``)
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
+    """
     from drgn import Object as O
 
     return numa_maps_gather(mm, O(mm.prog_, "struct mempolicy *", 0), root).decode("utf-8", "surrogateescape")
@@ -299,9 +307,11 @@ def numa_maps_mm(mm: Object, root: Optional[Object] = None) -> str:
 
 def numa_maps(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/numa_maps of *task* (``struct task_struct *``); ``""`` without
-    an mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    /proc/PID/numa_maps of *task*; ``""`` without an mm of its own.
 
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
     :raises UnsupportedKernelError: if the kernel has no numa_maps (no ``CONFIG_NUMA``)
     """
     require_numa_maps(task.prog_)

@@ -34,6 +34,7 @@ from drgn import FaultError, Object, Program
 
 from drgn_ptwalk._kernel import cached
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+from drgn_ptwalk.errors import NoMmError
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import FolioReader, folio_runs, pages_all_order0, read_struct_pages
 from drgn_ptwalk.procfs.common import VMA_ERRORS, reading, warn, warn_vma
@@ -109,6 +110,7 @@ def pagemap_records(mm: Object, warnings: Optional[List[str]] = None) -> List[Pa
 
     :param mm: ``struct mm_struct *``
     :param warnings: list collecting what the dump cannot tell
+    :return: one record per VMA, in address order
     """
     # One read of the VMA tree for the records and the walk (on a live kernel a second read may see
     # other VMAs), with each VMA's range as read then.
@@ -334,6 +336,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
         flags |= PM_UFFD_WP
     if e.present:
         flags |= PM_PRESENT
+        assert e.pfn is not None  # a present entry has its PFN
         if e.level == PtLevel.PTE:
             if e.type != PtType.FOLIO:
                 return [flags | ((e.pfn + i) & PM_PFRAME_MASK) for i in range(n)]
@@ -353,6 +356,7 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
         flags |= PM_SWAP
         if e.kind and "guard" in e.kind:
             flags |= PM_GUARD_REGION
+        assert e.swap_type is not None and e.swap_offset is not None  # a swap-format entry has both
         frame = (e.swap_type | e.swap_offset << 5) & PM_PFRAME_MASK
         return [flags | frame] * n
     if e.level != PtLevel.PTE:
@@ -364,7 +368,9 @@ def _entry_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, vm_
             return [0] * n
         return _pmd_values(gen, folios, e, flags, False, warnings)
     flags |= PM_SWAP
+    assert e.swap_type is not None  # a swap-format entry has its type
     if e.pfn is None:  # real swap
+        assert e.swap_offset is not None  # and its offset
         return [flags | ((e.swap_type | (e.swap_offset + i) << 5) & PM_PFRAME_MASK) for i in range(n)]
     # PFN-carrying entries (migration, device, hwpoison)
     if _is_file(folios, e.pfn, warnings):
@@ -385,6 +391,8 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
     n = e.nr_pages
     res: List[int] = []
     pfn0 = e.pfn
+    swap_type = e.swap_type or 0  # a PFN-carrying swap-format entry's (a present one has none)
+    assert pfn0 is not None  # a present or PFN-carrying swap-format entry
     if not present:
         flags |= PM_SWAP
     page_file = _is_file(folios, pfn0, warnings)
@@ -409,7 +417,7 @@ def _pmd_values(gen: _Gen, folios: FolioReader, e: PtEntry, flags: int, present:
             elif head_mc == 1:
                 v |= PM_MMAP_EXCLUSIVE
         else:
-            v |= (e.swap_type | (pfn0 + i) << 5) & PM_PFRAME_MASK
+            v |= (swap_type | (pfn0 + i) << 5) & PM_PFRAME_MASK
             if not gen.precise and e.type != PtType.MIGRATION and head_mc == 1:
                 v |= PM_MMAP_EXCLUSIVE
         res.append(v)
@@ -433,6 +441,7 @@ def _hugetlb_values(prog: Program, gen: _Gen, folios: FolioReader, e: PtEntry, b
     if not e.present:
         return [flags] * n
     flags |= PM_PRESENT
+    assert e.pfn is not None  # a present entry has its PFN
     try:
         f = folios.folio(e.pfn)
         if not f.anon:
@@ -457,15 +466,18 @@ def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
     command writes them. :func:`pagemap_entries` gives the values.
 
     :param mm: ``struct mm_struct *``
-    :raises ProcessLookupError: for a NULL mm (the kernel's read fails with
-        ESRCH)
+    :param start: first address, page aligned
+    :param end: end address, exclusive, page aligned
+    :return: 8 bytes per page of the range
+    :raises NoMmError: for a NULL mm (a kernel thread or an exited task: the
+        kernel's read fails with ESRCH)
     """
     import sys
 
     from drgn_ptwalk._byteorder import byte_order
 
     if not mm.value_():
-        raise ProcessLookupError("no mm (kernel thread or exited task): reading pagemap fails with ESRCH")
+        raise NoMmError("no mm (a kernel thread or an exited task): reading pagemap fails with ESRCH")
     res = pagemap_entries(mm, start, end)
     if byte_order(mm.prog_) != sys.byteorder:
         res.entries.byteswap()
@@ -475,9 +487,15 @@ def pagemap_mm(mm: Object, start: int, end: int) -> bytes:
 def pagemap(task: Object, start: int, end: int) -> bytes:
     """
     /proc/PID/pagemap bytes of *task* for ``[start, end)``, in the dumped
-    kernel's byte order as the file's (see :func:`pagemap_mm`; ESRCH for a
-    task without an mm of its own, :func:`~drgn_ptwalk.tasks.get_task_mm`).
-    """
-    from drgn_ptwalk.tasks import get_task_mm
+    kernel's byte order as the file's (see :func:`pagemap_mm`).
 
-    return pagemap_mm(get_task_mm(task), start, end)
+    :param task: ``struct task_struct *``
+    :param start: first address, page aligned
+    :param end: end address, exclusive, page aligned
+    :return: 8 bytes per page of the range
+    :raises NoMmError: without an mm of its own
+        (:func:`~drgn_ptwalk.tasks.task_mm`; the kernel's read fails with ESRCH)
+    """
+    from drgn_ptwalk.tasks import task_mm
+
+    return pagemap_mm(task_mm(task), start, end)

@@ -25,6 +25,7 @@ from drgn import FaultError, Object, Program
 
 from drgn_ptwalk._kernel import cached
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+from drgn_ptwalk.errors import NoMmError
 from drgn_ptwalk.generations import generation
 from drgn_ptwalk.page import Folio, FolioReader, folio_runs
 from drgn_ptwalk.procfs.common import VMA_ERRORS, warn, warn_vma
@@ -48,7 +49,7 @@ from drgn_ptwalk.procfs.vma import (
     vma_facts,
     vma_kernel_pagesize,
 )
-from drgn_ptwalk.tasks import get_task_mm
+from drgn_ptwalk.tasks import get_task_mm, task_mm
 from drgn_ptwalk.walk import pt_range_walk
 
 __all__ = (
@@ -90,6 +91,30 @@ class MemSizeStats:
 
     fields = _MSS_FIELDS
     """The counter names, in the kernel's order."""
+
+    # The counters (instance attributes, set by __init__), for type checkers.
+    resident: int
+    shared_clean: int
+    shared_dirty: int
+    private_clean: int
+    private_dirty: int
+    referenced: int
+    anonymous: int
+    lazyfree: int
+    anonymous_thp: int
+    shmem_thp: int
+    file_thp: int
+    swap: int
+    shared_hugetlb: int
+    private_hugetlb: int
+    ksm: int
+    pss: int
+    pss_anon: int
+    pss_file: int
+    pss_shmem: int
+    pss_dirty: int
+    pss_locked: int
+    swap_pss: int
 
     def __init__(self) -> None:
         self.__dict__.update(_MSS_ZERO)
@@ -395,6 +420,7 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
         young = bool(fl & _YOUNG)
         dirty = bool(fl & _DIRTY)
         pfn = e.pfn
+        assert pfn is not None  # a FOLIO entry has its PFN
         if n == 1:
             ctx.account(mss, pfn, 1, False, young, dirty, locked, True)
             return
@@ -413,11 +439,13 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
             pfn += r
     elif t == PtType.SWAP:
         mss.swap += n * ps
+        swap_type, swap_offset = e.swap_type, e.swap_offset
+        assert swap_type is not None and swap_offset is not None  # a SWAP entry has both
         for i in range(n):
             try:
-                mc = ctx.swap.count(e.swap_type, e.swap_offset + i)
+                mc = ctx.swap.count(swap_type, swap_offset + i)
             except FaultError as err:
-                warn(f"swap map of {e.swap_type}:{e.swap_offset + i:#x} cannot be read ({err})", ctx.warnings)
+                warn(f"swap map of {swap_type}:{swap_offset + i:#x} cannot be read ({err})", ctx.warnings)
                 mc = 1
             one = ps << PSS_SHIFT
             mss.swap_pss += one // mc if mc >= 2 else one
@@ -428,6 +456,7 @@ def _pte_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool, order0: _
             present = t == PtType.DEVICE and (e.kind or "").startswith("private")
         else:
             present = t != PtType.MIGRATION  # v6.1: the "migration" flag
+        assert e.pfn is not None  # these swap-format entries carry a PFN
         for i in range(n):
             ctx.account(mss, e.pfn + i, 1, False, False, False, locked, present)
 
@@ -455,6 +484,7 @@ def _pmd_entry(ctx: _Ctx, mss: MemSizeStats, e: PtEntry, locked: bool) -> None:
     else:
         return
     step = gen.pmd_size // gen.page_size
+    assert e.pfn is not None  # FOLIO and PFN-carrying swap-format entries
     for k in range(e.size // gen.pmd_size):
         pfn = e.pfn + k * step
         folio = ctx.folio(pfn)
@@ -485,6 +515,7 @@ def _gather_hugetlb(ctx: _Ctx, vma: Object, entries: Iterable[PtEntry], mss: Mem
         if e.type not in (PtType.FOLIO, PtType.MIGRATION, PtType.HWPOISON, PtType.DEVICE):
             continue
         present = e.type == PtType.FOLIO
+        assert e.pfn is not None  # FOLIO and PFN-carrying swap-format entries
         for k in range(max(1, e.size // hps)):
             addr = e.start + k * hps
             pfn = e.pfn + (k * hps) // ctx.gen.page_size
@@ -546,6 +577,7 @@ def smaps_gather(mm: Object, root: Optional[Object] = None) -> SmapsResult:
     :param mm: ``struct mm_struct *``
     :param root: reader's fs root (``struct path *``) for file names;
         default PID 1's
+    :return: every VMA's record and what the dump cannot tell
     :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     prog = mm.prog_
@@ -579,6 +611,7 @@ def smaps_totals(mm: Object) -> Tuple[MemSizeStats, List[str]]:
     leaves such a VMA out of its records, with a warning).
 
     :param mm: ``struct mm_struct *`` (not NULL)
+    :return: the counters and what the dump cannot tell
     :raises VmaTreeError: if the VMA tree is corrupt (see the module doc)
     """
     warnings: List[str] = []
@@ -704,7 +737,13 @@ def _text(b: bytes) -> str:
 
 
 def smaps_mm(mm: Object, root: Optional[Object] = None) -> str:
-    """/proc/PID/smaps of *mm* (``struct mm_struct *``; NULL gives ``""``)."""
+    """
+    /proc/PID/smaps of *mm*.
+
+    :param mm: ``struct mm_struct *`` (NULL gives ``""``)
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
+    """
     if not mm.value_():
         return ""
     return _text(format_smaps(mm.prog_, smaps_gather(mm, root)))
@@ -714,23 +753,29 @@ def smaps_rollup_mm(mm: Object, root: Optional[Object] = None) -> str:
     """
     /proc/PID/smaps_rollup of *mm*.
 
-    :raises ProcessLookupError: for a NULL mm (a kernel thread: the kernel's
-        read fails with ESRCH)
+    :param mm: ``struct mm_struct *``
+    :param root: reader's fs root (``struct path *``) for file names; default PID 1's
+    :return: the file's text
+    :raises NoMmError: for a NULL mm (a kernel thread or an exited task: the
+        kernel's read fails with ESRCH)
     """
     if not mm.value_():
-        raise ProcessLookupError("no mm (kernel thread): reading smaps_rollup fails with ESRCH")
+        raise NoMmError("no mm (a kernel thread or an exited task): reading smaps_rollup fails with ESRCH")
     return _text(format_smaps_rollup(mm.prog_, smaps_gather(mm, root)))
 
 
-def _task_mm_root(task: Object, root: "str | Object | None"):
+def _task_mm_root(task: Object, root: "str | Object | None") -> Tuple[Object, Optional[Object]]:
     mm = get_task_mm(task)
     return mm, (reader_root(task, root) if mm.value_() else None)
 
 
 def smaps(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/smaps of *task* (``struct task_struct *``); ``""`` without an
-    mm of its own. *root*: see :func:`~drgn_ptwalk.procfs.maps.maps`.
+    /proc/PID/smaps of *task*; ``""`` without an mm of its own.
+
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
     """
     mm, r = _task_mm_root(task, root)
     return smaps_mm(mm, r)
@@ -738,9 +783,13 @@ def smaps(task: Object, root: "str | Object | None" = None) -> str:
 
 def smaps_rollup(task: Object, root: "str | Object | None" = None) -> str:
     """
-    /proc/PID/smaps_rollup of *task* (``struct task_struct *``).
+    /proc/PID/smaps_rollup of *task*.
 
-    :raises ProcessLookupError: without an mm of its own (the kernel: ESRCH)
+    :param task: ``struct task_struct *``
+    :param root: whose root the paths are relative to: see :func:`~drgn_ptwalk.procfs.maps.maps`
+    :return: the file's text
+    :raises NoMmError: without an mm of its own (the kernel's read fails with
+        ESRCH)
     """
-    mm, r = _task_mm_root(task, root)
-    return smaps_rollup_mm(mm, r)
+    mm = task_mm(task)
+    return smaps_rollup_mm(mm, reader_root(task, root))

@@ -23,6 +23,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tupl
 
 from drgn import Program
 
+from drgn_ptwalk.errors import ArgumentError
+
 __all__ = (
     "BatchResult",
     "BatchRow",
@@ -73,11 +75,13 @@ def write_report(prog: Program, outdir: "str | os.PathLike[str]", *, top: int = 
     """
     Write ``index.html`` and ``report.json`` of *prog* into *outdir* (created if missing).
 
+    :param outdir: the directory to write into
     :param top: processes and files in the pictures
     :param address_spaces: processes whose address space is drawn (the largest by RSS)
     :param source: what the program was opened from (``core``, ``vmlinux``), recorded in both files
     :param progress: a stream for a progress bar (drawn only when it is a terminal)
     :raises MissingDependencyError: without matplotlib or numpy
+    :return: the two files and the report's contents
     """
     from drgn_ptwalk.report import charts
     from drgn_ptwalk.report.page import page, section_html
@@ -170,6 +174,8 @@ class BatchRow(NamedTuple):
 
 
 class BatchResult(NamedTuple):
+    """What :func:`run_batch` wrote: the index, batch.json and one row per report."""
+
     html: Path
     json: Path
     rows: List[BatchRow]
@@ -182,7 +188,9 @@ class BatchResult(NamedTuple):
 def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
     """The lines of a batch file: ``CORE VMLINUX`` each (blank lines and ``#`` comments skipped).
 
-    :raises ValueError: for a line that is not two fields
+    :param path: the batch file
+    :return: ``(line number, core, vmlinux)`` of each line
+    :raises ArgumentError: for a line that is not two fields
     """
     out = []
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -191,7 +199,7 @@ def read_batch(path: "str | os.PathLike[str]") -> List[Tuple[str, str, str]]:
             continue
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"{path}:{n}: want 'CORE VMLINUX', got {line!r}")
+            raise ArgumentError(f"{path}:{n}: want 'CORE VMLINUX', got {line!r}")
         out.append((str(n), parts[0], parts[1]))
     return out
 
@@ -233,10 +241,14 @@ def run_batch(batch_file: "str | os.PathLike[str]", outdir: "str | os.PathLike[s
     opened, or crashes the reader, costs only its own row), into ``OUTDIR/NNN-NAME/``; then
     ``OUTDIR/index.html`` comparing them and ``OUTDIR/batch.json``.
 
+    :param batch_file: the batch file (:func:`read_batch`)
+    :param outdir: the directory to write into (created if missing)
     :param jobs: reports run side by side
     :param timeout: seconds one report may take (``None``: no limit)
+    :param progress: a stream for a line per finished report, if any
+    :return: the index, batch.json and one row per report (its status, time and reason)
     :raises MissingDependencyError: without matplotlib or numpy
-    :raises ValueError: for a malformed batch file
+    :raises ArgumentError: for a malformed batch file
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -244,7 +256,7 @@ def run_batch(batch_file: "str | os.PathLike[str]", outdir: "str | os.PathLike[s
 
     charts.ensure()
     if jobs < 1:
-        raise ValueError("--jobs takes a positive number")
+        raise ArgumentError("--jobs takes a positive number")
     lines = read_batch(batch_file)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

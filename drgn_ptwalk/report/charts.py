@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 The report's pictures: matplotlib figures (no pyplot: no global state, no GUI backend) saved as SVG and
-inlined in the page. Text is SVG ``<text>`` in the browser's own sans-serif (``svg.fonttype`` ``none``): no font is
-embedded or fetched, and glyph paths, matplotlib's default, cost most of a chart's time; a raster (the physical memory map) is embedded as a PNG data URI by matplotlib itself.
+inlined in the page. Text is SVG ``<text>`` in the browser's own sans-serif (``svg.fonttype`` ``none``): no
+font is embedded or fetched, and glyph paths, matplotlib's default, cost most of a chart's time; a raster (the
+physical memory map) is embedded as a PNG data URI by matplotlib itself.
 """
 
 import io
@@ -144,10 +145,9 @@ def physical_map(image: Any, kinds: Sequence[str], pfns_per_pixel: int, width: i
     Every PFN colored by kind: *image* (rows x *width* array of kind indices, -1 beyond the end) drawn with
     ``imshow``; *marks* (pixel row, label) name where each node and zone starts.
     """
+    import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-
-    import numpy as np
 
     rows = image.shape[0]
     longest = max((len(label) for _, label in marks), default=4)
@@ -265,8 +265,8 @@ def ensure() -> None:
     """Import matplotlib (with its SVG backend) or raise what to install."""
     try:
         import matplotlib  # noqa: F401
-        from matplotlib.backends import backend_svg  # noqa: F401
         import numpy  # noqa: F401
+        from matplotlib.backends import backend_svg  # noqa: F401
     except ImportError as e:
         from drgn_ptwalk.errors import MissingDependencyError
 

@@ -138,7 +138,7 @@ def _nodes(prog: Program) -> List[Dict[str, Any]]:
 
 def _uptime_seconds(prog: Program) -> Tuple[Optional[float], str]:
     try:
-        from drgn.helpers.linux.timekeeping import uptime  # type: ignore[attr-defined]
+        from drgn.helpers.linux.timekeeping import uptime
 
         return float(uptime(prog)), "CLOCK_BOOTTIME at the last tick (drgn's uptime())"
     except (ImportError, LookupError, FaultError, AttributeError, TypeError):
@@ -244,12 +244,12 @@ _MAX_ROWS = 640
 def _physical_scan(prog: Program) -> Physical:
     import numpy as np
 
+    from drgn_ptwalk._byteorder import struct_order
     from drgn_ptwalk.kpage import KPF, kpage_chunks, max_dump_pfn
     from drgn_ptwalk.memmap import RULES
+
     # memmap's classification of one kpageflags value (private to memmap: see the lead's note)
     from drgn_ptwalk.memmap import kpf_row as memmap_row
-
-    from drgn_ptwalk._byteorder import struct_order
 
     order = struct_order(prog)  # /proc/kpageflags is in the kernel's byte order (big-endian on s390x)
     kinds = list(RULES)
@@ -408,9 +408,8 @@ def _vma_usage(prog: Program, task: Object) -> List[Dict[str, Any]]:
     from drgn_ptwalk.procfs.maps import maps_vmas
     from drgn_ptwalk.procfs.vma import default_root, vm_flag_bits
     from drgn_ptwalk.tasks import get_task_mm
-    from drgn_ptwalk.walk import pt_range_walk
-
     from drgn_ptwalk.vmatree import checked_vma_ranges
+    from drgn_ptwalk.walk import pt_range_walk
 
     mm = get_task_mm(task)
     ps = 1 << prog["PAGE_SHIFT"].value_()
@@ -489,8 +488,9 @@ def _processes(ctx: Context) -> Tuple[Dict[str, Any], str]:
         data["address_spaces"].append({"pid": r.pid, "comm": r.comm, "vmas": usage})
         if usage:
             nvmas = sum(v["merged"] for v in usage)
-            title = f"{r.pid} {r.comm}: {nvmas} VMAs" + (f" (runs of up to {max(v['merged'] for v in usage)} "
-                                                          "neighbours merged into one bar)" if nvmas > len(usage) else "")
+            merged = (f" (runs of up to {max(v['merged'] for v in usage)} neighbours merged into one bar)"
+                      if nvmas > len(usage) else "")
+            title = f"{r.pid} {r.comm}: {nvmas} VMAs{merged}"
             out += figure(charts.address_space(title, usage),
                           f"Address space of {r.pid} {r.comm}: each VMA in address order (x: its start), its "
                           "pages resident (orange: mapped by PMD/PUD or contiguous entries), swapped, not "

@@ -68,7 +68,8 @@ def test_wanted_kernel_records_never_fail(monkeypatch):
     from vmcores import build
 
     entry = {"wanted_suite": "trixie", "suite": "sid", "arch": "s390x", "flavour": "s390x"}
-    info = {"release": "6.12.117+deb13-s390x", "version": "6.12.117-1", "packages": ["linux-image-6.12.117+deb13-s390x"]}
+    info = {"release": "6.12.117+deb13-s390x", "version": "6.12.117-1",
+            "packages": ["linux-image-6.12.117+deb13-s390x"]}
     monkeypatch.setattr(fetch, "resolve_kernel", lambda apt, suite, arch, flavour: info)
 
     class Apt404(FakeApt):

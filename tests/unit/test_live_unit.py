@@ -9,8 +9,8 @@ import pytest
 
 from drgn_ptwalk.arch.x86_64 import X86_64Decoder
 from drgn_ptwalk.entry import PtType
-from drgn_ptwalk.walk import walk_tables
 from drgn_ptwalk.vmatree import LIVE_RETRIES
+from drgn_ptwalk.walk import walk_tables
 from test_walk_unit import X86_PTE, FakeMemory, _check_cover
 from vmcores.flattened import FlattenedError, rearrange
 
@@ -166,7 +166,6 @@ def _folio(start, pages, pfn):
 
 def _judge(entries, words, now=None, monkeypatch=None):
     import drgn_ptwalk
-
     from vmcores.livecheck import ChurnTally, judge_churn_walk
 
     if monkeypatch is not None:

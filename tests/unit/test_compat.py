@@ -4,7 +4,6 @@ the tests (CI runs the suite with the oldest supported drgn and with the newest,
 No dump needed: types are built with drgn's own type constructors."""
 
 import logging
-import os
 import subprocess
 import sys
 
@@ -12,12 +11,12 @@ import drgn
 import pytest
 from drgn import Program, Qualifiers, TypeKind
 
-from conftest import ROOT, _matrix, get_vmcore
 from drgn_ptwalk import _compat
 
 
 def _typedefs():
-    prog = Program(drgn.Platform(drgn.Architecture.X86_64, drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+    flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
+    prog = Program(drgn.Platform(drgn.Architecture.X86_64, flags))
     i = prog.int_type("long long", 8, True)
     loff = prog.typedef_type("__kernel_loff_t", i)
     loff_t = prog.typedef_type("loff_t", loff)
@@ -135,39 +134,3 @@ def test_open_program_without_qmp(monkeypatch, tmp_path):
     with pytest.raises(ProgramError) as e:
         open_program(qemu=str(tmp_path / "no-such.sock"))
     assert str(e.value) == _compat.qemu_unsupported() and "drgn 0.2.0" in str(e.value)
-
-
-_ARM64_READ = """
-import sys, drgn
-from drgn.helpers.linux.pid import find_task
-from drgn_ptwalk._compat import map_arm64_swapper_pg_dir
-core, vmlinux, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
-prog = drgn.Program()
-prog.set_core_dump(core)
-try:
-    before = prog.read(int(dict(l.split("=", 1) for l in prog["VMCOREINFO"].string_().decode().splitlines()
-                                if "=" in l)["SYMBOL(swapper_pg_dir)"], 16), 8) and "ok"
-except drgn.FaultError as e:
-    before = "fault"
-mapped = map_arm64_swapper_pg_dir(prog)
-prog.load_debug_info([vmlinux])
-print(before, mapped, prog["init_uts_ns"].name.release.string_().decode(), find_task(prog, pid).comm.string_().decode())
-"""
-
-
-@pytest.mark.parametrize("name", [n for n in _matrix() if n.startswith("aarch64") and n.endswith(":elf")])
-def test_arm64_swapper_pg_dir(name):
-    """QEMU's arm64 ELF dumps have physical addresses only: drgn reads the kernel through swapper_pg_dir, and
-    drgn < 0.1.0 cannot read swapper_pg_dir itself. With plugins off (drgn as a bare library), the shim maps
-    it exactly when drgn cannot read it, and then the kernel reads as drgn 0.1.0 reads it."""
-    v = get_vmcore(name)
-    env = dict(os.environ, DRGN_DISABLE_PLUGINS="*")
-    pid = v.pids["anon"] if "anon" in v.pids else min(p for n, p in v.pids.items() if n != "kthread")
-    want_comm = next(line.split(None, 1)[1].strip() for line in (v.pid_dir(pid) / "status").read_text().splitlines()
-                     if line.startswith("Name:"))
-    p = subprocess.run([sys.executable, "-c", _ARM64_READ, v.core, v.vmlinux, str(pid)],
-                       capture_output=True, text=True, env=env, cwd=ROOT)
-    assert p.returncode == 0, p.stderr
-    before, mapped, release, comm = p.stdout.rstrip("\n").split(" ", 3)
-    assert (before, mapped) in (("fault", "True"), ("ok", "False")), p.stdout
-    assert release == v.release and comm == want_comm

@@ -17,7 +17,7 @@ from drgn_ptwalk._compat import HAVE_COMMANDS
 from drgn_ptwalk.cli import build_parser
 from drgn_ptwalk.commands import make_parser, registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = [c.name for c in registry()]
 
 
