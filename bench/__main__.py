@@ -15,7 +15,8 @@ missing), with medians over ``--repeat`` runs:
    page of order-0 memory) and with ``split_folios=False`` (one entry per run: what smaps and memtop use);
 4. smaps of the big task and of the many-VMA task (``drgn_ptwalk.procfs.smaps``);
 5. memtop over every task of the dump (``drgn_ptwalk.procfs.memtop.memtop``, ``drgn_ptwalk.memtop.memtop``
-   in older trees; in trees before memtop, a stand-in says so: ``pt_range_walk`` over every distinct mm summing mapped pages);
+   in older trees; in trees before memtop, a stand-in says so: ``pt_range_walk`` over every distinct mm summing
+   mapped pages);
 
 6. the commands' output in this process, start-up excluded: ``ptwalk`` of the big task as text and as JSON
    Lines to ``/dev/null`` (``drgn_ptwalk.commands.ptwalk``), ``pagemap`` of the whole big task
@@ -25,8 +26,8 @@ missing), with medians over ``--repeat`` runs:
    start-up alone (a one-page ``ptwalk``), ``ptwalk PID`` text and ``--json``,
    ``pagemap PID -o FILE``, ``smaps PID``, ``memtop``; wall, CPU (the child's user + system) and peak RSS of
    the child (flat output memory: the big task's ``ptwalk`` peak against the one-page run's);
-8. gcore of the big task against its floor (within 2× is the target), in this process: the floor — the walk over the ranges
-   ``core_segments()`` dumps, ``prog.read`` of each present run (at most 1024 pages a read) and ``os.pwrite``
+8. gcore of the big task against its floor (within 2× is the target), in this process: the floor — the walk over
+   the ranges ``core_segments()`` dumps, ``prog.read`` of each present run (at most 1024 pages a read) and ``os.pwrite``
    of it at its place in a file of the core's layout, holes sought over (``gcore_floor``) —, the same with the
    process memory reader (``user_pages()`` of each segment, readable runs written: ``gcore_userpages``) and
    ``gcore(task, path)`` itself; end to end, ``python -m drgn_ptwalk ... gcore PID -o FILE`` against drgn's
@@ -115,7 +116,7 @@ def _vmcores():
     try:
         from vmcores import build as vbuild
     except ImportError as e:
-        raise SystemExit(f"bench: the reference dumps come from vmcores/ in a clone of the repository: {e}")
+        raise SystemExit(f"bench: the reference dumps come from vmcores/ in a clone of the repository: {e}") from None
     return vbuild
 
 
@@ -142,7 +143,7 @@ def dump_from_dir(path: str, kind: Optional[str]) -> Dict[str, Any]:
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as e:
-        raise SystemExit(f"bench: {meta_path}: {e}")
+        raise SystemExit(f"bench: {meta_path}: {e}") from None
     kinds = [kind] if kind else list(meta["dumps"])
     for k in kinds:
         core = meta["dumps"].get(k)
@@ -784,7 +785,7 @@ def profile(prog: Program, btask: Object, n: int = 12) -> Dict[str, List[Tuple[s
         pr.disable()
         st = pstats.Stats(pr)
         rows = []
-        for (file, line, func), (cc, nc, tt, ct, _) in st.stats.items():  # type: ignore[attr-defined]
+        for (file, line, func), (_cc, nc, tt, ct, _) in st.stats.items():  # type: ignore[attr-defined]
             rows.append((f"{os.path.basename(file)}:{line}({func})", nc, tt, ct))
         rows.sort(key=lambda r: -r[2])
         total = sum(r[2] for r in rows)
@@ -1223,7 +1224,7 @@ def _run_one(d: Dict[str, Any], base: Optional[Dict[str, Any]], args, prog: Prog
         if cv is not None:
             cpu_ratios[name] = cv
 
-        def met(x: Optional[float]) -> str:
+        def met(x: Optional[float], tgt: Optional[Tuple[str, float]] = tgt) -> str:
             if tgt is None or x is None:
                 return ""
             return "met" if (x <= tgt[1] if tgt[0] == "<=" else x < tgt[1]) else "MISSED"

@@ -10,7 +10,7 @@ Nothing here is exported from :mod:`drgn_ptwalk`: it is the package's own plumbi
 """
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, TypeVar, overload
 
 from drgn import Object, Program
 
@@ -54,6 +54,12 @@ def has_member(prog: Program, type_name: str, member: str) -> bool:
         return False
 
 
+@overload
+def const(prog: Program, name: str) -> Optional[int]: ...
+@overload
+def const(prog: Program, name: str, default: int) -> int: ...
+@overload
+def const(prog: Program, name: str, default: Optional[int]) -> Optional[int]: ...
 def const(prog: Program, name: str, default: Optional[int] = None) -> Optional[int]:
     """The value of the constant (enumerator) *name*, *default* if the debug info has none. Looked up once
     per program (enumerators never change; some are asked for every VMA)."""

@@ -592,7 +592,7 @@ class _Walker:
             kd, pfn, step = pte_decode(v)
             swap_type = swap_offset = kind = None
             if kd == LEAF:
-                typ = PFN if (v & special or pfn > highest) else FOLIO
+                typ = PFN if (v & special or pfn > highest) else FOLIO  # type: ignore[operator]  # a LEAF's: int
             elif kd == SWAP:
                 typ, kind, pfn, swap_type, swap_offset = self.classify_swp(v)
                 if typ == MARKER:
@@ -647,6 +647,7 @@ class _Walker:
         kd, pfn, step = dec.pte_decode(v)
         if kd != LEAF:
             return False
+        assert pfn is not None and step is not None  # a LEAF's (pte_decode())
         m = i1 - i0
         if m > 1:
             last = v + step * (m - 1)
@@ -694,7 +695,8 @@ class _Walker:
                                swap_offset, kind, None, reason, dec, tbl, i))
             )
             return
-        runs = self.folio_runs(pfn, j - i) if typ in _FOLIO_TYPES else (j - i,)
+        # (the types with folios have a PFN)
+        runs = self.folio_runs(pfn, j - i) if typ in _FOLIO_TYPES else (j - i,)  # type: ignore[arg-type]
         if len(runs) == 1:
             out.append(
                 _new(PtEntry, (typ, PTE, base + (i << ps), base + (j << ps), v, pfn, cont, vma, swap_type,

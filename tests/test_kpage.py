@@ -6,9 +6,10 @@ The guest (``workload kpage``, init's last step) read the three files for every 
 waited for the host to dump it, read them again (snapshot B) and listed the PFNs whose value changed: those
 are *unstable* and not compared (scheme "bracketed": A and B bracket the dump). A kdump entry's guest
 crashes into its capture kernel and cannot read after the dump: its B is read before the crash (scheme
-"before-dump"), so a page changing between B and the crash is not known. Every other PFN must be identical, and so must every PFN a stopped workload
-process maps (from its captured pagemap), unstable or not. A bit the dump cannot hold would be named by
-:func:`~drgn_ptwalk.kpage.kpage_unsupported` and excluded with its count; the reference kernels have none.
+"before-dump"), so a page changing between B and the crash is not known. Every other PFN must be identical,
+and so must every PFN a stopped workload process maps (from its captured pagemap), unstable or not. A bit the
+dump cannot hold would be named by :func:`~drgn_ptwalk.kpage.kpage_unsupported` and excluded with its count;
+the reference kernels have none.
 
 A summary per dump (PFNs compared, unstable by kind, mismatches) is printed at the end of the session.
 """
@@ -21,8 +22,7 @@ from typing import Dict, List, Set
 import pytest
 
 from drgn_ptwalk._byteorder import byte_order
-from drgn_ptwalk.kpage import (KPF, kpage_unsupported, kpage_values, kpagecgroup, kpagecount, kpageflags,
-                               max_dump_pfn)
+from drgn_ptwalk.kpage import KPF, kpage_unsupported, kpage_values, kpagecgroup, kpagecount, kpageflags, max_dump_pfn
 from vmcores.truth import KPAGE_FILES, PM_PFN_MASK, PM_PRESENT, pids, read_kpage, read_pagemap
 
 _REPORT: Dict[str, List[str]] = {}
@@ -57,7 +57,7 @@ def _kpage_report(request):
 
 def _mapped_pfns(vmcore) -> Set[int]:
     out: Set[int] = set()
-    for name, pid in pids(vmcore.truth).items():
+    for _name, pid in pids(vmcore.truth).items():
         path = vmcore.pid_dir(pid) / "pagemap.bin"
         if not path.is_file():
             continue

@@ -56,7 +56,7 @@ def _pagemaps(vmcore, prog):
     ps = vmcore.page_size
     present: Dict[int, Set[Tuple[int, int]]] = defaultdict(set)
     files: Dict[int, Tuple[str, int]] = {}
-    for name, pid in pids(vmcore.truth).items():
+    for _name, pid in pids(vmcore.truth).items():
         path = vmcore.pid_dir(pid) / "pagemap.bin"
         if not path.is_file():
             continue
@@ -144,11 +144,13 @@ def test_page_table_owners(kpage_vmcore):
     tables = [p for p in range(truth.npfn) if flags[p] >> KPF["PGTABLE"] & 1 and p not in truth.changed]
     assert tables, "no page table in the kernel's kpageflags"
     unowned = [p for p in tables if p not in owners]
-    assert not unowned, f"{len(unowned)} of {len(tables)} page-table pages no mm reaches: {[hex(p) for p in unowned[:8]]}"
+    assert not unowned, (
+        f"{len(unowned)} of {len(tables)} page-table pages no mm reaches: {[hex(p) for p in unowned[:8]]}")
     # Each captured process's root table is its own.
+    from drgn.helpers.linux.mm import follow_phys
+
     from drgn_ptwalk.arch import get_decoder
     from drgn_ptwalk.tasks import get_task_mm
-    from drgn.helpers.linux.mm import follow_phys
 
     dec = get_decoder(prog)
     checked = 0
@@ -215,7 +217,7 @@ def test_whoswaps_is_the_pagemaps(vmcore):
     nswap = prog["nr_swapfiles"].value_()
     want: Dict[Tuple[int, int], Set[Tuple[int, int]]] = defaultdict(set)
     captured = set()
-    for name, pid in pids(vmcore.truth).items():
+    for _name, pid in pids(vmcore.truth).items():
         path = vmcore.pid_dir(pid) / "pagemap.bin"
         task = find_task(prog, pid)
         if not path.is_file() or not task:

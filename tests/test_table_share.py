@@ -6,8 +6,9 @@ table page holding the entry. Only PMD tables set that word up (``pagetable_pmd_
 table of a 1 GiB page it is whatever the page's previous user left in ``page->index``, and a non-zero
 leftover makes the kernel print the page as Shared_Hugetlb and drop PM_MMAP_EXCLUSIVE (seen on a live
 guest: its truth said shared where a PMD-only rule said private). The word of the table of the default
-dump's 1 GiB page (the first x86_64 ELF dump that has one) is set here through a memory overlay; only the lines of that page may change, and
-exactly as the kernel's rule says (smaps on every kernel; pagemap's PM_MMAP_EXCLUSIVE from v6.12).
+dump's 1 GiB page (the first x86_64 ELF dump that has one) is set here through a memory overlay; only the
+lines of that page may change, and exactly as the kernel's rule says (smaps on every kernel; pagemap's
+PM_MMAP_EXCLUSIVE from v6.12).
 """
 
 import warnings
@@ -16,6 +17,7 @@ import pytest
 from drgn.helpers.linux.mm import follow_phys, pfn_to_page
 from drgn.helpers.linux.pid import find_task
 
+from conftest import _matrix, get_vmcore
 from drgn_ptwalk import procfs
 from drgn_ptwalk.entry import PtLevel
 from drgn_ptwalk.generations import generation
@@ -23,7 +25,6 @@ from drgn_ptwalk.procfs.pagemap import PM_MMAP_EXCLUSIVE, pagemap_records
 from drgn_ptwalk.procfs.vma import _pmd_share_rule
 from drgn_ptwalk.tasks import get_task_mm
 from drgn_ptwalk.walk import table_of
-from conftest import _matrix, get_vmcore
 from faultinject import Overlay, open_dump
 from vmcores.truth import read_pagemap
 

@@ -22,8 +22,8 @@ from encode import make_swp
 def test_x86_levels():
     d4 = X86_64Decoder(l5=False)
     d5 = X86_64Decoder(l5=True)
-    assert [(l.name, s) for l, s, _ in d4.levels] == [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
-    assert [(l.name, s) for l, s, _ in d5.levels] == [
+    assert [(lv.name, s) for lv, s, _ in d4.levels] == [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
+    assert [(lv.name, s) for lv, s, _ in d5.levels] == [
         ("PGD", 48), ("P4D", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
     # Canonical halves: 47 and 56 bits.
     assert d4.user_range() == (0, 1 << 47) and d5.user_range() == (0, 1 << 56)
@@ -114,7 +114,7 @@ def test_x86_swp_pfn_mask():
 
 
 def _levels(d):
-    return [(l.name, s, n) for l, s, n in d.levels]
+    return [(lv.name, s, n) for lv, s, n in d.levels]
 
 
 def test_arm64_geometry():
@@ -712,7 +712,7 @@ def test_order0_classes_match_page_by_page():
     for case in range(40):
         alike = case % 2 == 0
         pages = []
-        for i in range(n):
+        for _ in range(n):
             if alike or rng.random() < 0.8:
                 flags, mapping, ref, mc = (1 << 19) | (1 << 5) | (3 << 56), 0xFFFF888001234561, 1, 0
             else:
