@@ -14,7 +14,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from drgn import Program
 
-from drgn_ptwalk.kpage import KPF, max_dump_pfn, one_file
+from drgn_ptwalk.kpage import KPF, file_chunks, max_dump_pfn
 from drgn_ptwalk.kpage.context import kpage_context
 from drgn_ptwalk.kpage.sections import section_states
 
@@ -189,8 +189,31 @@ def memmap(prog: Program) -> MemmapSummary:
     """The rows and the census of all of RAM (see the module doc)."""
     ctx = kpage_context(prog)
     end = max_dump_pfn(prog)
-    values = memoryview(one_file(prog, 0, end, "kpageflags", kernel_order=False)).cast("Q")
-    census = Counter(values)
+    # A section at a time (memory flat in the size of RAM: all of a 256 GiB machine's values are 512 MiB).
+    # A tail page is in its folio's row. v6.1's kpageflags gives tails their own page->flags (no
+    # SWAPBACKED, LRU, ...: a shmem THP's tails would land in other_kernel); later kernels give them the
+    # folio's, and no tail needs moving. Only a section with such tails is gone over page by page; a folio
+    # outside hugetlb never crosses a section (naturally aligned, at most a section: arm64 64K's 512 MiB
+    # PMD THP is one), and hugetlb tails stay in their head's row, so each section's pass starts afresh.
+    tail, head = 1 << KPF["COMPOUND_TAIL"], 1 << KPF["COMPOUND_HEAD"]
+    census: Counter = Counter()
+    row_of: Dict[int, str] = {}
+    moves: Counter = Counter()
+    for _pfn, data in file_chunks(prog, "kpageflags", 0, end, False):
+        values = memoryview(data).cast("Q")
+        section = Counter(values)
+        census.update(section)
+        for v in section:
+            if v not in row_of:
+                row_of[v] = kpf_row(v)
+        if any(v & tail and row_of[v] != "hugetlb" for v in section):
+            head_row = None
+            for v in values:
+                if v & head:
+                    head_row = row_of[v]
+                elif v & tail and head_row is not None and row_of[v] != head_row:
+                    moves[row_of[v]] -= 1
+                    moves[head_row] += 1
     counts = dict(census)
     if ctx.nopage:
         holes = counts.pop(ctx.nopage, 0)
@@ -201,21 +224,10 @@ def memmap(prog: Program) -> MemmapSummary:
         counts[0] = counts.get(0, 0) - holes
     rows: Dict[str, int] = dict.fromkeys(_ORDER, 0)
     rows["hole"] = holes
-    row_of = {v: kpf_row(v) for v in counts}
     for v, n in counts.items():
-        rows[row_of[v]] += n
-    # A tail page is in its folio's row. v6.1's kpageflags gives tails their own page->flags (no
-    # SWAPBACKED, LRU, ...: a shmem THP's tails would land in other_kernel); later kernels give them the
-    # folio's, and this pass moves nothing.
-    tail, head = 1 << KPF["COMPOUND_TAIL"], 1 << KPF["COMPOUND_HEAD"]
-    if any(v & tail and row_of[v] != "hugetlb" for v in counts):
-        head_row = None
-        for v in values:
-            if v & head:
-                head_row = row_of[v]
-            elif v & tail and head_row is not None and row_of[v] != head_row:
-                rows[row_of[v]] -= 1
-                rows[head_row] += 1
+        rows[row_of.get(v) or kpf_row(v)] += n
+    for name, n in moves.items():
+        rows[name] += n
     page_size = 1 << prog["PAGE_SHIFT"].value_()
     counters = _counters(prog, page_size)
     out = [MemmapRow(name, rows[name], counters.get(name)) for name in _ORDER]
