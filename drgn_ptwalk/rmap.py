@@ -36,6 +36,7 @@ from drgn.helpers.linux.rbtree import rbtree_inorder_for_each_entry
 from drgn_ptwalk._byteorder import struct_order
 from drgn_ptwalk._kernel import has_member
 from drgn_ptwalk.entry import PtEntry, PtLevel, PtType
+from drgn_ptwalk.errors import ArgumentError
 from drgn_ptwalk.kpage import KPF, max_dump_pfn, one_file, pfn_online
 from drgn_ptwalk.kpage.context import kpage_context, page_type_is
 from drgn_ptwalk.page import compound_head_pfn, folio_order, page_layout, read_struct_pages
@@ -381,13 +382,13 @@ def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
     module doc) and confirmed by walking that address.
 
     :param pfn: a page frame number (``phys >> PAGE_SHIFT``)
-    :raises ValueError: if *pfn* has no ``struct page``
+    :raises ArgumentError: if *pfn* has no ``struct page``
     """
     from drgn_ptwalk.page import highest_memmap_pfn
 
     top = highest_memmap_pfn(prog)
     if pfn < 0 or pfn > top:
-        raise ValueError(f"PFN {pfn:#x} has no struct page (highest_memmap_pfn is {top:#x})")
+        raise ArgumentError(f"PFN {pfn:#x} has no struct page (highest_memmap_pfn is {top:#x})")
     return whomaps_pfns(prog, [pfn])[pfn]
 
 
@@ -424,7 +425,7 @@ def whoswaps(prog: Program, entries: Iterable[Tuple[int, int]]) -> Dict[Tuple[in
     wanted: Dict[int, Set[int]] = defaultdict(set)
     for t, off in entries:
         if t < 0 or off < 0:
-            raise ValueError(f"bad swap entry {t}:{off:#x}")
+            raise ArgumentError(f"bad swap entry {t}:{off:#x}")
         wanted[t].add(off)
     out: Dict[Tuple[int, int], List[WhoSwaps]] = {(t, o): [] for t, offs in wanted.items() for o in offs}
     if not out:
@@ -717,10 +718,10 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
 
     :param owners: :func:`page_table_owners` of the PFNs asked about, when many are (a page table's owner
         is otherwise found by a walk of every mm's tables for this PFN alone)
-    :raises ValueError: if *pfn* is negative
+    :raises ArgumentError: if *pfn* is negative
     """
     if pfn < 0:
-        raise ValueError(f"bad PFN {pfn:#x}")
+        raise ArgumentError(f"bad PFN {pfn:#x}")
     # the value (b"" past where the file ends: 0)
     flags = int.from_bytes(one_file(prog, pfn, pfn + 1, "kpageflags", kernel_order=False), "little")
     if pfn >= max_dump_pfn(prog) or not pfn_online(prog, pfn):

@@ -50,6 +50,7 @@ from drgn import FaultError, Object, Program, ProgramFlags
 
 from drgn_ptwalk.arch import LEAF, NONE, SWAP, TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtEntry, PtFlag, PtLevel, PtType
+from drgn_ptwalk.errors import ArgumentError
 from drgn_ptwalk.page import folio_runs, highest_memmap_pfn, huge_zero_pfn
 from drgn_ptwalk.swapinfo import SwapTypes, classify_swp, swap_types
 from drgn_ptwalk.vmatree import LIVE_RETRIES
@@ -1006,21 +1007,21 @@ def _batches(w: _Walker, root: int, root_physical: bool,
 def _check_range(dec: ArchDecoder, start: int, end: int) -> None:
     ps = dec.page_size
     if start % ps:
-        raise ValueError(f"start {start:#x} is not page aligned ({ps:#x})")
+        raise ArgumentError(f"start {start:#x} is not page aligned ({ps:#x})")
     if end % ps:
-        raise ValueError(f"end {end:#x} is not page aligned ({ps:#x})")
+        raise ArgumentError(f"end {end:#x} is not page aligned ({ps:#x})")
     if start >= end:
-        raise ValueError(f"start {start:#x} is not below end {end:#x}")
+        raise ArgumentError(f"start {start:#x} is not below end {end:#x}")
     ulo, uhi = dec.user_range()
     klo, khi = dec.kernel_range()
     if ulo <= start < uhi:
         if end > uhi:
-            raise ValueError(f"end {end:#x} is beyond the user address space ({uhi:#x})")
+            raise ArgumentError(f"end {end:#x} is beyond the user address space ({uhi:#x})")
     elif klo <= start < khi:
         if end > khi:
-            raise ValueError(f"end {end:#x} is beyond the address space")
+            raise ArgumentError(f"end {end:#x} is beyond the address space")
     else:
-        raise ValueError(
+        raise ArgumentError(
             f"start {start:#x} is outside the user [{ulo:#x}, {uhi:#x}) and "
             f"kernel [{klo:#x}, {khi:#x}) address ranges"
         )
@@ -1097,7 +1098,7 @@ def pt_range_walk(
         that cover ``[start, end)`` are read)
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
-    :raises ValueError: if the range is unaligned, empty or outside the
+    :raises ArgumentError: if the range is unaligned, empty or outside the
         user and kernel (canonical) address ranges
     :raises VmaTreeError: (with *vmas*) if the VMA tree of *mm* is
         unreadable or corrupt; it carries the address of the bad node or

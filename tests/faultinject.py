@@ -22,7 +22,7 @@ is one of:
   (a table beyond RAM, a huge bit on a level that cannot have one, a table
   pointing at one of its ancestors: an ERROR entry with the level and the
   address range);
-* ``crash``: an exception escaped (other than a documented one: ValueError
+* ``crash``: an exception escaped (other than a documented one: ArgumentError
   for bad arguments we passed on purpose, NoMmError for no mm);
 * ``hang``: over the deadline (or a runaway output of more than
   :data:`MAX_ENTRIES` entries);
@@ -51,7 +51,7 @@ from drgn.helpers.linux.pid import find_task
 
 from drgn_ptwalk.arch import TABLE, ArchDecoder, get_decoder
 from drgn_ptwalk.entry import PtType
-from drgn_ptwalk.errors import PtWalkError
+from drgn_ptwalk.errors import ArgumentError, PtWalkError
 from drgn_ptwalk.page import highest_memmap_pfn
 from drgn_ptwalk.program import open_program
 
@@ -171,7 +171,7 @@ class Case(NamedTuple):
     procfs: bool
     expect: Tuple[Expect, ...] = ()
     value_error: bool = False
-    """The walk range is bad on purpose: ValueError is the documented answer."""
+    """The walk range is bad on purpose: ArgumentError is the documented answer."""
     views: bool = False
 
 
@@ -683,18 +683,18 @@ class FaultInjector:
                     entries = pt_range_walk(mm, lo, hi)
                     if case.value_error:
                         list(entries)
-                        raise AssertionError(f"no ValueError for bad range [{lo:#x}, {hi:#x})")
+                        raise AssertionError(f"no ArgumentError for bad range [{lo:#x}, {hi:#x})")
                 except PtWalkError as e:
                     # Documented: the VMA tree is corrupt; it must say where.
                     if not (isinstance(e.address, int) and e.level and e.reason):
                         raise AssertionError(f"PtWalkError without address/level: {e!r}") from e
                     errors += 1
                     entries = None
-                except ValueError as e:
+                except ArgumentError as e:
                     if not case.value_error:
                         raise
                     if "0x" not in str(e):
-                        raise AssertionError(f"ValueError without an address: {e}") from e
+                        raise AssertionError(f"ArgumentError without an address: {e}") from e
                     entries = None
                 if entries is not None:
                     errors += self._check_walk(case, entries, lo, hi)

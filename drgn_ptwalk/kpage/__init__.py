@@ -50,6 +50,7 @@ from typing import Iterator, List, NamedTuple, Tuple
 from drgn import Program
 
 from drgn_ptwalk._byteorder import is_big_endian
+from drgn_ptwalk.errors import ArgumentError
 from drgn_ptwalk.kpage.context import KPF, kpage_context
 from drgn_ptwalk.kpage.scan import Memo, backend, scan_for, section_values
 from drgn_ptwalk.kpage.sections import kpage_unsupported, max_dump_pfn, pfn_online, section_states
@@ -92,7 +93,7 @@ def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iter
     u64s; :func:`kpage_chunks` gives them in the kernel's byte order).
     """
     if start < 0 or end < start:
-        raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
+        raise ArgumentError(f"bad PFN range {start:#x}-{end:#x}")
     ctx = kpage_context(prog)
     end = min(end, max_dump_pfn(prog))
     # memcg_data is read (a run boundary where it changes) only for kpagecgroup
@@ -132,11 +133,11 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     /proc/kpageflags, kpagecount and kpagecgroup for PFNs ``[start, end)`` (cut at
     :func:`max_dump_pfn`, where the kernel's files end), computed in one pass.
 
-    :raises ValueError: if the range is negative or reversed
+    :raises ArgumentError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
     if start < 0 or end < start:
-        raise ValueError(f"bad PFN range {start:#x}-{end:#x}")
+        raise ArgumentError(f"bad PFN range {start:#x}-{end:#x}")
     total = max(min(end, max_dump_pfn(prog)) - start, 0)
     # The arrays are made whole first and filled a section at a time: growing them section by section
     # costs more than computing the values.
@@ -160,7 +161,7 @@ def kpage_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int) -> Iter
     kernel's byte order, as the file's). For writing a large range out without holding all of it (a 1 TiB
     machine's /proc/kpageflags is 2 GiB).
 
-    :raises ValueError: if *file* is not one of the three, or the range is negative or reversed (on the
+    :raises ArgumentError: if *file* is not one of the three, or the range is negative or reversed (on the
         first item)
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
@@ -172,7 +173,7 @@ def file_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int,
     """:func:`kpage_chunks`, or with *kernel_order* false the values as little-endian u64s (the same
     bytes on a little-endian kernel)."""
     if file not in _FILES:
-        raise ValueError(f"no such file: {file!r} (one of {', '.join(_FILES)})")
+        raise ArgumentError(f"no such file: {file!r} (one of {', '.join(_FILES)})")
     swap = kernel_order and is_big_endian(prog)
     for pfn, data in _chunks(prog, start_pfn, end_pfn, (_FILES.index(file),)):
         yield pfn, swap_words(data[0]) if swap else data[0]
@@ -204,7 +205,7 @@ def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     :func:`max_dump_pfn`, where the file ends): u64s in the dumped kernel's byte order (big-endian on
     s390x). Computes this file alone; :func:`kpage_values` computes the three in one pass, as values.
 
-    :raises ValueError: if the range is negative or reversed
+    :raises ArgumentError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
     return one_file(prog, start_pfn, end_pfn, "kpageflags")

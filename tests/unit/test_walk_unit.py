@@ -11,6 +11,7 @@ from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE
 from drgn_ptwalk.arch.aarch64 import AArch64Decoder
 from drgn_ptwalk.arch.x86_64 import X86_64Decoder
 from drgn_ptwalk.entry import PtFlag, PtLevel, PtType
+from drgn_ptwalk.errors import ArgumentError
 from drgn_ptwalk.swapinfo import classify_swp, make_swap_types
 from drgn_ptwalk.walk import _check_range, _nonnone_slots, _run_end, walk_tables
 from encode import make_swp
@@ -491,21 +492,21 @@ def test_walk_markers_batched():
 
 def test_check_range_errors():
     d = X86_64Decoder()
-    with pytest.raises(ValueError, match="start .* not page aligned"):
+    with pytest.raises(ArgumentError, match="start .* not page aligned"):
         _check_range(d, 0x1001, 0x3000)
-    with pytest.raises(ValueError, match="end .* not page aligned"):
+    with pytest.raises(ArgumentError, match="end .* not page aligned"):
         _check_range(d, 0x1000, 0x3001)
-    with pytest.raises(ValueError, match="not below end"):
+    with pytest.raises(ArgumentError, match="not below end"):
         _check_range(d, 0x3000, 0x3000)
-    with pytest.raises(ValueError, match="beyond the user address space"):
+    with pytest.raises(ArgumentError, match="beyond the user address space"):
         _check_range(d, 0x1000, 1 << 50)
-    with pytest.raises(ValueError, match="outside the user"):
+    with pytest.raises(ArgumentError, match="outside the user"):
         _check_range(d, 1 << 60, (1 << 60) + 0x1000)
     _check_range(d, (1 << 64) - (1 << 47), 1 << 64)
     # Non-canonical on 4-level paging (the hole between the halves).
-    with pytest.raises(ValueError, match="outside the user"):
+    with pytest.raises(ArgumentError, match="outside the user"):
         _check_range(d, 1 << 47, (1 << 47) + 0x1000)
-    with pytest.raises(ValueError, match="outside the user"):
+    with pytest.raises(ArgumentError, match="outside the user"):
         _check_range(d, (1 << 64) - (1 << 48), 1 << 64)
 
 
