@@ -186,7 +186,11 @@ def offline_sections(prog: Program, end_pfn: int) -> Tuple[int, List[bool]]:
 
 
 def memmap(prog: Program) -> MemmapSummary:
-    """The rows and the census of all of RAM (see the module doc)."""
+    """
+    The rows and the census of all of RAM (see the module doc).
+
+    :return: every PFN in one row, each beside the kernel's counter, and the ``page-types`` census
+    """
     ctx = kpage_context(prog)
     end = max_dump_pfn(prog)
     # A section at a time (memory flat in the size of RAM: all of a 256 GiB machine's values are 512 MiB).

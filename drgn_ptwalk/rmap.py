@@ -314,6 +314,7 @@ def whomaps_pfns(prog: Program, pfns: Iterable[int]) -> Dict[int, List[WhoMaps]]
     candidate addresses are confirmed by one walk per run of nearby pages, and pages no rmap tracks share
     one walk over every process.
 
+    :param pfns: the page frame numbers
     :return: PFN -> its mappings (an empty list: nobody maps it)
     """
     from drgn_ptwalk.walk import pt_range_walk
@@ -382,6 +383,7 @@ def whomaps(prog: Program, pfn: int) -> List[WhoMaps]:
     module doc) and confirmed by walking that address.
 
     :param pfn: a page frame number (``phys >> PAGE_SHIFT``)
+    :return: the mappings (an empty list: nobody maps it)
     :raises ArgumentError: if *pfn* has no ``struct page``
     """
     from drgn_ptwalk.page import highest_memmap_pfn
@@ -417,6 +419,7 @@ def whoswaps(prog: Program, entries: Iterable[Tuple[int, int]]) -> Dict[Tuple[in
     the entries of a call. Shmem pages swapped out sit in their file's page cache, not in page tables,
     and are not listed.
 
+    :param entries: the swap entries, ``(type, offset)`` each
     :return: ``(type, offset)`` -> its holders, sorted by PID and address (an empty list: nobody)
     """
     from drgn_ptwalk.walk import pt_range_walk
@@ -716,8 +719,10 @@ def page_kind(prog: Program, pfn: int, owners: Optional[Dict[int, List[TableOwne
     """
     What *pfn* is (see :class:`PageKind`), from its /proc/kpageflags value and its ``struct page``.
 
+    :param pfn: a page frame number
     :param owners: :func:`page_table_owners` of the PFNs asked about, when many are (a page table's owner
         is otherwise found by a walk of every mm's tables for this PFN alone)
+    :return: its kind, the detail of that kind and its kpageflags value
     :raises ArgumentError: if *pfn* is negative
     """
     if pfn < 0:

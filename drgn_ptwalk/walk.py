@@ -1098,6 +1098,8 @@ def pt_range_walk(
         that cover ``[start, end)`` are read)
     :param vmas: cut entries at VMA boundaries and fill in
         :attr:`PtEntry.vma`
+    :return: the entries, in address order, covering ``[start, end)``
+        without gaps (NONE entries left out without *include_none*)
     :raises ArgumentError: if the range is unaligned, empty or outside the
         user and kernel (canonical) address ranges
     :raises VmaTreeError: (with *vmas*) if the VMA tree of *mm* is

@@ -133,6 +133,9 @@ def kpage_values(prog: Program, start: int, end: int) -> KpageValues:
     /proc/kpageflags, kpagecount and kpagecgroup for PFNs ``[start, end)`` (cut at
     :func:`max_dump_pfn`, where the kernel's files end), computed in one pass.
 
+    :param start: first PFN
+    :param end: end PFN, exclusive
+    :return: the three files' values, as arrays of integers
     :raises ArgumentError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
@@ -161,6 +164,10 @@ def kpage_chunks(prog: Program, file: str, start_pfn: int, end_pfn: int) -> Iter
     kernel's byte order, as the file's). For writing a large range out without holding all of it (a 1 TiB
     machine's /proc/kpageflags is 2 GiB).
 
+    :param file: ``"kpageflags"``, ``"kpagecount"`` or ``"kpagecgroup"``
+    :param start_pfn: first PFN
+    :param end_pfn: end PFN, exclusive
+    :return: ``(first PFN, bytes)`` of each section of the range, in order
     :raises ArgumentError: if *file* is not one of the three, or the range is negative or reversed (on the
         first item)
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
@@ -205,6 +212,9 @@ def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
     :func:`max_dump_pfn`, where the file ends): u64s in the dumped kernel's byte order (big-endian on
     s390x). Computes this file alone; :func:`kpage_values` computes the three in one pass, as values.
 
+    :param start_pfn: first PFN
+    :param end_pfn: end PFN, exclusive
+    :return: 8 bytes per PFN
     :raises ArgumentError: if the range is negative or reversed
     :raises drgn.FaultError: if an online section's ``struct page`` array is not in the dump
     """
@@ -212,10 +222,22 @@ def kpageflags(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
 
 
 def kpagecount(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
-    """What reading /proc/kpagecount at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
+    """
+    What reading /proc/kpagecount at ``start_pfn * 8`` returns (see :func:`kpageflags`).
+
+    :param start_pfn: first PFN
+    :param end_pfn: end PFN, exclusive
+    :return: 8 bytes per PFN: how many times each page is mapped
+    """
     return one_file(prog, start_pfn, end_pfn, "kpagecount")
 
 
 def kpagecgroup(prog: Program, start_pfn: int, end_pfn: int) -> bytes:
-    """What reading /proc/kpagecgroup at ``start_pfn * 8`` returns (see :func:`kpageflags`)."""
+    """
+    What reading /proc/kpagecgroup at ``start_pfn * 8`` returns (see :func:`kpageflags`).
+
+    :param start_pfn: first PFN
+    :param end_pfn: end PFN, exclusive
+    :return: 8 bytes per PFN: the inode number of each page's memory cgroup (0: none)
+    """
     return one_file(prog, start_pfn, end_pfn, "kpagecgroup")
