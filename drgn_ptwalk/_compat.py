@@ -83,13 +83,12 @@ try:
 except ImportError:
     HAVE_COMMANDS = False
 
-SHELL_COMMANDS = ("maps", "smaps", "smaps_rollup", "numa_maps", "pagemap", "ptwalk", "memtop", "kpage", "whomaps",
-                  "memmap", "memread", "gcore", "filecache", "report")
-
 
 def no_commands_message() -> str:
     """What the plugin cannot do on a drgn without drgn.commands, and what works instead."""
-    names = ", ".join("%" + n for n in SHELL_COMMANDS)
+    from drgn_ptwalk.commands import registry
+
+    names = ", ".join("%" + c.name for c in registry())
     return (f"drgn-ptwalk: drgn {drgn_version()} has no shell command framework (drgn.commands, drgn 0.0.33 "
             f"or newer), so {names} are not available; pip install -U drgn for them. The Python API works "
             "in this shell (e.g. from drgn_ptwalk import smaps, find_target; "
