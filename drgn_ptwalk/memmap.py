@@ -73,7 +73,12 @@ _ORDER = tuple(RULES)
 
 
 def kpf_names(value: int) -> str:
-    """``KPF_*`` names of a kpageflags value, lower case, joined by ``,`` (``page-types``' long names)."""
+    """
+    ``KPF_*`` names of a kpageflags value, lower case, joined by ``,`` (``page-types``' long names).
+
+    :param value: a kpageflags value
+    :return: the names of its bits
+    """
     names: Dict[int, str] = {}
     for name, bit in KPF.items():
         names.setdefault(bit, name.lower())
@@ -81,7 +86,12 @@ def kpf_names(value: int) -> str:
 
 
 def kpf_row(v: int) -> str:
-    """The memmap row (``"free"``, ``"anon"``, ``"file"``, ...) of a page with kpageflags value *v*."""
+    """
+    The memmap row (``"free"``, ``"anon"``, ``"file"``, ...) of a page with kpageflags value *v*.
+
+    :param v: a kpageflags value
+    :return: the row's name
+    """
     def has(name: str) -> bool:
         return bool(v >> KPF[name] & 1)
 
@@ -113,7 +123,12 @@ def kpf_row(v: int) -> str:
 
 def vm_stat(prog: Program, array: str, item: str) -> Optional[int]:
     """A global vmstat counter as the kernel would fold it now: the global value plus every CPU's
-    not-yet-folded delta (the reference guests set vm.stat_interval to a day, so the deltas are real)."""
+    not-yet-folded delta (the reference guests set vm.stat_interval to a day, so the deltas are real).
+
+    :param array: the global array: ``vm_zone_stat`` or ``vm_node_stat``
+    :param item: the enumerator of the counter (``NR_FREE_PAGES``, ...)
+    :return: the folded value, or ``None`` if the kernel has no such counter
+    """
     from drgn.helpers.linux.cpumask import for_each_possible_cpu
     from drgn.helpers.linux.percpu import per_cpu_ptr
 
@@ -171,7 +186,10 @@ def _counters(prog: Program, page_size: int) -> Dict[str, Optional[int]]:
 def hole_value(prog: Program) -> int:
     """The kpageflags value of a PFN without an online ``struct page``: ``KPF_NOPAGE``, or 0 on kernels
     whose files read such PFNs as 0 (:attr:`~drgn_ptwalk.generations.Generation.kpage_holes_zero`: there
-    a 0 is a hole only in an offline section, see :func:`offline_sections`)."""
+    a 0 is a hole only in an offline section, see :func:`offline_sections`).
+
+    :return: ``1 << KPF_NOPAGE`` or 0
+    """
     return kpage_context(prog).nopage
 
 
@@ -179,6 +197,7 @@ def offline_sections(prog: Program, end_pfn: int) -> Tuple[int, List[bool]]:
     """
     The SPARSEMEM sections below *end_pfn* that have no online ``struct page`` (holes).
 
+    :param end_pfn: the end of the range, exclusive
     :return: (pages per section, one flag per section: ``True`` for a hole)
     """
     pps = kpage_context(prog).pages_per_section

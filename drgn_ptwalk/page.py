@@ -115,7 +115,11 @@ def _hugetlb_test(prog: Program, page: Type) -> Tuple[str, int, int]:
 
 
 def page_layout(prog: Program) -> PageLayout:
-    """Return the :class:`PageLayout` of *prog* (cached)."""
+    """
+    Return the :class:`PageLayout` of *prog* (cached).
+
+    :return: the offsets and flag bits of ``struct page`` the readers need
+    """
     return cached(prog, "ptwalk_page_layout", _page_layout, prog)
 
 
@@ -199,6 +203,9 @@ def read_struct_pages(prog: Program, pfn: int, n: int = 1) -> bytes:
     """
     Bytes of ``struct page`` for PFNs ``[pfn, pfn + n)``: one read.
 
+    :param pfn: the first PFN
+    :param n: how many PFNs
+    :return: ``n * sizeof(struct page)`` bytes
     :raises drgn.FaultError: if the memory is not in the dump, or if *pfn* is
         negative or beyond ``highest_memmap_pfn`` (a garbage PFN from a
         corrupt entry: it has no ``struct page``), or the run goes more than
@@ -241,13 +248,24 @@ def _decode(lay: PageLayout, buf: bytes, base: int, pfn: int) -> PageInfo:
 
 
 def page_info(prog: Program, pfn: int) -> PageInfo:
-    """:class:`PageInfo` of one PFN."""
+    """
+    :class:`PageInfo` of one PFN.
+
+    :param pfn: a page frame number
+    :return: its state
+    """
     lay = page_layout(prog)
     return _decode(lay, read_struct_pages(prog, pfn, 1), 0, pfn)
 
 
 def page_infos(prog: Program, pfn: int, n: int) -> List[PageInfo]:
-    """:class:`PageInfo` of PFNs ``[pfn, pfn + n)`` from one read."""
+    """
+    :class:`PageInfo` of PFNs ``[pfn, pfn + n)`` from one read.
+
+    :param pfn: the first PFN
+    :param n: how many PFNs
+    :return: one state per PFN
+    """
     lay = page_layout(prog)
     buf = read_struct_pages(prog, pfn, n)
     return [_decode(lay, buf, i * lay.size, pfn + i) for i in range(n)]
@@ -266,7 +284,12 @@ def _head_addr(lay: PageLayout, addr: int, info: int, flags: int, next_info: Opt
 
 
 def compound_head_pfn(prog: Program, pfn: int) -> int:
-    """PFN of the head page of the folio containing *pfn*."""
+    """
+    PFN of the head page of the folio containing *pfn*.
+
+    :param pfn: a page frame number
+    :return: the head page's PFN (*pfn* itself for an order-0 page)
+    """
     return folio_head_pfn(kernel_facts(prog), pfn)
 
 
@@ -286,6 +309,9 @@ def folio_info(prog: Program, pfn: int) -> PageInfo:
     """
     :class:`PageInfo` of the head page of the folio containing *pfn*: the
     page where folio-wide state (anon mapping, most flags) lives.
+
+    :param pfn: a page frame number
+    :return: the head page's state
     """
     return page_info(prog, compound_head_pfn(prog, pfn))
 
@@ -300,6 +326,11 @@ def pages_all_order0(lay: PageLayout, buf: bytes, n: int) -> bool:
     (``compound_info`` bit 0) or has ``PG_head`` (a head, or an HVO fake
     head): then each page is its own folio. Byte-level work at C speed: one
     strided slice per field, little-endian (x86-64, arm64).
+
+    :param lay: the layout (:func:`page_layout`)
+    :param buf: ``struct page`` bytes (:func:`read_struct_pages`)
+    :param n: how many pages of *buf*
+    :return: whether every page is its own folio
     """
     s = lay.size
     end = n * s
@@ -313,6 +344,8 @@ def folio_runs(prog: Program, pfn: int, n: int) -> List[int]:
     """
     Split PFNs ``[pfn, pfn + n)`` into runs that belong to the same folio.
 
+    :param pfn: the first PFN
+    :param n: how many PFNs
     :return: the lengths of the runs, in order (summing to *n*)
     """
     facts = kernel_facts(prog)
@@ -358,7 +391,12 @@ def folio_runs(prog: Program, pfn: int, n: int) -> List[int]:
 
 
 def folio_order(prog: Program, head_pfn: int) -> int:
-    """Order of the folio whose head page is *head_pfn* (0 if not a head)."""
+    """
+    Order of the folio whose head page is *head_pfn* (0 if not a head).
+
+    :param head_pfn: the PFN of a folio's head page
+    :return: the folio's order
+    """
     lay = page_layout(prog)
     buf = read_struct_pages(prog, head_pfn, 2)
     flags = _U64.unpack_from(buf, lay.flags)[0]
@@ -368,28 +406,53 @@ def folio_order(prog: Program, head_pfn: int) -> int:
 
 
 def page_test_flag(prog: Program, info: PageInfo, name: str) -> bool:
-    """Whether page flag ``PG_<name>`` is set in *info* (False if this kernel has no such flag)."""
+    """
+    Whether page flag ``PG_<name>`` is set in *info* (False if this kernel has no such flag).
+
+    :param info: the page's state (:func:`page_info`)
+    :param name: the flag's name without ``PG_``
+    :return: whether it is set
+    """
     bit = page_layout(prog).pg.get(name)
     return bit is not None and bool(info.flags & (1 << bit))
 
 
 def page_is_anon(info: PageInfo) -> bool:
-    """``PageAnon()``: ``mapping`` has the anon bit (``PAGE_MAPPING_ANON``)."""
+    """
+    ``PageAnon()``: ``mapping`` has the anon bit (``PAGE_MAPPING_ANON``).
+
+    :param info: the page's state (:func:`page_info`)
+    :return: whether the page is anonymous
+    """
     return bool(info.mapping & 1)
 
 
 def page_is_ksm(info: PageInfo) -> bool:
-    """``PageKsm()``: ``mapping & 3 == 3`` (anon + movable/KSM bit)."""
+    """
+    ``PageKsm()``: ``mapping & 3 == 3`` (anon + movable/KSM bit).
+
+    :param info: the page's state (:func:`page_info`)
+    :return: whether the page is a KSM page
+    """
     return info.mapping & 3 == 3
 
 
 def page_is_anon_exclusive(prog: Program, info: PageInfo) -> bool:
-    """``PageAnonExclusive()`` of an anonymous page."""
+    """
+    ``PageAnonExclusive()`` of an anonymous page.
+
+    :param info: the page's state (:func:`page_info`)
+    :return: whether the page is exclusive to one process
+    """
     return page_is_anon(info) and page_test_flag(prog, info, "anon_exclusive")
 
 
 def highest_memmap_pfn(prog: Program) -> int:
-    """``highest_memmap_pfn``: PFNs above it have no ``struct page``."""
+    """
+    ``highest_memmap_pfn``: PFNs above it have no ``struct page``.
+
+    :return: the highest PFN with a ``struct page``
+    """
 
     def read() -> int:
         v = var(prog, "highest_memmap_pfn")
@@ -399,7 +462,11 @@ def highest_memmap_pfn(prog: Program) -> int:
 
 
 def huge_zero_pfn(prog: Program) -> Optional[int]:
-    """PFN of the huge zero folio, or ``None`` if there is none."""
+    """
+    PFN of the huge zero folio, or ``None`` if there is none.
+
+    :return: its PFN, or ``None``
+    """
     return cached(prog, "ptwalk_huge_zero_pfn", _huge_zero_pfn, prog)
 
 

@@ -757,6 +757,8 @@ def mm_segments(
     Cut ``[start, end)`` at the VMA boundaries of *mm*.
 
     :param mm: ``struct mm_struct *``
+    :param start: first address
+    :param end: end address, exclusive
     :param vma_ranges: the VMAs of *mm* as
         :func:`~drgn_ptwalk.vmatree.checked_vma_ranges` gives them, if the
         caller has them already (default: read the part of the VMA tree
@@ -796,6 +798,9 @@ def table_of(mm: Object, addr: int, level: PtLevel) -> Optional[int]:
     of one slot per level above *level*.
 
     :param mm: ``struct mm_struct *``
+    :param addr: a virtual address in *mm*
+    :param level: the level of the table wanted
+    :return: the table's physical address, or ``None``
     """
     prog = mm.prog_
     dec = get_decoder(prog).for_mm(mm)
@@ -955,12 +960,20 @@ def walk_tables(
     The walker proper, independent of drgn objects (unit tests feed it
     synthetic tables).
 
+    :param dec: the architecture's decoder
     :param read_table: ``read_table(addr, nr_entries, physical)`` returning
         the table's bytes (little-endian u64 entries) or a sequence of entry
         values; raises :class:`drgn.FaultError` if unreadable
+    :param root: address of the root table (``mm->pgd``)
+    :param root_physical: whether *root* is a physical address
     :param segments: ``(start, end, vma)`` ranges in address order
+    :param swap_types: the kernel's swap types, to classify swap-format entries (default: all are SWAP)
+    :param highest_pfn: PFNs above it have no ``struct page`` (PFN entries)
+    :param zero_pmd_pfn: the huge zero page's PFN, a PFN entry at PMD level
     :param folio_runs_fn: ``f(pfn, n)`` splitting a PFN run by folio
         (default: no splitting)
+    :param include_none: yield NONE entries for holes
+    :param batch: batch consecutive slots (see :func:`pt_range_walk`)
     :param root_phys: physical address of the root table (for loop
         detection when *root* is virtual)
     :param max_tables: report tables beyond this many distinct ones as
@@ -972,6 +985,7 @@ def walk_tables(
     :param live: the tables may change while read (a live kernel): each
         PTE table is used only if its PMD slot still points to it after the
         read (see :meth:`_Walker.stable_table`)
+    :return: the entries, in address order
     """
     if folio_runs_fn is None:
         folio_runs_fn = lambda pfn, n: (n,)  # noqa: E731

@@ -22,6 +22,8 @@ def kpage_unsupported(prog: Program) -> List[str]:
     """
     What of the three files this kernel keeps outside a dump's reach (empty on 64-bit kernels): each
     entry names the bit or file and why.
+
+    :return: one line per bit or file this kernel keeps out of reach
     """
     out = []
     ctx = kpage_context(prog)
@@ -34,7 +36,11 @@ def kpage_unsupported(prog: Program) -> List[str]:
 
 
 def max_dump_pfn(prog: Program) -> int:
-    """``get_max_dump_pfn()``: where the files end (``max_pfn`` rounded up to a SPARSEMEM section)."""
+    """
+    ``get_max_dump_pfn()``: where the files end (``max_pfn`` rounded up to a SPARSEMEM section).
+
+    :return: the end PFN of the files, exclusive
+    """
     pps = kpage_context(prog).pages_per_section
     return -(-prog["max_pfn"].value_() // pps) * pps
 
@@ -97,7 +103,12 @@ def section_states(prog: Program, lo: int, hi: int) -> List[Tuple[bool, Optional
 
 
 def pfn_online(prog: Program, pfn: int) -> bool:
-    """``pfn_to_online_page(pfn) != NULL``: *pfn* is online memory with a ``struct page``."""
+    """
+    ``pfn_to_online_page(pfn) != NULL``: *pfn* is online memory with a ``struct page``.
+
+    :param pfn: a page frame number
+    :return: whether it is online
+    """
     ctx = kpage_context(prog)
     if pfn < 0:
         return False
