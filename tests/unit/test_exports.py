@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """
 The package's exports: built from each API module's ``__all__`` (drgn_ptwalk.API_MODULES), seen the same
-way by type checkers (the TYPE_CHECKING imports of drgn_ptwalk/__init__.py), and every public name of the
-README's "Python API" section among them, documented (``:param:`` for each parameter, ``:return:`` where it
-returns something).
+way by type checkers (the TYPE_CHECKING imports of drgn_ptwalk/__init__.py), every public name of the
+README's "Python API" section among them, and every export documented (``:param:`` for each parameter,
+``:return:`` where it returns something).
 """
 
 import ast
@@ -184,3 +184,10 @@ def test_readme_api_names_are_exported_and_documented():
         if p:
             problems[n] = p
     assert not problems, "\n".join(x for v in problems.values() for x in v)
+
+
+def test_every_export_is_documented():
+    """Every name the package exports, README'd or not: a docstring, ``:param:`` for each parameter and
+    ``:return:`` where it returns something."""
+    problems = [p for n in drgn_ptwalk.__all__ for p in _doc_problems(n, getattr(drgn_ptwalk, n))]
+    assert not problems, "\n".join(problems)
