@@ -30,6 +30,7 @@ __all__ = (
     "ProcfsWarning",
     "ProgramError",
     "PtWalkError",
+    "RelocationError",
     "TaskNotFoundError",
     "UnsupportedKernelError",
     "VmaFieldError",
@@ -119,6 +120,11 @@ class LzoError(ValueError):
         super().__init__(f"lzo: {code} after {produced} bytes")
         self.code = code
         self.produced = produced
+
+
+class RelocationError(Exception):
+    """A LoongArch module's debug file cannot be relocated for drgn (a relocation type or symbol this code
+    does not apply): :func:`~drgn_ptwalk.program.open_program` tells it as a :class:`ProgramError`."""
 
 
 class ZsError(ValueError):

@@ -43,6 +43,7 @@ from drgn import Architecture, FaultError, Program
 from drgn_ptwalk._vmcoreinfo import vmcoreinfo, vmcoreinfo_number
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder
 from drgn_ptwalk.entry import PtFlag, PtLevel
+from drgn_ptwalk.errors import RelocationError
 
 __all__ = (
     "LoongArch64Decoder",
@@ -94,6 +95,8 @@ class LoongArch64Decoder(ArchDecoder):
     swap_step = 1 << _SWP_OFFSET_SHIFT
     leaf_flag_bits = _VALID | _DIRTY | _PRESENT | _WRITE | _MODIFIED | _PROTNONE | _SPECIAL
     swap_flag_bits = _SWP_EXCLUSIVE
+    none_exact: Tuple[Optional[int], ...]
+    """Per level the value of an empty entry: the invalid table below it (``None`` for the PTE level)."""
 
     def __init__(
         self,
@@ -166,7 +169,7 @@ class LoongArch64Decoder(ArchDecoder):
             if not value & ~_GLOBAL:
                 return NONE
             return LEAF if value & (_PRESENT | _PROTNONE) else SWAP
-        if value == self.none_exact[depth]:  # type: ignore[index]
+        if value == self.none_exact[depth]:
             return NONE
         if value & _HUGE and depth == self._leaf_depth:
             # pmd_present() of a huge PMD; else a swap-format PMD (__swp_entry_to_pmd()).
@@ -186,13 +189,13 @@ class LoongArch64Decoder(ArchDecoder):
     def leaf_step(self, value: int) -> int:
         return 1 << self.page_shift
 
-    def pte_decode(self, value: int) -> Tuple[int, int, int]:
+    def pte_decode(self, value: int) -> Tuple[int, Optional[int], Optional[int]]:
         # Inlined kind() + leaf_pfn() + leaf_step() for PTEs (the hot path).
         if value & (_PRESENT | _PROTNONE):
             return LEAF, (value & self.pfn_mask) >> self.page_shift, 1 << self.page_shift
         if not value & ~_GLOBAL:
-            return NONE, None, None  # type: ignore[return-value]
-        return SWAP, None, None  # type: ignore[return-value]
+            return NONE, None, None
+        return SWAP, None, None
 
     def swp(self, value: int) -> Tuple[int, int]:
         # __swp_type(), __swp_offset() (a PMD's _PAGE_HUGE is below the type, __pmd_to_swp_entry()).
@@ -348,10 +351,6 @@ class _KernelTranslation:
 # ELF (include/uapi/linux/elf.h) and LoongArch relocation types (the psABI; arch/loongarch/include/asm/elf.h).
 _SHT_SYMTAB, _SHT_RELA, _SHF_ALLOC, _SHN_UNDEF, _SHN_LORESERVE = 2, 4, 0x2, 0, 0xFF00
 _R_LARCH_32, _R_LARCH_64 = 1, 2
-
-
-class RelocationError(Exception):
-    """A module's debug file cannot be relocated (a relocation type or symbol this code does not apply)."""
 
 
 def relocate_module_debug(module: Any, path: "os.PathLike[str] | str", out: "os.PathLike[str] | str") -> None:
