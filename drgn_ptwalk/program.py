@@ -149,7 +149,7 @@ def open_program(
     # LoongArch: drgn relocates no module debug file ("relocation support is not implemented for
     # LoongArch64 architecture"); given module files (.ko) are relocated by drgn-ptwalk after the kernel's.
     modules: List[str] = []
-    if prog.platform is not None and prog.platform.arch == drgn.Architecture.LOONGARCH64:
+    if prog.platform is not None and prog.platform.arch.name == "LOONGARCH64":  # (not in older drgn)
         modules = [p for p in symbols if ".ko" in os.path.basename(p)]
         symbols = [p for p in symbols if p not in modules]
     try:

@@ -44,8 +44,8 @@ VM_PFNMAP = 1 << 10
 VM_HUGETLB = 1 << 22
 # VM_SOFTDIRTY is bit 27 with CONFIG_MEM_SOFT_DIRTY, which x86, ppc64 (Book3S) and s390x have (Debian: y); 0 on
 # arm64 (kernel-formats.md §3.4, §8.1) and LoongArch (no HAVE_ARCH_SOFT_DIRTY).
-VM_SOFTDIRTY = {Architecture.X86_64: 1 << 27, Architecture.AARCH64: 0, Architecture.PPC64: 1 << 27,
-                Architecture.S390X: 1 << 27, Architecture.LOONGARCH64: 0}
+# By name: drgn before LoongArch support has no Architecture.LOONGARCH64.
+VM_SOFTDIRTY = {"X86_64": 1 << 27, "AARCH64": 0, "PPC64": 1 << 27, "S390X": 1 << 27, "LOONGARCH64": 0}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def page_check(prog, e, raw_truth) -> str:
 def compare_pagemap(prog, truth_dir, pid: int, entries) -> Tuple[int, int, List[str]]:
     """Compare *entries* (one whole-mm walk) with the captured pagemap of *pid*: (matched, mismatched, examples)."""
     dec = get_decoder(prog)
-    sd_flag = VM_SOFTDIRTY[prog.platform.arch]
+    sd_flag = VM_SOFTDIRTY[prog.platform.arch.name]
     mm = get_task_mm(find_task(prog, pid))
     vmas = {v.vm_start.value_(): (v.vm_end.value_(), v.vm_flags.value_()) for v in for_each_vma(mm)} if mm else {}
     starts = [e.start for e in entries]

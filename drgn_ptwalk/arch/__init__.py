@@ -245,7 +245,7 @@ def get_decoder(prog: Program) -> ArchDecoder:
         from drgn_ptwalk.arch.s390x import S390xDecoder
 
         dec = S390xDecoder.from_program(prog)
-    elif arch == Architecture.LOONGARCH64:
+    elif arch is not None and arch.name == "LOONGARCH64":  # by name: older drgn has no LOONGARCH64
         from drgn_ptwalk.arch.loongarch64 import LoongArch64Decoder
 
         dec = LoongArch64Decoder.from_program(prog)

@@ -38,7 +38,7 @@ import struct
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
-from drgn import Architecture, FaultError, Program
+from drgn import FaultError, Program
 
 from drgn_ptwalk._vmcoreinfo import vmcoreinfo, vmcoreinfo_number
 from drgn_ptwalk.arch import BAD, LEAF, NONE, SWAP, TABLE, ArchDecoder
@@ -249,7 +249,7 @@ def map_direct_windows(prog: Program) -> bool:
     addresses (/proc/vmcore, /proc/kcore). Call after ``set_core_dump()``. True if mapped.
     """
     platform = prog.platform
-    if platform is None or platform.arch != Architecture.LOONGARCH64:
+    if platform is None or platform.arch.name != "LOONGARCH64":  # (drgn < 0.3.0 has no LOONGARCH64)
         return False
     try:
         pgd = int(vmcoreinfo(prog)["SYMBOL(swapper_pg_dir)"], 16)
@@ -278,7 +278,7 @@ def map_kernel_tables(prog: Program) -> bool:
     first on a physical-only dump). True if mapped.
     """
     platform = prog.platform
-    if platform is None or platform.arch != Architecture.LOONGARCH64:
+    if platform is None or platform.arch.name != "LOONGARCH64":  # (drgn < 0.3.0 has no LOONGARCH64)
         return False
     info = vmcoreinfo(prog)
     try:
@@ -435,7 +435,7 @@ def load_module_debug_info(
     :raises RelocationError: see :func:`relocate_module_debug`
     """
     platform = prog.platform
-    if platform is None or platform.arch != Architecture.LOONGARCH64:
+    if platform is None or platform.arch.name != "LOONGARCH64":  # (drgn < 0.3.0 has no LOONGARCH64)
         prog.load_debug_info([os.fspath(p) for p in paths])
         return
     done = []
