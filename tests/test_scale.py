@@ -22,6 +22,7 @@ from typing import Dict, List, Tuple
 import pytest
 from drgn.helpers.linux.pid import find_task
 
+from conftest import _matrix, get_vmcore
 from drgn_ptwalk._byteorder import is_big_endian
 from drgn_ptwalk.procfs import pagemap
 from drgn_ptwalk.procfs.memtop import memtop
@@ -33,8 +34,6 @@ _FIELDS = {"Rss": "rss_kb", "Pss": "pss_kb", "Pss_Anon": "anon_kb", "Pss_File": 
 
 
 def _scale_ids() -> List[str]:
-    from tests.conftest import _matrix
-
     scale = {k["id"] for k in vbuild.manifest() if k.get("scenario") == "scale"}
     return [n for n in _matrix() if n.split(":")[0] in scale]
 
@@ -46,8 +45,6 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="module")
 def scale_vmcore(request):
-    from tests.conftest import get_vmcore
-
     return get_vmcore(request.param)
 
 
