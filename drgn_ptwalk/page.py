@@ -45,7 +45,6 @@ __all__ = (
     "page_infos",
     "page_is_anon",
     "page_is_anon_exclusive",
-    "page_is_ksm",
     "page_layout",
     "page_test_flag",
     "pages_all_order0",
@@ -425,16 +424,6 @@ def page_is_anon(info: PageInfo) -> bool:
     :return: whether the page is anonymous
     """
     return bool(info.mapping & 1)
-
-
-def page_is_ksm(info: PageInfo) -> bool:
-    """
-    ``PageKsm()``: ``mapping & 3 == 3`` (anon + movable/KSM bit).
-
-    :param info: the page's state (:func:`page_info`)
-    :return: whether the page is a KSM page
-    """
-    return info.mapping & 3 == 3
 
 
 def page_is_anon_exclusive(prog: Program, info: PageInfo) -> bool:
