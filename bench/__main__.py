@@ -998,6 +998,13 @@ def _loadavg(la: Tuple[float, float, float]) -> str:
     return " ".join(f"{x:.2f}" for x in la)
 
 
+def write_runs(path: str, results: List[Dict[str, Any]]) -> None:
+    """The runs as JSON, with the time they were written."""
+    Path(path).write_text(json.dumps({"runs": results, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                            time.gmtime())}, indent=1))
+    print(f"\nwrote {path}")
+
+
 def fmt_s(s: Optional[float]) -> str:
     if s is None:
         return "-"
@@ -1349,9 +1356,7 @@ def main(argv=None) -> int:
                 print(f"bench: memtop scaling without the default dump: {msg}", file=sys.stderr)
         results.append(run_one(d, base, args))
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": results, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                     time.gmtime())}, indent=1))
-        print(f"\nwrote {args.json}")
+        write_runs(args.json, results)
     return 0
 
 

@@ -44,7 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.__main__ import _child, _crash_loader, crash_version, fmt_kib, fmt_s, m_memmap_floor  # noqa: E402
+from bench.__main__ import (  # noqa: E402
+    _child,
+    _crash_loader,
+    crash_version,
+    fmt_kib,
+    fmt_s,
+    m_memmap_floor,
+    timed,
+    write_runs,
+)
 from drgn_ptwalk.program import open_program  # noqa: E402
 
 KERNELS = ("x86_64-6.12-bigmem64", "x86_64-6.12-bigmem")
@@ -158,17 +167,6 @@ def measurements(prog, d: Dict[str, Any]) -> List[Tuple[str, str, Callable[[], D
         rows.append((f"whomaps_{label[len('bignuma_'):]}", f"whomaps of a {label[8:].replace('_', ' page on ')} "
                      f"(PFN {pfn:#x})", m_whomaps(prog, pfn)))
     return rows
-
-
-def timed(fn: Callable[[], Dict[str, Any]], repeat: int) -> Dict[str, Any]:
-    wall, cpu, info = [], [], {}
-    for _ in range(repeat):
-        gc.collect()
-        c, t = time.process_time(), time.perf_counter()
-        info = fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return {"median_s": statistics.median(wall), "cpu_median_s": statistics.median(cpu), "times_s": wall, **info}
 
 
 def _status_kib(field: str) -> int:
@@ -376,9 +374,7 @@ def main(argv=None) -> int:
                                       f"per GiB at {big}", "slope per GiB", f"peak RSS {small} GiB",
                                       f"peak RSS {big} GiB", "RSS slope per GiB"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": results, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                     time.gmtime())}, indent=1))
-        print(f"\nwrote {args.json}")
+        write_runs(args.json, results)
     return 0
 
 

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,20 +26,9 @@ def _is_library(pkg: str) -> bool:
 
 def resolve(apt, suite: str, arch: str) -> Dict[str, str]:
     """package -> version: crash and its library dependencies in *suite*, transitively."""
-    from vmcores.fetch import FetchError
+    from vmcores.fetch import resolve_closure
 
-    out: Dict[str, str] = {}
-    level: List[str] = ["crash"]
-    while level:
-        vers = apt.versions_many(level, arch)
-        for pkg in level:
-            if suite not in vers.get(pkg, {}):
-                raise FetchError(f"{pkg}:{arch} not in {suite} (have: {vers.get(pkg, {})})")
-            out[pkg] = vers[pkg][suite]
-        deps = apt.depends_many({p: out[p] for p in level}, arch)
-        level = sorted({d.split(":")[0] for p in level for d in deps.get(p, [])
-                        if _is_library(d.split(":")[0]) and d.split(":")[0] not in out})
-    return out
+    return resolve_closure(apt, suite, arch, ["crash"], _is_library)
 
 
 def make_root(dest: Path, suite: str = "sid", arch: str = "amd64") -> Path:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from drgn import Program
 from drgn.helpers.linux.pid import find_task
 
-from bench.__main__ import _child, _crash_loader, crash_version, find_dump, fmt_kib, fmt_s, open_dump
+from bench.__main__ import _child, _crash_loader, crash_version, find_dump, fmt_kib, fmt_s, open_dump, timed
 
 DEFAULT_KERNELS = ("x86_64-6.12-scale", "x86_64-6.12-scale-bench")
 
@@ -49,19 +49,6 @@ TARGETS = {
     "maps us/VMA growth": 15.0,
     "smaps us/VMA growth": 60.0,
 }
-
-
-def _timed(fn: Callable[[], Any], repeat: int) -> Dict[str, Any]:
-    wall, cpu = [], []
-    info: Any = None
-    for _ in range(repeat):
-        gc.collect()
-        c, t = time.process_time(), time.perf_counter()
-        info = fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return {"median_s": statistics.median(wall), "cpu_median_s": statistics.median(cpu), "times_s": wall,
-            "info": info}
 
 
 def _per_call(calls: List[Callable[[], Any]]) -> Dict[str, Any]:
@@ -134,7 +121,7 @@ def text_rows(s: Scale, repeat: int) -> Dict[str, Any]:
         for which, pid in (("big", s.big), ("small", s.small_vmas)):
             task = find_task(s.prog, pid)
             fn(task)  # warm
-            r = _timed(lambda fn=fn, task=task: len(fn(task)), repeat)
+            r = timed(lambda fn=fn, task=task: {"info": len(fn(task))}, repeat)
             r["vmas"] = s.nvmas(pid)
             r["us_per_vma"] = r["median_s"] / r["vmas"] * 1e6
             r["cpu_us_per_vma"] = r["cpu_median_s"] / r["vmas"] * 1e6
@@ -151,10 +138,10 @@ def process_rows(s: Scale, repeat: int) -> Dict[str, Any]:
     from drgn_ptwalk.rmap import whomaps
 
     out: Dict[str, Any] = {}
-    r = _timed(lambda: len(memtop(s.prog)), repeat)
+    r = timed(lambda: {"info": len(memtop(s.prog))}, repeat)
     r["processes"] = r.pop("info")
     out["memtop"] = r
-    w = _timed(lambda: len(whomaps(s.prog, s.pfn)), repeat)
+    w = timed(lambda: {"info": len(whomaps(s.prog, s.pfn))}, repeat)
     w["mappings"] = w.pop("info")
     out["whomaps"] = w
     return out

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 SUITES = ("bookworm", "trixie", "sid", "experimental")
 ARCHES = ("amd64", "arm64", "ppc64el", "s390x", "loong64")
@@ -405,15 +405,13 @@ def fetch_busybox(apt: Apt, arch: str) -> Path:
 GUEST_TOOLS = {"kexec-tools": "kexec", "makedumpfile": "makedumpfile"}
 
 
-def _resolve_tools(apt: Apt, suite: str, arch: str) -> Dict[str, str]:
-    """package -> version: GUEST_TOOLS and the shared-library packages they depend on, transitively.
-
-    Maintainer-script needs (debconf, dpkg, perl) are not followed; which of the libraries are really
-    loaded is decided later from the binaries' DT_NEEDED.
-    """
+def resolve_closure(apt: Apt, suite: str, arch: str, roots: Sequence[str],
+                    follow: Callable[[str], bool]) -> Dict[str, str]:
+    """package -> version in *suite*: *roots* and the dependencies *follow* accepts, transitively (one level
+    of the dependency tree per two apt-cache calls)."""
     result: Dict[str, str] = {}
-    level = sorted(GUEST_TOOLS)
-    while level:  # one level of the dependency tree per two apt-cache calls
+    level = sorted(roots)
+    while level:
         vers = apt.versions_many(level, arch)
         for pkg in level:
             if suite not in vers.get(pkg, {}):
@@ -421,8 +419,18 @@ def _resolve_tools(apt: Apt, suite: str, arch: str) -> Dict[str, str]:
             result[pkg] = vers[pkg][suite]
         deps = apt.depends_many({pkg: result[pkg] for pkg in level}, arch)
         level = sorted({d for pkg in level for d in (x.split(":")[0] for x in deps.get(pkg, []))
-                        if d not in result and d not in ("debconf", "dpkg") and not d.startswith("perl")})
+                        if d not in result and follow(d)})
     return result
+
+
+def _resolve_tools(apt: Apt, suite: str, arch: str) -> Dict[str, str]:
+    """package -> version: GUEST_TOOLS and the shared-library packages they depend on, transitively.
+
+    Maintainer-script needs (debconf, dpkg, perl) are not followed; which of the libraries are really
+    loaded is decided later from the binaries' DT_NEEDED.
+    """
+    return resolve_closure(apt, suite, arch, GUEST_TOOLS,
+                           lambda d: d not in ("debconf", "dpkg") and not d.startswith("perl"))
 
 
 def _elf_info(path: Path):
