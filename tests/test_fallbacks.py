@@ -20,13 +20,13 @@ from drgn_ptwalk.procfs.common import ProcfsWarning
 
 
 def _renamed(monkeypatch, real: str, fake: str) -> None:
-    orig = vma_mod._sym_name
+    orig = vma_mod.symbol_name
 
     def sym_name(prog, addr):
         name = orig(prog, addr)
         return fake if name == real else name
 
-    monkeypatch.setattr(vma_mod, "_sym_name", sym_name)
+    monkeypatch.setattr(vma_mod, "symbol_name", sym_name)
 
 
 def _run(fn, task) -> Tuple[bytes, List[str]]:
