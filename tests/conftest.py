@@ -84,6 +84,28 @@ def get_vmcore(name: str) -> Vmcore:
 _cache: Dict[str, Vmcore] = {}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "benchmark_entry(why): a test of benchmark dumps none of which was named")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests of benchmark dumps (built only when PTWALK_KERNELS names them) are deselected, not skipped, when
+    # none is named: the run does not ask for them. Each reason is said once.
+    keep, dropped, reasons = [], [], set()
+    for item in items:
+        mark = item.get_closest_marker("benchmark_entry")
+        if mark is None:
+            keep.append(item)
+        else:
+            dropped.append(item)
+            reasons.add(mark.args[0])
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        for why in sorted(reasons):
+            print(f"\ndeselected: {why}", file=sys.stderr)
+
+
 def pytest_generate_tests(metafunc):
     # kpage_vmcore: the same matrix; the kpage truth is judged on every guest that captures it (see the
     # fixture).
