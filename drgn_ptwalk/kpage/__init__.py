@@ -115,7 +115,7 @@ def _chunks(prog: Program, start: int, end: int, which: Tuple[int, ...]) -> Iter
         else:
             valid = None
             if smap is not None:
-                sub_ = pps // (len(smap) * 8) if len(smap) * 8 <= pps else pps
+                sub_ = ctx.pages_per_subsection
                 bits = int.from_bytes(smap, "little")
                 nsub = pps // sub_
                 if bits & ((1 << nsub) - 1) != (1 << nsub) - 1:

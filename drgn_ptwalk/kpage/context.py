@@ -53,6 +53,10 @@ V61_TYPE_BASE = 0xF0000000
 V61_TYPES = {"buddy": 0x80, "offline": 0x100, "table": 0x200}
 V61_MAPCOUNT_RESERVE = -128
 
+# include/linux/mmzone.h: "#define SUBSECTION_SHIFT 21" (f46edbd1b151 "mm/sparsemem: add helpers track
+# active portions of a section at boot", v5.3), the same on every architecture.
+SUBSECTION_SHIFT = 21
+
 
 class KpageContext(NamedTuple):
     """What the kpage rules and scans read of a kernel (:func:`kpage_context`)."""
@@ -76,6 +80,11 @@ class KpageContext(NamedTuple):
     pgty: Dict[str, int]
     """v6.11+: ``PGTY_*`` values (``page_type >> 24``); empty for v6.1's cleared-bit types."""
     pages_per_section: int
+    pages_per_subsection: int
+    """``PAGES_PER_SUBSECTION``: 2 MiB of pages (``SUBSECTION_SHIFT`` is 21 on every architecture, a
+    ``#define`` the debug info does not hold), at most a section; a section has ``SUBSECTIONS_PER_SECTION``
+    of them, fewer than its ``subsection_map`` has bits where the map is rounded up to whole longs (ppc64:
+    8 subsections of a 16 MiB section)."""
     max_order: int
     """Highest buddy order (``MAX_ORDER - 1`` in v6.1, ``MAX_PAGE_ORDER`` later)."""
     zero_pfn: Optional[int]
@@ -214,6 +223,7 @@ def _context(prog: Program) -> KpageContext:
         copy=copy,
         pgty=pgty,
         pages_per_section=1 << (section_bits - shift),
+        pages_per_subsection=1 << (min(SUBSECTION_SHIFT, section_bits) - shift),
         max_order=max_order,
         zero_pfn=zero_pfn,
         huge_zero=huge_zero,

@@ -115,6 +115,5 @@ def pfn_online(prog: Program, pfn: int) -> bool:
     online, smap = section_state(prog, pfn // ctx.pages_per_section)
     if not online or smap is None:
         return online
-    sub = ctx.pages_per_section // (len(smap) * 8)
-    i = (pfn % ctx.pages_per_section) // max(sub, 1)
+    i = (pfn % ctx.pages_per_section) // ctx.pages_per_subsection
     return bool(smap[i // 8] >> (i % 8) & 1)
